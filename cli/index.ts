@@ -1,0 +1,59 @@
+import { Command, CommanderError } from "commander";
+import { readFileSync } from "node:fs";
+import { ValidationError } from "../runtime/config/errors.ts";
+import { commands } from "./commands/index.ts";
+
+/** Exit codes shared by every verb: 0 success, 1 findings or failure, 2 usage error. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/** Thrown by a command to end with a message and an exit code, without a stack trace. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.failure,
+  ) {
+    super(message);
+    this.name = "CliError";
+  }
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command("gpufabric")
+    .description("Declare GPU platforms for AI workflows, synthesize them for Kubernetes, and schedule workflow stages across GPUs.")
+    .version(packageVersion())
+    .exitOverride()
+    .showHelpAfterError();
+  for (const register of commands) register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    process.exitCode = exitCodeFor(err);
+  }
+}
+
+function exitCodeFor(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // --help and --version end through here with exit code 0.
+    return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (err instanceof CliError) {
+    process.stderr.write(`gpufabric: ${err.message}\n`);
+    return err.exitCode;
+  }
+  if (err instanceof ValidationError) {
+    process.stderr.write(`gpufabric: ${err.message}\n`);
+    return EXIT.usage;
+  }
+  process.stderr.write(`gpufabric: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT.failure;
+}

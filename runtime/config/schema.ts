@@ -1,0 +1,305 @@
+/**
+ * The platform config: the one contract between the constructs (which serialize into it at synth)
+ * and the runtime agent (which validates it on start). Change it here, bump `version` when the change
+ * is incompatible, and both halves follow.
+ */
+import { z } from "zod";
+
+/** Schema version of the platform config. The agent refuses configs of another version. */
+export const PLATFORM_CONFIG_VERSION = 1 as const;
+
+/** DNS-1123 label: what Kubernetes accepts as a namespace or most object names. */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+const dnsLabel = z
+  .string()
+  .regex(DNS_LABEL, "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters");
+
+const secretRef = z
+  .object({
+    /** Name of the Kubernetes Secret (never its value). */
+    secretName: dnsLabel,
+    /** Where the agent finds the Secret's files. */
+    mountPath: z.string().startsWith("/", "must be an absolute path"),
+  })
+  .strict();
+
+export const PriorityClassSchema = z.enum(["interactive", "batch"]);
+export type PriorityClass = z.infer<typeof PriorityClassSchema>;
+
+export const SharingSchema = z.discriminatedUnion("mode", [
+  z.object({ mode: z.literal("exclusive") }).strict(),
+  z
+    .object({
+      mode: z.literal("mig"),
+      /** MIG instances per physical GPU, e.g. { "3g.40gb": 2 }. */
+      profiles: z.record(z.string().regex(/^\d+g\.\d+gb$/, "must look like '3g.40gb'"), z.number().int().positive()),
+    })
+    .strict(),
+  z
+    .object({
+      mode: z.literal("time-slicing"),
+      /** How many workloads share one GPU. Time-slicing gives no memory isolation. */
+      replicas: z.number().int().min(2).max(64),
+    })
+    .strict(),
+]);
+export type Sharing = z.infer<typeof SharingSchema>;
+
+export const DeviceSchema = z
+  .object({
+    /** Stable id of the device within the pool, e.g. `batch-h100-n0-g1` or `…-g1-mig0`. */
+    id: z.string().min(1),
+    /** Node the device sits on (devices on one node can serve a multi-GPU stage together). */
+    node: z.string().min(1),
+    /** Index of the physical GPU on its node. */
+    index: z.number().int().nonnegative(),
+    /** Memory the device offers to stages, in MiB (a MIG instance's own memory under MIG). */
+    memoryMiB: z.number().int().positive(),
+    /** MIG profile when the device is a MIG instance. */
+    migProfile: z.string().optional(),
+  })
+  .strict();
+export type Device = z.infer<typeof DeviceSchema>;
+
+export const PoolSchema = z
+  .object({
+    name: dnsLabel,
+    gpu: z
+      .object({
+        /** gpufabric's model name, e.g. `H100-80GB`. */
+        model: z.string().min(1),
+        /** The `nvidia.com/gpu.product` label GPU Feature Discovery sets on the nodes. */
+        product: z.string().min(1),
+        memoryMiB: z.number().int().positive(),
+      })
+      .strict(),
+    nodes: z.number().int().positive(),
+    gpusPerNode: z.number().int().positive(),
+    sharing: SharingSchema,
+    devices: z.array(DeviceSchema).min(1),
+    nodeSelector: z.record(z.string(), z.string()),
+    priorityClasses: z.object({ interactive: dnsLabel, batch: dnsLabel }).strict(),
+    /** GPUs each tenant may request in this pool (ResourceQuota on requests.nvidia.com/gpu). */
+    tenantQuotas: z.record(dnsLabel, z.number().int().nonnegative()),
+  })
+  .strict();
+export type PoolConfig = z.infer<typeof PoolSchema>;
+
+export const DataClassificationSchema = z.enum(["public", "internal", "confidential", "pii", "phi"]);
+export type DataClassification = z.infer<typeof DataClassificationSchema>;
+
+export const TierSchema = z
+  .object({
+    name: dnsLabel,
+    class: z.enum(["hot", "warm", "cold"]),
+    storageClassName: dnsLabel,
+    /** Where the agent mounts the tier's artifact volume. */
+    mountPath: z.string().startsWith("/", "must be an absolute path"),
+    /** Artifacts older than this are deleted by the agent; null keeps them forever. */
+    retentionDays: z.number().int().positive().nullable(),
+    /** Whether the storage class encrypts volumes at rest. */
+    encrypted: z.boolean(),
+    /** Whether data on this tier must be encrypted (the agent refuses to write otherwise). */
+    encryptionRequired: z.boolean(),
+    dataClassification: DataClassificationSchema,
+  })
+  .strict();
+export type TierConfig = z.infer<typeof TierSchema>;
+
+export const SegmentSchema = z
+  .object({
+    name: dnsLabel,
+    namespace: dnsLabel,
+    defaultDenyIngress: z.boolean(),
+    defaultDenyEgress: z.boolean(),
+    /** Segments whose pods may reach this segment, with the ports they may use. */
+    allowedFrom: z.array(z.object({ segment: dnsLabel, ports: z.array(z.number().int().min(1).max(65535)) }).strict()),
+    /** CIDRs pods of this segment may reach outside the cluster. */
+    egressCidrs: z.array(z.string()),
+  })
+  .strict();
+export type SegmentConfig = z.infer<typeof SegmentSchema>;
+
+export const RoleSchema = z.enum(["viewer", "submitter", "admin"]);
+export type Role = z.infer<typeof RoleSchema>;
+
+export const TenantSchema = z
+  .object({
+    name: dnsLabel,
+    /** Share of the GPUs under contention, relative to the other tenants. */
+    weight: z.number().positive(),
+    /** GPUs the tenant may hold at once across the deployment's pool; null means no cap. */
+    gpuQuota: z.number().int().nonnegative().nullable(),
+    /** VRAM the tenant may hold at once, in MiB; null means no cap. */
+    vramQuotaMiB: z.number().int().nonnegative().nullable(),
+    /** Who may do what: subjects are token names or OIDC subjects/groups (`group:NAME`). */
+    roles: z.array(z.object({ subject: z.string().min(1), role: RoleSchema }).strict()),
+    dataClassification: DataClassificationSchema,
+    /** `dedicated` tenants never share a GPU with another tenant (no time-slicing). */
+    isolation: z.enum(["shared", "dedicated"]),
+  })
+  .strict();
+export type TenantConfig = z.infer<typeof TenantSchema>;
+
+export const WorkflowSchema = z
+  .object({
+    name: dnsLabel,
+    /** `native` is gpufabric's Workflow format; `comfyui` an API-format prompt. */
+    format: z.enum(["native", "comfyui"]),
+    priority: PriorityClassSchema,
+    /** Tenants allowed to run this workflow by name (`workflowRef`). */
+    tenants: z.array(dnsLabel).min(1),
+    /** The workflow document itself; validated by runtime/graph when the agent loads it. */
+    document: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+export type WorkflowConfig = z.infer<typeof WorkflowSchema>;
+
+export const SchedulerSettingsSchema = z
+  .object({
+    /** VRAM kept free on every device, in MiB, against fragmentation and framework overhead. */
+    headroomMiB: z.number().int().nonnegative(),
+    /** `stage-boundary` lets interactive work take GPUs as batch stages finish; `kill` may stop running batch stages. */
+    preemption: z.enum(["never", "stage-boundary", "kill"]),
+    /** Seconds of waiting that lift a stage by one priority step, so nothing starves. */
+    agingSeconds: z.number().positive(),
+  })
+  .strict();
+export type SchedulerSettings = z.infer<typeof SchedulerSettingsSchema>;
+
+export const SecuritySchema = z
+  .object({
+    auth: z
+      .object({
+        /** Authentication cannot be turned off. */
+        required: z.literal(true),
+        /** Per-tenant API token hashes, one file per tenant named after it. */
+        tokens: secretRef,
+        oidc: z
+          .object({
+            issuer: z.string().url(),
+            audience: z.string().min(1),
+            jwksUri: z.string().url().optional(),
+            algorithms: z.array(z.string()).min(1),
+            maxTokenAgeSeconds: z.number().int().positive(),
+            requiredClaims: z.array(z.string()),
+            tenantClaim: z.string().min(1),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict(),
+    encryption: z
+      .object({
+        /** Encryption at rest cannot be turned off. */
+        atRest: z.literal(true),
+        algorithm: z.literal("AES-256-GCM"),
+        keyring: secretRef,
+      })
+      .strict(),
+    audit: z
+      .object({
+        /** Signing key for checkpoints, kept where the log writer cannot alter it. */
+        signingKey: secretRef,
+        /** Where signed checkpoints are exported. */
+        sink: z.object({ type: z.literal("volume"), claimName: dnsLabel, mountPath: z.string().startsWith("/") }).strict(),
+        checkpointEvery: z.number().int().positive(),
+        checkpointIntervalSeconds: z.number().int().positive(),
+      })
+      .strict(),
+    tls: z.object({ enabled: z.boolean(), certificate: secretRef.optional() }).strict(),
+  })
+  .strict();
+export type SecurityConfig = z.infer<typeof SecuritySchema>;
+
+/** A rule the agent enforces when a run is submitted; produced by the compliance packs. */
+export const RuntimeRuleSchema = z
+  .object({
+    id: z.string().min(1),
+    description: z.string().min(1),
+    /** Tenants the rule applies to, by data classification. Empty: every tenant. */
+    tenantClassifications: z.array(DataClassificationSchema),
+    require: z
+      .object({
+        poolSharing: z.array(z.enum(["exclusive", "mig", "time-slicing"])).optional(),
+        segmentDefaultDeny: z.boolean().optional(),
+        tierEncrypted: z.boolean().optional(),
+        allowedRegions: z.array(z.string()).optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export type RuntimeRule = z.infer<typeof RuntimeRuleSchema>;
+
+export const PlatformConfigSchema = z
+  .object({
+    version: z.literal(PLATFORM_CONFIG_VERSION),
+    platform: z
+      .object({
+        name: dnsLabel,
+        /** Where the cluster runs; used by residency rules. */
+        region: z.string().min(1).nullable(),
+        zones: z.array(z.string()),
+      })
+      .strict(),
+    /** The agent this config belongs to. */
+    deployment: z
+      .object({
+        name: dnsLabel,
+        namespace: dnsLabel,
+        pool: dnsLabel,
+        tier: dnsLabel,
+        segment: dnsLabel,
+        listen: z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).strict(),
+        /** Where the agent keeps its store and workspaces (a volume in the cluster). */
+        dataDir: z.string().startsWith("/", "must be an absolute path"),
+        image: z.string().min(1),
+      })
+      .strict(),
+    pools: z.array(PoolSchema).min(1),
+    tiers: z.array(TierSchema).min(1),
+    segments: z.array(SegmentSchema).min(1),
+    tenants: z.array(TenantSchema).min(1),
+    workflows: z.array(WorkflowSchema),
+    scheduler: SchedulerSettingsSchema,
+    security: SecuritySchema,
+    runtimeRules: z.array(RuntimeRuleSchema),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const names = (items: { name: string }[]) => new Set(items.map((i) => i.name));
+    const pools = names(config.pools);
+    const tiers = names(config.tiers);
+    const segments = names(config.segments);
+    const tenants = names(config.tenants);
+    const check = (ok: boolean, path: (string | number)[], message: string) => {
+      if (!ok) ctx.addIssue({ code: "custom", path, message });
+    };
+    check(pools.has(config.deployment.pool), ["deployment", "pool"], `unknown pool '${config.deployment.pool}': declare it under pools`);
+    check(tiers.has(config.deployment.tier), ["deployment", "tier"], `unknown tier '${config.deployment.tier}': declare it under tiers`);
+    check(segments.has(config.deployment.segment), ["deployment", "segment"], `unknown segment '${config.deployment.segment}': declare it under segments`);
+    for (const [kind, list] of [
+      ["pools", config.pools],
+      ["tiers", config.tiers],
+      ["segments", config.segments],
+      ["tenants", config.tenants],
+      ["workflows", config.workflows],
+    ] as const) {
+      const seen = new Set<string>();
+      list.forEach((item, i) => {
+        check(!seen.has(item.name), [kind, i, "name"], `duplicate name '${item.name}': names must be unique within ${kind}`);
+        seen.add(item.name);
+      });
+    }
+    config.workflows.forEach((wf, i) =>
+      wf.tenants.forEach((t, j) => check(tenants.has(t), ["workflows", i, "tenants", j], `unknown tenant '${t}': declare it under tenants`)),
+    );
+    config.pools.forEach((pool, i) =>
+      Object.keys(pool.tenantQuotas).forEach((t) =>
+        check(tenants.has(t), ["pools", i, "tenantQuotas", t], `quota for unknown tenant '${t}': declare it under tenants`),
+      ),
+    );
+  });
+
+export type PlatformConfig = z.infer<typeof PlatformConfigSchema>;
