@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { register as synth } from "./synth.ts";
 
 /** Every verb of the CLI registers itself here, one module per verb. */
-export const commands: ReadonlyArray<(program: Command) => void> = [];
+export const commands: ReadonlyArray<(program: Command) => void> = [synth];
