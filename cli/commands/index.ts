@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { register as synth } from "./synth.ts";
+import { register as validate } from "./validate.ts";
 
 /** Every verb of the CLI registers itself here, one module per verb. */
-export const commands: ReadonlyArray<(program: Command) => void> = [synth];
+export const commands: ReadonlyArray<(program: Command) => void> = [synth, validate];

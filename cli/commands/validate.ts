@@ -1,0 +1,70 @@
+import type { Command } from "commander";
+import { ValidationError } from "../../runtime/config/errors.ts";
+import { loadWorkflowFile, type Stage, type WorkflowGraph } from "../../runtime/graph/index.ts";
+import { EXIT } from "../errors.ts";
+
+interface ValidateOptions {
+  json?: boolean;
+}
+
+/** `gpufabric validate FILE`: checks a workflow file and shows the stages gpufabric would schedule. */
+export function register(program: Command): void {
+  program
+    .command("validate")
+    .description("validate a workflow file (gpufabric Workflow YAML/JSON or ComfyUI API-format prompt) and list its schedulable stages")
+    .argument("<file>", "workflow file")
+    .option("--json", "print the result as JSON")
+    .action((file: string, options: ValidateOptions) => {
+      let graph: WorkflowGraph;
+      try {
+        graph = loadWorkflowFile(file);
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        if (options.json) process.stdout.write(`${JSON.stringify({ file, valid: false, errors: err.issues }, null, 2)}\n`);
+        else process.stderr.write(`${err.message}\n`);
+        process.exitCode = EXIT.usage;
+        return;
+      }
+      const stages = graph.stages;
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ file, valid: true, name: graph.name, format: graph.format, nodes: graph.comfyNodes?.length, stages: stages.map(stageJson) }, null, 2)}\n`);
+      } else {
+        process.stdout.write(describe(file, graph, stages));
+      }
+    });
+}
+
+function stageJson(stage: Stage) {
+  return {
+    id: stage.id,
+    needs: stage.needs,
+    gpus: stage.resources.gpus,
+    vramMiB: stage.resources.vramMiB,
+    ...(stage.resources.model !== undefined && { model: stage.resources.model }),
+    ...(stage.estimate && { estimate: stage.estimate }),
+    ...(stage.comfyNodes && { comfyNodes: stage.comfyNodes }),
+  };
+}
+
+function describe(file: string, graph: WorkflowGraph, stages: readonly Stage[]): string {
+  const what = graph.format === "comfyui" ? `ComfyUI prompt, ${graph.comfyNodes?.length ?? 0} nodes in ${stages.length} GPU-affine stages` : `native workflow, ${stages.length} stages`;
+  const rows = [
+    ["STAGE", "NEEDS", "GPUS", "VRAM", "MODEL", ...(graph.format === "comfyui" ? ["NODES"] : [])],
+    ...stages.map((s) => [
+      s.id,
+      s.needs.join(",") || "-",
+      String(s.resources.gpus),
+      formatMiB(s.resources.vramMiB),
+      s.resources.model ?? "-",
+      ...(graph.format === "comfyui" ? [(s.comfyNodes ?? []).join(",")] : []),
+    ]),
+  ];
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
+  const table = rows.map((r) => r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join("  ")).join("\n");
+  return `${file}: valid ${what} ('${graph.name}')\n\n${table}\n`;
+}
+
+function formatMiB(mib: number): string {
+  if (mib === 0) return "0";
+  return mib % 1024 === 0 ? `${mib / 1024}Gi` : mib >= 1024 ? `${(mib / 1024).toFixed(1)}Gi` : `${mib}Mi`;
+}
