@@ -1,0 +1,119 @@
+/**
+ * The example platform: what a platform team's repository declares. `npx cdktf synth` runs this file
+ * (see cdktf.json) and writes Terraform JSON to cdktf.out/; `npx cdktf deploy` applies it to the cluster
+ * of the current kubeconfig context.
+ */
+import { App } from "cdktf";
+import { fileURLToPath } from "node:url";
+import {
+  FabricStack,
+  GpuModel,
+  GpuPool,
+  GpuSharing,
+  NetworkSegment,
+  StorageTier,
+  Tenant,
+  Workflow,
+  WorkflowDeployment,
+} from "./constructs/index.ts";
+
+const examples = (file: string) => fileURLToPath(new URL(`./examples/${file}`, import.meta.url));
+
+export function defineStudioPlatform(app: App): FabricStack {
+  const stack = new FabricStack(app, "studio", {
+    platformName: "studio",
+    region: "eu-central",
+    zones: ["eu-central-a", "eu-central-b"],
+    kubeconfigContext: process.env.GPUFABRIC_KUBE_CONTEXT,
+  });
+
+  // Where creative teams' tools live, and where the GPU agents run. Both default-deny.
+  const apps = new NetworkSegment(stack, "StudioApps", { name: "studio-apps" });
+  const gpuWork = new NetworkSegment(stack, "GpuWork", { name: "gpu-work" });
+  gpuWork.allowFrom(apps, [8443]);
+
+  const animation = new Tenant(stack, "Animation", {
+    name: "animation",
+    segment: apps,
+    weight: 2,
+    roles: [
+      { subject: "group:animation-leads", role: "admin" },
+      { subject: "group:animation", role: "submitter" },
+    ],
+  });
+  const research = new Tenant(stack, "Research", {
+    name: "research",
+    segment: gpuWork,
+    weight: 1,
+    dataClassification: "confidential",
+    roles: [{ subject: "group:research", role: "submitter" }],
+  });
+
+  const batchPool = new GpuPool(stack, "BatchH100", {
+    name: "batch-h100",
+    model: GpuModel.H100_80GB,
+    nodes: 2,
+    gpusPerNode: 8,
+    sharing: GpuSharing.exclusive(),
+    tenantQuotas: [
+      { tenant: animation, gpus: 10 },
+      { tenant: research, gpus: 6 },
+    ],
+  });
+  const interactivePool = new GpuPool(stack, "InteractiveL40S", {
+    name: "interactive-l40s",
+    model: GpuModel.L40S_48GB,
+    nodes: 2,
+    gpusPerNode: 4,
+    sharing: GpuSharing.timeSlicing(4),
+    tenantQuotas: [{ tenant: animation, gpus: 8 }],
+  });
+
+  // Ceph RBD with encryption on: volumes are encrypted with keys from the cluster's KMS.
+  const hot = new StorageTier(stack, "Hot", {
+    name: "hot",
+    tierClass: "hot",
+    provisioner: "rook-ceph.rbd.csi.ceph.com",
+    parameters: { clusterID: "rook-ceph", pool: "replicapool-nvme", "csi.storage.k8s.io/fstype": "ext4" },
+    encryption: { parameters: { encrypted: "true", encryptionKMSID: "studio-kms" } },
+    retentionDays: 30,
+    dataClassification: "confidential",
+  });
+  const warm = new StorageTier(stack, "Warm", {
+    name: "warm",
+    tierClass: "warm",
+    provisioner: "rook-ceph.rbd.csi.ceph.com",
+    parameters: { clusterID: "rook-ceph", pool: "replicapool-hdd", "csi.storage.k8s.io/fstype": "ext4" },
+    encryption: { parameters: { encrypted: "true", encryptionKMSID: "studio-kms" } },
+    retentionDays: 180,
+    modelsSize: "500Gi",
+    artifactsSize: "4Ti",
+  });
+
+  new WorkflowDeployment(stack, "BatchPipeline", {
+    name: "batch-pipeline",
+    pool: batchPool,
+    tier: warm,
+    segment: gpuWork,
+    tenants: [animation, research],
+    workflows: [Workflow.fromFile(examples("workflows/contact-sheet.yaml"), { priority: "batch" })],
+  });
+  new WorkflowDeployment(stack, "InteractiveComfy", {
+    name: "interactive-comfy",
+    pool: interactivePool,
+    tier: hot,
+    segment: gpuWork,
+    tenants: [animation],
+    gpus: 4,
+    workflows: [Workflow.fromFile(examples("comfyui/txt2img-upscale.json"), { name: "txt2img-upscale", priority: "interactive" })],
+  });
+
+  return stack;
+}
+
+// Synthesize when run as the cdktf app; stay quiet when imported (tests, benchmarks, the CLI).
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const app = new App();
+  defineStudioPlatform(app);
+  app.synth();
+}

@@ -1,0 +1,232 @@
+import { App, Testing } from "cdktf";
+import { describe, expect, it } from "vitest";
+import {
+  FabricStack,
+  GpuModel,
+  GpuPool,
+  NetworkSegment,
+  StorageTier,
+  Tenant,
+  Workflow,
+  WorkflowDeployment,
+} from "../../constructs/index.ts";
+import { RUNTIME_RULE_SOURCE, type RuntimeRuleSource } from "../../constructs/runtime-rules.ts";
+import { CONFIG_MAP_KEY, parsePlatformConfig, type PlatformConfig } from "../../runtime/config/index.ts";
+import { Construct } from "constructs";
+
+type Resources = Record<string, Record<string, Record<string, any>>>;
+
+function synth(stack: FabricStack): Resources {
+  return (JSON.parse(Testing.synth(stack)) as { resource: Resources }).resource;
+}
+
+function only(resources: Resources, type: string, name?: string): Record<string, any> {
+  const all = Object.values(resources[type] ?? {}).filter((r) => name === undefined || r.metadata?.name === name);
+  expect(all, `${type}${name ? ` named ${name}` : ""}`).toHaveLength(1);
+  return all[0]!;
+}
+
+function nativeWorkflow(name: string, vram = "8Gi", gpus = 1) {
+  return Workflow.native({
+    apiVersion: "gpufabric.dev/v1",
+    kind: "Workflow",
+    metadata: { name },
+    spec: {
+      stages: [
+        { id: "render", resources: { gpus, vram, model: "procedural-v1" }, run: { command: ["node", "render.mjs"] } },
+        { id: "compose", needs: ["render"], resources: { gpus: 0 }, run: { command: ["node", "compose.mjs"] } },
+      ],
+    },
+  });
+}
+
+function fixture(overrides: { vram?: string; gpus?: number; agentGpus?: number; extraTenant?: boolean } = {}) {
+  const app = Testing.app();
+  const stack = new FabricStack(app, "test", { platformName: "test", region: "eu-central" });
+  const apps = new NetworkSegment(stack, "Apps", { name: "apps" });
+  const work = new NetworkSegment(stack, "Work", { name: "work" });
+  const alpha = new Tenant(stack, "Alpha", { name: "alpha", segment: apps, weight: 2 });
+  const beta = new Tenant(stack, "Beta", { name: "beta", segment: work });
+  const pool = new GpuPool(stack, "Pool", { name: "gpus", model: GpuModel.L4_24GB, nodes: 1, gpusPerNode: 2, tenantQuotas: [{ tenant: alpha, gpus: 2 }] });
+  const tier = new StorageTier(stack, "Hot", { name: "hot", tierClass: "hot", provisioner: "rook-ceph.rbd.csi.ceph.com", encryption: { parameters: { encrypted: "true" } } });
+  return { app, stack, apps, work, alpha, beta, pool, tier, workflow: nativeWorkflow("render", overrides.vram, overrides.gpus) };
+}
+
+function configOf(resources: Resources, name: string): PlatformConfig {
+  const cm = only(resources, "kubernetes_config_map_v1", `${name}-config`);
+  expect(cm.metadata.labels["app.kubernetes.io/component"]).toBe("platform-config");
+  return parsePlatformConfig(JSON.parse(cm.data[CONFIG_MAP_KEY]));
+}
+
+describe("WorkflowDeployment", () => {
+  it("runs the agent with a restricted security context, its GPUs and its pool's node selection", () => {
+    const f = fixture();
+    new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow] });
+    const r = synth(f.stack);
+    const deployment = only(r, "kubernetes_deployment_v1", "agent");
+    expect(deployment.metadata.namespace).toBe("work");
+    const pod = deployment.spec.template.spec;
+    expect(pod.automount_service_account_token).toBe(false);
+    expect(pod.security_context).toMatchObject({ run_as_non_root: true, seccomp_profile: { type: "RuntimeDefault" } });
+    expect(pod.node_selector).toMatchObject({ "nvidia.com/gpu.product": GpuModel.L4_24GB.product });
+    expect(pod.toleration).toEqual(expect.arrayContaining([expect.objectContaining({ key: "nvidia.com/gpu", effect: "NoSchedule" })]));
+    expect(pod.priority_class_name).toBe("gpus-interactive");
+    const [container] = pod.container;
+    expect(container.security_context).toMatchObject({
+      run_as_non_root: true,
+      read_only_root_filesystem: true,
+      allow_privilege_escalation: false,
+      privileged: false,
+      capabilities: { drop: ["ALL"] },
+      seccomp_profile: { type: "RuntimeDefault" },
+    });
+    expect(container.resources.requests["nvidia.com/gpu"]).toBe("2");
+    expect(container.resources.limits["nvidia.com/gpu"]).toBe("2");
+    expect(container.resources.limits.memory).toBe("8Gi");
+    expect(container.liveness_probe.http_get).toMatchObject({ path: "/healthz", scheme: "HTTPS" });
+    expect(container.readiness_probe.http_get).toMatchObject({ path: "/readyz", scheme: "HTTPS" });
+    expect(deployment.spec.strategy.type).toBe("Recreate");
+  });
+
+  it("references secrets by name, mounts them read-only, and keeps their values out of the config", () => {
+    const f = fixture();
+    new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow] });
+    const r = synth(f.stack);
+    expect(r.kubernetes_secret_v1).toBeUndefined();
+    const pod = only(r, "kubernetes_deployment_v1", "agent").spec.template.spec;
+    const secretNames = pod.volume.filter((v: any) => v.secret).map((v: any) => v.secret.secret_name).sort();
+    expect(secretNames).toEqual(["agent-audit-signing", "agent-keyring", "agent-tls", "agent-tokens"]);
+    for (const v of pod.volume.filter((v: any) => v.secret)) expect(v.secret.default_mode).toBe("0400");
+    const mounts = pod.container[0].volume_mount;
+    for (const name of ["keyring", "tokens", "audit-signing", "tls", "config"]) {
+      expect(mounts.find((m: any) => m.name === name)?.read_only, name).toBe(true);
+    }
+    const config = configOf(r, "agent");
+    expect(config.security.encryption).toEqual({ atRest: true, algorithm: "AES-256-GCM", keyring: { secretName: "agent-keyring", mountPath: expect.any(String) } });
+    expect(config.security.auth.tokens.secretName).toBe("agent-tokens");
+    expect(config.security.audit.sink.claimName).toBe("agent-audit");
+    expect(only(r, "kubernetes_persistent_volume_claim_v1", "agent-audit").spec.storage_class_name).toBe("hot");
+  });
+
+  it("serializes a platform config that the runtime's schema accepts", () => {
+    const f = fixture();
+    new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha, f.beta], workflows: [f.workflow] });
+    const config = configOf(synth(f.stack), "agent");
+    expect(config.version).toBe(1);
+    expect(config.platform).toEqual({ name: "test", region: "eu-central", zones: [] });
+    expect(config.deployment).toMatchObject({ name: "agent", namespace: "work", pool: "gpus", tier: "hot", segment: "work" });
+    expect(config.pools[0]!.devices).toHaveLength(2);
+    expect(config.pools[0]!.tenantQuotas).toEqual({ alpha: 2 });
+    expect(config.tenants.map((t) => [t.name, t.weight])).toEqual([["alpha", 2], ["beta", 1]]);
+    expect(config.workflows).toEqual([expect.objectContaining({ name: "render", format: "native", tenants: ["alpha", "beta"] })]);
+    expect(config.segments.map((s) => s.name).sort()).toEqual(["apps", "work"]);
+  });
+
+  it("admits only the allowed segments to the API and lets them reach it", () => {
+    const f = fixture();
+    new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow] });
+    const r = synth(f.stack);
+    const ingress = only(r, "kubernetes_network_policy_v1", "agent-api-ingress");
+    expect(ingress.spec.pod_selector.match_labels["app.kubernetes.io/instance"]).toBe("agent");
+    expect(ingress.spec.policy_types).toEqual(["Ingress"]);
+    const admitted = ingress.spec.ingress[0].from.map((p: any) => p.namespace_selector.match_labels["kubernetes.io/metadata.name"]).sort();
+    expect(admitted).toEqual(["apps", "work"]);
+    expect(ingress.spec.ingress[0].ports).toEqual([{ port: "8443", protocol: "TCP" }]);
+    const egress = Object.values(r.kubernetes_network_policy_v1!).filter((p) => p.metadata.name === "allow-egress-to-agent");
+    expect(egress.map((p) => p.metadata.namespace).sort()).toEqual(["apps", "work"]);
+  });
+
+  it("binds a least-privilege role, a service, state volume and disruption budget", () => {
+    const f = fixture();
+    new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow] });
+    const r = synth(f.stack);
+    const role = only(r, "kubernetes_role_v1", "agent");
+    for (const rule of role.rule) {
+      expect(rule.verbs).not.toContain("*");
+      expect(rule.resources).not.toContain("*");
+      expect(rule.verbs).not.toContain("delete");
+    }
+    expect(only(r, "kubernetes_role_binding_v1", "agent").subject).toEqual([{ kind: "ServiceAccount", name: "agent", namespace: "work" }]);
+    expect(only(r, "kubernetes_service_account_v1", "agent").automount_service_account_token).toBe(false);
+    expect(only(r, "kubernetes_service_v1", "agent").spec.type).toBe("ClusterIP");
+    expect(only(r, "kubernetes_persistent_volume_claim_v1", "agent-state").wait_until_bound).toBe(false);
+    expect(only(r, "kubernetes_pod_disruption_budget_v1", "agent").spec.min_available).toBe("1");
+    expect(r.kubernetes_cluster_role_binding_v1).toBeUndefined();
+  });
+
+  it("puts the runtime rules declared in the stack into the config", () => {
+    const f = fixture();
+    class PhiRule extends Construct implements RuntimeRuleSource {
+      readonly [RUNTIME_RULE_SOURCE] = true as const;
+      runtimeRules() {
+        return [{ id: "GF-RT-1", description: "phi only on exclusive pools", tenantClassifications: ["phi" as const], require: { poolSharing: ["exclusive" as const] } }];
+      }
+    }
+    new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow] });
+    new PhiRule(f.stack, "Rules"); // declared after the deployment: picked up at synth
+    expect(configOf(synth(f.stack), "agent").runtimeRules.map((r) => r.id)).toEqual(["GF-RT-1"]);
+  });
+
+  describe("rejects bad props with a fix", () => {
+    const make = (f: ReturnType<typeof fixture>, extra: Partial<ConstructorParameters<typeof WorkflowDeployment>[2]>) => () =>
+      new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow], ...extra });
+
+    it("a stage needing more VRAM than the pool's GPUs have", () => {
+      const f = fixture({ vram: "40Gi" });
+      expect(make(f, {})).toThrow(/stages\.render\.resources\.vram: 40960 MiB exceeds the 23034 MiB of one L4-24GB device/);
+    });
+    it("a stage needing more GPUs than a node has", () => {
+      const f = fixture({ gpus: 4 });
+      expect(make(f, {})).toThrow(/resources\.gpus: 4 GPUs do not fit on one node of pool 'gpus'/);
+    });
+    it("a workflow for a tenant the deployment does not serve", () => {
+      const f = fixture();
+      const wf = Workflow.native((f.workflow.toConfig([]).document as Record<string, unknown>), { name: "other", tenants: [f.beta] });
+      expect(make(f, { workflows: [wf] })).toThrow(/workflows\[0\]\.tenants\[0\]: tenant 'beta' is not served by this deployment/);
+    });
+    it("no tenants, a bad name, too many GPUs, a bad size", () => {
+      const f = fixture();
+      expect(make(f, { tenants: [] })).toThrow(/tenants: must name at least one Tenant/);
+      expect(make(f, { name: "Agent_1" })).toThrow(/name: 'Agent_1' is not a DNS-1123 label/);
+      expect(make(f, { gpus: 3 })).toThrow(/gpus: 3 GPUs cannot fit on one node of pool 'gpus' \(2 per node\)/);
+      expect(make(f, { stateSize: "twenty gigs" })).toThrow(/stateSize: 'twenty gigs' is not a Kubernetes quantity/);
+    });
+    it("two workflows with one name", () => {
+      const f = fixture();
+      expect(make(f, { workflows: [f.workflow, nativeWorkflow("render")] })).toThrow(/duplicate workflow name 'render'/);
+    });
+  });
+});
+
+describe("the example platform (main.ts)", () => {
+  it("synthesizes every kind of object the platform needs, and platform configs the runtime accepts", async () => {
+    const { defineStudioPlatform } = await import("../../main.ts");
+    const stack = defineStudioPlatform(new App({ outdir: Testing.app().outdir }));
+    const r = synth(stack);
+    for (const type of [
+      "kubernetes_namespace_v1",
+      "kubernetes_network_policy_v1",
+      "kubernetes_storage_class_v1",
+      "kubernetes_persistent_volume_claim_v1",
+      "kubernetes_config_map_v1",
+      "kubernetes_deployment_v1",
+      "kubernetes_service_account_v1",
+      "kubernetes_role_v1",
+      "kubernetes_role_binding_v1",
+      "kubernetes_resource_quota_v1",
+      "kubernetes_priority_class_v1",
+      "kubernetes_service_v1",
+      "kubernetes_pod_disruption_budget_v1",
+    ]) {
+      expect(Object.keys(r[type] ?? {}).length, type).toBeGreaterThan(0);
+    }
+    expect(r.kubernetes_manifest).toBeUndefined();
+    const batch = configOf(r, "batch-pipeline");
+    const interactive = configOf(r, "interactive-comfy");
+    expect(batch.pools[0]!.sharing).toEqual({ mode: "exclusive" });
+    expect(interactive.pools[0]!.sharing).toEqual({ mode: "time-slicing", replicas: 4 });
+    expect(batch.workflows.map((w) => w.format)).toEqual(["native"]);
+    expect(interactive.workflows.map((w) => [w.name, w.format, w.priority])).toEqual([["txt2img-upscale", "comfyui", "interactive"]]);
+    expect(batch.tenants.map((t) => t.name)).toEqual(["animation", "research"]);
+  });
+});
