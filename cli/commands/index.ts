@@ -1,6 +1,7 @@
 import type { Command } from "commander";
+import { register as check } from "./check.ts";
 import { register as synth } from "./synth.ts";
 import { register as validate } from "./validate.ts";
 
 /** Every verb of the CLI registers itself here, one module per verb. */
-export const commands: ReadonlyArray<(program: Command) => void> = [synth, validate];
+export const commands: ReadonlyArray<(program: Command) => void> = [synth, validate, check];

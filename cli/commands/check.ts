@@ -1,0 +1,97 @@
+import type { Command } from "commander";
+import { readFileSync, writeFileSync } from "node:fs";
+import { DataClassificationSchema, type DataClassification } from "../../runtime/config/schema.ts";
+import { ValidationError, type FieldIssue } from "../../runtime/config/errors.ts";
+import {
+  FORMATS,
+  PACK_IDS,
+  hasFailures,
+  isPackId,
+  loadAcknowledgementFile,
+  loadTerraformResources,
+  render,
+  runChecks,
+  type Format,
+  type PackId,
+} from "../../policies/index.ts";
+import { EXIT } from "../errors.ts";
+
+interface CheckCommandOptions {
+  pack: string[];
+  format: string;
+  json?: boolean;
+  failOn: string;
+  ack?: string[];
+  allowRegion: string[];
+  allowZone: string[];
+  classification?: string;
+  output?: string;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `CLASS=A,B` → { CLASS: [A, B] }, naming the option at fault when malformed. */
+function parsePlaces(option: string, specs: readonly string[], issues: FieldIssue[]): Partial<Record<DataClassification, string[]>> {
+  const out: Partial<Record<DataClassification, string[]>> = {};
+  for (const spec of specs) {
+    const [cls, list] = spec.split("=", 2);
+    const parsed = DataClassificationSchema.safeParse(cls);
+    if (!parsed.success || !list) {
+      issues.push({ field: option, message: `'${spec}' must look like CLASSIFICATION=place[,place] with a classification among ${DataClassificationSchema.options.join(", ")}` });
+      continue;
+    }
+    out[parsed.data] = [...(out[parsed.data] ?? []), ...list.split(",").map((s) => s.trim()).filter(Boolean)];
+  }
+  return out;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
+/** `gpufabric check PATH`: runs compliance packs over a cdktf.out directory or any kubernetes-provider Terraform JSON. */
+export function register(program: Command): void {
+  program
+    .command("check")
+    .description("check a cdktf.out directory or *.tf.json against compliance packs; exit 1 when findings at --fail-on remain")
+    .argument("<path>", "cdktf.out directory, a directory of *.tf.json, or one Terraform JSON file")
+    .option("--pack <pack>", `pack to run, repeatable or comma-separated (${PACK_IDS.join(", ")}); default: all`, collect, [])
+    .option("--format <format>", `report format: ${FORMATS.join(", ")}`, "text")
+    .option("--json", "same as --format json")
+    .option("--fail-on <level>", "error or warning: the lowest level that fails the check", "error")
+    .option("--ack <file>", "acknowledgement file (JSON or YAML), repeatable", collect, [])
+    .option("--allow-region <spec>", "residency: CLASSIFICATION=region[,region], repeatable (e.g. phi=eu-west-1)", collect, [])
+    .option("--allow-zone <spec>", "residency: CLASSIFICATION=zone[,zone], repeatable", collect, [])
+    .option("--classification <class>", "classification of objects that carry no gpufabric.dev/data-classification label", "internal")
+    .option("-o, --output <file>", "write the report to a file instead of stdout")
+    .action((path: string, options: CheckCommandOptions) => {
+      const issues: FieldIssue[] = [];
+      const packIds = options.pack.flatMap((p) => p.split(",")).map((p) => p.trim()).filter(Boolean);
+      for (const p of packIds) if (!isPackId(p)) issues.push({ field: "--pack", message: `unknown pack '${p}': use one of ${PACK_IDS.join(", ")}` });
+      const format = options.json ? "json" : options.format;
+      if (!(FORMATS as readonly string[]).includes(format)) issues.push({ field: "--format", message: `unknown format '${format}': use one of ${FORMATS.join(", ")}` });
+      if (options.failOn !== "error" && options.failOn !== "warning") issues.push({ field: "--fail-on", message: `'${options.failOn}' must be 'error' or 'warning'` });
+      const classification = DataClassificationSchema.safeParse(options.classification);
+      if (!classification.success) issues.push({ field: "--classification", message: `'${options.classification}' must be one of ${DataClassificationSchema.options.join(", ")}` });
+      const allowedRegions = parsePlaces("--allow-region", options.allowRegion, issues);
+      const allowedZones = parsePlaces("--allow-zone", options.allowZone, issues);
+      if (issues.length > 0) throw new ValidationError("gpufabric check options", issues);
+
+      const acknowledgements = (options.ack ?? []).flatMap((file) => loadAcknowledgementFile(file));
+      const resources = loadTerraformResources(path);
+      const selected: PackId[] = packIds.length > 0 ? [...new Set(packIds as PackId[])] : [...PACK_IDS];
+      const report = runChecks(resources, {
+        packs: selected,
+        residency: { allowedRegions, allowedZones },
+        defaultClassification: classification.data,
+        acknowledgements,
+      });
+      const out = render(report, format as Format, packageVersion());
+      if (options.output) writeFileSync(options.output, `${out}\n`);
+      else process.stdout.write(`${out}\n`);
+      if (hasFailures(report, options.failOn as "error" | "warning")) process.exitCode = EXIT.failure;
+    });
+}
+
