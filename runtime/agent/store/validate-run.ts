@@ -1,0 +1,88 @@
+/**
+ * Checks a run before the store accepts it: the store is an edge of the agent (a Postgres store may
+ * be written to by other agents), so it refuses anything that would leave a run unable to finish.
+ */
+import { z } from "zod";
+import { ValidationError, issuesFromZod, type FieldIssue } from "../../config/errors.ts";
+import { DNS_LABEL } from "../../config/schema.ts";
+import { GRAPH_LIMITS } from "../../graph/model.ts";
+import type { NewRun } from "./types.ts";
+
+/** Idempotency keys: what clients typically send (UUIDs, hashes, request ids). */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+const StageShape = z.object({
+  id: z.string().min(1, "must not be empty").max(GRAPH_LIMITS.maxIdLength, `must be at most ${GRAPH_LIMITS.maxIdLength} characters`),
+  needs: z.array(z.string()).max(GRAPH_LIMITS.maxNeedsPerStage),
+  resources: z.object({
+    gpus: z.number().int().min(0, "must be 0 or more GPUs"),
+    vramMiB: z.number().int().min(0, "must be 0 or more MiB"),
+    model: z.string().optional(),
+  }),
+});
+
+const NewRunShape = z.object({
+  tenant: z.string().regex(DNS_LABEL, "must be a tenant name (a DNS-1123 label) from the platform config"),
+  workflow: z.string().min(1, "must name the workflow"),
+  format: z.enum(["native", "comfyui"]),
+  priority: z.enum(["interactive", "batch"]),
+  idempotencyKey: z
+    .string()
+    .regex(IDEMPOTENCY_KEY, "must be 1 to 255 printable ASCII characters without spaces, e.g. a UUID")
+    .optional(),
+  inputs: z.record(z.string(), z.unknown()).optional(),
+  stages: z
+    .array(StageShape)
+    .min(1, "must hold at least one stage")
+    .max(GRAPH_LIMITS.maxStages, `must hold at most ${GRAPH_LIMITS.maxStages} stages`),
+});
+
+/** Throws a ValidationError naming every field at fault. */
+export function validateNewRun(run: NewRun): void {
+  const parsed = NewRunShape.safeParse(run);
+  if (!parsed.success) throw new ValidationError("run", issuesFromZod(parsed.error));
+  const issues: FieldIssue[] = [];
+  const index = new Map<string, number>();
+  run.stages.forEach((stage, i) => {
+    if (index.has(stage.id)) issues.push({ field: `stages[${i}].id`, message: `duplicate stage id '${stage.id}': stage ids must be unique within a run` });
+    else index.set(stage.id, i);
+  });
+  run.stages.forEach((stage, i) =>
+    stage.needs.forEach((need, j) => {
+      if (need === stage.id) issues.push({ field: `stages[${i}].needs[${j}]`, message: `stage '${stage.id}' needs itself: remove it from its own needs` });
+      else if (!index.has(need)) issues.push({ field: `stages[${i}].needs[${j}]`, message: `unknown stage '${need}': name a stage of this run` });
+    }),
+  );
+  if (issues.length === 0) {
+    const cycle = findCycleMember(run);
+    if (cycle !== undefined) {
+      issues.push({ field: `stages[${index.get(cycle)}].needs`, message: `stage '${cycle}' is on a dependency cycle: a run's stages must form a DAG` });
+    }
+  }
+  try {
+    JSON.stringify(run.document ?? null);
+  } catch (err) {
+    issues.push({ field: "document", message: `must be JSON-serializable: ${(err as Error).message}` });
+  }
+  if (issues.length > 0) throw new ValidationError("run", issues);
+}
+
+/** Kahn's algorithm: a stage left unsorted lies on (or behind) a cycle. */
+function findCycleMember(run: NewRun): string | undefined {
+  const pending = new Map(run.stages.map((s) => [s.id, new Set(s.needs).size]));
+  const dependents = new Map<string, string[]>();
+  for (const s of run.stages) for (const need of new Set(s.needs)) dependents.set(need, [...(dependents.get(need) ?? []), s.id]);
+  const queue = run.stages.filter((s) => s.needs.length === 0).map((s) => s.id);
+  let sorted = 0;
+  while (queue.length > 0) {
+    const id = queue.pop()!;
+    sorted++;
+    for (const d of dependents.get(id) ?? []) {
+      const left = pending.get(d)! - 1;
+      pending.set(d, left);
+      if (left === 0) queue.push(d);
+    }
+  }
+  if (sorted === run.stages.length) return undefined;
+  return run.stages.find((s) => pending.get(s.id)! > 0)!.id;
+}
