@@ -2,7 +2,7 @@ import { KubernetesProvider } from "@cdktf/provider-kubernetes/lib/provider/inde
 import { TerraformStack } from "cdktf";
 import type { Construct, IConstruct } from "constructs";
 import { ValidationError } from "../runtime/config/errors.ts";
-import { PropIssues, isLabelValue } from "./validation.ts";
+import { PropIssues, checkedProps, isLabelValue } from "./validation.ts";
 
 export interface FabricStackProps {
   /**
@@ -80,29 +80,32 @@ export class FabricStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: FabricStackProps = {}) {
     super(scope, id);
     Object.defineProperty(this, FABRIC_STACK, { value: true });
-    const issues = new PropIssues(`FabricStack '${id}'`);
-    const platformName = props.platformName ?? id;
-    issues.dnsLabel(props.platformName === undefined ? "platformName (defaults to the stack id)" : "platformName", platformName);
-    if (props.inCluster && props.kubeconfigPath !== undefined) {
-      issues.add("kubeconfigPath", "cannot be set together with inCluster: true; drop one of them");
-    }
-    if (props.inCluster && props.kubeconfigContext !== undefined) {
-      issues.add("kubeconfigContext", "cannot be set together with inCluster: true; drop one of them");
-    }
-    if (props.kubeconfigPath !== undefined && props.kubeconfigPath.trim() === "") {
-      issues.add("kubeconfigPath", "is empty: give the path of a kubeconfig file, or leave it out for ~/.kube/config");
-    }
-    if (props.kubeconfigContext !== undefined && props.kubeconfigContext.trim() === "") {
-      issues.add("kubeconfigContext", "is empty: give a context name from the kubeconfig, or leave it out for its current context");
-    }
-    if (props.region !== undefined && (props.region === "" || !isLabelValue(props.region))) {
-      issues.add("region", `${JSON.stringify(props.region)} is not usable as a label value: use letters, digits, '-', '_' or '.', e.g. 'eu-west-1'`);
-    }
-    (props.zones ?? []).forEach((zone, i) => {
-      if (zone === "" || !isLabelValue(zone)) issues.add(`zones[${i}]`, `${JSON.stringify(zone)} is not a zone name: use letters, digits, '-', '_' or '.', e.g. 'eu-west-1a'`);
+    const platformName = checkedProps(this, () => {
+      const issues = new PropIssues(`FabricStack '${id}'`);
+      const platformName = props.platformName ?? id;
+      issues.dnsLabel(props.platformName === undefined ? "platformName (defaults to the stack id)" : "platformName", platformName);
+      if (props.inCluster && props.kubeconfigPath !== undefined) {
+        issues.add("kubeconfigPath", "cannot be set together with inCluster: true; drop one of them");
+      }
+      if (props.inCluster && props.kubeconfigContext !== undefined) {
+        issues.add("kubeconfigContext", "cannot be set together with inCluster: true; drop one of them");
+      }
+      if (props.kubeconfigPath !== undefined && props.kubeconfigPath.trim() === "") {
+        issues.add("kubeconfigPath", "is empty: give the path of a kubeconfig file, or leave it out for ~/.kube/config");
+      }
+      if (props.kubeconfigContext !== undefined && props.kubeconfigContext.trim() === "") {
+        issues.add("kubeconfigContext", "is empty: give a context name from the kubeconfig, or leave it out for its current context");
+      }
+      if (props.region !== undefined && (props.region === "" || !isLabelValue(props.region))) {
+        issues.add("region", `${JSON.stringify(props.region)} is not usable as a label value: use letters, digits, '-', '_' or '.', e.g. 'eu-west-1'`);
+      }
+      (props.zones ?? []).forEach((zone, i) => {
+        if (zone === "" || !isLabelValue(zone)) issues.add(`zones[${i}]`, `${JSON.stringify(zone)} is not a zone name: use letters, digits, '-', '_' or '.', e.g. 'eu-west-1a'`);
+      });
+      issues.labels("labels", props.labels, COMMON_LABEL_KEYS);
+      issues.throwIfAny();
+      return platformName;
     });
-    issues.labels("labels", props.labels, COMMON_LABEL_KEYS);
-    issues.throwIfAny();
 
     this.platformName = platformName;
     this.region = props.region;
@@ -141,7 +144,9 @@ export class FabricStack extends TerraformStack {
   claimName(kind: string, name: string, owner: IConstruct, field = "name"): void {
     const key = `${kind}\u0000${name}`;
     const holder = this.names.get(key);
-    if (holder && holder !== owner) {
+    // A holder whose constructor failed was detached from the tree; its name is free again.
+    const attached = holder !== undefined && holder.node.scope?.node.tryFindChild(holder.node.id) === holder;
+    if (holder && attached && holder !== owner) {
       throw new ValidationError(`${owner.node.path}`, [
         { field, message: `${kind} '${name}' is already declared by '${holder.node.path}' in this stack: give one of them another ${field}` },
       ]);

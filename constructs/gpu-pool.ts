@@ -8,7 +8,7 @@ import { FabricStack } from "./fabric-stack.ts";
 import { GpuModel, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES } from "./gpu-model.ts";
 import { GpuSharing } from "./gpu-sharing.ts";
 import { Tenant } from "./tenant.ts";
-import { PropIssues } from "./validation.ts";
+import { PropIssues, checkedProps } from "./validation.ts";
 
 /** GPUs a tenant may request in one pool. */
 export interface TenantQuota {
@@ -103,33 +103,36 @@ export class GpuPool extends Construct {
 
   constructor(scope: Construct, id: string, props: GpuPoolProps) {
     super(scope, id);
-    const stack = FabricStack.of(this);
-    const name = props?.name ?? id.toLowerCase();
-    const issues = new PropIssues(`GpuPool '${name}'`);
-    issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 63 - "-interactive".length);
-    const model = props?.model;
-    if (!(model instanceof GpuModel)) issues.add("model", "is required: pass a GpuModel such as GpuModel.H100_80GB, or GpuModel.custom({...})");
-    issues.positiveInt("nodes", props?.nodes);
-    issues.positiveInt("gpusPerNode", props?.gpusPerNode);
-    const sharing = props?.sharing ?? GpuSharing.exclusive();
-    if (!(sharing instanceof GpuSharing)) issues.add("sharing", "is not a GpuSharing: use GpuSharing.exclusive(), GpuSharing.mig({...}) or GpuSharing.timeSlicing(n)");
-    else if (model instanceof GpuModel) checkSharingFitsModel(issues, sharing, model);
-    const operatorNamespace = props?.operatorNamespace ?? "gpu-operator";
-    issues.dnsLabel("operatorNamespace", operatorNamespace);
-    issues.labels("nodeSelector", props?.nodeSelector, Object.values(GPU_LABELS));
-    const priorities = { interactive: props?.priorities?.interactive ?? 100_000, batch: props?.priorities?.batch ?? 1_000 };
-    for (const cls of ["interactive", "batch"] as const) {
-      const value = priorities[cls];
-      if (!Number.isInteger(value) || value < 0 || value > MAX_USER_PRIORITY) {
-        issues.add(`priorities.${cls}`, `${JSON.stringify(value)} is not a priority: give a whole number from 0 to ${MAX_USER_PRIORITY}`);
+    const { stack, name, model, sharing, operatorNamespace, priorities } = checkedProps(this, () => {
+      const stack = FabricStack.of(this);
+      const name = props?.name ?? id.toLowerCase();
+      const issues = new PropIssues(`GpuPool '${name}'`);
+      issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 63 - "-interactive".length);
+      const model = props?.model;
+      if (!(model instanceof GpuModel)) issues.add("model", "is required: pass a GpuModel such as GpuModel.H100_80GB, or GpuModel.custom({...})");
+      issues.positiveInt("nodes", props?.nodes);
+      issues.positiveInt("gpusPerNode", props?.gpusPerNode);
+      const sharing = props?.sharing ?? GpuSharing.exclusive();
+      if (!(sharing instanceof GpuSharing)) issues.add("sharing", "is not a GpuSharing: use GpuSharing.exclusive(), GpuSharing.mig({...}) or GpuSharing.timeSlicing(n)");
+      else if (model instanceof GpuModel) checkSharingFitsModel(issues, sharing, model);
+      const operatorNamespace = props?.operatorNamespace ?? "gpu-operator";
+      issues.dnsLabel("operatorNamespace", operatorNamespace);
+      issues.labels("nodeSelector", props?.nodeSelector, Object.values(GPU_LABELS));
+      const priorities = { interactive: props?.priorities?.interactive ?? 100_000, batch: props?.priorities?.batch ?? 1_000 };
+      for (const cls of ["interactive", "batch"] as const) {
+        const value = priorities[cls];
+        if (!Number.isInteger(value) || value < 0 || value > MAX_USER_PRIORITY) {
+          issues.add(`priorities.${cls}`, `${JSON.stringify(value)} is not a priority: give a whole number from 0 to ${MAX_USER_PRIORITY}`);
+        }
       }
-    }
-    if (priorities.interactive <= priorities.batch) {
-      issues.add("priorities.interactive", `${priorities.interactive} is not above batch (${priorities.batch}): interactive work must outrank batch work so it can preempt it`);
-    }
-    checkTenantQuotas(issues, this, props?.tenantQuotas ?? []);
-    issues.throwIfAny();
-    stack.claimName("pool", name, this);
+      if (priorities.interactive <= priorities.batch) {
+        issues.add("priorities.interactive", `${priorities.interactive} is not above batch (${priorities.batch}): interactive work must outrank batch work so it can preempt it`);
+      }
+      checkTenantQuotas(issues, this, props?.tenantQuotas ?? []);
+      issues.throwIfAny();
+      stack.claimName("pool", name, this);
+      return { stack, name, model, sharing, operatorNamespace, priorities };
+    });
 
     this.name = name;
     this.model = model;

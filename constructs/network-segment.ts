@@ -4,7 +4,7 @@ import { Construct } from "constructs";
 import type { SegmentConfig } from "../runtime/config/schema.ts";
 import { checkCidr } from "./cidr.ts";
 import { FabricStack, requireSameStack } from "./fabric-stack.ts";
-import { PropIssues } from "./validation.ts";
+import { PropIssues, checkedProps } from "./validation.ts";
 
 export interface NetworkSegmentProps {
   /**
@@ -53,23 +53,26 @@ export class NetworkSegment extends Construct {
 
   constructor(scope: Construct, id: string, props: NetworkSegmentProps = {}) {
     super(scope, id);
-    const stack = FabricStack.of(this);
-    const name = props.name ?? id.toLowerCase();
-    const issues = new PropIssues(`NetworkSegment '${name}'`);
-    // Leaves room for the `allow-from-<name>` policy names, which are also label values (at most 63).
-    issues.dnsLabel(props.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 52);
-    const namespace = props.namespace ?? name;
-    if (props.namespace !== undefined) issues.dnsLabel("namespace", namespace);
-    if (["kube-system", "kube-public", "kube-node-lease", "default"].includes(namespace)) {
-      issues.add("namespace", `'${namespace}' is a namespace Kubernetes manages: give the segment a namespace of its own`);
-    }
-    (props.egressCidrs ?? []).forEach((cidr, i) => {
-      const result = checkCidr(cidr);
-      if (!result.ok) issues.add(`egressCidrs[${i}]`, result.message);
+    const { stack, name, namespace } = checkedProps(this, () => {
+      const stack = FabricStack.of(this);
+      const name = props.name ?? id.toLowerCase();
+      const issues = new PropIssues(`NetworkSegment '${name}'`);
+      // Leaves room for the `allow-from-<name>` policy names, which are also label values (at most 63).
+      issues.dnsLabel(props.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 52);
+      const namespace = props.namespace ?? name;
+      if (props.namespace !== undefined) issues.dnsLabel("namespace", namespace);
+      if (["kube-system", "kube-public", "kube-node-lease", "default"].includes(namespace)) {
+        issues.add("namespace", `'${namespace}' is a namespace Kubernetes manages: give the segment a namespace of its own`);
+      }
+      (props.egressCidrs ?? []).forEach((cidr, i) => {
+        const result = checkCidr(cidr);
+        if (!result.ok) issues.add(`egressCidrs[${i}]`, result.message);
+      });
+      issues.throwIfAny();
+      stack.claimName("segment", name, this);
+      stack.claimName("namespace", namespace, this, "namespace");
+      return { stack, name, namespace };
     });
-    issues.throwIfAny();
-    stack.claimName("segment", name, this);
-    stack.claimName("namespace", namespace, this, "namespace");
 
     this.name = name;
     this.namespace = namespace;

@@ -6,7 +6,7 @@ import { DataClassificationSchema, type DataClassification, type TierConfig } fr
 import { tryParseQuantityMiB } from "../runtime/graph/quantity.ts";
 import { FabricStack, requireSameStack } from "./fabric-stack.ts";
 import { NetworkSegment } from "./network-segment.ts";
-import { PropIssues } from "./validation.ts";
+import { PropIssues, checkedProps } from "./validation.ts";
 
 export type TierClass = "hot" | "warm" | "cold";
 export type AccessMode = "ReadWriteOnce" | "ReadOnlyMany" | "ReadWriteMany" | "ReadWriteOncePod";
@@ -98,50 +98,53 @@ export class StorageTier extends Construct {
 
   constructor(scope: Construct, id: string, props: StorageTierProps) {
     super(scope, id);
-    const stack = FabricStack.of(this);
-    const name = props?.name ?? id.toLowerCase();
-    const issues = new PropIssues(`StorageTier '${name}'`);
-    // Claims are named `<name>-artifacts`, which must stay a label value.
-    issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 63 - "-artifacts".length);
-    issues.oneOf("tierClass", props?.tierClass, ["hot", "warm", "cold"] as const);
-    if (typeof props?.provisioner !== "string" || !/^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$/.test(props.provisioner) || props.provisioner.length > 253) {
-      issues.add("provisioner", `${JSON.stringify(props?.provisioner)} is not a provisioner name: give the CSI driver name, e.g. 'ebs.csi.aws.com' or 'pd.csi.storage.gke.io'`);
-    }
-    checkParameters(issues, "parameters", props?.parameters);
-    if (props?.encryption !== undefined) {
-      const encryption = props.encryption.parameters;
-      if (!encryption || Object.keys(encryption).length === 0) {
-        issues.add("encryption.parameters", "is empty: give the provisioner's encryption parameters, e.g. { encrypted: \"true\" }, or leave encryption out");
+    const { stack, name, reclaimPolicy, modelsSize, artifactsSize, accessModes, dataClassification, mountPath } = checkedProps(this, () => {
+      const stack = FabricStack.of(this);
+      const name = props?.name ?? id.toLowerCase();
+      const issues = new PropIssues(`StorageTier '${name}'`);
+      // Claims are named `<name>-artifacts`, which must stay a label value.
+      issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 63 - "-artifacts".length);
+      issues.oneOf("tierClass", props?.tierClass, ["hot", "warm", "cold"] as const);
+      if (typeof props?.provisioner !== "string" || !/^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$/.test(props.provisioner) || props.provisioner.length > 253) {
+        issues.add("provisioner", `${JSON.stringify(props?.provisioner)} is not a provisioner name: give the CSI driver name, e.g. 'ebs.csi.aws.com' or 'pd.csi.storage.gke.io'`);
       }
-      checkParameters(issues, "encryption.parameters", encryption);
-      for (const [key, value] of Object.entries(encryption ?? {})) {
-        const plain = props.parameters?.[key];
-        if (plain !== undefined && plain !== value) {
-          issues.add(`encryption.parameters[${JSON.stringify(key)}]`, `'${value}' conflicts with parameters[${JSON.stringify(key)}] = '${plain}': set the key in one place only`);
+      checkParameters(issues, "parameters", props?.parameters);
+      if (props?.encryption !== undefined) {
+        const encryption = props.encryption.parameters;
+        if (!encryption || Object.keys(encryption).length === 0) {
+          issues.add("encryption.parameters", "is empty: give the provisioner's encryption parameters, e.g. { encrypted: \"true\" }, or leave encryption out");
+        }
+        checkParameters(issues, "encryption.parameters", encryption);
+        for (const [key, value] of Object.entries(encryption ?? {})) {
+          const plain = props.parameters?.[key];
+          if (plain !== undefined && plain !== value) {
+            issues.add(`encryption.parameters[${JSON.stringify(key)}]`, `'${value}' conflicts with parameters[${JSON.stringify(key)}] = '${plain}': set the key in one place only`);
+          }
         }
       }
-    }
-    const reclaimPolicy = props?.reclaimPolicy ?? "Retain";
-    issues.oneOf("reclaimPolicy", reclaimPolicy, ["Retain", "Delete"] as const);
-    const modelsSize = props?.modelsSize ?? "200Gi";
-    const artifactsSize = props?.artifactsSize ?? "1Ti";
-    checkSize(issues, "modelsSize", modelsSize);
-    checkSize(issues, "artifactsSize", artifactsSize);
-    const accessModes = props?.accessModes ?? ["ReadWriteOnce"];
-    if (!Array.isArray(accessModes) || accessModes.length === 0) issues.add("accessModes", `is empty: give at least one of ${ACCESS_MODES.join(", ")}`);
-    else {
-      accessModes.forEach((mode, i) => issues.oneOf(`accessModes[${i}]`, mode, ACCESS_MODES));
-      if (new Set(accessModes).size !== accessModes.length) issues.add("accessModes", "lists a mode twice: list each mode once");
-    }
-    if (props?.retentionDays !== undefined) issues.positiveInt("retentionDays", props.retentionDays);
-    const dataClassification = props?.dataClassification ?? "internal";
-    issues.oneOf("dataClassification", dataClassification, DataClassificationSchema.options);
-    const mountPath = props?.mountPath ?? `/var/lib/gpufabric/tiers/${name}`;
-    if (typeof mountPath !== "string" || !mountPath.startsWith("/") || posix.normalize(mountPath) !== mountPath || mountPath === "/" || mountPath.endsWith("/")) {
-      issues.add("mountPath", `${JSON.stringify(mountPath)} is not a normalized absolute path: write e.g. '/var/lib/gpufabric/tiers/${name}' (no '..', '//' or trailing '/')`);
-    }
-    issues.throwIfAny();
-    stack.claimName("tier", name, this);
+      const reclaimPolicy = props?.reclaimPolicy ?? "Retain";
+      issues.oneOf("reclaimPolicy", reclaimPolicy, ["Retain", "Delete"] as const);
+      const modelsSize = props?.modelsSize ?? "200Gi";
+      const artifactsSize = props?.artifactsSize ?? "1Ti";
+      checkSize(issues, "modelsSize", modelsSize);
+      checkSize(issues, "artifactsSize", artifactsSize);
+      const accessModes = props?.accessModes ?? ["ReadWriteOnce"];
+      if (!Array.isArray(accessModes) || accessModes.length === 0) issues.add("accessModes", `is empty: give at least one of ${ACCESS_MODES.join(", ")}`);
+      else {
+        accessModes.forEach((mode, i) => issues.oneOf(`accessModes[${i}]`, mode, ACCESS_MODES));
+        if (new Set(accessModes).size !== accessModes.length) issues.add("accessModes", "lists a mode twice: list each mode once");
+      }
+      if (props?.retentionDays !== undefined) issues.positiveInt("retentionDays", props.retentionDays);
+      const dataClassification = props?.dataClassification ?? "internal";
+      issues.oneOf("dataClassification", dataClassification, DataClassificationSchema.options);
+      const mountPath = props?.mountPath ?? `/var/lib/gpufabric/tiers/${name}`;
+      if (typeof mountPath !== "string" || !mountPath.startsWith("/") || posix.normalize(mountPath) !== mountPath || mountPath === "/" || mountPath.endsWith("/")) {
+        issues.add("mountPath", `${JSON.stringify(mountPath)} is not a normalized absolute path: write e.g. '/var/lib/gpufabric/tiers/${name}' (no '..', '//' or trailing '/')`);
+      }
+      issues.throwIfAny();
+      stack.claimName("tier", name, this);
+      return { stack, name, reclaimPolicy, modelsSize, artifactsSize, accessModes, dataClassification, mountPath };
+    });
 
     this.name = name;
     this.tierClass = props.tierClass;

@@ -2,7 +2,7 @@ import { Construct } from "constructs";
 import { DataClassificationSchema, RoleSchema, type DataClassification, type Role, type TenantConfig } from "../runtime/config/schema.ts";
 import { FabricStack, requireSameStack } from "./fabric-stack.ts";
 import { NetworkSegment } from "./network-segment.ts";
-import { PropIssues } from "./validation.ts";
+import { PropIssues, checkedProps } from "./validation.ts";
 
 export interface TenantRole {
   /** A token name, an OIDC subject, or `group:NAME` for an OIDC group. */
@@ -63,30 +63,33 @@ export class Tenant extends Construct {
 
   constructor(scope: Construct, id: string, props: TenantProps) {
     super(scope, id);
-    const stack = FabricStack.of(this);
-    const name = props?.name ?? id.toLowerCase();
-    const issues = new PropIssues(`Tenant '${name}'`);
-    issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name);
-    if (!(props?.segment instanceof NetworkSegment)) {
-      issues.add("segment", "is required: pass the NetworkSegment the tenant's work runs in");
-    }
-    const weight = props?.weight ?? 1;
-    if (typeof weight !== "number" || !Number.isFinite(weight) || weight <= 0) {
-      issues.add("weight", `${JSON.stringify(weight)} is not a positive number: give the tenant's share relative to others, e.g. 1 or 2.5`);
-    }
-    if (props?.gpuQuota !== undefined) issues.nonNegativeInt("gpuQuota", props.gpuQuota);
-    if (props?.vramQuotaMiB !== undefined) issues.nonNegativeInt("vramQuotaMiB", props.vramQuotaMiB);
-    (props?.roles ?? []).forEach((r, i) => {
-      if (typeof r?.subject !== "string" || r.subject.trim() === "") issues.add(`roles[${i}].subject`, "is empty: give a token name, an OIDC subject or 'group:NAME'");
-      issues.oneOf(`roles[${i}].role`, r?.role, RoleSchema.options);
+    const { name, weight, dataClassification, isolation } = checkedProps(this, () => {
+      const stack = FabricStack.of(this);
+      const name = props?.name ?? id.toLowerCase();
+      const issues = new PropIssues(`Tenant '${name}'`);
+      issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name);
+      if (!(props?.segment instanceof NetworkSegment)) {
+        issues.add("segment", "is required: pass the NetworkSegment the tenant's work runs in");
+      }
+      const weight = props?.weight ?? 1;
+      if (typeof weight !== "number" || !Number.isFinite(weight) || weight <= 0) {
+        issues.add("weight", `${JSON.stringify(weight)} is not a positive number: give the tenant's share relative to others, e.g. 1 or 2.5`);
+      }
+      if (props?.gpuQuota !== undefined) issues.nonNegativeInt("gpuQuota", props.gpuQuota);
+      if (props?.vramQuotaMiB !== undefined) issues.nonNegativeInt("vramQuotaMiB", props.vramQuotaMiB);
+      (props?.roles ?? []).forEach((r, i) => {
+        if (typeof r?.subject !== "string" || r.subject.trim() === "") issues.add(`roles[${i}].subject`, "is empty: give a token name, an OIDC subject or 'group:NAME'");
+        issues.oneOf(`roles[${i}].role`, r?.role, RoleSchema.options);
+      });
+      const dataClassification = props?.dataClassification ?? "internal";
+      issues.oneOf("dataClassification", dataClassification, DataClassificationSchema.options);
+      const isolation = props?.isolation ?? (dataClassification === "pii" || dataClassification === "phi" ? "dedicated" : "shared");
+      issues.oneOf("isolation", isolation, ["shared", "dedicated"] as const);
+      issues.throwIfAny();
+      requireSameStack(this, props.segment, "segment", "segment");
+      stack.claimName("tenant", name, this);
+      return { name, weight, dataClassification, isolation };
     });
-    const dataClassification = props?.dataClassification ?? "internal";
-    issues.oneOf("dataClassification", dataClassification, DataClassificationSchema.options);
-    const isolation = props?.isolation ?? (dataClassification === "pii" || dataClassification === "phi" ? "dedicated" : "shared");
-    issues.oneOf("isolation", isolation, ["shared", "dedicated"] as const);
-    issues.throwIfAny();
-    requireSameStack(this, props.segment, "segment", "segment");
-    stack.claimName("tenant", name, this);
 
     this.name = name;
     this.segment = props.segment;

@@ -2,6 +2,7 @@
  * Shared checks for construct props. Each construct collects every problem in its props into one
  * ValidationError, so a user fixes them in one pass instead of one per synth.
  */
+import type { IConstruct } from "constructs";
 import { ValidationError, type FieldIssue } from "../runtime/config/errors.ts";
 import { DNS_LABEL } from "../runtime/config/schema.ts";
 
@@ -105,4 +106,17 @@ function suggestDnsLabel(value: unknown): string {
     .slice(0, 63)
     .replace(/-+$/g, "");
   return cleaned || "my-name";
+}
+
+/**
+ * Runs a construct's prop checks. When they throw, the half-built construct is detached from its
+ * scope, so a caller that catches the error (a test, a REPL) can declare it again under the same id.
+ */
+export function checkedProps<T>(construct: IConstruct, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    construct.node.scope?.node.tryRemoveChild(construct.node.id);
+    throw err;
+  }
 }

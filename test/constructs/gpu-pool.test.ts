@@ -243,6 +243,13 @@ describe("GpuPool", () => {
       );
     });
 
+    it("leaves nothing behind when it throws", () => {
+      const { stack } = setup();
+      expect(() => new GpuPool(stack, "p", { ...base, nodes: -1 })).toThrow(ValidationError);
+      new GpuPool(stack, "p", base);
+      expect(synth(stack).names(PC).sort()).toEqual(["p-batch", "p-interactive"]);
+    });
+
     it("a second pool with the same name", () => {
       const { stack } = setup();
       new GpuPool(stack, "p", base);

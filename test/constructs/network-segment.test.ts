@@ -143,6 +143,16 @@ describe("NetworkSegment", () => {
       }
     });
 
+    it("leaves nothing behind when it throws, so the id and name can be declared again", () => {
+      const stack = newStack();
+      expect(() => new NetworkSegment(stack, "studio", { egressCidrs: ["nope"] })).toThrow(ValidationError);
+      // Pass the namespace check but fail later: the claimed names must not stick either.
+      expect(() => new NetworkSegment(stack, "studio", { egressCidrs: ["10.0.0.1/8"] })).toThrow(/host bits/);
+      const segment = new NetworkSegment(stack, "studio");
+      expect(segment.node.path).toBe("prod/studio");
+      expect(synth(stack).names("kubernetes_namespace_v1")).toEqual(["studio"]);
+    });
+
     it("refuses a second segment with the same name or namespace", () => {
       const stack = newStack();
       new NetworkSegment(stack, "studio");
