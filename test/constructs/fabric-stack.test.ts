@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { FabricStack } from "../../constructs/fabric-stack.ts";
 import { NetworkSegment } from "../../constructs/network-segment.ts";
 import { ValidationError } from "../../runtime/config/errors.ts";
-import { metadataOf, synth } from "../support/synth.ts";
+import { fullSynth, metadataOf, synth } from "../support/synth.ts";
 
 describe("FabricStack", () => {
   it("configures the kubernetes provider from ~/.kube/config by default", () => {
@@ -76,6 +76,18 @@ describe("FabricStack", () => {
     new NetworkSegment(us, "studio");
     expect(synth(eu).names("kubernetes_namespace_v1")).toEqual(["studio"]);
     expect(synth(us).names("kubernetes_namespace_v1")).toEqual(["studio"]);
+  });
+
+  it("writes each stack of an app to its own cdk.tf.json", () => {
+    const app = Testing.app();
+    const eu = new FabricStack(app, "eu", { kubeconfigContext: "eu-admin" });
+    const us = new FabricStack(app, "us", { kubeconfigContext: "us-admin" });
+    new NetworkSegment(eu, "studio");
+    new NetworkSegment(us, "serving");
+    const written = fullSynth(us);
+    expect(written.names("kubernetes_namespace_v1")).toEqual(["serving"]);
+    expect(written.providers()).toEqual([{ config_path: "~/.kube/config", config_context: "us-admin" }]);
+    expect(fullSynth(eu).names("kubernetes_namespace_v1")).toEqual(["studio"]);
   });
 
   describe("rejects bad props with a fix-it message", () => {
