@@ -129,6 +129,11 @@ export class FabricStack extends TerraformStack {
 
   /** Labels for one Kubernetes object: the common labels plus `app.kubernetes.io/{name,instance,component}`. */
   labelsFor(component: string, instance: string): Record<string, string> {
+    const issues = new PropIssues(`labels of ${component} '${instance}'`);
+    // `gpufabric-<component>` becomes app.kubernetes.io/name, so it too must stay a label value.
+    if (!isLabelValue(`gpufabric-${component}`) || component === "") issues.add("component", `${JSON.stringify(component)} is not usable in a label value: use at most 53 letters, digits or '-'`);
+    if (!isLabelValue(instance) || instance === "") issues.add("instance", `${JSON.stringify(instance)} is not a label value: use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`);
+    issues.throwIfAny();
     return {
       ...this.commonLabels,
       "app.kubernetes.io/name": `gpufabric-${component}`,

@@ -29,7 +29,7 @@ export interface PoolPriorities {
 
 export interface GpuPoolProps {
   /**
-   * Name of the pool (a DNS-1123 label of at most 51 characters: PriorityClasses append `-interactive`).
+   * Name of the pool (a DNS-1123 label of at most 49 characters: derived names such as `<name>-device-plugin` stay label values).
    * @default the construct id, lower-cased
    */
   readonly name?: string;
@@ -107,7 +107,8 @@ export class GpuPool extends Construct {
       const stack = FabricStack.of(this);
       const name = props?.name ?? id.toLowerCase();
       const issues = new PropIssues(`GpuPool '${name}'`);
-      issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 63 - "-interactive".length);
+      // Derived object names (`<name>-device-plugin`, the longest) are also label values: at most 63.
+      issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 63 - "-device-plugin".length);
       const model = props?.model;
       if (!(model instanceof GpuModel)) issues.add("model", "is required: pass a GpuModel such as GpuModel.H100_80GB, or GpuModel.custom({...})");
       issues.positiveInt("nodes", props?.nodes);

@@ -49,6 +49,12 @@ describe("FabricStack", () => {
     expect(metadataOf(ns!).labels).toMatchObject({ team: "ml-platform", "gpufabric.dev/platform": "acme-gpu", "gpufabric.dev/region": "eu-west-1" });
   });
 
+  it("refuses labels that Kubernetes would reject", () => {
+    const stack = new FabricStack(Testing.app(), "lab");
+    expect(() => stack.labelsFor("agent", "x".repeat(64))).toThrow(/instance: "x{64}" is not a label value/);
+    expect(() => stack.labelsFor("", "a")).toThrow(/component: "" is not usable in a label value/);
+  });
+
   it("defaults the platform name to the stack id and omits the region label without a region", () => {
     const stack = new FabricStack(Testing.app(), "lab");
     expect(stack.platformName).toBe("lab");

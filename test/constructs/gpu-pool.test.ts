@@ -177,6 +177,18 @@ describe("GpuPool", () => {
     });
   });
 
+  it("keeps every derived name a valid label value at the longest pool name", () => {
+    const { stack, acme } = setup();
+    const name = "p".repeat(49);
+    new GpuPool(stack, "long", { name, model: GpuModel.H100_80GB, nodes: 1, gpusPerNode: 1, sharing: GpuSharing.mig({ "7g.80gb": 1 }), tenantQuotas: [{ tenant: acme, gpus: 1 }] });
+    const objects = synth(stack).allResources().filter((r) => metadataOf(r)?.labels?.["gpufabric.dev/pool"] === name);
+    expect(objects.map((r) => r.type).sort()).toEqual([CM, CM, PC, PC, RQ]);
+    for (const r of objects) {
+      expect(metadataOf(r).name.length).toBeLessThanOrEqual(63);
+      expect(metadataOf(r).labels["app.kubernetes.io/instance"]).toMatch(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+    }
+  });
+
   it("takes custom priorities", () => {
     const { stack } = setup();
     new GpuPool(stack, "p", { model: GpuModel.L4_24GB, nodes: 1, gpusPerNode: 1, priorities: { interactive: 5000, batch: 10 } });
@@ -189,7 +201,7 @@ describe("GpuPool", () => {
     const base = { model: GpuModel.H100_80GB, nodes: 1, gpusPerNode: 8 };
     const cases: [string, Partial<GpuPoolProps>, RegExp][] = [
       ["name", { name: "Batch" }, /name: "Batch" is not a DNS-1123 label/],
-      ["long name", { name: "a".repeat(52) }, /is 52 characters long: use at most 51/],
+      ["long name", { name: "a".repeat(50) }, /is 50 characters long: use at most 49/],
       ["model", { model: undefined }, /model: is required: pass a GpuModel such as GpuModel.H100_80GB/],
       ["nodes", { nodes: 0 }, /nodes: 0 is not a positive integer/],
       ["gpusPerNode", { gpusPerNode: 1.5 }, /gpusPerNode: 1.5 is not a positive integer/],
