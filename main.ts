@@ -6,6 +6,8 @@
 import { App } from "cdktf";
 import { fileURLToPath } from "node:url";
 import {
+  Compliance,
+  CompliancePolicy,
   FabricStack,
   GpuModel,
   GpuPool,
@@ -96,9 +98,12 @@ export function defineStudioPlatform(app: App): FabricStack {
     tier: warm,
     segment: gpuWork,
     tenants: [animation, research],
+    // Research's quota on this pool (6) is a ResourceQuota in gpu-work, where this agent runs: asking
+    // for more would keep the agent pod from being admitted (GF-GPU-009).
+    gpus: 6,
     workflows: [Workflow.fromFile(examples("workflows/contact-sheet.yaml"), { priority: "batch" })],
   });
-  new WorkflowDeployment(stack, "InteractiveComfy", {
+  const interactive = new WorkflowDeployment(stack, "InteractiveComfy", {
     name: "interactive-comfy",
     pool: interactivePool,
     tier: hot,
@@ -107,6 +112,22 @@ export function defineStudioPlatform(app: App): FabricStack {
     gpus: 4,
     workflows: [Workflow.fromFile(examples("comfyui/txt2img-upscale.json"), { name: "txt2img-upscale", priority: "interactive" })],
   });
+
+
+  // Every pack runs at synth: an error finding fails `cdktf synth` with the construct path, rule and fix.
+  // Research's data is confidential and stays in eu-central.
+  new CompliancePolicy(stack, "Compliance", {
+    packs: ["gpu-baseline", "hipaa", "soc2", "gdpr-residency"],
+    dataClassification: "confidential",
+    allowedRegions: ["eu-central"],
+    allowedZones: ["eu-central-a", "eu-central-b"],
+  });
+  Compliance.acknowledge(
+    interactive,
+    "GF-GPU-006",
+    "The interactive pool's only tenant (animation) has its quota in its own segment, studio-apps; in gpu-work this agent is the pool's only GPU consumer, " +
+      "its GPU count is fixed by `gpus: 4`, and it divides them between tenants under the platform config's tenantQuotas (GF-GPU-005).",
+  );
 
   return stack;
 }

@@ -6,3 +6,6 @@ export * from "./network-segment.ts";
 export * from "./gpu-pool.ts";
 export * from "./storage-tier.ts";
 export * from "./runtime-rules.ts";
+export * from "./workflow.ts";
+export * from "./workflow-deployment.ts";
+export * from "./compliance-policy.ts";

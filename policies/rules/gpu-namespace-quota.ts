@@ -5,7 +5,7 @@ import { checkPod, controls, path, workloadKinds } from "./support.ts";
 const GPU_QUOTA_KEY = /^(requests\.|limits\.)?nvidia\.com\/(gpu|mig-)/;
 
 /** Whether a ResourceQuota caps GPUs for pods of the given priority class (scope selectors on PriorityClass narrow it). */
-function quotaCovers(quota: Resource, priorityClass: string | undefined, context: RuleContextView): boolean {
+export function quotaCovers(quota: Resource, priorityClass: string | undefined, context: RuleContextView): boolean {
   const hard = get(quota.attributes, ["spec", "hard"]);
   if (typeof hard !== "object" || hard === null || !Object.keys(hard).some((k) => GPU_QUOTA_KEY.test(k))) return false;
   for (const expr of objects(get(quota.attributes, ["spec", "scope_selector", "match_expression"]))) {

@@ -8,6 +8,7 @@ import { platformConfigValid } from "./platform-config-valid.ts";
 import { residencyRegion } from "./residency-region.ts";
 import { residencyZone } from "./residency-zone.ts";
 import { gpuLimits } from "./gpu-limits.ts";
+import { gpuRequestWithinQuota } from "./gpu-request-within-quota.ts";
 import { gpuTaintToleration } from "./gpu-taint-toleration.ts";
 import { gpuNodeSelection } from "./gpu-node-selection.ts";
 import { isolatedTenantsNotTimeSliced } from "./isolated-tenants-not-time-sliced.ts";
@@ -55,6 +56,7 @@ export const allRules: readonly Rule[] = [
   gpuNamespaceQuota,
   timeSlicingFailMultiRequests,
   gpuPriorityClass,
+  gpuRequestWithinQuota,
   cpuLimits,
   memoryLimits,
   namespaceDefaultDenyIngress,

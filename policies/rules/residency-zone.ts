@@ -41,7 +41,13 @@ export const residencyZone: Rule = {
     if (!zones) return notApplicable;
     const terms = objects(get(resource.attributes, ["allowed_topologies"]));
     const zoneExprs = terms.flatMap((t, i) => objects(t.match_label_expressions).map((e, j) => ({ e, i, j }))).filter(({ e }) => ZONE_KEYS.has(String(e.key)));
-    if (zoneExprs.length === 0) return violation("allowed_topologies", `the storage class holds ${classification} data and may provision volumes in any zone`);
+    if (zoneExprs.length === 0) {
+      // Under WaitForFirstConsumer the volume is created in the zone of the node its first pod runs on,
+      // so it stays where the platform's nodes are (checked on the platform config).
+      return get(resource.attributes, ["volume_binding_mode"]) === "WaitForFirstConsumer"
+        ? compliant
+        : violation("allowed_topologies", `the storage class binds volumes immediately and may provision them in any zone, but holds ${classification} data`);
+    }
     for (const { e, i, j } of zoneExprs) {
       asArray(e.values).forEach((z, k) => {
         if (!zones.includes(String(z))) outcomes.push(violation(path("allowed_topologies", i, "match_label_expressions", j, "values", k), `zone '${String(z)}' is not allowed for ${classification} data`));

@@ -52,6 +52,7 @@ const breakers: Record<string, { path: string; break: (doc: Doc) => void }> = {
     break: (d) => (d.resource.kubernetes_config_map_v1!.device_plugin!.data["l4-shared"] = "version: v1\nsharing:\n  timeSlicing:\n    resources:\n      - name: nvidia.com/gpu\n        replicas: 4\n"),
   },
   "GF-GPU-008": { path: "spec.template.spec.priority_class_name", break: (d) => (agentPod(d).spec.priority_class_name = "undeclared") },
+  "GF-GPU-009": { path: "spec.template.spec.container[0].resources.limits.nvidia.com/gpu", break: (d) => (agentPod(d).container.resources.limits["nvidia.com/gpu"] = "3") },
   "GF-STO-001": {
     path: "parameters",
     break: (d) => {
