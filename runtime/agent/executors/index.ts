@@ -1,0 +1,14 @@
+/** Executors: run one attempt of a stage as a process, or simulate it from the cost model. */
+import type { Stage } from "../../graph/model.ts";
+import type { Executor } from "./types.ts";
+
+export * from "./types.ts";
+export { ProcessExecutor, stageEnvironment, type ProcessExecutorOptions } from "./process-executor.ts";
+export { SimulatedExecutor, type SimulatedExecutorOptions } from "./simulated-executor.ts";
+export { attemptPaths, commitOutputs, prepareWorkspace, type AttemptPaths, type InputMode } from "./workspace.ts";
+export { artifactNameProblem } from "./output-names.ts";
+
+/** A stage with a command runs as a process; one without can only be simulated. */
+export function executorFor(stage: Stage, executors: { readonly process: Executor; readonly simulated: Executor }): Executor {
+  return stage.run && stage.run.command.length > 0 ? executors.process : executors.simulated;
+}

@@ -1,0 +1,77 @@
+/**
+ * Executors run one attempt of a stage. The agent loop starts an attempt on the GPUs the scheduler
+ * chose, waits for `done`, then (on success) has the outputs committed before it marks the stage
+ * succeeded.
+ */
+import type { Stage } from "../../graph/model.ts";
+
+export interface AttemptGpu {
+  readonly id: string;
+  /** Real GPUs have a UUID; simulated ones have none and are passed to the stage by id. */
+  readonly uuid: string | null;
+  readonly simulated: boolean;
+}
+
+/** The committed outputs of a stage this one needs. */
+export interface AttemptInput {
+  readonly stageId: string;
+  readonly artifacts: ReadonlyArray<{ readonly name: string; readonly path: string }>;
+}
+
+export interface AttemptSpec {
+  readonly attemptId: string;
+  readonly runId: string;
+  readonly stageId: string;
+  /** 1 for the first attempt; each attempt gets its own fresh workspace. */
+  readonly number: number;
+  readonly stage: Stage;
+  readonly gpus: readonly AttemptGpu[];
+  readonly inputs: readonly AttemptInput[];
+}
+
+/**
+ * Why an attempt ended. `completed`: exit code 0. `exit-code`: another exit code. `signal`: killed by a
+ * signal the agent did not send. `timeout`/`cancelled`: stopped by the agent. `setup-failed`: the
+ * workspace, inputs or program could not be set up, so nothing ran.
+ */
+export type AttemptEndReason = "completed" | "exit-code" | "signal" | "timeout" | "cancelled" | "setup-failed";
+
+export interface AttemptOutcome {
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly reason: AttemptEndReason;
+  /** One line for people: what happened, and what to do about it when it is a problem. */
+  readonly message: string;
+  readonly peakVramMiB?: number;
+  /** True when no real work ran (a simulated executor); every status built on it says so. */
+  readonly simulated: boolean;
+  readonly logs?: { readonly stdout: string; readonly stderr: string; readonly truncated: boolean };
+}
+
+export interface CommittedArtifact {
+  readonly name: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly path: string;
+}
+
+export interface RunningAttempt {
+  readonly attemptId: string;
+  /** Process id (also the process group id) of a process attempt; null when nothing was spawned. */
+  readonly pid: number | null;
+  readonly workspace: string | null;
+  readonly done: Promise<AttemptOutcome>;
+  /** Stops the attempt (the whole process group); `done` then resolves with reason `cancelled`. */
+  cancel(): void;
+  /**
+   * Moves the outputs into the run's artifact folder, durably, and describes them. Only after a
+   * `completed` outcome; throws a ValidationError naming each output it refuses.
+   */
+  commitOutputs(): Promise<CommittedArtifact[]>;
+}
+
+export interface Executor {
+  readonly kind: "process" | "simulated";
+  /** Resolves once the attempt is under way (or has ended at setup); never rejects for a stage's own faults. */
+  start(attempt: AttemptSpec): Promise<RunningAttempt>;
+}
