@@ -1,0 +1,100 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { XMLValidator } from "fast-xml-parser";
+import { describe, expect, it } from "vitest";
+import { agentPod, securePlatform } from "./support/platform.ts";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+function gpufabric(...args: string[]) {
+  const run = spawnSync(process.execPath, [join(root, "bin/gpufabric.mjs"), "check", ...args], { encoding: "utf8", cwd: root });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), "gpufabric-check-"));
+}
+
+describe("gpufabric check", () => {
+  it("checks a hand-written Terraform JSON file with no cdktf metadata, resolving references", () => {
+    const { code, stdout } = gpufabric(fixture("hand-written.tf.json"));
+    expect(code).toBe(1);
+    expect(stdout).toContain("ERROR GF-RBAC-002 kubernetes_cluster_role_binding.ops");
+    expect(stdout).toContain("ERROR GF-GPU-002 kubernetes_deployment.model_server");
+    // The namespace came from `${kubernetes_namespace.inference.metadata[0].name}`.
+    expect(stdout).toContain("no NetworkPolicy in namespace 'inference' selects this workload's pods");
+  });
+
+  it("reads cdktf metadata: construct paths and acknowledgements", () => {
+    const { code, stdout } = gpufabric(fixture("cdktf-shaped.tf.json"), "--json");
+    const report = JSON.parse(stdout);
+    expect(code).toBe(0);
+    expect(report.findings).toEqual([]);
+    expect(report.acknowledged).toEqual([
+      expect.objectContaining({ ruleId: "GF-POD-002", constructPath: "lab/Jobs/cleanup", acknowledgement: expect.objectContaining({ source: "lab/Jobs" }) }),
+    ]);
+  });
+
+  it("walks a cdktf.out directory", () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "stacks", "lab"), { recursive: true });
+    writeFileSync(join(dir, "stacks", "lab", "cdk.tf.json"), readFileSync(fixture("hand-written.tf.json")));
+    const { code, stdout } = gpufabric(dir, "--pack", "soc2", "--format", "json");
+    expect(code).toBe(1);
+    const report = JSON.parse(stdout);
+    expect(report.packs).toEqual(["soc2"]);
+    expect(report.findings[0].file).toMatch(/stacks\/lab\/cdk\.tf\.json$/);
+  });
+
+  it("takes acknowledgements from a file", () => {
+    const dir = tempDir();
+    const ack = join(dir, "acks.yaml");
+    writeFileSync(ack, "acknowledgements:\n  - ruleId: GF-RBAC-002\n    address: kubernetes_cluster_role_binding.ops\n    reason: Break-glass access, reviewed every quarter\n");
+    const report = JSON.parse(gpufabric(fixture("hand-written.tf.json"), "--json", "--ack", ack).stdout);
+    expect(report.acknowledged.map((f: { ruleId: string }) => f.ruleId)).toEqual(["GF-RBAC-002"]);
+    expect(report.findings.some((f: { ruleId: string }) => f.ruleId === "GF-RBAC-002")).toBe(false);
+  });
+
+  it("fails only at the --fail-on level", () => {
+    const doc = securePlatform();
+    agentPod(doc).container.image = "gpufabric/agent:latest";
+    const file = join(tempDir(), "platform.tf.json");
+    writeFileSync(file, JSON.stringify(doc));
+    const residency = ["--classification", "phi", "--allow-region", "phi=eu-west-1", "--allow-zone", "phi=eu-west-1a,eu-west-1b"];
+    const lenient = gpufabric(file, ...residency);
+    expect(lenient.stdout).toContain("WARNING GF-POD-010");
+    expect(lenient.code).toBe(0);
+    expect(gpufabric(file, ...residency, "--fail-on", "warning").code).toBe(1);
+  });
+
+  it("writes SARIF, Markdown and JUnit", () => {
+    const dir = tempDir();
+    const out = join(dir, "report.sarif");
+    expect(gpufabric(fixture("hand-written.tf.json"), "--format", "sarif", "-o", out).code).toBe(1);
+    expect(JSON.parse(readFileSync(out, "utf8")).version).toBe("2.1.0");
+    expect(gpufabric(fixture("hand-written.tf.json"), "--format", "markdown").stdout).toContain("### Findings");
+    expect(XMLValidator.validate(gpufabric(fixture("hand-written.tf.json"), "--format", "junit").stdout)).toBe(true);
+  });
+
+  it("answers usage errors with exit code 2 and names the option", () => {
+    const badPack = gpufabric(fixture("hand-written.tf.json"), "--pack", "pci");
+    expect(badPack.code).toBe(2);
+    expect(badPack.stderr).toContain("--pack: unknown pack 'pci'");
+    const missing = gpufabric(join(tempDir(), "nothing.tf.json"));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("does not exist");
+    const region = gpufabric(fixture("hand-written.tf.json"), "--allow-region", "eu-west-1");
+    expect(region.code).toBe(2);
+    expect(region.stderr).toContain("--allow-region: 'eu-west-1' must look like CLASSIFICATION=place");
+    const dir = tempDir();
+    const ack = join(dir, "acks.json");
+    writeFileSync(ack, JSON.stringify({ acknowledgements: [{ ruleId: "GF-RBAC-002", address: "kubernetes_cluster_role_binding.ops", reason: "ok" }] }));
+    const shortReason = gpufabric(fixture("hand-written.tf.json"), "--ack", ack);
+    expect(shortReason.code).toBe(2);
+    expect(shortReason.stderr).toContain("acknowledgements[0].reason: must explain the acknowledgement in at least 10 characters");
+  });
+});
