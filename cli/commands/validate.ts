@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { ValidationError } from "../../runtime/config/errors.ts";
-import { loadWorkflowFile, type Stage, type WorkflowGraph } from "../../runtime/graph/index.ts";
+import { loadWorkflowFile, stagesFor, type Stage, type WorkflowGraph } from "../../runtime/graph/index.ts";
 import { EXIT } from "../errors.ts";
 
 interface ValidateOptions {
@@ -25,7 +25,7 @@ export function register(program: Command): void {
         process.exitCode = EXIT.usage;
         return;
       }
-      const stages = graph.stages;
+      const stages = stagesFor(graph);
       if (options.json) {
         process.stdout.write(`${JSON.stringify({ file, valid: true, name: graph.name, format: graph.format, nodes: graph.comfyNodes?.length, stages: stages.map(stageJson) }, null, 2)}\n`);
       } else {

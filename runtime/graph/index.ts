@@ -88,3 +88,10 @@ export function nameFromFile(file: string): string {
     .replace(/-+$/, "");
   return DNS_LABEL.test(label) ? label : "comfyui";
 }
+
+export { stagesFor, DEFAULT_NATIVE_ESTIMATE } from "./stages.ts";
+export { CostModel, DEFAULT_EWMA_ALPHA, observationKey, workBucket, type CostModelOptions, type CostModelSnapshot, type NodeEstimate, type Observation } from "./cost/cost-model.ts";
+export { ComfyGraphContext } from "./cost/context.ts";
+export { segmentComfyGraph, compareNodeIds, FOLD_MAX_SECONDS, type SegmentedGraph } from "./cost/segment.ts";
+export { OUTPUT_TYPES, PORTABLE_TYPES, isGpuAffine, outputType } from "./cost/output-types.ts";
+export { identifyModel, type IdentifiedModel, type ModelKind } from "./cost/model-families.ts";
