@@ -36,37 +36,36 @@ const MIG_PROFILE_NAME = /^(\d+)g\.\d+gb$/;
 
 /**
  * A GPU model: its GPU Feature Discovery product label, its memory and its MIG profiles.
- * Memory figures are MiB as nvidia-smi reports them; MIG instance memory as `nvidia-smi mig -lgip`
- * lists it (rounded down), which is less than the profile name's nominal size.
+ * Memory is MiB as `nvidia-smi --query-gpu=memory.total` reports it; a MIG instance's memory is what
+ * `nvidia-smi mig -lgip` lists (GiB to two decimals, rounded down to the MiB), which is less than the
+ * profile name's nominal size.
  */
 export class GpuModel {
   static readonly H100_80GB = new GpuModel("H100-80GB", "NVIDIA-H100-80GB-HBM3", 81559, {
     "1g.10gb": { computeSlices: 1, memorySlices: 1, memoryMiB: 9984 },
-    "1g.20gb": { computeSlices: 1, memorySlices: 2, memoryMiB: 20224 },
-    "2g.20gb": { computeSlices: 2, memorySlices: 2, memoryMiB: 20224 },
+    "1g.20gb": { computeSlices: 1, memorySlices: 2, memoryMiB: 20090 },
+    "2g.20gb": { computeSlices: 2, memorySlices: 2, memoryMiB: 20090 },
     "3g.40gb": { computeSlices: 3, memorySlices: 4, memoryMiB: 40448 },
     "4g.40gb": { computeSlices: 4, memorySlices: 4, memoryMiB: 40448 },
-    "7g.80gb": { computeSlices: 7, memorySlices: 8, memoryMiB: 80896 },
+    "7g.80gb": { computeSlices: 7, memorySlices: 8, memoryMiB: 81152 },
   });
 
-  // H200 instance sizes are the memory-slice share of the device less the reservation seen on
-  // H100, rounded down to 256 MiB: conservative, so a stage that fits here fits on the device.
   static readonly H200_141GB = new GpuModel("H200-141GB", "NVIDIA-H200", 143771, {
-    "1g.18gb": { computeSlices: 1, memorySlices: 1, memoryMiB: 16896 },
-    "1g.35gb": { computeSlices: 1, memorySlices: 2, memoryMiB: 34816 },
-    "2g.35gb": { computeSlices: 2, memorySlices: 2, memoryMiB: 34816 },
-    "3g.71gb": { computeSlices: 3, memorySlices: 4, memoryMiB: 70400 },
-    "4g.71gb": { computeSlices: 4, memorySlices: 4, memoryMiB: 70400 },
-    "7g.141gb": { computeSlices: 7, memorySlices: 8, memoryMiB: 142336 },
+    "1g.18gb": { computeSlices: 1, memorySlices: 1, memoryMiB: 16384 },
+    "1g.35gb": { computeSlices: 1, memorySlices: 2, memoryMiB: 33280 },
+    "2g.35gb": { computeSlices: 2, memorySlices: 2, memoryMiB: 33280 },
+    "3g.71gb": { computeSlices: 3, memorySlices: 4, memoryMiB: 71424 },
+    "4g.71gb": { computeSlices: 4, memorySlices: 4, memoryMiB: 71424 },
+    "7g.141gb": { computeSlices: 7, memorySlices: 8, memoryMiB: 143360 },
   });
 
   static readonly A100_40GB = new GpuModel("A100-40GB", "NVIDIA-A100-SXM4-40GB", 40960, {
     "1g.5gb": { computeSlices: 1, memorySlices: 1, memoryMiB: 4864 },
-    "1g.10gb": { computeSlices: 1, memorySlices: 2, memoryMiB: 9856 },
-    "2g.10gb": { computeSlices: 2, memorySlices: 2, memoryMiB: 9856 },
-    "3g.20gb": { computeSlices: 3, memorySlices: 4, memoryMiB: 19968 },
-    "4g.20gb": { computeSlices: 4, memorySlices: 4, memoryMiB: 19968 },
-    "7g.40gb": { computeSlices: 7, memorySlices: 8, memoryMiB: 40192 },
+    "1g.10gb": { computeSlices: 1, memorySlices: 2, memoryMiB: 9984 },
+    "2g.10gb": { computeSlices: 2, memorySlices: 2, memoryMiB: 9984 },
+    "3g.20gb": { computeSlices: 3, memorySlices: 4, memoryMiB: 20090 },
+    "4g.20gb": { computeSlices: 4, memorySlices: 4, memoryMiB: 20090 },
+    "7g.40gb": { computeSlices: 7, memorySlices: 8, memoryMiB: 40448 },
   });
 
   static readonly A100_80GB = new GpuModel("A100-80GB", "NVIDIA-A100-SXM4-80GB", 81920, {
@@ -75,7 +74,7 @@ export class GpuModel {
     "2g.20gb": { computeSlices: 2, memorySlices: 2, memoryMiB: 19968 },
     "3g.40gb": { computeSlices: 3, memorySlices: 4, memoryMiB: 40192 },
     "4g.40gb": { computeSlices: 4, memorySlices: 4, memoryMiB: 40192 },
-    "7g.80gb": { computeSlices: 7, memorySlices: 8, memoryMiB: 81152 },
+    "7g.80gb": { computeSlices: 7, memorySlices: 8, memoryMiB: 80896 },
   });
 
   static readonly L40S_48GB = new GpuModel("L40S-48GB", "NVIDIA-L40S", 46068, {});
