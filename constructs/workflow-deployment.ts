@@ -10,22 +10,21 @@ import { ServiceV1 } from "@cdktf/provider-kubernetes/lib/service-v1/index.js";
 import { Lazy } from "cdktf";
 import { Construct } from "constructs";
 import { readFileSync } from "node:fs";
-import { ValidationError, type FieldIssue } from "../runtime/config/errors.ts";
 import { CONFIG_MAP_KEY, parsePlatformConfig } from "../runtime/config/index.ts";
 import {
-  DNS_LABEL,
   type PlatformConfig,
   type SchedulerSettings,
   type SecurityConfig,
   type SegmentConfig,
 } from "../runtime/config/schema.ts";
-import { parseQuantityMiB } from "../runtime/graph/index.ts";
+import { tryParseQuantityMiB } from "../runtime/graph/index.ts";
 import { FabricStack } from "./fabric-stack.ts";
 import type { GpuPool } from "./gpu-pool.ts";
 import type { NetworkSegment } from "./network-segment.ts";
 import { collectRuntimeRules } from "./runtime-rules.ts";
 import type { StorageTier } from "./storage-tier.ts";
 import type { Tenant } from "./tenant.ts";
+import { checkedProps, PropIssues } from "./validation.ts";
 import type { Workflow } from "./workflow.ts";
 
 /** The agent image WorkflowDeployment runs unless told otherwise: the one built from this package's Dockerfile. */
@@ -160,7 +159,7 @@ export class WorkflowDeployment extends Construct {
     this.workflows = props.workflows;
     this.gpus = props.gpus ?? props.pool.gpusPerNode;
     this.allowedSegments = uniqueSegments([props.segment, ...(props.allowedSegments ?? props.tenants.map((t) => t.segment))]);
-    validate(this.name, props, this.gpus);
+    checkedProps(this, () => validate(this.name, props, this.gpus));
 
     this.secretNames = {
       keyring: `${this.name}-keyring`,
@@ -464,56 +463,48 @@ function uniqueSegments(segments: readonly NetworkSegment[]): NetworkSegment[] {
 }
 
 function validate(name: string, props: WorkflowDeploymentProps, gpus: number): void {
-  const issues: FieldIssue[] = [];
-  const add = (field: string, message: string) => issues.push({ field, message });
-  if (!DNS_LABEL.test(name)) {
-    add("name", `'${name}' is not a DNS-1123 label: use lowercase letters, digits and '-', at most 63 characters (e.g. 'studio-batch')`);
-  } else if (name.length > 50) {
-    add("name", `'${name}' is too long: objects get suffixes such as '-audit-signing', so keep the name to 50 characters`);
-  }
-  if (props.tenants.length === 0) add("tenants", "must name at least one Tenant: the agent serves only the tenants listed here");
-  if (!Number.isInteger(gpus) || gpus < 1) add("gpus", `must be a positive integer, got ${gpus}`);
-  else if (gpus > props.pool.gpusPerNode) {
-    add("gpus", `${gpus} GPUs cannot fit on one node of pool '${props.pool.name}' (${props.pool.gpusPerNode} per node): request at most ${props.pool.gpusPerNode}`);
+  const issues = new PropIssues(`WorkflowDeployment '${name}'`);
+  // Objects get suffixes such as '-audit-signing': keep room for them.
+  issues.dnsLabel("name", name, 50);
+  if (props.tenants.length === 0) issues.add("tenants", "must name at least one Tenant: the agent serves only the tenants listed here");
+  if (issues.positiveInt("gpus", gpus) && gpus > props.pool.gpusPerNode) {
+    issues.add("gpus", `${gpus} GPUs cannot fit on one node of pool '${props.pool.name}' (${props.pool.gpusPerNode} per node): request at most ${props.pool.gpusPerNode}`);
   }
   for (const [field, value] of [
     ["stateSize", props.stateSize],
     ["auditSinkSize", props.auditSinkSize],
   ] as const) {
-    if (value === undefined) continue;
-    try {
-      parseQuantityMiB(value);
-    } catch {
-      add(field, `'${value}' is not a Kubernetes quantity: write it like "20Gi" or "500Mi"`);
-    }
+    const parsed = value === undefined ? undefined : tryParseQuantityMiB(value);
+    if (parsed && !parsed.ok) issues.add(field, parsed.message);
   }
   const tenantNames = new Set(props.tenants.map((t) => t.name));
   const seenWorkflows = new Set<string>();
   props.workflows.forEach((wf, i) => {
-    if (seenWorkflows.has(wf.name)) add(`workflows[${i}]`, `duplicate workflow name '${wf.name}': give one of them another name`);
+    if (seenWorkflows.has(wf.name)) issues.add(`workflows[${i}]`, `duplicate workflow name '${wf.name}': give one of them another name`);
     seenWorkflows.add(wf.name);
     (wf.tenants ?? []).forEach((t, j) => {
       if (!tenantNames.has(t.name)) {
-        add(`workflows[${i}].tenants[${j}]`, `tenant '${t.name}' is not served by this deployment: add it to tenants, or drop it from the workflow`);
+        issues.add(`workflows[${i}].tenants[${j}]`, `tenant '${t.name}' is not served by this deployment: add it to tenants, or drop it from the workflow`);
       }
     });
     const deviceMiB = props.pool.deviceMemoryMiB;
     for (const stage of wf.graph.format === "native" ? wf.graph.stages : []) {
+      const at = `workflows[${i}] (${wf.name}).stages.${stage.id}.resources`;
       if (stage.resources.vramMiB > deviceMiB) {
-        add(
-          `workflows[${i}] (${wf.name}).stages.${stage.id}.resources.vram`,
+        issues.add(
+          `${at}.vram`,
           `${stage.resources.vramMiB} MiB exceeds the ${deviceMiB} MiB of one ${props.pool.model.name} device in pool '${props.pool.name}': lower it or bind the workflow to a pool with larger GPUs`,
         );
       }
       if (stage.resources.gpus > props.pool.gpusPerNode) {
-        add(
-          `workflows[${i}] (${wf.name}).stages.${stage.id}.resources.gpus`,
+        issues.add(
+          `${at}.gpus`,
           `${stage.resources.gpus} GPUs do not fit on one node of pool '${props.pool.name}' (${props.pool.gpusPerNode} per node): multi-GPU stages run on a single node`,
         );
       }
     }
   });
-  if (issues.length > 0) throw new ValidationError(`WorkflowDeployment '${name}'`, issues);
+  issues.throwIfAny();
 }
 
 function packageVersion(): string {

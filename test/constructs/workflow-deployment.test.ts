@@ -146,7 +146,9 @@ describe("WorkflowDeployment", () => {
       expect(rule.resources).not.toContain("*");
       expect(rule.verbs).not.toContain("delete");
     }
-    expect(only(r, "kubernetes_role_binding_v1", "agent").subject).toEqual([{ kind: "ServiceAccount", name: "agent", namespace: "work" }]);
+    const binding = only(r, "kubernetes_role_binding_v1", "agent");
+    expect(binding.subject).toEqual([{ kind: "ServiceAccount", name: expect.stringMatching(/^\$\{kubernetes_service_account_v1\.\w+\.metadata\[0\]\.name\}$/), namespace: "work" }]);
+    expect(binding.role_ref).toEqual({ api_group: "rbac.authorization.k8s.io", kind: "Role", name: expect.stringMatching(/^\$\{kubernetes_role_v1\.\w+\.metadata\[0\]\.name\}$/) });
     expect(only(r, "kubernetes_service_account_v1", "agent").automount_service_account_token).toBe(false);
     expect(only(r, "kubernetes_service_v1", "agent").spec.type).toBe("ClusterIP");
     expect(only(r, "kubernetes_persistent_volume_claim_v1", "agent-state").wait_until_bound).toBe(false);
@@ -187,9 +189,9 @@ describe("WorkflowDeployment", () => {
     it("no tenants, a bad name, too many GPUs, a bad size", () => {
       const f = fixture();
       expect(make(f, { tenants: [] })).toThrow(/tenants: must name at least one Tenant/);
-      expect(make(f, { name: "Agent_1" })).toThrow(/name: 'Agent_1' is not a DNS-1123 label/);
+      expect(make(f, { name: "Agent_1" })).toThrow(/name: "Agent_1" is not a DNS-1123 label/);
       expect(make(f, { gpus: 3 })).toThrow(/gpus: 3 GPUs cannot fit on one node of pool 'gpus' \(2 per node\)/);
-      expect(make(f, { stateSize: "twenty gigs" })).toThrow(/stateSize: 'twenty gigs' is not a Kubernetes quantity/);
+      expect(make(f, { stateSize: "twenty gigs" })).toThrow(/stateSize: .twenty gigs. is not a quantity/);
     });
     it("two workflows with one name", () => {
       const f = fixture();
