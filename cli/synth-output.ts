@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { CONFIG_MAP_KEY, parsePlatformConfig, type PlatformConfig } from "../runtime/config/index.ts";
 
 /** One stack of a cdktf.out directory: its Terraform JSON and the platform configs in it. */
@@ -53,7 +53,7 @@ export function describeStacks(stacks: readonly SynthesizedStack[]): string {
   const lines: string[] = [];
   for (const stack of stacks) {
     const total = Object.values(stack.resourceCounts).reduce((a, b) => a + b, 0);
-    lines.push(`stack ${stack.name}: ${total} Kubernetes resources in ${stack.file}`);
+    lines.push(`stack ${stack.name}: ${total} Kubernetes resources in ${relative(process.cwd(), stack.file)}`);
     for (const [type, count] of Object.entries(stack.resourceCounts).sort()) lines.push(`  ${String(count).padStart(4)}  ${type}`);
     for (const { config } of stack.platformConfigs) {
       const d = config.deployment;
