@@ -14,6 +14,7 @@ export class RuleContext implements RuleContextView {
   private readonly byAddress = new Map<string, Resource>();
   private configs: PlatformConfigSource[] | undefined;
   private readonly byKindAndNamespace = new Map<string, Map<string, Resource[]>>();
+  private readonly memos = new Map<string, unknown>();
 
   constructor(
     readonly resources: readonly Resource[],
@@ -33,6 +34,11 @@ export class RuleContext implements RuleContextView {
 
   ofKind(kind: string): readonly Resource[] {
     return this.byKind.get(kind) ?? [];
+  }
+
+  memo<T>(key: string, compute: () => T): T {
+    if (!this.memos.has(key)) this.memos.set(key, compute());
+    return this.memos.get(key) as T;
   }
 
   ofKindIn(kind: string, namespace: string): readonly Resource[] {

@@ -2,7 +2,6 @@
 import type { DataClassification } from "../runtime/config/schema.ts";
 import { ackCovers, targetOf, type TargetedAcknowledgement } from "./acknowledgements.ts";
 import { RuleContext } from "./context.ts";
-import { kindOf } from "./kubernetes.ts";
 import type { Acknowledgement, Evaluation, Finding, Outcome, PackId, Report, Residency, Resource, Rule } from "./model.ts";
 import { rulesOf } from "./packs/index.ts";
 
@@ -27,15 +26,10 @@ export function runChecks(resources: readonly Resource[], options: CheckOptions)
   const acknowledged: Finding[] = [];
   const evaluations: Evaluation[] = [];
 
-  const byKind = new Map<string, Resource[]>();
-  for (const r of resources) {
-    const kind = kindOf(r.type);
-    if (kind) byKind.set(kind, [...(byKind.get(kind) ?? []), r]);
-  }
 
   for (const rule of rules) {
     for (const kind of rule.kinds) {
-      for (const resource of byKind.get(kind) ?? []) {
+      for (const resource of context.ofKind(kind)) {
         let result: Outcome | readonly Outcome[];
         try {
           result = rule.check(resource, context);

@@ -41,11 +41,18 @@ export function joinPath(parts: readonly (string | number)[]): string {
 
 const KIND_ALIASES: Record<string, string> = { daemonset: "daemon_set" };
 
+const kinds = new Map<string, string | undefined>();
+
 /** `kubernetes_deployment_v1` → `deployment`; undefined for resources of other providers. */
 export function kindOf(type: string): string | undefined {
-  if (!type.startsWith("kubernetes_")) return undefined;
-  const kind = type.slice("kubernetes_".length).replace(/_v\d+(beta\d+)?$/, "");
-  return KIND_ALIASES[kind] ?? kind;
+  if (kinds.has(type)) return kinds.get(type);
+  let kind: string | undefined;
+  if (type.startsWith("kubernetes_")) {
+    const bare = type.slice("kubernetes_".length).replace(/_v\d+(beta\d+)?$/, "");
+    kind = KIND_ALIASES[bare] ?? bare;
+  }
+  kinds.set(type, kind);
+  return kind;
 }
 
 export const WORKLOAD_KINDS = ["pod", "deployment", "stateful_set", "daemon_set", "job", "cron_job", "replication_controller"] as const;
@@ -65,14 +72,24 @@ export function nameOf(resource: Resource, context: RuleContextView): string | u
   return typeof name === "string" ? name : undefined;
 }
 
+const namespaces = new WeakMap<Resource, string>();
+
 /** Namespace of a namespaced object; Kubernetes puts objects without one in `default`. */
 export function namespaceOf(resource: Resource, context: RuleContextView): string {
-  const ns = context.resolve(get(resource.attributes, ["metadata", "namespace"]));
-  return typeof ns === "string" && ns !== "" ? ns : "default";
+  let ns = namespaces.get(resource);
+  if (ns === undefined) {
+    const value = context.resolve(get(resource.attributes, ["metadata", "namespace"]));
+    namespaces.set(resource, (ns = typeof value === "string" && value !== "" ? value : "default"));
+  }
+  return ns;
 }
 
+const labelCache = new WeakMap<Resource, Record<string, string>>();
+
 export function labelsOf(resource: Resource, context: RuleContextView): Record<string, string> {
-  return stringMap(get(resource.attributes, ["metadata", "labels"]), context);
+  let labels = labelCache.get(resource);
+  if (!labels) labelCache.set(resource, (labels = stringMap(get(resource.attributes, ["metadata", "labels"]), context)));
+  return labels;
 }
 
 export interface PodTemplate {
@@ -82,8 +99,16 @@ export interface PodTemplate {
   readonly labels: Record<string, string>;
 }
 
-/** The pod a workload runs (its template), or undefined for non-workloads. */
+const podTemplates = new WeakMap<Resource, PodTemplate | null>();
+
+/** The pod a workload runs (its template), or undefined for non-workloads. Resources never change, so it is computed once. */
 export function podTemplateOf(resource: Resource, context: RuleContextView): PodTemplate | undefined {
+  let pod = podTemplates.get(resource);
+  if (pod === undefined) podTemplates.set(resource, (pod = readPodTemplate(resource, context) ?? null));
+  return pod ?? undefined;
+}
+
+function readPodTemplate(resource: Resource, context: RuleContextView): PodTemplate | undefined {
   const kind = kindOf(resource.type);
   let templatePath: (string | number)[];
   switch (kind) {
@@ -116,8 +141,13 @@ export interface ContainerRef {
 }
 
 /** Regular and init containers of a pod spec, with their paths. */
+const containerLists = new WeakMap<PodTemplate, ContainerRef[]>();
+
 export function containersOf(pod: PodTemplate): ContainerRef[] {
+  const cached = containerLists.get(pod);
+  if (cached) return cached;
   const out: ContainerRef[] = [];
+  containerLists.set(pod, out);
   for (const block of ["init_container", "container"] as const) {
     objects(pod.spec[block]).forEach((container, i) => {
       out.push({ container, path: [...pod.specPath, block, i], name: typeof container.name === "string" ? container.name : `${block}[${i}]` });
@@ -215,8 +245,16 @@ export const LABEL = {
   tier: "gpufabric.dev/tier",
 } as const;
 
+const agentCache = new WeakMap<Resource, boolean>();
+
 /** The gpufabric agent's workload, by the labels WorkflowDeployment puts on it. */
 export function isAgentWorkload(resource: Resource, context: RuleContextView): boolean {
+  let agent = agentCache.get(resource);
+  if (agent === undefined) agentCache.set(resource, (agent = readIsAgentWorkload(resource, context)));
+  return agent;
+}
+
+function readIsAgentWorkload(resource: Resource, context: RuleContextView): boolean {
   const kind = kindOf(resource.type);
   if (!kind || !(WORKLOAD_KINDS as readonly string[]).includes(kind)) return false;
   const labels = labelsOf(resource, context);

@@ -83,6 +83,8 @@ export interface RuleContextView {
   ofKindIn(kind: string, namespace: string): readonly Resource[];
   /** Resolves a whole-string Terraform reference such as `${kubernetes_namespace_v1.x.metadata[0].name}`. */
   resolve(value: unknown): unknown;
+  /** Computes a value once per check (indexes rules share), keyed by `key`. */
+  memo<T>(key: string, compute: () => T): T;
   /** Platform configs found in ConfigMaps (`platform.json`), with the ConfigMap they came from. */
   platformConfigs(): readonly PlatformConfigSource[];
 }

@@ -111,7 +111,7 @@ export function resourcesFromTerraformJson(doc: unknown, file?: string): Resourc
             continue;
           }
           const { [METADATA_KEY]: meta, ...attrs } = block;
-          const parsedMeta = ResourceMetadataSchema.safeParse(meta ?? {});
+          const parsedMeta = meta === undefined ? { success: true as const, data: {} as z.infer<typeof ResourceMetadataSchema> } : ResourceMetadataSchema.safeParse(meta);
           if (!parsedMeta.success) {
             for (const issue of issuesFromZod(parsedMeta.error)) issues.push({ field: `resource.${type}.${name}["//"].${issue.field}`, message: issue.message });
             continue;

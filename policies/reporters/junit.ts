@@ -14,11 +14,17 @@ function xml(value: string): string {
 /** One test suite per rule, one test case per resource the rule applies to; acknowledged findings are skipped with their reason. */
 export function renderJunit(report: Report): string {
   const evaluationsByRule = new Map<string, Evaluation[]>();
-  for (const e of report.evaluations) evaluationsByRule.set(e.ruleId, [...(evaluationsByRule.get(e.ruleId) ?? []), e]);
+  for (const e of report.evaluations) {
+    const list = evaluationsByRule.get(e.ruleId);
+    if (list) list.push(e);
+    else evaluationsByRule.set(e.ruleId, [e]);
+  }
   const findingsByKey = new Map<string, Finding[]>();
   for (const f of [...report.findings, ...report.acknowledged]) {
     const key = `${f.ruleId} ${f.address}`;
-    findingsByKey.set(key, [...(findingsByKey.get(key) ?? []), f]);
+    const list = findingsByKey.get(key);
+    if (list) list.push(f);
+    else findingsByKey.set(key, [f]);
   }
   const suites: string[] = [];
   let total = 0;

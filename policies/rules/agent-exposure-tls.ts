@@ -21,8 +21,9 @@ export const agentExposureTls: Rule = {
     const ns = namespaceOf(resource, context);
     const selector = stringMap(get(resource.attributes, ["spec", "selector"]), context);
     if (Object.keys(selector).length === 0) return notApplicable;
-    const agents = context.resources.filter((r) => {
-      if (!isAgentWorkload(r, context) || namespaceOf(r, context) !== ns) return false;
+    const allAgents = context.memo("agent-workloads", () => context.resources.filter((r) => isAgentWorkload(r, context)));
+    const agents = allAgents.filter((r) => {
+      if (namespaceOf(r, context) !== ns) return false;
       const pod = podTemplateOf(r, context);
       return pod !== undefined && selectorMatches({ match_labels: selector }, pod.labels);
     });

@@ -21,7 +21,7 @@ export const serviceAccountTokenAutomount: Rule = {
       if (own === true) return violation(where, "the pod sets automount_service_account_token = true");
       const accountName = context.resolve(pod.spec.service_account_name) ?? "default";
       const ns = namespaceOf(resource, context);
-      const account = context.ofKind("service_account").find((sa) => nameOf(sa, context) === accountName && namespaceOf(sa, context) === ns);
+      const account = context.ofKindIn("service_account", ns).find((sa) => nameOf(sa, context) === accountName);
       return account && get(account.attributes, ["automount_service_account_token"]) === false
         ? compliant
         : violation(where, `the pod mounts the token of service account '${String(accountName)}': neither the pod nor the account turns automount off`);
