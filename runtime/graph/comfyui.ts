@@ -59,7 +59,7 @@ export function parseComfyPrompt(doc: unknown, source: string, name: string): Wo
   const nodes: ComfyNode[] = [];
   for (const [id, raw] of entries) {
     const at = quoteId(id);
-    if (id.length > GRAPH_LIMITS.maxIdLength || !NODE_ID.test(id)) {
+    if (id.length > GRAPH_LIMITS.maxIdLength || !NODE_ID.test(id) || id === "__proto__") {
       issues.push({ field: at, message: `node id must be 1 to ${GRAPH_LIMITS.maxIdLength} letters, digits, '_', '.', ':' or '-' (like "3" or "57:8")` });
       continue;
     }
@@ -82,7 +82,9 @@ export function parseComfyPrompt(doc: unknown, source: string, name: string): Wo
     const inputs: Record<string, unknown> = {};
     const links: ComfyLink[] = [];
     for (const [input, value] of Object.entries(rawInputs)) {
-      if (isComfyLink(value)) {
+      if (input === "__proto__") {
+        issues.push({ field: `${at}.inputs.${input}`, message: "'__proto__' is not allowed as an input name: rename it" });
+      } else if (isComfyLink(value)) {
         if (value[1] < 0) issues.push({ field: `${at}.inputs.${input}`, message: `links to output ${value[1]} of node '${value[0]}': output indexes start at 0` });
         links.push({ input, from: value[0], output: value[1] });
       } else {

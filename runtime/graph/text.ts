@@ -1,16 +1,17 @@
 /** Workflow documents read from text (JSON or YAML), with caps against hostile input. */
 import { parse as parseYaml } from "yaml";
-import { ValidationError } from "../config/errors.ts";
+import { ValidationError, formatPath } from "../config/errors.ts";
 import { GRAPH_LIMITS } from "./model.ts";
 
 /** YAML aliases a document may resolve; far below what an alias bomb needs to expand. */
 export const MAX_YAML_ALIASES = 100;
 
 /**
- * Nesting a YAML document may have. The YAML parser recurses per level, so a document of thousands of
- * nested `[` would exhaust the stack; real workflows nest a handful of levels.
+ * Nesting a document may have. The YAML parser, JSON.stringify and structured cloning recurse per
+ * level, so a document of thousands of nested `[` would exhaust the stack somewhere; real workflows
+ * nest a handful of levels.
  */
-export const MAX_YAML_NESTING = 256;
+export const MAX_NESTING = 256;
 
 /** Parses the text of a workflow file into a plain document (not yet validated as a workflow). */
 export function parseDocumentText(text: string, source: string): unknown {
@@ -20,6 +21,20 @@ export function parseDocumentText(text: string, source: string): unknown {
       { field: "(root)", message: `is ${bytes} bytes, more than the limit of ${GRAPH_LIMITS.maxDocumentBytes}: split the workflow or drop embedded data` },
     ]);
   }
+  // JSON has no block nesting; YAML's indentation counts as nesting too.
+  const depth = nestingEstimate(text, !/^\s*[{[]/.test(text));
+  if (depth > MAX_NESTING) {
+    throw new ValidationError(source, [{ field: "(root)", message: `nests about ${depth} levels deep, more than the limit of ${MAX_NESTING}: flatten the document` }]);
+  }
+  const doc = parseText(text, source);
+  const reserved = findProtoKey(doc);
+  if (reserved !== undefined) {
+    throw new ValidationError(source, [{ field: reserved, message: "'__proto__' is not allowed as a field name or id: rename it" }]);
+  }
+  return doc;
+}
+
+function parseText(text: string, source: string): unknown {
   // JSON.parse is much faster on large prompts; YAML (a superset of JSON) covers everything else.
   const looksLikeJson = /^\s*[{[]/.test(text);
   if (looksLikeJson) {
@@ -29,15 +44,44 @@ export function parseDocumentText(text: string, source: string): unknown {
       if (/\.json$/i.test(source) || err instanceof RangeError) throw new ValidationError(source, [{ field: "(root)", message: describeParseError(err, "JSON") }]);
     }
   }
-  const depth = yamlNestingEstimate(text);
-  if (depth > MAX_YAML_NESTING) {
-    throw new ValidationError(source, [{ field: "(root)", message: `nests about ${depth} levels deep, more than the limit of ${MAX_YAML_NESTING}: flatten the document` }]);
-  }
   try {
     return parseYaml(text, { maxAliasCount: MAX_YAML_ALIASES });
   } catch (err) {
     throw new ValidationError(source, [{ field: "(root)", message: describeParseError(err, "YAML") }]);
   }
+}
+
+/**
+ * Path of the first `__proto__` key anywhere in the document. Such a key would silently replace an
+ * object's prototype when copied, so it is refused rather than dropped. Iterative: depth is unbounded.
+ */
+export function findProtoKey(doc: unknown): string | undefined {
+  // Each entry points at its parent, so the path is only built for the key that is found.
+  interface Visit {
+    readonly value: unknown;
+    readonly key?: PropertyKey;
+    readonly parent?: Visit;
+  }
+  const pathOf = (visit: Visit | undefined, last: PropertyKey): string => {
+    const path: PropertyKey[] = [last];
+    for (let v = visit; v?.key !== undefined; v = v.parent) path.unshift(v.key);
+    return formatPath(path);
+  };
+  const stack: Visit[] = [{ value: doc }];
+  while (stack.length > 0) {
+    const visit = stack.pop()!;
+    const value = visit.value;
+    if (typeof value !== "object" || value === null) continue;
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => stack.push({ value: item, key: i, parent: visit }));
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      if (key === "__proto__") return pathOf(visit, key);
+      stack.push({ value: (value as Record<string, unknown>)[key], key, parent: visit });
+    }
+  }
+  return undefined;
 }
 
 function describeParseError(err: unknown, language: string): string {
@@ -49,50 +93,56 @@ function describeParseError(err: unknown, language: string): string {
 }
 
 /**
- * An upper estimate of a YAML document's nesting: the deepest run of open flow brackets (outside quoted
- * scalars and comments) plus the longest indentation (block nesting needs at least one column a level;
- * `- - -` sequences on one line count as indentation too).
+ * An upper estimate of a document's nesting: the deepest run of open brackets (outside quoted strings
+ * and comments), plus, for YAML block style, the longest indentation (block nesting needs at least one
+ * column a level; `- - -` sequences on one line count as indentation too).
  */
-export function yamlNestingEstimate(text: string): number {
+export function nestingEstimate(text: string, countIndentation = true): number {
   let flow = 0;
   let maxFlow = 0;
   let maxIndent = 0;
   let lineStart = true;
   let indent = 0;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === "\n") {
+    const c = text.charCodeAt(i);
+    if (c === NEWLINE) {
       lineStart = true;
       indent = 0;
       continue;
     }
     if (lineStart) {
-      if (c === " " || c === "\t" || c === "-" || c === "?") {
+      if (c === SPACE || c === TAB || c === DASH || c === QUESTION) {
         indent++;
         if (indent > maxIndent) maxIndent = indent;
         continue;
       }
       lineStart = false;
     }
+    const previous = i === 0 ? NEWLINE : text.charCodeAt(i - 1);
+    const afterSpace = previous === SPACE || previous === TAB || previous === NEWLINE || previous === RETURN;
     // A quote opens a quoted scalar only where a value can start (not the apostrophe in "it's").
-    const valueStart = i === 0 || /[\s[{,:]/.test(text[i - 1]!);
-    if (c === "#" && (i === 0 || /\s/.test(text[i - 1]!))) {
-      while (i + 1 < text.length && text[i + 1] !== "\n") i++;
-    } else if (c === '"' && valueStart) {
-      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
-    } else if (c === "'" && valueStart) {
+    const valueStart = afterSpace || previous === OPEN_SQUARE || previous === OPEN_CURLY || previous === COMMA || previous === COLON;
+    if (c === HASH && afterSpace) {
+      while (i + 1 < text.length && text.charCodeAt(i + 1) !== NEWLINE) i++;
+    } else if (c === DOUBLE_QUOTE && valueStart) {
+      for (i++; i < text.length && text.charCodeAt(i) !== DOUBLE_QUOTE; i++) if (text.charCodeAt(i) === BACKSLASH) i++;
+    } else if (c === SINGLE_QUOTE && valueStart) {
       for (i++; i < text.length; i++) {
-        if (text[i] === "'") {
-          if (text[i + 1] === "'") i++;
+        if (text.charCodeAt(i) === SINGLE_QUOTE) {
+          if (text.charCodeAt(i + 1) === SINGLE_QUOTE) i++;
           else break;
         }
       }
-    } else if (c === "[" || c === "{") {
+    } else if (c === OPEN_SQUARE || c === OPEN_CURLY) {
       flow++;
       if (flow > maxFlow) maxFlow = flow;
-    } else if ((c === "]" || c === "}") && flow > 0) {
+    } else if ((c === CLOSE_SQUARE || c === CLOSE_CURLY) && flow > 0) {
       flow--;
     }
   }
-  return maxFlow + maxIndent;
+  return maxFlow + (countIndentation ? maxIndent : 0);
 }
+
+const [NEWLINE, RETURN, SPACE, TAB, DASH, QUESTION, HASH, DOUBLE_QUOTE, SINGLE_QUOTE, BACKSLASH, OPEN_SQUARE, CLOSE_SQUARE, OPEN_CURLY, CLOSE_CURLY, COMMA, COLON] = [
+  ..."\n\r \t-?#\"'\\[]{},:",
+].map((ch) => ch.charCodeAt(0)) as [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];

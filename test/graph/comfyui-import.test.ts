@@ -103,6 +103,11 @@ describe("ComfyUI import", () => {
     expect(issues.map((i) => i.field)).toEqual(['"2".class_type', '"3"', '"4".inputs', '"5".clas_type', '"6".inputs.x', '"a b"']);
   });
 
+  it("refuses __proto__ as a node id or input name in a prompt built in code", () => {
+    const prompt = JSON.parse('{"__proto__": {"class_type": "A", "inputs": {}}, "1": {"class_type": "B", "inputs": {"__proto__": 1}}}') as unknown;
+    expect(issuesOf(() => parseWorkflow(prompt, { format: "comfyui" })).map((i) => i.field)).toEqual(['"1".inputs.__proto__', '"__proto__"']);
+  });
+
   it("refuses an empty prompt", () => {
     expect(issuesOf(() => parseWorkflow({}, { format: "comfyui" }))[0]!.message).toContain("has no nodes");
   });

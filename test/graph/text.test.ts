@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { GRAPH_LIMITS, loadWorkflowFile, nameFromFile, parseWorkflowText } from "../../runtime/graph/index.ts";
-import { MAX_YAML_NESTING, yamlNestingEstimate } from "../../runtime/graph/text.ts";
+import { MAX_NESTING, nestingEstimate } from "../../runtime/graph/text.ts";
 import { issuesOf } from "./helpers.ts";
 
 describe("workflow text", () => {
@@ -34,20 +34,30 @@ describe("workflow text", () => {
     expect(issuesOf(() => parseWorkflowText("[1]", "list.json"))[0]!.message).toContain("is a list");
   });
 
-  it("accepts deeply nested JSON literals (JSON.parse does not recurse)", () => {
-    const deep = `{"1": {"class_type": "A", "inputs": {"x": ${"[".repeat(100_000)}${"]".repeat(100_000)}}}}`;
-    expect(parseWorkflowText(deep, "deep.json").comfyNodes).toHaveLength(1);
-  });
-
-  it("refuses YAML nested deeper than the parser can take, instead of crashing", () => {
-    for (const text of [`x: ${"[".repeat(10_000)}${"]".repeat(10_000)}`, `${"- ".repeat(5_000)}x`, `x: it's ${"{".repeat(5_000)}`]) {
-      expect(issuesOf(() => parseWorkflowText(text, "deep.yaml"))[0]!.message).toContain(`limit of ${MAX_YAML_NESTING}`);
+  it("refuses documents nested deeper than later serialization can take, instead of crashing", () => {
+    const deepJson = `{"1": {"class_type": "A", "inputs": {"x": ${"[".repeat(100_000)}${"]".repeat(100_000)}}}}`;
+    const deepYaml = [`x: ${"[".repeat(10_000)}${"]".repeat(10_000)}`, `${"- ".repeat(5_000)}x`, `x: it's ${"{".repeat(5_000)}`];
+    for (const [text, file] of [[deepJson, "deep.json"], ...deepYaml.map((t) => [t, "deep.yaml"])] as const) {
+      expect(issuesOf(() => parseWorkflowText(text, file))[0]!.message).toContain(`limit of ${MAX_NESTING}`);
     }
   });
 
+  it("accepts ordinary nesting, and long strings with brackets in them", () => {
+    const text = JSON.stringify({ "1": { class_type: "CLIPTextEncode", inputs: { text: "[".repeat(5_000), clip: ["2", 0] } }, "2": { class_type: "CLIPLoader", inputs: { clip_name: "t5xxl_fp16.safetensors" } } }, null, 2);
+    expect(parseWorkflowText(text, "ok.json").comfyNodes).toHaveLength(2);
+  });
+
   it("estimates YAML nesting without being fooled by quoted brackets or comments", () => {
-    expect(yamlNestingEstimate("a: '[[[['\nb: \"{{{{\" # [[[[\nc: [1, [2]]")).toBe(2);
-    expect(yamlNestingEstimate("a:\n  b:\n    - c")).toBe(6);
+    expect(nestingEstimate("a: '[[[['\nb: \"{{{{\" # [[[[\nc: [1, [2]]")).toBe(2);
+    expect(nestingEstimate("a:\n  b:\n    - c")).toBe(6);
+  });
+
+  it("refuses __proto__ keys anywhere instead of dropping them silently", () => {
+    expect(issuesOf(() => parseWorkflowText('{"1": {"class_type": "SaveImage", "inputs": {"__proto__": {"x": 1}}}}', "p.json"))).toEqual([
+      { field: "1.inputs.__proto__", message: "'__proto__' is not allowed as a field name or id: rename it" },
+    ]);
+    const yaml = "apiVersion: gpufabric.dev/v1\nkind: Workflow\nmetadata: { name: x }\nspec:\n  stages:\n    - id: a\n      run: { command: [x], env: { __proto__: y } }\n";
+    expect(issuesOf(() => parseWorkflowText(yaml, "p.yaml"))[0]!.field).toBe("spec.stages[0].run.env.__proto__");
   });
 
   it("names a ComfyUI prompt after its file", () => {

@@ -136,6 +136,20 @@ export const UNKNOWN_MODEL_GIB = 4;
  * `weight_dtype`), which changes the loaded size; `kindHint` says what the loader loads.
  */
 export function identifyModel(name: string, kindHint: ModelKind = "unknown", weightDtype?: string): IdentifiedModel {
+  // Graphs name the same few files over and over; matching ~70 patterns each time shows in profiles.
+  const cacheKey = `${kindHint}\u0000${weightDtype ?? ""}\u0000${name}`;
+  const cached = identified.get(cacheKey);
+  if (cached) return cached;
+  const model = identifyUncached(name, kindHint, weightDtype);
+  if (identified.size >= MAX_CACHED) identified.clear();
+  identified.set(cacheKey, model);
+  return model;
+}
+
+const MAX_CACHED = 4096;
+const identified = new Map<string, IdentifiedModel>();
+
+function identifyUncached(name: string, kindHint: ModelKind, weightDtype: string | undefined): IdentifiedModel {
   const lower = name.toLowerCase();
   // A loader says what it loads: a VAELoader's "qwen_image_vae" is a VAE, not the Qwen-Image model.
   const rule = RULES.find((r) => (kindHint === "unknown" || r.kind === kindHint) && r.pattern.test(lower));
