@@ -127,7 +127,7 @@ describe("CompliancePolicy", () => {
   });
 
   it("reports an acknowledgement that matches no finding", () => {
-    const { stack, segment, policy } = hospital();
+    const { segment, policy } = hospital();
     Compliance.acknowledge(segment, "GF-NET-001", "Kept from an older layout of the cluster");
     expect(policy.check().unusedAcknowledgements).toEqual([expect.objectContaining({ ruleId: "GF-NET-001", target: "hospital/Clinical" })]);
   });

@@ -1,12 +1,15 @@
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
-import Ajv from "ajv-draft-04";
-import addFormats from "ajv-formats";
+import AjvModule from "ajv-draft-04";
+import addFormatsModule from "ajv-formats";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { describe, expect, it } from "vitest";
 import { PACK_IDS, render, resourcesFromTerraformJson, runChecks, type Report } from "../../policies/index.ts";
 import { agentPod, residency, securePlatform } from "./support/platform.ts";
 
+// Both are CommonJS modules that also export themselves as `default`, the one form typed under NodeNext.
+const Ajv = AjvModule.default;
+const addFormats = addFormatsModule.default;
 const require = createRequire(import.meta.url);
 // The schema's `language` pattern is valid only as a non-unicode regular expression, hence unicodeRegExp: false below.
 // The official SARIF 2.1.0 schema (OASIS), as shipped by Microsoft's SARIF tooling.
