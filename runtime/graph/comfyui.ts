@@ -4,6 +4,7 @@
  * ComfyUI's `POST /prompt` (`{ "prompt": { … }, "client_id"?: … }`).
  */
 import { ValidationError, type FieldIssue } from "../config/errors.ts";
+import { CORE_CLASS_TYPES, OUTPUT_TYPES } from "./cost/output-types.ts";
 import { findGraphIssues } from "./graph-check.ts";
 import { GRAPH_LIMITS, type ComfyLink, type ComfyNode, type Stage, type WorkflowGraph } from "./model.ts";
 
@@ -99,6 +100,8 @@ export function parseComfyPrompt(doc: unknown, source: string, name: string): Wo
     nodes.push({ id, classType: raw.class_type, ...(title !== undefined && { title }), inputs, links });
   }
   if (issues.length > 0) throw new ValidationError(source, issues);
+  const outputIssues = findMissingOutputs(nodes);
+  if (outputIssues.length > 0) throw new ValidationError(source, outputIssues);
 
   const graphIssues = findGraphIssues(
     nodes.map((node) => ({
@@ -121,6 +124,23 @@ function nodeStage(node: ComfyNode): Stage {
     resources: { gpus: 0, vramMiB: 0 },
     comfyNodes: [node.id],
   };
+}
+
+/** Links to an output index that a core node class does not have (ComfyUI would refuse the prompt). */
+function findMissingOutputs(nodes: readonly ComfyNode[]): FieldIssue[] {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const issues: FieldIssue[] = [];
+  for (const node of nodes) {
+    for (const link of node.links) {
+      const source = byId.get(link.from);
+      if (!source || !CORE_CLASS_TYPES.has(source.classType)) continue;
+      const outputs = OUTPUT_TYPES[source.classType] ?? [];
+      if (link.output < outputs.length) continue;
+      const listed = outputs.length === 0 ? "which has no outputs" : `whose outputs are ${outputs.map((t, i) => `${i} ${t}`).join(", ")}`;
+      issues.push({ field: `${quoteId(node.id)}.inputs.${link.input}`, message: `links to output ${link.output} of node '${source.id}' (${source.classType}), ${listed}: link one of those` });
+    }
+  }
+  return issues;
 }
 
 /** Node ids are keys like "3" or "57:8"; quote them so a path reads `"57:8".inputs.model`. */

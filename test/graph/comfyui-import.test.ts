@@ -74,6 +74,13 @@ describe("ComfyUI import", () => {
     expect(issues).toEqual([{ field: '"3".inputs.model', message: "unknown node '44'; did you mean '4'?: add that node or point the input at an existing node's output" }]);
   });
 
+  it("refuses a link to an output a core node does not have, listing its outputs", () => {
+    const issues = issuesOf(() => parseWorkflow({ ...tiny, "6": { class_type: "CLIPTextEncode", inputs: { text: "a cat", clip: ["4", 3] } } }));
+    expect(issues).toEqual([{ field: '"6".inputs.clip', message: "links to output 3 of node '4' (CheckpointLoaderSimple), whose outputs are 0 MODEL, 1 CLIP, 2 VAE: link one of those" }]);
+    // Custom classes may have any outputs.
+    expect(parseWorkflow({ "1": { class_type: "AcmeLoader", inputs: {} }, "2": { class_type: "SaveImage", inputs: { images: ["1", 7] } } }).comfyNodes).toHaveLength(2);
+  });
+
   it("names the nodes of a cycle", () => {
     const doc = {
       "1": { class_type: "A", inputs: { x: ["3", 0] } },

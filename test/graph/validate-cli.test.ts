@@ -45,6 +45,19 @@ describe("gpufabric validate", () => {
     expect(JSON.parse(json.stdout)).toEqual({ file: bad, valid: false, errors: [{ field: "spec.stages[0].resorces", message: "unknown field; did you mean 'resources'?" }] });
   });
 
+  it("shows the GPU-affine stages of a ComfyUI prompt and names class types it has no figures for", () => {
+    const prompt = join(dir, "acme.json");
+    writeFileSync(prompt, JSON.stringify({ "1": { class_type: "LoadImage", inputs: { image: "a.png" } }, "2": { class_type: "AcmeFilter", inputs: { image: ["1", 0] } } }));
+    const { code, stdout } = validate(prompt);
+    expect(code).toBe(0);
+    expect(stdout).toContain("valid ComfyUI prompt, 2 nodes in 1 GPU-affine stages ('acme')");
+    expect(stdout).toMatch(/acmefilter-1\s+-\s+1\s+2Gi\s+-\s+2s\s+1,2/);
+    expect(stdout).toContain("no cost figures for class types 'AcmeFilter'");
+    const json = JSON.parse(validate(prompt, "--json").stdout) as { format: string; nodes: number; unknownClassTypes: string[]; stages: { comfyNodes: string[] }[] };
+    expect(json).toMatchObject({ format: "comfyui", nodes: 2, unknownClassTypes: ["AcmeFilter"] });
+    expect(json.stages[0]!.comfyNodes).toEqual(["1", "2"]);
+  });
+
   it("exits 2 for a missing file and for a missing argument", () => {
     expect(validate(join(dir, "nope.yaml")).code).toBe(2);
     expect(validate().code).toBe(2);

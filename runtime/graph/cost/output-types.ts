@@ -181,6 +181,19 @@ export const OUTPUT_TYPES: Readonly<Record<string, readonly string[]>> = {
  */
 export const PORTABLE_TYPES: ReadonlySet<string> = new Set(["IMAGE", "MASK", "AUDIO", "STRING", "INT", "FLOAT", "BOOLEAN", "EXIF"]);
 
+/**
+ * Core ComfyUI classes whose outputs are fixed, so a link to an output they do not have is an error.
+ * Custom nodes may reuse other names with other outputs, so only these are checked.
+ */
+export const CORE_CLASS_TYPES: ReadonlySet<string> = new Set([
+  "CheckpointLoaderSimple", "UNETLoader", "CLIPLoader", "DualCLIPLoader", "TripleCLIPLoader", "QuadrupleCLIPLoader", "VAELoader", "LoraLoader",
+  "LoraLoaderModelOnly", "ControlNetLoader", "UpscaleModelLoader", "CLIPVisionLoader", "StyleModelLoader", "CLIPTextEncode", "CLIPSetLastLayer",
+  "ConditioningCombine", "ConditioningZeroOut", "ConditioningSetTimestepRange", "FluxGuidance", "ControlNetApplyAdvanced", "EmptyLatentImage",
+  "EmptySD3LatentImage", "KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced", "BasicGuider", "CFGGuider", "BasicScheduler",
+  "KSamplerSelect", "RandomNoise", "VAEDecode", "VAEDecodeTiled", "VAEEncode", "ImageUpscaleWithModel", "LoadImage", "ImageScale", "ImageScaleBy",
+  "ImageInvert", "SaveImage", "PreviewImage", "ModelSamplingSD3", "ModelSamplingFlux", "ModelSamplingAuraFlow",
+]);
+
 /** The type of output `index` of a node class, or undefined when the class or index is unknown. */
 export function outputType(classType: string, index: number): string | undefined {
   return OUTPUT_TYPES[classType]?.[index];
