@@ -203,8 +203,16 @@ export function gpuAmounts(container: Obj, which: "limits" | "requests"): Record
   return Object.fromEntries(Object.entries(amounts).filter(([k]) => isGpuResourceName(k)));
 }
 
+const gpuUse = new WeakMap<PodTemplate, boolean>();
+
 /** Whether any container of the pod asks for a GPU (in limits or requests). */
 export function podUsesGpu(pod: PodTemplate): boolean {
+  let uses = gpuUse.get(pod);
+  if (uses === undefined) gpuUse.set(pod, (uses = readPodUsesGpu(pod)));
+  return uses;
+}
+
+function readPodUsesGpu(pod: PodTemplate): boolean {
   return containersOf(pod).some(({ container }) =>
     [gpuAmounts(container, "limits"), gpuAmounts(container, "requests")].some((m) => Object.values(m).some((v) => v !== "0")),
   );

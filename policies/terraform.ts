@@ -63,7 +63,7 @@ export function normalizeBlock(key: string, value: unknown): unknown {
 
 function normalizeObject(obj: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(obj)) out[key] = normalizeBlock(key, value);
+  for (const key in obj) out[key] = normalizeBlock(key, obj[key]);
   return out;
 }
 
