@@ -4,6 +4,7 @@
  * ComfyUI's `POST /prompt` (`{ "prompt": { … }, "client_id"?: … }`).
  */
 import { ValidationError, type FieldIssue } from "../config/errors.ts";
+import { CostModel, type NodeEstimate } from "./cost/cost-model.ts";
 import { CORE_CLASS_TYPES, OUTPUT_TYPES } from "./cost/output-types.ts";
 import { findGraphIssues } from "./graph-check.ts";
 import { GRAPH_LIMITS, type ComfyLink, type ComfyNode, type Stage, type WorkflowGraph } from "./model.ts";
@@ -113,15 +114,19 @@ export function parseComfyPrompt(doc: unknown, source: string, name: string): Wo
   );
   if (graphIssues.length > 0) throw new ValidationError(source, graphIssues);
 
-  return { name, format: "comfyui", stages: nodes.map(nodeStage), comfyNodes: nodes };
+  const estimates = new CostModel().estimateNodes(nodes);
+  return { name, format: "comfyui", stages: nodes.map((n) => nodeStage(n, estimates.get(n.id)!)), comfyNodes: nodes };
 }
 
-/** One stage per node, before segmentation; resources are filled in by the cost model. */
-function nodeStage(node: ComfyNode): Stage {
+/** One stage per node, before segmentation, with the cost table's figures for the node alone. */
+function nodeStage(node: ComfyNode, estimate: NodeEstimate): Stage {
+  const residentMiB = estimate.loads.reduce((sum, m) => sum + m.sizeMiB, 0);
+  const model = estimate.loads[0]?.name ?? estimate.model;
   return {
     id: node.id,
     needs: [...new Set(node.links.map((l) => l.from))],
-    resources: { gpus: 0, vramMiB: 0 },
+    resources: { gpus: estimate.gpu ? 1 : 0, vramMiB: estimate.gpu ? residentMiB + estimate.vramMiB : 0, ...(model !== undefined && { model }) },
+    estimate: { durationS: estimate.durationS, modelLoadS: estimate.loads.reduce((sum, m) => sum + m.loadS, 0) },
     comfyNodes: [node.id],
   };
 }

@@ -63,6 +63,15 @@ describe("ComfyUI import", () => {
     expect(graph.stages.find((s) => s.id === "3")!.needs).toEqual(["4", "6", "5"]);
   });
 
+  it("gives each per-node stage the cost table's figures for that node", () => {
+    const graph = parseWorkflow(tiny, { name: "tiny" });
+    const byId = new Map(graph.stages.map((s) => [s.id, s]));
+    expect(byId.get("4")!.resources).toEqual({ gpus: 1, vramMiB: Math.ceil(6.5 * 1024), model: "sd_xl_base_1.0.safetensors" });
+    expect(byId.get("4")!.estimate!.modelLoadS).toBeCloseTo(1 + 6.5 / 2, 6);
+    expect(byId.get("5")!.resources).toEqual({ gpus: 0, vramMiB: 0 });
+    expect(byId.get("3")!.resources).toMatchObject({ gpus: 1, model: "sd_xl_base_1.0.safetensors" });
+  });
+
   it("accepts the body of a POST /prompt request and flattened subgraph ids", () => {
     const graph = parseWorkflow({ prompt: { "57:8": tiny["4"], "9": { class_type: "CLIPTextEncode", inputs: { text: "x", clip: ["57:8", 1] } } }, client_id: "abc" });
     expect(graph.format).toBe("comfyui");
