@@ -49,6 +49,18 @@ export function renderPolicyDocs(): string {
   }
   lines.push(
     "",
+    "## Acknowledgement files",
+    "",
+    "`gpufabric check --ack FILE` (JSON or YAML) acknowledges findings in Terraform JSON that carries no cdktf metadata.",
+    "Name a resource by address or a construct path (which covers everything under it); the reason needs at least 10 characters.",
+    "",
+    "```yaml",
+    "acknowledgements:",
+    "  - ruleId: GF-RBAC-002",
+    "    address: kubernetes_cluster_role_binding.ops",
+    "    reason: Break-glass access for the on-call group, reviewed every quarter",
+    "```",
+    "",
     "## Run-time rules",
     "",
     "The packs also write rules into the platform config (`runtimeRules`); the agent checks them when a run is submitted and",

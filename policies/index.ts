@@ -7,4 +7,5 @@ export { allRules, ruleById } from "./rules/index.ts";
 export { packs, rulesOf, isPackId, type Pack } from "./packs/index.ts";
 export { render, FORMATS, type Format } from "./reporters/index.ts";
 export { evaluateSubmission, type SubmissionRequest, type SubmissionDecision } from "./runtime/enforce.ts";
-export { runtimeRulesFor } from "./runtime/rules.ts";
+export { runtimeRulesFor, allowedRegionsFromRuntimeRules } from "./runtime/rules.ts";
+export { RuleContext } from "./context.ts";

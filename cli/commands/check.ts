@@ -5,6 +5,8 @@ import { ValidationError, type FieldIssue } from "../../runtime/config/errors.ts
 import {
   FORMATS,
   PACK_IDS,
+  RuleContext,
+  allowedRegionsFromRuntimeRules,
   hasFailures,
   isPackId,
   loadAcknowledgementFile,
@@ -47,6 +49,12 @@ function parsePlaces(option: string, specs: readonly string[], issues: FieldIssu
   return out;
 }
 
+/** Residency the synthesized platform configs already carry as run-time rules, so a check of cdktf.out matches the synth-time one. */
+function residencyOfPlatformConfigs(resources: ConstructorParameters<typeof RuleContext>[0]): Partial<Record<DataClassification, string[]>> {
+  const configs = new RuleContext(resources).platformConfigs();
+  return allowedRegionsFromRuntimeRules(configs.flatMap((s) => s.config?.runtimeRules ?? []));
+}
+
 function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 }
@@ -62,7 +70,12 @@ export function register(program: Command): void {
     .option("--json", "same as --format json")
     .option("--fail-on <level>", "error or warning: the lowest level that fails the check", "error")
     .option("--ack <file>", "acknowledgement file (JSON or YAML), repeatable", collect, [])
-    .option("--allow-region <spec>", "residency: CLASSIFICATION=region[,region], repeatable (e.g. phi=eu-west-1)", collect, [])
+    .option(
+      "--allow-region <spec>",
+      "residency: CLASSIFICATION=region[,region], repeatable (e.g. phi=eu-west-1); default: the residency rules a CompliancePolicy wrote into the platform configs",
+      collect,
+      [],
+    )
     .option("--allow-zone <spec>", "residency: CLASSIFICATION=zone[,zone], repeatable", collect, [])
     .option("--classification <class>", "classification of objects that carry no gpufabric.dev/data-classification label", "internal")
     .option("-o, --output <file>", "write the report to a file instead of stdout")
@@ -82,9 +95,10 @@ export function register(program: Command): void {
       const acknowledgements = (options.ack ?? []).flatMap((file) => loadAcknowledgementFile(file));
       const resources = loadTerraformResources(path);
       const selected: PackId[] = packIds.length > 0 ? [...new Set(packIds as PackId[])] : [...PACK_IDS];
+      const regions = options.allowRegion.length > 0 ? allowedRegions : residencyOfPlatformConfigs(resources);
       const report = runChecks(resources, {
         packs: selected,
-        residency: { allowedRegions, allowedZones },
+        residency: { allowedRegions: regions, allowedZones },
         defaultClassification: classification.data,
         acknowledgements,
       });

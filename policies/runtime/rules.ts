@@ -74,3 +74,14 @@ export function runtimeRulesFor(packIds: readonly PackId[], allowedRegions: Part
   }
   return rules.sort((a, b) => a.id.localeCompare(b.id));
 }
+
+/** The allowed regions per classification that residency run-time rules carry (the inverse of runtimeRulesFor). */
+export function allowedRegionsFromRuntimeRules(rules: readonly RuntimeRule[]): Partial<Record<DataClassification, string[]>> {
+  const out: Partial<Record<DataClassification, string[]>> = {};
+  for (const rule of rules) {
+    const regions = rule.require.allowedRegions;
+    if (!regions) continue;
+    for (const c of rule.tenantClassifications) out[c] = [...new Set([...(out[c] ?? []), ...regions])];
+  }
+  return out;
+}

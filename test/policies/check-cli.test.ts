@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { XMLValidator } from "fast-xml-parser";
 import { describe, expect, it } from "vitest";
-import { agentPod, securePlatform } from "./support/platform.ts";
+import { agentPod, editConfig, securePlatform } from "./support/platform.ts";
+import { runtimeRulesFor } from "../../policies/index.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -69,6 +70,17 @@ describe("gpufabric check", () => {
     expect(lenient.stdout).toContain("WARNING GF-POD-010");
     expect(lenient.code).toBe(0);
     expect(gpufabric(file, ...residency, "--fail-on", "warning").code).toBe(1);
+  });
+
+  it("takes residency from the run-time rules in the platform configs when no --allow-region is given", () => {
+    const doc = securePlatform();
+    editConfig(doc, (c) => (c.runtimeRules = runtimeRulesFor(["gdpr-residency"], { phi: ["eu-central-1"] })));
+    const file = join(tempDir(), "platform.tf.json");
+    writeFileSync(file, JSON.stringify(doc));
+    const derived = JSON.parse(gpufabric(file, "--json", "--pack", "gdpr-residency").stdout);
+    expect(derived.findings.map((f: { ruleId: string; attributePath: string }) => `${f.ruleId} ${f.attributePath}`)).toContain('GF-GEO-001 data["platform.json"].platform.region');
+    const explicit = JSON.parse(gpufabric(file, "--json", "--pack", "gdpr-residency", "--allow-region", "phi=eu-west-1").stdout);
+    expect(explicit.findings).toEqual([]);
   });
 
   it("writes SARIF, Markdown and JUnit", () => {
