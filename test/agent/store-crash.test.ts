@@ -69,15 +69,17 @@ function checkConsistent(detail: RunDetail): void {
   expect(detail.run.status === "succeeded", `run ${detail.run.id}`).toBe(allSucceeded);
 }
 
-/** Drives every ready stage to success until nothing is left to run. */
+/** Drives every ready stage to success until nothing is left to run; stages advance concurrently, as on many GPUs. */
 async function drainToCompletion(store: SqliteStore): Promise<void> {
   for (let ready = await store.readyStages(); ready.length > 0; ready = await store.readyStages()) {
-    for (const r of ready) {
-      const a = await store.markPlaced({ runId: r.runId, stageId: r.stage.stageId, gpus: ["gpu-0"], explanation: null });
-      await store.markRunning(a.id, { pid: 1, workspace: "/ws" });
-      await store.markSealing(a.id, { exitCode: 0 });
-      await store.markSucceeded(a.id, { exitCode: 0, artifacts: [{ name: `${a.stageId}.out`, bytes: 1, sha256: "0".repeat(64), path: `/a/${a.id}` }] });
-    }
+    await Promise.all(
+      ready.map(async (r) => {
+        const a = await store.markPlaced({ runId: r.runId, stageId: r.stage.stageId, gpus: ["gpu-0"], explanation: null });
+        await store.markRunning(a.id, { pid: 1, workspace: "/ws" });
+        await store.markSealing(a.id, { exitCode: 0 });
+        await store.markSucceeded(a.id, { exitCode: 0, artifacts: [{ name: `${a.stageId}.out`, bytes: 1, sha256: "0".repeat(64), path: `/a/${a.id}` }] });
+      }),
+    );
   }
 }
 

@@ -217,6 +217,48 @@ describe("SqliteStore", () => {
   });
 });
 
+describe("SqliteStore group commit", () => {
+  it("commits concurrent writes together; one failing write leaves the others applied", async () => {
+    const { run } = await store.createRun(diamondRun("studio"));
+    const a = await store.markPlaced({ runId: run.id, stageId: "a", gpus: ["g"], explanation: null });
+    await store.markRunning(a.id, { pid: 1, workspace: "/ws" });
+    await store.markSealing(a.id);
+    const results = await Promise.allSettled([
+      store.createRun(diamondRun("studio", "k1")),
+      // Fails after its first writes (closing the attempt, the first artifact): all of them are undone.
+      store.markSucceeded(a.id, {
+        artifacts: [
+          { name: "x.png", bytes: 1, sha256: "0".repeat(64), path: "/a/x.png" },
+          { name: "x.png", bytes: 1, sha256: "0".repeat(64), path: "/a/x2.png" },
+        ],
+      }),
+      store.markPlaced({ runId: run.id, stageId: "d", gpus: ["g"], explanation: null }),
+      store.createRun(diamondRun("studio", "k2")),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+    expect(((results[1] as PromiseRejectedResult).reason as ValidationError).issues).toEqual([
+      { field: "artifacts[1].name", message: "duplicate name 'x.png': each output of a stage has its own name" },
+    ]);
+    expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(TransitionError);
+    expect(await store.listRuns("studio")).toHaveLength(3);
+    const detail = (await store.getRun("studio", run.id))!;
+    expect(detail.attempts[0]!.status).toBe("sealing");
+    expect(detail.stages[0]!.status).toBe("sealing");
+    expect(detail.artifacts).toEqual([]);
+    // The stage can still succeed properly afterwards.
+    await store.markSucceeded(a.id, { artifacts: [{ name: "x.png", bytes: 1, sha256: "0".repeat(64), path: "/a/x.png" }] });
+    expect((await store.readyStages()).filter((r) => r.runId === run.id).map((r) => r.stage.stageId).sort()).toEqual(["b", "c"]);
+  });
+
+  it("settles every queued write before closing", async () => {
+    const pending = [store.createRun(diamondRun("studio", "late-1")), store.createRun(diamondRun("studio", "late-2"))];
+    await store.close();
+    await Promise.all(pending);
+    store = openSqliteStore(join(dir, "agent.db"));
+    expect((await store.listRuns("studio")).map((r) => r.idempotencyKey).sort()).toEqual(["late-1", "late-2"]);
+  });
+});
+
 describe("SqliteStore migrations", () => {
   it("migrates a database created by an older schema, keeping its runs", async () => {
     const file = join(dir, "old.db");
