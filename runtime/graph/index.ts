@@ -95,3 +95,4 @@ export { ComfyGraphContext } from "./cost/context.ts";
 export { segmentComfyGraph, compareNodeIds, FOLD_MAX_SECONDS, type SegmentedGraph } from "./cost/segment.ts";
 export { OUTPUT_TYPES, PORTABLE_TYPES, isGpuAffine, outputType } from "./cost/output-types.ts";
 export { identifyModel, type IdentifiedModel, type ModelKind } from "./cost/model-families.ts";
+export { observeStage, type StageObservation } from "./cost/observe-stage.ts";

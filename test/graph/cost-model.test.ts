@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "../../runtime/config/errors.ts";
-import { ComfyGraphContext, CostModel, identifyModel, observationKey, parseWorkflow, workBucket, type ComfyNode } from "../../runtime/graph/index.ts";
+import { ComfyGraphContext, CostModel, identifyModel, observationKey, observeStage, parseWorkflow, stagesFor, workBucket, type ComfyNode } from "../../runtime/graph/index.ts";
 import { node, txt2imgUpscale, type Prompt } from "./comfy-builders.ts";
 
 const GIB = 1024;
@@ -178,5 +178,32 @@ describe("EWMA refinement", () => {
       expect((err as ValidationError).issues[0]!.field).toBe("entries[0].durationS");
     }
     expect(() => model.restore({ version: 2, alpha: 0.3, entries: [] })).toThrow(/version/);
+  });
+});
+
+describe("observeStage", () => {
+  it("shares a stage's measured time and memory over its nodes so the stage estimate follows", () => {
+    const graph = parseWorkflow(txt2imgUpscale(), { format: "comfyui", name: "t" });
+    const model = new CostModel();
+    const [gen] = stagesFor(graph, model);
+    const residentMiB = Math.ceil(6.5 * 1024);
+    const workingMiB = gen!.resources.vramMiB - residentMiB;
+    const keys = observeStage(model, graph, gen!, { durationS: 2 * gen!.estimate!.durationS, peakVramMiB: residentMiB + 3 * workingMiB });
+    expect(keys).toHaveLength(6);
+    const [after] = stagesFor(graph, model);
+    expect(after!.estimate!.durationS).toBeCloseTo(2 * gen!.estimate!.durationS, 2);
+    expect(after!.resources.vramMiB).toBeCloseTo(residentMiB + 3 * workingMiB, -1);
+    // A second, identical run moves nothing; a faster one moves the average by alpha.
+    observeStage(model, graph, gen!, { durationS: 2 * gen!.estimate!.durationS, peakVramMiB: residentMiB + 3 * workingMiB });
+    expect(stagesFor(graph, model)[0]!.estimate!.durationS).toBeCloseTo(2 * gen!.estimate!.durationS, 2);
+  });
+
+  it("refuses native graphs, foreign stages and negative measurements", () => {
+    const graph = parseWorkflow(txt2imgUpscale(), { format: "comfyui", name: "t" });
+    const model = new CostModel();
+    const stage = stagesFor(graph)[0]!;
+    expect(() => observeStage(model, { ...graph, format: "native" }, stage, { durationS: 1, peakVramMiB: 1 })).toThrow(/ComfyUI/);
+    expect(() => observeStage(model, graph, { ...stage, comfyNodes: ["999"] }, { durationS: 1, peakVramMiB: 1 })).toThrow(/stagesFor/);
+    expect(() => observeStage(model, graph, stage, { durationS: -1, peakVramMiB: 1 })).toThrow(/zero or more/);
   });
 });
