@@ -53,6 +53,7 @@ export function runChecks(resources: readonly Resource[], options: CheckOptions)
             resourceType: resource.type,
             ...(resource.constructPath ? { constructPath: resource.constructPath } : {}),
             ...(resource.file ? { file: resource.file } : {}),
+            ...(resource.line ? { line: resource.line } : {}),
             attributePath: v.attributePath,
             message: v.message,
             remediation: rule.remediation,

@@ -19,6 +19,8 @@ export interface Resource {
   readonly constructPath?: string;
   /** File the resource was read from, relative to where the check started (when read from disk). */
   readonly file?: string;
+  /** 1-based line of the resource's block in `file`, when it could be located. */
+  readonly line?: number;
   /** Normalized attributes, without the `//` metadata entry. */
   readonly attributes: Readonly<Record<string, unknown>>;
   /** Acknowledgements carried in the resource's own metadata (`//.gpufabric.acknowledgements`). */
@@ -110,6 +112,7 @@ export interface Finding {
   readonly resourceType: string;
   readonly constructPath?: string;
   readonly file?: string;
+  readonly line?: number;
   readonly attributePath: string;
   readonly message: string;
   readonly remediation: string;

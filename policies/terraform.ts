@@ -177,12 +177,62 @@ export function loadTerraformResources(path: string, base = process.cwd()): Reso
   for (const file of terraformJsonFiles(path)) {
     const shown = relative(base, file) || file;
     let doc: unknown;
+    let text: string;
     try {
-      doc = JSON.parse(readFileSync(file, "utf8"));
+      text = readFileSync(file, "utf8");
+      doc = JSON.parse(text);
     } catch (err) {
       throw new ValidationError(shown, [{ field: "(root)", message: `not valid JSON: ${(err as Error).message}` }]);
     }
-    resources.push(...resourcesFromTerraformJson(doc, shown));
+    const fromFile = resourcesFromTerraformJson(doc, shown);
+    const lines = locateResources(text, fromFile);
+    resources.push(...fromFile.map((r, i) => (lines[i] ? { ...r, line: lines[i] } : r)));
   }
   return resources;
+}
+
+/**
+ * Best-effort line of each resource's block (`"name": {`) in the file text, for reports that point into
+ * the file (SARIF regions). Searches forward only, type by type, so the whole pass reads the text once
+ * per resource type; a resource it cannot place gets no line.
+ */
+export function locateResources(text: string, resources: readonly Resource[]): (number | undefined)[] {
+  const keyAt = (key: string, from: number): number => {
+    const quoted = JSON.stringify(key);
+    for (let at = text.indexOf(quoted, from); at !== -1; at = text.indexOf(quoted, at + 1)) {
+      let next = at + quoted.length;
+      while (next < text.length && /\s/.test(text[next]!)) next++;
+      if (text[next] !== ":") continue;
+      next++;
+      while (next < text.length && /\s/.test(text[next]!)) next++;
+      // A block opens here; a label or attribute of the same name has a scalar value.
+      if (text[next] === "{" || text[next] === "[") return at;
+    }
+    return -1;
+  };
+  const lineStarts: number[] = [0];
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) lineStarts.push(i + 1);
+  const lineOf = (offset: number): number => {
+    let lo = 0;
+    let hi = lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (lineStarts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo + 1;
+  };
+  const cursor = new Map<string, number>();
+  const resourceKey = keyAt("resource", 0);
+  return resources.map((r) => {
+    let from = cursor.get(r.type);
+    if (from === undefined) {
+      from = keyAt(r.type, Math.max(resourceKey, 0));
+      if (from === -1) return undefined;
+    }
+    const at = keyAt(r.name, from);
+    if (at === -1) return undefined;
+    cursor.set(r.type, at + 1);
+    return lineOf(at);
+  });
 }

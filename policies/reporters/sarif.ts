@@ -16,7 +16,9 @@ function result(f: Finding, ruleIndex: number): Result {
     message: { text: `${f.message} (${f.attributePath}). Fix: ${f.remediation}` },
     locations: [
       {
-        ...(f.file ? { physicalLocation: { artifactLocation: { uri: f.file.split("\\").join("/") } } } : {}),
+        ...(f.file
+          ? { physicalLocation: { artifactLocation: { uri: f.file.split("\\").join("/") }, ...(f.line ? { region: { startLine: f.line } } : {}) } }
+          : {}),
         logicalLocations,
       },
     ],

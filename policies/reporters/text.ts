@@ -2,7 +2,8 @@ import type { Finding, Report } from "../model.ts";
 import { summarize } from "./summary.ts";
 
 function where(f: Finding): string {
-  return f.constructPath ? `${f.address} (${f.constructPath})` : f.address;
+  const place = f.file ? ` ${f.file}${f.line ? `:${f.line}` : ""}` : "";
+  return `${f.constructPath ? `${f.address} (${f.constructPath})` : f.address}${place}`;
 }
 
 export function renderText(report: Report): string {

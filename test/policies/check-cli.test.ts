@@ -24,7 +24,8 @@ describe("gpufabric check", () => {
   it("checks a hand-written Terraform JSON file with no cdktf metadata, resolving references", () => {
     const { code, stdout } = gpufabric(fixture("hand-written.tf.json"));
     expect(code).toBe(1);
-    expect(stdout).toContain("ERROR GF-RBAC-002 kubernetes_cluster_role_binding.ops");
+    expect(stdout).toMatch(/ERROR GF-RBAC-002 kubernetes_cluster_role_binding\.ops \S*hand-written\.tf\.json:37\n/);
+    expect(stdout).toMatch(/ERROR GF-NET-001 kubernetes_namespace\.inference \S*hand-written\.tf\.json:5\n/);
     expect(stdout).toContain("ERROR GF-GPU-002 kubernetes_deployment.model_server");
     // The namespace came from `${kubernetes_namespace.inference.metadata[0].name}`.
     expect(stdout).toContain("no NetworkPolicy in namespace 'inference' selects this workload's pods");
@@ -87,7 +88,10 @@ describe("gpufabric check", () => {
     const dir = tempDir();
     const out = join(dir, "report.sarif");
     expect(gpufabric(fixture("hand-written.tf.json"), "--format", "sarif", "-o", out).code).toBe(1);
-    expect(JSON.parse(readFileSync(out, "utf8")).version).toBe("2.1.0");
+    const sarif = JSON.parse(readFileSync(out, "utf8"));
+    expect(sarif.version).toBe("2.1.0");
+    const rbac = sarif.runs[0].results.find((r: { ruleId: string }) => r.ruleId === "GF-RBAC-002");
+    expect(rbac.locations[0].physicalLocation).toMatchObject({ artifactLocation: { uri: expect.stringMatching(/hand-written\.tf\.json$/) }, region: { startLine: 37 } });
     expect(gpufabric(fixture("hand-written.tf.json"), "--format", "markdown").stdout).toContain("### Findings");
     expect(XMLValidator.validate(gpufabric(fixture("hand-written.tf.json"), "--format", "junit").stdout)).toBe(true);
   });

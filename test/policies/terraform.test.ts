@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { RuleContext } from "../../policies/context.ts";
 import { podTemplateOf } from "../../policies/kubernetes.ts";
 import { ruleById, resourcesFromTerraformJson, runChecks } from "../../policies/index.ts";
+import { locateResources } from "../../policies/terraform.ts";
 import { ValidationError } from "../../runtime/config/errors.ts";
 
 const deploymentBody = {
@@ -73,6 +74,23 @@ describe("reading Terraform JSON", () => {
     const report = runChecks(resources, { packs: ["gpu-baseline"], rules: [ruleById("GF-NET-001")!, ruleById("GF-NET-002")!] });
     expect(report.findings).toEqual([]);
     expect(report.evaluations).toHaveLength(2);
+  });
+});
+
+describe("locating resources in the file text", () => {
+  it("finds each resource block's line, past keys of the same name inside earlier blocks", () => {
+    const doc = {
+      resource: {
+        kubernetes_namespace_v1: { a: { metadata: { name: "a", labels: { b: "x" } } }, b: { metadata: { name: "b" } } },
+        kubernetes_config_map_v1: { a: { metadata: { name: "a" } } },
+      },
+    };
+    const text = JSON.stringify(doc, null, 2);
+    const lines = locateResources(text, resourcesFromTerraformJson(doc));
+    const all = text.split("\n");
+    const blockLines = (key: string) => all.flatMap((l, i) => (l.trim() === `"${key}": {` ? [i + 1] : []));
+    expect(lines).toEqual([blockLines("a")[0], blockLines("b")[0], blockLines("a")[1]]);
+    expect(lines.every((l) => typeof l === "number")).toBe(true);
   });
 });
 
