@@ -110,6 +110,7 @@ describe("ProcessExecutor", () => {
     expect((await produce.done).reason).toBe("completed");
     const produced = await produce.commitOutputs();
     expect(produced.map((a) => a.name)).toEqual(["n.txt", "words.txt"]);
+    expect(await produce.commitOutputs()).toEqual(produced);
     expect(existsSync(join(produce.workspace!, "outputs"))).toBe(false);
 
     const consume = await exec.start(

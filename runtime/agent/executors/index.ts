@@ -7,6 +7,7 @@ export { ProcessExecutor, stageEnvironment, type ProcessExecutorOptions } from "
 export { SimulatedExecutor, type SimulatedExecutorOptions } from "./simulated-executor.ts";
 export { attemptPaths, commitOutputs, prepareWorkspace, type AttemptPaths, type InputMode } from "./workspace.ts";
 export { artifactNameProblem } from "./output-names.ts";
+export { stopOrphanedAttempt, type OrphanCandidate, type OrphanOutcome } from "./orphans.ts";
 
 /** A stage with a command runs as a process; one without can only be simulated. */
 export function executorFor(stage: Stage, executors: { readonly process: Executor; readonly simulated: Executor }): Executor {

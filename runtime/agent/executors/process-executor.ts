@@ -105,6 +105,7 @@ class ProcessAttempt implements RunningAttempt {
   private readonly timers: NodeJS.Timeout[] = [];
   private sampler: NodeJS.Timeout | undefined;
   private readonly timeoutS: number | undefined;
+  private committed: Promise<CommittedArtifact[]> | undefined;
 
   constructor(
     private readonly attempt: AttemptSpec,
@@ -149,7 +150,13 @@ class ProcessAttempt implements RunningAttempt {
     this.stop("cancelled");
   }
 
-  async commitOutputs(): Promise<CommittedArtifact[]> {
+  /** Committing twice returns the first commit's result: the outputs moved once. */
+  commitOutputs(): Promise<CommittedArtifact[]> {
+    this.committed ??= this.commitOnce();
+    return this.committed;
+  }
+
+  private async commitOnce(): Promise<CommittedArtifact[]> {
     const outcome = await this.done;
     if (outcome.reason !== "completed") {
       throw new Error(`attempt ${this.attempt.number} of stage '${this.attempt.stageId}' ended '${outcome.reason}': only a completed attempt's outputs are committed`);
