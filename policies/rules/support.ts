@@ -10,7 +10,7 @@ import {
   type ContainerRef,
   type PodTemplate,
 } from "../kubernetes.ts";
-import { compliant, notApplicable, type ControlRef, type Outcome, type PlatformConfigSource, type Resource, type RuleContextView } from "../model.ts";
+import { notApplicable, type ControlRef, type Outcome, type PlatformConfigSource, type Resource, type RuleContextView } from "../model.ts";
 
 export const workloadKinds: readonly string[] = WORKLOAD_KINDS;
 
@@ -69,10 +69,6 @@ export function configForAgent(resource: Resource, context: RuleContextView): Pl
     .platformConfigs()
     .flatMap((s) => (s.config && s.config.deployment.namespace === ns ? [s.config] : []));
   return inNamespace.find((c) => c.deployment.name === instance) ?? (inNamespace.length === 1 ? inNamespace[0] : undefined);
-}
-
-export function all(outcomes: readonly Outcome[]): readonly Outcome[] {
-  return outcomes.length === 0 ? [compliant] : outcomes;
 }
 
 export const REGULATED = new Set(["pii", "phi"]);
