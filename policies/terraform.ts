@@ -48,22 +48,25 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Normalizes the value found under `key`: unwraps single blocks written as one-element arrays, wraps list blocks written as objects. */
-export function normalizeBlock(key: string, value: unknown): unknown {
+/**
+ * Normalizes the value found under `key`: unwraps single blocks written as one-element arrays, wraps list
+ * blocks written as objects. `inPlace` rewrites the objects it is given (for JSON just parsed, saving a copy).
+ */
+export function normalizeBlock(key: string, value: unknown, inPlace = false): unknown {
   if (Array.isArray(value)) {
-    if (!LIST_BLOCKS.has(key) && value.length === 1 && isPlainObject(value[0])) return normalizeObject(value[0]);
-    return value.map((item) => (isPlainObject(item) ? normalizeObject(item) : item));
+    if (!LIST_BLOCKS.has(key) && value.length === 1 && isPlainObject(value[0])) return normalizeObject(value[0], inPlace);
+    return value.map((item) => (isPlainObject(item) ? normalizeObject(item, inPlace) : item));
   }
   if (isPlainObject(value)) {
-    const normalized = normalizeObject(value);
+    const normalized = normalizeObject(value, inPlace);
     return LIST_BLOCKS.has(key) ? [normalized] : normalized;
   }
   return value;
 }
 
-function normalizeObject(obj: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key in obj) out[key] = normalizeBlock(key, obj[key]);
+function normalizeObject(obj: Record<string, unknown>, inPlace: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = inPlace ? obj : {};
+  for (const key in obj) out[key] = normalizeBlock(key, obj[key], inPlace);
   return out;
 }
 
@@ -85,8 +88,11 @@ const ResourceMetadataSchema = z
 /** Key under which cdktf (and gpufabric's acknowledgements) keep metadata inside a resource block. */
 export const METADATA_KEY = "//";
 
-/** Turns one Terraform JSON document into resources. `file` is used in messages and reports. */
-export function resourcesFromTerraformJson(doc: unknown, file?: string): Resource[] {
+/**
+ * Turns one Terraform JSON document into resources. `file` is used in messages and reports; `inPlace`
+ * lets normalization rewrite `doc` instead of copying it (for a document nobody else holds).
+ */
+export function resourcesFromTerraformJson(doc: unknown, file?: string, inPlace = false): Resource[] {
   const where = file ?? "Terraform JSON";
   if (!isPlainObject(doc)) throw new ValidationError(where, [{ field: "(root)", message: "must be a JSON object with a `resource` key, as Terraform writes it" }]);
   const issues: FieldIssue[] = [];
@@ -128,7 +134,7 @@ export function resourcesFromTerraformJson(doc: unknown, file?: string): Resourc
             address: `${type}.${name}`,
             ...(constructPath ? { constructPath } : {}),
             ...(file ? { file } : {}),
-            attributes: normalizeObject(attrs),
+            attributes: normalizeObject(attrs, inPlace),
             acknowledgements,
           });
         }
@@ -184,7 +190,7 @@ export function loadTerraformResources(path: string, base = process.cwd()): Reso
     } catch (err) {
       throw new ValidationError(shown, [{ field: "(root)", message: `not valid JSON: ${(err as Error).message}` }]);
     }
-    const fromFile = resourcesFromTerraformJson(doc, shown);
+    const fromFile = resourcesFromTerraformJson(doc, shown, true);
     const lines = locateResources(text, fromFile);
     resources.push(...fromFile.map((r, i) => (lines[i] ? { ...r, line: lines[i] } : r)));
   }
