@@ -113,7 +113,6 @@ export function defineStudioPlatform(app: App): FabricStack {
     workflows: [Workflow.fromFile(examples("comfyui/txt2img-upscale.json"), { name: "txt2img-upscale", priority: "interactive" })],
   });
 
-
   // Every pack runs at synth: an error finding fails `cdktf synth` with the construct path, rule and fix.
   // Research's data is confidential and stays in eu-central.
   new CompliancePolicy(stack, "Compliance", {
