@@ -4,7 +4,7 @@
  * after another) and stage transitions (placed, running, sealing, succeeded), under synchronous=FULL
  * and NORMAL. Prints JSON.
  *
- *   npm run bench:store -- --json [--runs 5000] [--concurrency 1,64] [--durability full|normal|both]
+ *   npm run bench:store -- --json [--runs 5000] [--concurrency 1,16,64] [--durability full|normal|both]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -19,7 +19,7 @@ function arg(name: string, fallback: string): string {
 
 const runs = Number(arg("runs", "5000"));
 const durabilityArg = arg("durability", "both");
-const concurrencies = arg("concurrency", "1,64").split(",").map(Number);
+const concurrencies = arg("concurrency", "1,16,64").split(",").map(Number);
 if (concurrencies.some((c) => !Number.isInteger(c) || c < 1)) {
   process.stderr.write("--concurrency must be a comma-separated list of positive integers, e.g. 1,64\n");
   process.exit(2);

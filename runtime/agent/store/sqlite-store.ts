@@ -286,7 +286,18 @@ export class SqliteStore implements Store {
           for (const need of stage.needs) s.insertNeed.run(id, stage.id, need);
         });
         this.event(id, null, "run.accepted", { workflow: input.workflow, stages: input.stages.length, priority: input.priority }, now);
-        return { run: toRun(s.runById.get(id) as RunRow), created: true };
+        const run: RunRecord = {
+          id,
+          tenant: input.tenant,
+          workflow: input.workflow,
+          format: input.format,
+          priority: input.priority,
+          status: "queued",
+          idempotencyKey: input.idempotencyKey ?? null,
+          createdAt: now,
+          updatedAt: now,
+        };
+        return { run, created: true };
       });
   }
 
