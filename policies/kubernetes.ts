@@ -12,6 +12,13 @@ export function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [value];
 }
 
+/** A Terraform boolean: JSON true/false, or the strings "true"/"false" Terraform converts to them. */
+export function bool(value: unknown): boolean | undefined {
+  if (value === true || value === "true") return true;
+  if (value === false || value === "false") return false;
+  return undefined;
+}
+
 export function objects(value: unknown): Obj[] {
   return asArray(value).filter(isObj);
 }

@@ -1,6 +1,6 @@
 /** Shared check of the agent rules: a named Secret or claim must be mounted into the agent pod. */
 import type { PlatformConfig } from "../../runtime/config/schema.ts";
-import { claimVolumes, isAgentWorkload, mountsOf, podTemplateOf, secretVolumes } from "../kubernetes.ts";
+import { bool, claimVolumes, isAgentWorkload, mountsOf, podTemplateOf, secretVolumes } from "../kubernetes.ts";
 import { compliant, notApplicable, violation, type Outcome, type Resource, type RuleContextView } from "../model.ts";
 import { configForAgent, path } from "./support.ts";
 
@@ -36,7 +36,7 @@ export function checkAgentMounts(resource: Resource, context: RuleContextView, w
     if (mounts.length === 0) {
       outcomes.push(violation(path(...pod.specPath, "container", 0, "volume_mount"), `the agent's ${w.what} volume '${match.volume}' is not mounted`));
     } else if (w.readOnly) {
-      for (const m of mounts.filter((m) => m.mount.read_only !== true)) {
+      for (const m of mounts.filter((m) => bool(m.mount.read_only) !== true)) {
         outcomes.push(violation(path(...m.container.path, "volume_mount", m.index, "read_only"), `the agent's ${w.what} is mounted writable`));
       }
     }

@@ -1,3 +1,4 @@
+import { bool } from "../kubernetes.ts";
 import { compliant, violation, type Outcome, type Rule } from "../model.ts";
 import { checkPod, controls, path, workloadKinds } from "./support.ts";
 
@@ -15,7 +16,7 @@ export const noHostNamespaces: Rule = {
   kinds: workloadKinds,
   check(resource, context) {
     return checkPod(resource, context, (pod) => {
-      const outcomes: Outcome[] = HOST_FIELDS.filter((f) => pod.spec[f] === true).map((f) =>
+      const outcomes: Outcome[] = HOST_FIELDS.filter((f) => bool(pod.spec[f]) === true).map((f) =>
         violation(path(...pod.specPath, f), `the pod sets ${f} = true`),
       );
       return outcomes.length ? outcomes : compliant;

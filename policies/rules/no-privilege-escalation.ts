@@ -1,4 +1,4 @@
-import { get } from "../kubernetes.ts";
+import { bool, get } from "../kubernetes.ts";
 import { compliant, violation, type Rule } from "../model.ts";
 import { checkContainers, controls, path, workloadKinds } from "./support.ts";
 
@@ -14,7 +14,7 @@ export const noPrivilegeEscalation: Rule = {
   kinds: workloadKinds,
   check(resource, context) {
     return checkContainers(resource, context, ({ container, path: cpath, name }) =>
-      get(container, ["security_context", "allow_privilege_escalation"]) === false
+      bool(get(container, ["security_context", "allow_privilege_escalation"])) === false
         ? compliant
         : violation(path(...cpath, "security_context", "allow_privilege_escalation"), `container '${name}' does not set allow_privilege_escalation = false`),
     );

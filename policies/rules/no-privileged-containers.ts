@@ -1,4 +1,4 @@
-import { get } from "../kubernetes.ts";
+import { bool, get } from "../kubernetes.ts";
 import { compliant, violation, type Rule } from "../model.ts";
 import { checkContainers, controls, path, workloadKinds } from "./support.ts";
 
@@ -15,7 +15,7 @@ export const noPrivilegedContainers: Rule = {
   kinds: workloadKinds,
   check(resource, context) {
     return checkContainers(resource, context, ({ container, path: cpath, name }) =>
-      get(container, ["security_context", "privileged"]) === true
+      bool(get(container, ["security_context", "privileged"])) === true
         ? violation(path(...cpath, "security_context", "privileged"), `container '${name}' is privileged`)
         : compliant,
     );

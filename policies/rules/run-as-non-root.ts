@@ -1,4 +1,4 @@
-import { get } from "../kubernetes.ts";
+import { bool, get } from "../kubernetes.ts";
 import { compliant, violation, type Rule } from "../model.ts";
 import { checkContainers, controls, path, workloadKinds } from "./support.ts";
 
@@ -19,7 +19,7 @@ export const runAsNonRoot: Rule = {
       const ctx = get(container, ["security_context"]);
       const user = get(ctx, ["run_as_user"]) ?? get(podCtx, ["run_as_user"]);
       if (user === 0 || user === "0") return violation(path(...cpath, "security_context", "run_as_user"), `container '${name}' runs as uid 0`);
-      const nonRoot = get(ctx, ["run_as_non_root"]) ?? get(podCtx, ["run_as_non_root"]);
+      const nonRoot = bool(get(ctx, ["run_as_non_root"])) ?? bool(get(podCtx, ["run_as_non_root"]));
       return nonRoot === true
         ? compliant
         : violation(path(...cpath, "security_context", "run_as_non_root"), `container '${name}' may run as root: run_as_non_root is not true`);

@@ -1,4 +1,4 @@
-import { mountsOf, secretVolumes } from "../kubernetes.ts";
+import { bool, mountsOf, secretVolumes } from "../kubernetes.ts";
 import { compliant, notApplicable, violation, type Outcome, type Rule } from "../model.ts";
 import { checkPod, controls, path, workloadKinds } from "./support.ts";
 
@@ -19,7 +19,7 @@ export const secretsMountedReadOnly: Rule = {
       const outcomes: Outcome[] = [];
       for (const { volume, secretName } of secrets) {
         for (const { container, mount, index } of mountsOf(pod, volume)) {
-          if (mount.read_only !== true) {
+          if (bool(mount.read_only) !== true) {
             outcomes.push(violation(path(...container.path, "volume_mount", index, "read_only"), `container '${container.name}' mounts Secret '${secretName}' writable`));
           }
         }

@@ -1,4 +1,4 @@
-import { get, namespaceOf, nameOf } from "../kubernetes.ts";
+import { bool, get, namespaceOf, nameOf } from "../kubernetes.ts";
 import { compliant, violation, type Rule } from "../model.ts";
 import { checkPod, controls, path, workloadKinds } from "./support.ts";
 
@@ -15,14 +15,14 @@ export const serviceAccountTokenAutomount: Rule = {
   kinds: workloadKinds,
   check(resource, context) {
     return checkPod(resource, context, (pod) => {
-      const own = pod.spec.automount_service_account_token;
+      const own = bool(pod.spec.automount_service_account_token);
       if (own === false) return compliant;
       const where = path(...pod.specPath, "automount_service_account_token");
       if (own === true) return violation(where, "the pod sets automount_service_account_token = true");
       const accountName = context.resolve(pod.spec.service_account_name) ?? "default";
       const ns = namespaceOf(resource, context);
       const account = context.ofKindIn("service_account", ns).find((sa) => nameOf(sa, context) === accountName);
-      return account && get(account.attributes, ["automount_service_account_token"]) === false
+      return account && bool(get(account.attributes, ["automount_service_account_token"])) === false
         ? compliant
         : violation(where, `the pod mounts the token of service account '${String(accountName)}': neither the pod nor the account turns automount off`);
     });

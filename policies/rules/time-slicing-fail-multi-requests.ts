@@ -1,5 +1,5 @@
 import { parse as parseYaml } from "yaml";
-import { get, isObj } from "../kubernetes.ts";
+import { bool, get, isObj } from "../kubernetes.ts";
 import { compliant, notApplicable, violation, type Outcome, type Rule } from "../model.ts";
 import { controls } from "./support.ts";
 
@@ -29,7 +29,7 @@ export const timeSlicingFailMultiRequests: Rule = {
       const timeSlicing = get(doc, ["sharing", "timeSlicing"]);
       if (!isObj(timeSlicing)) continue;
       outcomes.push(
-        timeSlicing.failRequestsGreaterThanOne === true
+        bool(timeSlicing.failRequestsGreaterThanOne) === true
           ? compliant
           : violation(`data["${key}"].sharing.timeSlicing.failRequestsGreaterThanOne`, `device-plugin config '${key}' lets one pod take several time-slices of a GPU`),
       );

@@ -77,6 +77,18 @@ describe("reading Terraform JSON", () => {
   });
 });
 
+describe("Terraform's string booleans", () => {
+  it("are read as booleans, as Terraform converts them", () => {
+    const pod = (value: unknown) =>
+      resourcesFromTerraformJson({
+        resource: { kubernetes_pod_v1: { p: { metadata: { name: "p" }, spec: { container: { name: "c", image: "c:1", security_context: { read_only_root_filesystem: value, privileged: value } } } } } },
+      });
+    const rules = [ruleById("GF-POD-002")!, ruleById("GF-POD-006")!];
+    expect(runChecks(pod("true"), { packs: ["gpu-baseline"], rules }).findings.map((f) => f.ruleId)).toEqual(["GF-POD-006"]);
+    expect(runChecks(pod("false"), { packs: ["gpu-baseline"], rules }).findings.map((f) => f.ruleId)).toEqual(["GF-POD-002"]);
+  });
+});
+
 describe("locating resources in the file text", () => {
   it("finds each resource block's line, past keys of the same name inside earlier blocks", () => {
     const doc = {
