@@ -125,6 +125,21 @@ describe("SqliteStore", () => {
     expect((await store.queueDepth()).activeRuns).toBe(0);
   });
 
+  it("refuses malformed executor reports with the field at fault", async () => {
+    const { run } = await store.createRun(diamondRun("studio"));
+    await expect(store.markPlaced({ runId: run.id, stageId: "a", gpus: [""], explanation: null })).rejects.toThrow(/gpus\[0\]: must be a device id/);
+    const a = await store.markPlaced({ runId: run.id, stageId: "a", gpus: ["g"], explanation: null });
+    await expect(store.markRunning(a.id, { pid: -5, workspace: "/ws" })).rejects.toThrow(/pid: must be a whole number of 1 or more/);
+    await store.markRunning(a.id, { pid: 5, workspace: "/ws" });
+    await store.markSealing(a.id, { exitCode: 0, peakVramMiB: 100 });
+    const err = await store
+      .markSucceeded(a.id, { artifacts: [{ name: "../up", bytes: -1, sha256: "xyz", path: "" }] })
+      .catch((e: unknown) => e as ValidationError);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).issues.map((i) => i.field)).toEqual(["artifacts[0].name", "artifacts[0].bytes", "artifacts[0].sha256", "artifacts[0].path"]);
+    expect((await store.getRun("studio", run.id))!.attempts[0]!.status).toBe("sealing");
+  });
+
   it("refuses transitions that do not apply, leaving the state as it was", async () => {
     const { run } = await store.createRun(diamondRun("studio"));
     await expect(store.markPlaced({ runId: run.id, stageId: "d", gpus: ["g"], explanation: null })).rejects.toBeInstanceOf(TransitionError);

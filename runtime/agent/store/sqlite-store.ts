@@ -42,7 +42,7 @@ import {
   type StageStatus,
   type Store,
 } from "./types.ts";
-import { validateNewRun } from "./validate-run.ts";
+import { validateNewRun, validateTransition } from "./validate-run.ts";
 
 export type Durability = "full" | "normal";
 
@@ -346,6 +346,7 @@ export class SqliteStore implements Store {
   }
 
   async markPlaced(placement: PlacementInput): Promise<AttemptRecord> {
+    validateTransition("placement", { gpus: placement.gpus });
     const s = this.stmt;
     return this.write(() => {
         const run = s.runById.get(placement.runId) as RunRow | undefined;
@@ -375,6 +376,7 @@ export class SqliteStore implements Store {
   }
 
   async markRunning(attemptId: string, started: { pid: number | null; workspace: string | null }): Promise<AttemptRecord> {
+    validateTransition("start", { pid: started.pid });
     return this.advance(attemptId, "placed", "running", (a, now) => {
       this.stmt.startAttempt.run(started.pid, started.workspace, now, a.id);
       return { pid: started.pid };
@@ -382,6 +384,7 @@ export class SqliteStore implements Store {
   }
 
   async markSealing(attemptId: string, finish: FinishInput = {}): Promise<AttemptRecord> {
+    validateTransition("finish", finish);
     return this.advance(attemptId, "running", "sealing", (a) => {
       this.stmt.sealAttempt.run(finish.exitCode ?? null, finish.signal ?? null, finish.peakVramMiB ?? null, finish.simulated ? 1 : 0, a.id);
       return { exitCode: finish.exitCode ?? null };
@@ -389,6 +392,7 @@ export class SqliteStore implements Store {
   }
 
   async markSucceeded(attemptId: string, result: FinishInput & { artifacts: readonly ArtifactInput[] }): Promise<AttemptRecord> {
+    validateTransition("result", result);
     const s = this.stmt;
     return this.advance(attemptId, "sealing", "succeeded", (a, now) => {
       s.closeAttempt.run(closeParams(a.id, "succeeded", "completed", result, now));
@@ -419,6 +423,7 @@ export class SqliteStore implements Store {
   }
 
   async markFailed(attemptId: string, failure: FailInput): Promise<AttemptRecord> {
+    validateTransition("failure", failure);
     const s = this.stmt;
     return this.write(() => {
         const a = this.openAttempt(attemptId);

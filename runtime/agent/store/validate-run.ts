@@ -86,3 +86,39 @@ function findCycleMember(run: NewRun): string | undefined {
   if (sorted === run.stages.length) return undefined;
   return run.stages.find((s) => pending.get(s.id)! > 0)!.id;
 }
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/** Checks what an executor reports before it is recorded: the store refuses malformed records. */
+export function validateTransition(what: string, input: {
+  readonly gpus?: readonly string[];
+  readonly pid?: number | null;
+  readonly exitCode?: number | null;
+  readonly peakVramMiB?: number | null;
+  readonly artifacts?: ReadonlyArray<{ readonly name: string; readonly bytes: number; readonly sha256: string; readonly path: string }>;
+}): void {
+  const issues: FieldIssue[] = [];
+  if (input.gpus !== undefined) {
+    if (!Array.isArray(input.gpus)) issues.push({ field: "gpus", message: "must be a list of device ids" });
+    else {
+      input.gpus.forEach((g, i) => {
+        if (typeof g !== "string" || g === "") issues.push({ field: `gpus[${i}]`, message: "must be a device id (a non-empty string)" });
+      });
+    }
+  }
+  const wholeOrNull = (field: string, value: number | null | undefined, min: number) => {
+    if (value !== undefined && value !== null && !(Number.isInteger(value) && value >= min)) issues.push({ field, message: `must be a whole number of ${min} or more, or null (got ${value})` });
+  };
+  wholeOrNull("pid", input.pid, 1);
+  wholeOrNull("exitCode", input.exitCode, 0);
+  wholeOrNull("peakVramMiB", input.peakVramMiB, 0);
+  input.artifacts?.forEach((a, i) => {
+    if (typeof a.name !== "string" || a.name === "" || /[/\\\x00-\x1f]/.test(a.name) || a.name === "." || a.name === "..") {
+      issues.push({ field: `artifacts[${i}].name`, message: "must be a plain file name (no path separators or control characters)" });
+    }
+    if (!Number.isInteger(a.bytes) || a.bytes < 0) issues.push({ field: `artifacts[${i}].bytes`, message: `must be a whole number of bytes (got ${a.bytes})` });
+    if (typeof a.sha256 !== "string" || !SHA256.test(a.sha256)) issues.push({ field: `artifacts[${i}].sha256`, message: "must be 64 lowercase hex digits" });
+    if (typeof a.path !== "string" || a.path === "") issues.push({ field: `artifacts[${i}].path`, message: "must be where the committed file lies" });
+  });
+  if (issues.length > 0) throw new ValidationError(what, issues);
+}
