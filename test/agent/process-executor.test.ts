@@ -260,6 +260,15 @@ describe("ProcessExecutor", () => {
     expect(calls).toEqual([]);
   });
 
+  it("refuses options that make no sense, naming them", () => {
+    expect(() => new ProcessExecutor({ dataDir: "relative/dir", logCapBytes: 0, killGraceMs: -1 })).toThrow(ValidationError);
+    try {
+      new ProcessExecutor({ dataDir: "relative/dir", logCapBytes: 0, killGraceMs: -1 });
+    } catch (err) {
+      expect((err as ValidationError).issues.map((i) => i.field)).toEqual(["dataDir", "logCapBytes", "killGraceMs"]);
+    }
+  });
+
   it("gives every attempt a fresh workspace", async () => {
     const stage = nodeStage("again", `const fs = require("fs"); fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/listing.txt", fs.readdirSync(process.env.HOME).sort().join(","))`);
     const first = await executor().start(attempt(stage));

@@ -4,6 +4,8 @@
  * cloud credentials) never reach a stage.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { isAbsolute } from "node:path";
+import { ValidationError, type FieldIssue } from "../../config/errors.ts";
 import { visibleDeviceId, type VramSampler } from "../inventory/types.ts";
 import { CappedLog } from "./capped-log.ts";
 import type { AttemptEndReason, AttemptOutcome, AttemptSpec, CommittedArtifact, Executor, RunningAttempt } from "./types.ts";
@@ -38,7 +40,21 @@ const PIPE_DRAIN_MS = 5_000;
 export class ProcessExecutor implements Executor {
   readonly kind = "process" as const;
 
-  constructor(private readonly options: ProcessExecutorOptions) {}
+  constructor(private readonly options: ProcessExecutorOptions) {
+    const issues: FieldIssue[] = [];
+    if (!isAbsolute(options.dataDir)) issues.push({ field: "dataDir", message: `must be an absolute path (got '${options.dataDir}')` });
+    const positive = (field: keyof ProcessExecutorOptions, value: number | undefined) => {
+      if (value !== undefined && !(Number.isFinite(value) && value > 0)) issues.push({ field, message: `must be a number above 0 (got ${value})` });
+    };
+    positive("logCapBytes", options.logCapBytes);
+    positive("killGraceMs", options.killGraceMs);
+    positive("defaultTimeoutS", options.defaultTimeoutS);
+    positive("sampleIntervalMs", options.sampleIntervalMs);
+    if (options.inputMode !== undefined && options.inputMode !== "copy" && options.inputMode !== "hardlink") {
+      issues.push({ field: "inputMode", message: `must be 'copy' or 'hardlink' (got '${String(options.inputMode)}')` });
+    }
+    if (issues.length > 0) throw new ValidationError("process executor options", issues);
+  }
 
   async start(attempt: AttemptSpec): Promise<RunningAttempt> {
     const command = attempt.stage.run?.command;
