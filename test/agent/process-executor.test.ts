@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ValidationError } from "../../runtime/config/errors.ts";
 import { ProcessExecutor, artifactNameProblem, type AttemptGpu, type AttemptSpec, type ProcessExecutorOptions } from "../../runtime/agent/executors/index.ts";
+import { CappedLog } from "../../runtime/agent/executors/capped-log.ts";
 import type { Stage } from "../../runtime/graph/model.ts";
 
 let dataDir: string;
@@ -291,4 +292,14 @@ describe("artifactNameProblem", () => {
   it.each([["image.png"], ["contact sheet (final).png"], [".hidden"], ["résumé.pdf"], ["x".repeat(255)]])("accepts %j", (name) =>
     expect(artifactNameProblem(name)).toBeUndefined(),
   );
+});
+
+describe("CappedLog", () => {
+  it.skipIf(!existsSync("/dev/full"))("notes a failed write (a full disk) instead of throwing", () => {
+    const log = new CappedLog("/dev/full", 100);
+    expect(() => log.write(Buffer.from("render started\n"))).not.toThrow();
+    expect(log.failure).toMatch(/ENOSPC/);
+    log.write(Buffer.from("more"));
+    expect(() => log.close()).not.toThrow();
+  });
 });

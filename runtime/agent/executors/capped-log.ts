@@ -17,12 +17,19 @@ export class CappedLog {
     this.fd = openSync(path, "w", 0o640);
   }
 
+  /** Why the log stopped being written (a full disk, say), if it did: the stage itself goes on. */
+  failure: string | undefined;
+
   write(chunk: Buffer): void {
-    const room = this.capBytes - this.written;
+    const room = this.failure ? 0 : this.capBytes - this.written;
     if (room > 0) {
       const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
-      writeSync(this.fd, part);
-      this.written += part.length;
+      try {
+        writeSync(this.fd, part);
+        this.written += part.length;
+      } catch (err) {
+        this.failure = (err as Error).message;
+      }
     }
     this.dropped += Math.max(0, chunk.length - Math.max(0, room));
   }
@@ -32,7 +39,11 @@ export class CappedLog {
   }
 
   close(): void {
-    if (this.dropped > 0) writeSync(this.fd, `\n[gpufabric: log truncated at ${this.capBytes} bytes; ${this.dropped} more bytes dropped]\n`);
+    try {
+      if (this.dropped > 0 && !this.failure) writeSync(this.fd, `\n[gpufabric: log truncated at ${this.capBytes} bytes; ${this.dropped} more bytes dropped]\n`);
+    } catch (err) {
+      this.failure = (err as Error).message;
+    }
     closeSync(this.fd);
   }
 }

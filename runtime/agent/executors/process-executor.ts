@@ -70,8 +70,14 @@ export class ProcessExecutor implements Executor {
     }
     const env = stageEnvironment(attempt, paths, this.options.baseEnv ?? process.env);
     const cap = this.options.logCapBytes ?? DEFAULT_LOG_CAP;
-    const stdout = new CappedLog(paths.stdoutLog, cap);
-    const stderr = new CappedLog(paths.stderrLog, cap);
+    let stdout: CappedLog;
+    let stderr: CappedLog;
+    try {
+      stdout = new CappedLog(paths.stdoutLog, cap);
+      stderr = new CappedLog(paths.stderrLog, cap);
+    } catch (err) {
+      return endedAtSetup(attempt, `could not create the stage's log files: ${(err as Error).message}`);
+    }
     const child = spawn(command[0]!, command.slice(1), {
       cwd: paths.workspace,
       env,
@@ -187,12 +193,13 @@ class ProcessAttempt implements RunningAttempt {
     this.timers.push(setTimeout(() => this.signalGroup("SIGKILL"), this.options.killGraceMs ?? DEFAULT_GRACE_MS));
   }
 
+  /** Never throws: it runs from timers and process events, where an exception would end the agent. */
   private signalGroup(signal: NodeJS.Signals): void {
     if (this.pid === null) return;
     try {
       process.kill(-this.pid, signal);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    } catch {
+      // ESRCH: the group is gone already. EPERM: a member changed user; the rest were signalled.
     }
   }
 
@@ -226,7 +233,13 @@ class ProcessAttempt implements RunningAttempt {
     this.child.stderr?.destroy();
     this.stdout.close();
     this.stderr.close();
-    const logs = { stdout: this.stdout.path, stderr: this.stderr.path, truncated: this.stdout.truncated || this.stderr.truncated };
+    const logFailure = this.stdout.failure ?? this.stderr.failure;
+    const logs = {
+      stdout: this.stdout.path,
+      stderr: this.stderr.path,
+      truncated: this.stdout.truncated || this.stderr.truncated,
+      ...(logFailure === undefined ? {} : { failure: `could not write the stage's logs: ${logFailure}` }),
+    };
     const { reason, message } = this.describe();
     this.resolveDone({
       exitCode: this.exited?.code ?? null,

@@ -45,7 +45,8 @@ export interface AttemptOutcome {
   readonly peakVramMiB?: number;
   /** True when no real work ran (a simulated executor); every status built on it says so. */
   readonly simulated: boolean;
-  readonly logs?: { readonly stdout: string; readonly stderr: string; readonly truncated: boolean };
+  /** Where stdout and stderr were kept; `failure` when writing them failed (the stage ran on regardless). */
+  readonly logs?: { readonly stdout: string; readonly stderr: string; readonly truncated: boolean; readonly failure?: string };
 }
 
 export interface CommittedArtifact {
