@@ -230,6 +230,9 @@ describe("ProcessExecutor", () => {
     const outcome = await (await executor().start(attempt(stage))).done;
     expect(outcome.reason).toBe("setup-failed");
     expect(outcome.message).toMatch(/could not start .*ENOENT/);
+    const nul = await (await executor().start(attempt({ ...stage, id: "nul", run: { command: [process.execPath, "-e", "1\u0000"], env: {} } }))).done;
+    expect(nul.reason).toBe("setup-failed");
+    expect(nul.message).toMatch(/null bytes/);
     const bare = await (await executor().start(attempt({ id: "bare", needs: [], resources: { gpus: 1, vramMiB: 1 } }))).done;
     expect(bare).toMatchObject({ reason: "setup-failed" });
     expect(bare.message).toMatch(/simulated executor/);

@@ -78,13 +78,21 @@ export class ProcessExecutor implements Executor {
     } catch (err) {
       return endedAtSetup(attempt, `could not create the stage's log files: ${(err as Error).message}`);
     }
-    const child = spawn(command[0]!, command.slice(1), {
-      cwd: paths.workspace,
-      env,
-      // Its own process group, so that stopping the stage stops everything it started.
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    let child: ChildProcess;
+    try {
+      child = spawn(command[0]!, command.slice(1), {
+        cwd: paths.workspace,
+        env,
+        // Its own process group, so that stopping the stage stops everything it started.
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    } catch (err) {
+      // Node refuses some arguments outright (a NUL byte in argv or env).
+      stdout.close();
+      stderr.close();
+      return endedAtSetup(attempt, `could not start '${command[0]}': ${(err as Error).message}`);
+    }
     const running = new ProcessAttempt(attempt, paths, child, stdout, stderr, this.options);
     if (child.pid === undefined) await running.done;
     return running;
@@ -145,6 +153,9 @@ class ProcessAttempt implements RunningAttempt {
 
     child.stdout!.on("data", (chunk: Buffer) => stdout.write(chunk));
     child.stderr!.on("data", (chunk: Buffer) => stderr.write(chunk));
+    // A pipe error must not become an uncaught exception; the exit still arrives.
+    child.stdout!.on("error", () => undefined);
+    child.stderr!.on("error", () => undefined);
     child.on("error", (err) => {
       // Spawning failed (no such program, not executable): nothing ran.
       if (this.pid === null) {
