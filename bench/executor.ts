@@ -29,7 +29,11 @@ const program = existsSync("/bin/true") ? ["/bin/true"] : [process.execPath, "-e
 const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 const summary = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return { p50Ms: Number(percentile(sorted, 50).toFixed(3)), p99Ms: Number(percentile(sorted, 99).toFixed(3)), maxMs: Number(sorted[sorted.length - 1]!.toFixed(3)) };
+  return {
+    p50Ms: Number(percentile(sorted, 50).toFixed(3)),
+    p99Ms: Number(percentile(sorted, 99).toFixed(3)),
+    maxMs: Number(sorted[sorted.length - 1]!.toFixed(3)),
+  };
 };
 
 const dataDir = mkdtempSync(join(tmpdir(), "gpufabric-bench-exec-"));

@@ -14,7 +14,7 @@ import { openSqliteStore, type Durability, type NewRun } from "../runtime/agent/
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? fallback : (process.argv[i + 1] ?? "");
+  return i === -1 ? fallback : process.argv[i + 1] ?? "";
 }
 
 const runs = Number(arg("runs", "5000"));
@@ -73,7 +73,11 @@ async function measure(durability: Durability, concurrency: number) {
     const transitionRuns = Math.min(runs, 1000);
     let transitions = 0;
     const t0 = performance.now();
-    for (let ready = await store.readyStages(transitionRuns); ready.length > 0 && transitions < transitionRuns * 16; ready = await store.readyStages(transitionRuns)) {
+    for (
+      let ready = await store.readyStages(transitionRuns);
+      ready.length > 0 && transitions < transitionRuns * 16;
+      ready = await store.readyStages(transitionRuns)
+    ) {
       for (const r of ready) {
         const a = await store.markPlaced({ runId: r.runId, stageId: r.stage.stageId, gpus: ["gpu-0"], explanation: { bench: true } });
         await store.markRunning(a.id, { pid: 1, workspace: "/ws" });
@@ -107,4 +111,8 @@ const results = [];
 for (const mode of modes) for (const concurrency of concurrencies) results.push(await measure(mode, concurrency));
 const report = { bench: "store", store: "sqlite (WAL)", node: process.version, cpus: cpus().length, results };
 if (process.argv.includes("--json")) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-else for (const r of results) process.stdout.write(`${r.durability}, ${r.concurrency} at once: ${r.submitsPerSecond} submits/s (p99 ${r.submitP99Ms} ms), ${r.transitionsPerSecond} transitions/s\n`);
+else
+  for (const r of results)
+    process.stdout.write(
+      `${r.durability}, ${r.concurrency} at once: ${r.submitsPerSecond} submits/s (p99 ${r.submitP99Ms} ms), ${r.transitionsPerSecond} transitions/s\n`
+    );

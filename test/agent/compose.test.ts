@@ -87,7 +87,7 @@ describe("store + inventory + executors", () => {
           expect(outcome.reason, outcome.message).toBe("completed");
           await store.markSealing(attempt.id, { exitCode: outcome.exitCode, simulated: outcome.simulated });
           await store.markSucceeded(attempt.id, { exitCode: outcome.exitCode, simulated: outcome.simulated, artifacts: await running.commitOutputs() });
-        }),
+        })
       );
     }
 

@@ -64,7 +64,7 @@ describe("nvidia-smi parsers", () => {
 
   it("reads CRLF, [N/A] values and commas in product names, and reports lines it cannot read", () => {
     const { rows, skipped } = parseGpuQuery(
-      `${A100_MIG_QUERY}\r\n2, GPU-aaaa-bbbb, Quadro RTX 8000, Rev 2, 48601, 12\r\nnot a gpu line\r\n3, MIG-1234, A100, 81920, 0\r\n4, GPU-abcd, A100, [N/A], 0`,
+      `${A100_MIG_QUERY}\r\n2, GPU-aaaa-bbbb, Quadro RTX 8000, Rev 2, 48601, 12\r\nnot a gpu line\r\n3, MIG-1234, A100, 81920, 0\r\n4, GPU-abcd, A100, [N/A], 0`
     );
     expect(rows.map((r) => [r.index, r.name, r.memoryTotalMiB, r.memoryUsedMiB])).toEqual([
       [0, "NVIDIA A100-SXM4-80GB", 81920, undefined],
@@ -123,8 +123,26 @@ describe("discoverGpus", () => {
     const inventory = await discoverGpus({ pool, node: "gpu-node-7", path: smi.dir });
     expect(inventory.source).toBe("nvidia-smi");
     expect(inventory.devices).toEqual([
-      { id: "gpu-node-7-g0", uuid: "GPU-5e9b0b7c-3b0a-4f4e-a1b2-0c1d2e3f4a5b", node: "gpu-node-7", index: 0, name: "NVIDIA H100 80GB HBM3", memoryMiB: 81559, memoryUsedMiB: 1, simulated: false },
-      { id: "gpu-node-7-g1", uuid: "GPU-9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4", node: "gpu-node-7", index: 1, name: "NVIDIA H100 80GB HBM3", memoryMiB: 81559, memoryUsedMiB: 40213, simulated: false },
+      {
+        id: "gpu-node-7-g0",
+        uuid: "GPU-5e9b0b7c-3b0a-4f4e-a1b2-0c1d2e3f4a5b",
+        node: "gpu-node-7",
+        index: 0,
+        name: "NVIDIA H100 80GB HBM3",
+        memoryMiB: 81559,
+        memoryUsedMiB: 1,
+        simulated: false,
+      },
+      {
+        id: "gpu-node-7-g1",
+        uuid: "GPU-9a8b7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4",
+        node: "gpu-node-7",
+        index: 1,
+        name: "NVIDIA H100 80GB HBM3",
+        memoryMiB: 81559,
+        memoryUsedMiB: 40213,
+        simulated: false,
+      },
     ]);
     expect(inventory.warnings).toEqual([]);
     expect(inventory.devices.map(visibleDeviceId)).toEqual(inventory.devices.map((d) => d.uuid));
@@ -165,7 +183,9 @@ describe("discoverGpus", () => {
 
   it("refuses to fall back to simulated devices when nvidia-smi is there but fails, or is required", async () => {
     const broken = fakeNvidiaSmi({ [QUERY]: { exitCode: 9, stdout: DRIVER_FAILURE } });
-    await expect(discoverGpus({ pool, path: broken.dir })).rejects.toThrow(/exit code 9.*couldn't communicate with the NVIDIA driver.*run with simulated devices/);
+    await expect(discoverGpus({ pool, path: broken.dir })).rejects.toThrow(
+      /exit code 9.*couldn't communicate with the NVIDIA driver.*run with simulated devices/
+    );
     await expect(discoverGpus({ pool, path: emptyPath(), mode: "nvidia-smi" })).rejects.toBeInstanceOf(InventoryError);
     const empty = fakeNvidiaSmi({ [QUERY]: { stdout: "garbage\n" } });
     await expect(discoverGpus({ pool, path: empty.dir })).rejects.toThrow(/no GPU it could read.*garbage/);

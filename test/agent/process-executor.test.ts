@@ -68,7 +68,7 @@ describe("ProcessExecutor", () => {
         "render",
         `require("fs").writeFileSync(require("path").join(process.env.GPUFABRIC_OUTPUT_DIR, "env.json"), JSON.stringify(process.env))`,
         {},
-        { RENDER_QUALITY: "high" },
+        { RENDER_QUALITY: "high" }
       );
       const running = await executor().start(attempt(stage));
       const outcome = await running.done;
@@ -106,7 +106,12 @@ describe("ProcessExecutor", () => {
   it("hands a stage the committed outputs of the stages it needs, and commits its own", async () => {
     const exec = executor();
     const produce = await exec.start(
-      attempt(nodeStage("produce", `const fs = require("fs"); fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/words.txt", "alpha beta"); fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/n.txt", "2")`)),
+      attempt(
+        nodeStage(
+          "produce",
+          `const fs = require("fs"); fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/words.txt", "alpha beta"); fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/n.txt", "2")`
+        )
+      )
     );
     expect((await produce.done).reason).toBe("completed");
     const produced = await produce.commitOutputs();
@@ -119,10 +124,10 @@ describe("ProcessExecutor", () => {
         nodeStage(
           "consume",
           `const fs = require("fs"); const dir = process.env.GPUFABRIC_INPUT_DIR + "/produce"; fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/upper.txt", fs.readFileSync(dir + "/words.txt", "utf8").toUpperCase() + " " + fs.readdirSync(dir).join(","))`,
-          { needs: ["produce"] },
+          { needs: ["produce"] }
         ),
-        { inputs: [{ stageId: "produce", artifacts: produced }] },
-      ),
+        { inputs: [{ stageId: "produce", artifacts: produced }] }
+      )
     );
     expect((await consume.done).reason).toBe("completed");
     const [upper] = await consume.commitOutputs();
@@ -136,7 +141,7 @@ describe("ProcessExecutor", () => {
 
   it("keeps stdout and stderr as logs, capped in size", async () => {
     const running = await executor({ logCapBytes: 100 }).start(
-      attempt(nodeStage("chatty", `process.stdout.write("x".repeat(10000)); process.stderr.write("warning: low light\\n")`)),
+      attempt(nodeStage("chatty", `process.stdout.write("x".repeat(10000)); process.stderr.write("warning: low light\\n")`))
     );
     const outcome = await running.done;
     expect(outcome.reason).toBe("completed");
@@ -217,7 +222,9 @@ describe("ProcessExecutor", () => {
     const outside = join(dataDir, "elsewhere");
     mkdirSync(outside);
     const running = await executor().start(
-      attempt(nodeStage("reader", `require("fs").writeFileSync(process.env.HOME + "/ran", "1")`), { inputs: [{ stageId: "up", artifacts: [{ name: "dir", path: outside }] }] }),
+      attempt(nodeStage("reader", `require("fs").writeFileSync(process.env.HOME + "/ran", "1")`), {
+        inputs: [{ stageId: "up", artifacts: [{ name: "dir", path: outside }] }],
+      })
     );
     const outcome = await running.done;
     expect(outcome.reason).toBe("setup-failed");
@@ -258,7 +265,7 @@ describe("ProcessExecutor", () => {
 
     calls.length = 0;
     const simulated = await executor({ vramSampler: sampler, sampleIntervalMs: 10 }).start(
-      attempt(nodeStage("sim-sampled", `setTimeout(() => {}, 100)`), { gpus: [{ id: "sim-0", uuid: null, simulated: true }] }),
+      attempt(nodeStage("sim-sampled", `setTimeout(() => {}, 100)`), { gpus: [{ id: "sim-0", uuid: null, simulated: true }] })
     );
     expect((await simulated.done).peakVramMiB).toBeUndefined();
     expect(calls).toEqual([]);
@@ -274,7 +281,10 @@ describe("ProcessExecutor", () => {
   });
 
   it("gives every attempt a fresh workspace", async () => {
-    const stage = nodeStage("again", `const fs = require("fs"); fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/listing.txt", fs.readdirSync(process.env.HOME).sort().join(","))`);
+    const stage = nodeStage(
+      "again",
+      `const fs = require("fs"); fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/listing.txt", fs.readdirSync(process.env.HOME).sort().join(","))`
+    );
     const first = await executor().start(attempt(stage));
     await first.done;
     writeFileSync(join(first.workspace!, "leftover"), "from attempt 1");
@@ -290,10 +300,10 @@ describe("ProcessExecutor", () => {
 describe("artifactNameProblem", () => {
   it.each([["../etc/passwd"], ["a/b"], [".."], ["."], [""], ["a\\b"], ["nul\u0000byte"], ["tab\there"], ["bad\uFFFDutf8"], ["x".repeat(256)]])(
     "refuses %j",
-    (name) => expect(artifactNameProblem(name)).toBeDefined(),
+    (name) => expect(artifactNameProblem(name)).toBeDefined()
   );
   it.each([["image.png"], ["contact sheet (final).png"], [".hidden"], ["résumé.pdf"], ["x".repeat(255)]])("accepts %j", (name) =>
-    expect(artifactNameProblem(name)).toBeUndefined(),
+    expect(artifactNameProblem(name)).toBeUndefined()
   );
 });
 

@@ -16,7 +16,12 @@ export interface StoreHarness {
   cleanup(): Promise<void>;
 }
 
-async function runStage(s: Store, runId: string, stageId: string, artifacts = [{ name: `${stageId}.txt`, bytes: 3, sha256: "ab".repeat(32), path: `/x/${stageId}.txt` }]) {
+async function runStage(
+  s: Store,
+  runId: string,
+  stageId: string,
+  artifacts = [{ name: `${stageId}.txt`, bytes: 3, sha256: "ab".repeat(32), path: `/x/${stageId}.txt` }]
+) {
   const attempt = await s.markPlaced({ runId, stageId, gpus: ["gpu-0"], explanation: { why: "test" } });
   await s.markRunning(attempt.id, { pid: 1234, workspace: `/ws/${stageId}` });
   await s.markSealing(attempt.id, { exitCode: 0 });
@@ -128,7 +133,12 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
         .markSucceeded(a.id, { artifacts: [{ name: "../up", bytes: -1, sha256: "xyz", path: "" }] })
         .catch((e: unknown) => e as ValidationError);
       expect(err).toBeInstanceOf(ValidationError);
-      expect((err as ValidationError).issues.map((i) => i.field)).toEqual(["artifacts[0].name", "artifacts[0].bytes", "artifacts[0].sha256", "artifacts[0].path"]);
+      expect((err as ValidationError).issues.map((i) => i.field)).toEqual([
+        "artifacts[0].name",
+        "artifacts[0].bytes",
+        "artifacts[0].sha256",
+        "artifacts[0].path",
+      ]);
       expect((await store.getRun("studio", run.id))!.attempts[0]!.status).toBe("sealing");
     });
 
@@ -252,7 +262,12 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       expect(detail.artifacts).toEqual([]);
       // The stage can still succeed properly afterwards.
       await store.markSucceeded(a.id, { artifacts: [{ name: "x.png", bytes: 1, sha256: "0".repeat(64), path: "/a/x.png" }] });
-      expect((await store.readyStages()).filter((r) => r.runId === run.id).map((r) => r.stage.stageId).sort()).toEqual(["b", "c"]);
+      expect(
+        (await store.readyStages())
+          .filter((r) => r.runId === run.id)
+          .map((r) => r.stage.stageId)
+          .sort()
+      ).toEqual(["b", "c"]);
     });
   });
 }

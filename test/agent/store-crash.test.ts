@@ -53,7 +53,10 @@ function checkConsistent(detail: RunDetail): void {
     const where = `run ${detail.run.id} stage ${stage.stageId}`;
     expect(["placed", "running", "sealing"], where).not.toContain(stage.status);
     const attempts = detail.attempts.filter((a) => a.stageId === stage.stageId);
-    expect(attempts.map((a) => a.number), where).toEqual(attempts.map((_, i) => i + 1));
+    expect(
+      attempts.map((a) => a.number),
+      where
+    ).toEqual(attempts.map((_, i) => i + 1));
     expect(stage.attempts, where).toBe(attempts.length);
     const succeeded = attempts.filter((a) => a.status === "succeeded");
     expect(succeeded.length, where).toBe(stage.status === "succeeded" ? 1 : 0);
@@ -78,7 +81,7 @@ async function drainToCompletion(store: SqliteStore): Promise<void> {
         await store.markRunning(a.id, { pid: 1, workspace: "/ws" });
         await store.markSealing(a.id, { exitCode: 0 });
         await store.markSucceeded(a.id, { exitCode: 0, artifacts: [{ name: `${a.stageId}.out`, bytes: 1, sha256: "0".repeat(64), path: `/a/${a.id}` }] });
-      }),
+      })
     );
   }
 }
@@ -87,7 +90,11 @@ describe("SqliteStore survives kill -9", () => {
   it("keeps every accepted run, consistent, across repeated crashes, and completes each exactly once", async () => {
     const accepted: Accepted[] = [];
     let interruptedTotal = 0;
-    for (const [round, count] of [[0, 60], [1, 150], [2, 300]] as const) {
+    for (const [round, count] of [
+      [0, 60],
+      [1, 150],
+      [2, 300],
+    ] as const) {
       accepted.push(...(await acceptThenKill(round * 100_000, count)));
       const store = openSqliteStore(dbFile);
       const db = new Database(dbFile, { readonly: true });

@@ -10,10 +10,7 @@ export class CappedLog {
   private written = 0;
   private dropped = 0;
 
-  constructor(
-    readonly path: string,
-    private readonly capBytes: number,
-  ) {
+  constructor(readonly path: string, private readonly capBytes: number) {
     this.fd = openSync(path, "w", 0o640);
   }
 

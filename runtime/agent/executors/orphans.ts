@@ -27,7 +27,11 @@ export function stopOrphanedAttempt(attempt: OrphanCandidate): OrphanOutcome {
   if (members.length === 0) return "gone";
   const ours = members.some((pid) => {
     const env = environmentOf(pid);
-    return env?.get("GPUFABRIC_RUN_ID") === attempt.runId && env.get("GPUFABRIC_STAGE_ID") === attempt.stageId && env.get("GPUFABRIC_ATTEMPT") === String(attempt.number);
+    return (
+      env?.get("GPUFABRIC_RUN_ID") === attempt.runId &&
+      env.get("GPUFABRIC_STAGE_ID") === attempt.stageId &&
+      env.get("GPUFABRIC_ATTEMPT") === String(attempt.number)
+    );
   });
   if (!ours) return "not-ours";
   try {
@@ -69,7 +73,7 @@ function environmentOf(pid: number): Map<string, string> | undefined {
       raw
         .split("\0")
         .filter((kv) => kv.includes("="))
-        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)] as const),
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)] as const)
     );
   } catch {
     return undefined;

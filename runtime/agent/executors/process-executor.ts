@@ -143,7 +143,7 @@ class ProcessAttempt implements RunningAttempt {
     private readonly child: ChildProcess,
     private readonly stdout: CappedLog,
     private readonly stderr: CappedLog,
-    private readonly options: ProcessExecutorOptions,
+    private readonly options: ProcessExecutorOptions
   ) {
     this.attemptId = attempt.attemptId;
     this.pid = child.pid ?? null;
@@ -192,7 +192,9 @@ class ProcessAttempt implements RunningAttempt {
   private async commitOnce(): Promise<CommittedArtifact[]> {
     const outcome = await this.done;
     if (outcome.reason !== "completed") {
-      throw new Error(`attempt ${this.attempt.number} of stage '${this.attempt.stageId}' ended '${outcome.reason}': only a completed attempt's outputs are committed`);
+      throw new Error(
+        `attempt ${this.attempt.number} of stage '${this.attempt.stageId}' ended '${outcome.reason}': only a completed attempt's outputs are committed`
+      );
     }
     return commitOutputs(this.paths, `stage '${this.attempt.stageId}' (attempt ${this.attempt.number})`);
   }

@@ -47,8 +47,15 @@ export class SimulatedExecutor implements Executor {
       settle(outcome);
     };
     const timer = setTimeout(
-      () => end({ exitCode: 0, signal: null, reason: "completed", message: `simulated: waited the estimated ${seconds.toFixed(3)} s, no real work ran`, simulated: true }),
-      seconds * 1000,
+      () =>
+        end({
+          exitCode: 0,
+          signal: null,
+          reason: "completed",
+          message: `simulated: waited the estimated ${seconds.toFixed(3)} s, no real work ran`,
+          simulated: true,
+        }),
+      seconds * 1000
     );
     return {
       attemptId: attempt.attemptId,

@@ -12,7 +12,10 @@ export function runCommand(file: string, args: readonly string[], timeoutMs: num
       const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
       if (e.killed) return resolve({ ok: false, message: `'${file} ${args.join(" ")}' gave no answer within ${timeoutMs} ms` });
       const detail = (stderr || stdout || e.message).trim().split("\n")[0];
-      resolve({ ok: false, message: `'${file} ${args.join(" ")}' failed (${typeof e.code === "number" ? `exit code ${e.code}` : e.code ?? "error"}): ${detail}` });
+      resolve({
+        ok: false,
+        message: `'${file} ${args.join(" ")}' failed (${typeof e.code === "number" ? `exit code ${e.code}` : e.code ?? "error"}): ${detail}`,
+      });
     });
   });
 }

@@ -78,7 +78,9 @@ async function realInventory(smi: string, options: DiscoverOptions): Promise<Inv
   const parsed = parseGpuQuery(query.stdout);
   const warnings = parsed.skipped.map((s) => `nvidia-smi --query-gpu: skipped ${s}`);
   if (parsed.rows.length === 0) {
-    throw new InventoryError(`nvidia-smi reported no GPU it could read${warnings.length ? ` (${warnings.join("; ")})` : ""}: check the driver and the device plugin`);
+    throw new InventoryError(
+      `nvidia-smi reported no GPU it could read${warnings.length ? ` (${warnings.join("; ")})` : ""}: check the driver and the device plugin`
+    );
   }
   const list = await runCommand(smi, GPU_LIST_ARGS, timeoutMs);
   const migByGpu = new Map<string, ReturnType<typeof parseGpuList>["rows"][number]["mig"]>();
@@ -139,7 +141,9 @@ function checkAgainstPool(rows: ReturnType<typeof parseGpuQuery>["rows"], pool: 
   }
   for (const row of rows) {
     if (Math.abs(row.memoryTotalMiB - pool.gpu.memoryMiB) > pool.gpu.memoryMiB * 0.1) {
-      warnings.push(`GPU ${row.index} (${row.name}) has ${row.memoryTotalMiB} MiB but pool '${pool.name}' declares ${pool.gpu.memoryMiB} MiB (${pool.gpu.model})`);
+      warnings.push(
+        `GPU ${row.index} (${row.name}) has ${row.memoryTotalMiB} MiB but pool '${pool.name}' declares ${pool.gpu.memoryMiB} MiB (${pool.gpu.model})`
+      );
     }
   }
   return warnings;

@@ -38,10 +38,7 @@ export function processGroupOf(pid: number): number | undefined {
 }
 
 export class NvidiaSmiVramSampler implements VramSampler {
-  constructor(
-    private readonly nvidiaSmi: string,
-    private readonly timeoutMs = 5_000,
-  ) {}
+  constructor(private readonly nvidiaSmi: string, private readonly timeoutMs = 5_000) {}
 
   async sample(gpuUuids: readonly string[], processGroupId: number): Promise<number | undefined> {
     const reading = await sampleMemoryUsed(this.nvidiaSmi, this.timeoutMs);
@@ -58,7 +55,7 @@ export function attributeVram(
   reading: MemorySample,
   gpuUuids: readonly string[],
   processGroupId: number,
-  groupOf: (pid: number) => number | undefined,
+  groupOf: (pid: number) => number | undefined
 ): number | undefined {
   const mine = new Set(gpuUuids);
   const apps = reading.processes.filter((p) => mine.has(p.gpuUuid));

@@ -139,7 +139,7 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
   const known = migrations.length === 0 ? 0 : migrations[migrations.length - 1]!.version;
   if (current > known) {
     throw new Error(
-      `the store's schema is at version ${current} but this agent knows versions up to ${known}: run a newer agent, or point --data-dir at another directory`,
+      `the store's schema is at version ${current} but this agent knows versions up to ${known}: run a newer agent, or point --data-dir at another directory`
     );
   }
   for (const m of migrations) {
@@ -193,12 +193,12 @@ export class SqliteStore implements Store {
       runByTenant: db.prepare(`SELECT ${RUN_COLUMNS}, document, inputs FROM runs WHERE tenant = ? AND id = ?`),
       insertRun: db.prepare(
         `INSERT INTO runs (id, tenant, workflow, format, priority, status, idempotency_key, document, inputs, created_at, updated_at)
-         VALUES (@id, @tenant, @workflow, @format, @priority, 'queued', @idempotency_key, @document, @inputs, @now, @now)`,
+         VALUES (@id, @tenant, @workflow, @format, @priority, 'queued', @idempotency_key, @document, @inputs, @now, @now)`
       ),
       setRunStatus: db.prepare("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?"),
       insertStage: db.prepare(
         `INSERT INTO stages (run_id, stage_id, ordinal, status, needs, resources, spec, attempts, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)`
       ),
       insertNeed: db.prepare("INSERT OR IGNORE INTO stage_needs (run_id, stage_id, need_id) VALUES (?, ?, ?)"),
       stage: db.prepare("SELECT * FROM stages WHERE run_id = ? AND stage_id = ?"),
@@ -212,48 +212,42 @@ export class SqliteStore implements Store {
          WHERE s.run_id = @run AND e.need_id = @stage AND s.status = 'waiting'
            AND NOT EXISTS (
              SELECT 1 FROM stage_needs n JOIN stages d ON d.run_id = n.run_id AND d.stage_id = n.need_id
-             WHERE n.run_id = s.run_id AND n.stage_id = s.stage_id AND d.status <> 'succeeded')`,
+             WHERE n.run_id = s.run_id AND n.stage_id = s.stage_id AND d.status <> 'succeeded')`
       ),
       unfinishedStages: db.prepare("SELECT COUNT(*) AS n FROM stages WHERE run_id = ? AND status <> 'succeeded'"),
       cancelPendingStages: db.prepare(
-        "UPDATE stages SET status = 'cancelled', updated_at = ? WHERE run_id = ? AND status IN ('waiting', 'ready', 'placed', 'running', 'sealing')",
+        "UPDATE stages SET status = 'cancelled', updated_at = ? WHERE run_id = ? AND status IN ('waiting', 'ready', 'placed', 'running', 'sealing')"
       ),
       cancelNotStartedStages: db.prepare("UPDATE stages SET status = 'cancelled', updated_at = ? WHERE run_id = ? AND status IN ('waiting', 'ready')"),
       readyStages: db.prepare(
         `SELECT s.*, r.tenant, r.priority, r.created_at AS run_created_at FROM stages s JOIN runs r ON r.id = s.run_id
          WHERE s.status = 'ready' AND r.status IN ('queued', 'running')
-         ORDER BY r.created_at, r.id, s.ordinal LIMIT ?`,
+         ORDER BY r.created_at, r.id, s.ordinal LIMIT ?`
       ),
       activeRuns: db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at, id`),
       listRuns: db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE tenant = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
       listRunsByStatus: db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE tenant = ? AND status = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
-      insertAttempt: db.prepare(
-        `INSERT INTO attempts (id, run_id, stage_id, number, status, gpus, placed_at) VALUES (?, ?, ?, ?, 'placed', ?, ?)`,
-      ),
+      insertAttempt: db.prepare(`INSERT INTO attempts (id, run_id, stage_id, number, status, gpus, placed_at) VALUES (?, ?, ?, ?, 'placed', ?, ?)`),
       insertPlacement: db.prepare("INSERT INTO placements (attempt_id, run_id, stage_id, gpus, explanation, at) VALUES (?, ?, ?, ?, ?, ?)"),
       attempt: db.prepare("SELECT * FROM attempts WHERE id = ?"),
       attemptsOfRun: db.prepare("SELECT * FROM attempts WHERE run_id = ? ORDER BY stage_id, number"),
       openAttempts: db.prepare("SELECT * FROM attempts WHERE status IN ('placed', 'running', 'sealing') ORDER BY placed_at, id"),
       openAttemptsOfRun: db.prepare("SELECT * FROM attempts WHERE run_id = ? AND status IN ('placed', 'running', 'sealing')"),
       startAttempt: db.prepare("UPDATE attempts SET status = 'running', pid = ?, workspace = ?, started_at = ? WHERE id = ?"),
-      sealAttempt: db.prepare(
-        "UPDATE attempts SET status = 'sealing', exit_code = ?, signal = ?, peak_vram_mib = ?, simulated = ? WHERE id = ?",
-      ),
+      sealAttempt: db.prepare("UPDATE attempts SET status = 'sealing', exit_code = ?, signal = ?, peak_vram_mib = ?, simulated = ? WHERE id = ?"),
       closeAttempt: db.prepare(
         `UPDATE attempts SET status = @status, finished_at = @now, reason = @reason,
            exit_code = COALESCE(@exit_code, exit_code), signal = COALESCE(@signal, signal),
            peak_vram_mib = COALESCE(@peak, peak_vram_mib), simulated = MAX(simulated, @simulated)
-         WHERE id = @id`,
+         WHERE id = @id`
       ),
-      insertArtifact: db.prepare(
-        "INSERT INTO artifacts (run_id, stage_id, name, attempt_id, bytes, sha256, path, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      ),
+      insertArtifact: db.prepare("INSERT INTO artifacts (run_id, stage_id, name, attempt_id, bytes, sha256, path, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
       artifactsOfRun: db.prepare("SELECT * FROM artifacts WHERE run_id = ? ORDER BY stage_id, name"),
       insertEvent: db.prepare("INSERT INTO events (run_id, stage_id, type, data, at) VALUES (?, ?, ?, ?, ?)"),
       eventsSince: db.prepare("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?"),
       stageCounts: db.prepare(
         `SELECT r.tenant AS tenant, s.status AS status, COUNT(*) AS n FROM stages s JOIN runs r ON r.id = s.run_id
-         WHERE s.status IN ('waiting', 'ready', 'placed', 'running', 'sealing') GROUP BY r.tenant, s.status`,
+         WHERE s.status IN ('waiting', 'ready', 'placed', 'running', 'sealing') GROUP BY r.tenant, s.status`
       ),
       activeRunCounts: db.prepare("SELECT tenant, COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running') GROUP BY tenant"),
     };
@@ -263,42 +257,42 @@ export class SqliteStore implements Store {
     validateNewRun(input);
     const s = this.stmt;
     return this.write(() => {
-        if (input.idempotencyKey !== undefined) {
-          const existing = s.runByKey.get(input.tenant, input.idempotencyKey) as RunRow | undefined;
-          if (existing) return { run: toRun(existing), created: false };
-        }
-        const now = this.stamp();
-        const id = randomUUID();
-        s.insertRun.run({
-          id,
-          tenant: input.tenant,
-          workflow: input.workflow,
-          format: input.format,
-          priority: input.priority,
-          idempotency_key: input.idempotencyKey ?? null,
-          document: JSON.stringify(input.document ?? null),
-          inputs: JSON.stringify(input.inputs ?? {}),
-          now,
-        });
-        input.stages.forEach((stage, ordinal) => {
-          const status: StageStatus = stage.needs.length === 0 ? "ready" : "waiting";
-          s.insertStage.run(id, stage.id, ordinal, status, JSON.stringify(stage.needs), JSON.stringify(stage.resources), JSON.stringify(stage), now);
-          for (const need of stage.needs) s.insertNeed.run(id, stage.id, need);
-        });
-        this.event(id, null, "run.accepted", { workflow: input.workflow, stages: input.stages.length, priority: input.priority }, now);
-        const run: RunRecord = {
-          id,
-          tenant: input.tenant,
-          workflow: input.workflow,
-          format: input.format,
-          priority: input.priority,
-          status: "queued",
-          idempotencyKey: input.idempotencyKey ?? null,
-          createdAt: now,
-          updatedAt: now,
-        };
-        return { run, created: true };
+      if (input.idempotencyKey !== undefined) {
+        const existing = s.runByKey.get(input.tenant, input.idempotencyKey) as RunRow | undefined;
+        if (existing) return { run: toRun(existing), created: false };
+      }
+      const now = this.stamp();
+      const id = randomUUID();
+      s.insertRun.run({
+        id,
+        tenant: input.tenant,
+        workflow: input.workflow,
+        format: input.format,
+        priority: input.priority,
+        idempotency_key: input.idempotencyKey ?? null,
+        document: JSON.stringify(input.document ?? null),
+        inputs: JSON.stringify(input.inputs ?? {}),
+        now,
       });
+      input.stages.forEach((stage, ordinal) => {
+        const status: StageStatus = stage.needs.length === 0 ? "ready" : "waiting";
+        s.insertStage.run(id, stage.id, ordinal, status, JSON.stringify(stage.needs), JSON.stringify(stage.resources), JSON.stringify(stage), now);
+        for (const need of stage.needs) s.insertNeed.run(id, stage.id, need);
+      });
+      this.event(id, null, "run.accepted", { workflow: input.workflow, stages: input.stages.length, priority: input.priority }, now);
+      const run: RunRecord = {
+        id,
+        tenant: input.tenant,
+        workflow: input.workflow,
+        format: input.format,
+        priority: input.priority,
+        status: "queued",
+        idempotencyKey: input.idempotencyKey ?? null,
+        createdAt: now,
+        updatedAt: now,
+      };
+      return { run, created: true };
+    });
   }
 
   async getRun(tenant: string, runId: string): Promise<RunDetail | undefined> {
@@ -330,12 +324,14 @@ export class SqliteStore implements Store {
       (this.stmt.activeRuns.all() as RunRow[]).map((row) => ({
         run: toRun(row),
         stages: (this.stmt.stagesOfRun.all(row.id) as StageRow[]).map(toStage),
-      })),
+      }))
     )();
   }
 
   async readyStages(limit?: number): Promise<ReadyStage[]> {
-    const rows = this.stmt.readyStages.all(clampLimit(limit, 10_000, 1_000_000)) as Array<StageRow & { tenant: string; priority: string; run_created_at: string }>;
+    const rows = this.stmt.readyStages.all(clampLimit(limit, 10_000, 1_000_000)) as Array<
+      StageRow & { tenant: string; priority: string; run_created_at: string }
+    >;
     return rows.map((row) => ({
       runId: row.run_id,
       tenant: row.tenant,
@@ -349,30 +345,36 @@ export class SqliteStore implements Store {
     validateTransition("placement", { gpus: placement.gpus });
     const s = this.stmt;
     return this.write(() => {
-        const run = s.runById.get(placement.runId) as RunRow | undefined;
-        if (!run) throw new TransitionError(`run '${placement.runId}' does not exist`, null);
-        if (run.status !== "queued" && run.status !== "running") {
-          throw new TransitionError(`run '${run.id}' is ${run.status}: its stages can no longer be placed`, run.status);
-        }
-        const stage = s.stage.get(placement.runId, placement.stageId) as StageRow | undefined;
-        if (!stage) throw new TransitionError(`run '${run.id}' has no stage '${placement.stageId}'`, null);
-        if (stage.status !== "ready") {
-          throw new TransitionError(`stage '${stage.stage_id}' of run '${run.id}' is ${stage.status}, not ready: it cannot be placed`, stage.status);
-        }
-        const now = this.stamp();
-        const id = randomUUID();
-        const number = stage.attempts + 1;
-        const gpus = JSON.stringify(placement.gpus);
-        s.bumpStageAttempts.run(now, run.id, stage.stage_id);
-        s.insertAttempt.run(id, run.id, stage.stage_id, number, gpus, now);
-        s.insertPlacement.run(id, run.id, stage.stage_id, gpus, JSON.stringify(placement.explanation ?? null), now);
-        if (run.status === "queued") {
-          s.setRunStatus.run("running", now, run.id);
-          this.event(run.id, null, "run.running", {}, now);
-        }
-        this.event(run.id, stage.stage_id, "stage.placed", { attempt: number, attemptId: id, gpus: placement.gpus, explanation: placement.explanation ?? null }, now);
-        return toAttempt(s.attempt.get(id) as AttemptRow);
-      });
+      const run = s.runById.get(placement.runId) as RunRow | undefined;
+      if (!run) throw new TransitionError(`run '${placement.runId}' does not exist`, null);
+      if (run.status !== "queued" && run.status !== "running") {
+        throw new TransitionError(`run '${run.id}' is ${run.status}: its stages can no longer be placed`, run.status);
+      }
+      const stage = s.stage.get(placement.runId, placement.stageId) as StageRow | undefined;
+      if (!stage) throw new TransitionError(`run '${run.id}' has no stage '${placement.stageId}'`, null);
+      if (stage.status !== "ready") {
+        throw new TransitionError(`stage '${stage.stage_id}' of run '${run.id}' is ${stage.status}, not ready: it cannot be placed`, stage.status);
+      }
+      const now = this.stamp();
+      const id = randomUUID();
+      const number = stage.attempts + 1;
+      const gpus = JSON.stringify(placement.gpus);
+      s.bumpStageAttempts.run(now, run.id, stage.stage_id);
+      s.insertAttempt.run(id, run.id, stage.stage_id, number, gpus, now);
+      s.insertPlacement.run(id, run.id, stage.stage_id, gpus, JSON.stringify(placement.explanation ?? null), now);
+      if (run.status === "queued") {
+        s.setRunStatus.run("running", now, run.id);
+        this.event(run.id, null, "run.running", {}, now);
+      }
+      this.event(
+        run.id,
+        stage.stage_id,
+        "stage.placed",
+        { attempt: number, attemptId: id, gpus: placement.gpus, explanation: placement.explanation ?? null },
+        now
+      );
+      return toAttempt(s.attempt.get(id) as AttemptRow);
+    });
   }
 
   async markRunning(attemptId: string, started: { pid: number | null; workspace: string | null }): Promise<AttemptRecord> {
@@ -394,97 +396,105 @@ export class SqliteStore implements Store {
   async markSucceeded(attemptId: string, result: FinishInput & { artifacts: readonly ArtifactInput[] }): Promise<AttemptRecord> {
     validateTransition("result", result);
     const s = this.stmt;
-    return this.advance(attemptId, "sealing", "succeeded", (a, now) => {
-      s.closeAttempt.run(closeParams(a.id, "succeeded", "completed", result, now));
-      result.artifacts.forEach((art, i) => {
-        try {
-          s.insertArtifact.run(a.run_id, a.stage_id, art.name, a.id, art.bytes, art.sha256, art.path, now);
-        } catch (err) {
-          if ((err as { code?: string }).code !== "SQLITE_CONSTRAINT_PRIMARYKEY") throw err;
-          // The savepoint undoes this transition's earlier writes: the attempt stays sealing.
-          throw new ValidationError("artifacts", [{ field: `artifacts[${i}].name`, message: `duplicate name '${art.name}': each output of a stage has its own name` }]);
+    return this.advance(
+      attemptId,
+      "sealing",
+      "succeeded",
+      (a, now) => {
+        s.closeAttempt.run(closeParams(a.id, "succeeded", "completed", result, now));
+        result.artifacts.forEach((art, i) => {
+          try {
+            s.insertArtifact.run(a.run_id, a.stage_id, art.name, a.id, art.bytes, art.sha256, art.path, now);
+          } catch (err) {
+            if ((err as { code?: string }).code !== "SQLITE_CONSTRAINT_PRIMARYKEY") throw err;
+            // The savepoint undoes this transition's earlier writes: the attempt stays sealing.
+            throw new ValidationError("artifacts", [
+              { field: `artifacts[${i}].name`, message: `duplicate name '${art.name}': each output of a stage has its own name` },
+            ]);
+          }
+        });
+        return { artifacts: result.artifacts.map((x) => ({ name: x.name, bytes: x.bytes })), simulated: Boolean(result.simulated) };
+      },
+      (a, now) => {
+        // Runs after the stage is marked succeeded, so the dependents' check sees it.
+        const ready = s.readyDependents.all({ run: a.run_id, stage: a.stage_id }) as Array<{ stage_id: string }>;
+        for (const { stage_id } of ready) {
+          s.setStageStatus.run("ready", now, a.run_id, stage_id);
+          this.event(a.run_id, stage_id, "stage.ready", {}, now);
         }
-      });
-      return { artifacts: result.artifacts.map((x) => ({ name: x.name, bytes: x.bytes })), simulated: Boolean(result.simulated) };
-    }, (a, now) => {
-      // Runs after the stage is marked succeeded, so the dependents' check sees it.
-      const ready = s.readyDependents.all({ run: a.run_id, stage: a.stage_id }) as Array<{ stage_id: string }>;
-      for (const { stage_id } of ready) {
-        s.setStageStatus.run("ready", now, a.run_id, stage_id);
-        this.event(a.run_id, stage_id, "stage.ready", {}, now);
+        const run = s.runById.get(a.run_id) as RunRow;
+        const left = (s.unfinishedStages.get(a.run_id) as { n: number }).n;
+        if (left === 0 && run.status === "running") {
+          s.setRunStatus.run("succeeded", now, a.run_id);
+          this.event(a.run_id, null, "run.succeeded", {}, now);
+        }
       }
-      const run = s.runById.get(a.run_id) as RunRow;
-      const left = (s.unfinishedStages.get(a.run_id) as { n: number }).n;
-      if (left === 0 && run.status === "running") {
-        s.setRunStatus.run("succeeded", now, a.run_id);
-        this.event(a.run_id, null, "run.succeeded", {}, now);
-      }
-    });
+    );
   }
 
   async markFailed(attemptId: string, failure: FailInput): Promise<AttemptRecord> {
     validateTransition("failure", failure);
     const s = this.stmt;
     return this.write(() => {
-        const a = this.openAttempt(attemptId);
-        const now = this.stamp();
-        s.closeAttempt.run(closeParams(a.id, "failed", failure.reason, failure, now));
-        const data = { attempt: a.number, attemptId: a.id, reason: failure.reason, exitCode: failure.exitCode ?? null, signal: failure.signal ?? null };
-        if (failure.retry) {
-          s.setStageStatus.run("ready", now, a.run_id, a.stage_id);
-          this.event(a.run_id, a.stage_id, "stage.retrying", data, now);
-        } else {
-          s.setStageStatus.run("failed", now, a.run_id, a.stage_id);
-          this.event(a.run_id, a.stage_id, "stage.failed", data, now);
-          const run = s.runById.get(a.run_id) as RunRow;
-          if (run.status === "queued" || run.status === "running") {
-            // Stages not started can never run now; stages already running finish and are recorded.
-            s.cancelNotStartedStages.run(now, a.run_id);
-            s.setRunStatus.run("failed", now, a.run_id);
-            this.event(a.run_id, null, "run.failed", { stage: a.stage_id, reason: failure.reason }, now);
-          }
+      const a = this.openAttempt(attemptId);
+      const now = this.stamp();
+      s.closeAttempt.run(closeParams(a.id, "failed", failure.reason, failure, now));
+      const data = { attempt: a.number, attemptId: a.id, reason: failure.reason, exitCode: failure.exitCode ?? null, signal: failure.signal ?? null };
+      if (failure.retry) {
+        s.setStageStatus.run("ready", now, a.run_id, a.stage_id);
+        this.event(a.run_id, a.stage_id, "stage.retrying", data, now);
+      } else {
+        s.setStageStatus.run("failed", now, a.run_id, a.stage_id);
+        this.event(a.run_id, a.stage_id, "stage.failed", data, now);
+        const run = s.runById.get(a.run_id) as RunRow;
+        if (run.status === "queued" || run.status === "running") {
+          // Stages not started can never run now; stages already running finish and are recorded.
+          s.cancelNotStartedStages.run(now, a.run_id);
+          s.setRunStatus.run("failed", now, a.run_id);
+          this.event(a.run_id, null, "run.failed", { stage: a.stage_id, reason: failure.reason }, now);
         }
-        return toAttempt(s.attempt.get(a.id) as AttemptRow);
-      });
+      }
+      return toAttempt(s.attempt.get(a.id) as AttemptRow);
+    });
   }
 
   async cancelRun(tenant: string, runId: string): Promise<CancelResult | undefined> {
     const s = this.stmt;
     return this.write(() => {
-        const row = s.runByTenant.get(tenant, runId) as RunRow | undefined;
-        if (!row) return undefined;
-        if (row.status !== "queued" && row.status !== "running") return { run: toRun(row), cancelled: false, stoppedAttempts: [] };
-        const now = this.stamp();
-        const open = s.openAttemptsOfRun.all(runId) as AttemptRow[];
-        for (const a of open) s.closeAttempt.run(closeParams(a.id, "cancelled", "cancelled", {}, now));
-        s.cancelPendingStages.run(now, runId);
-        s.setRunStatus.run("cancelled", now, runId);
-        this.event(runId, null, "run.cancelled", { stoppedAttempts: open.map((a) => a.id) }, now);
-        return {
-          run: toRun(s.runById.get(runId) as RunRow),
-          cancelled: true,
-          stoppedAttempts: open.map((a) => toAttempt(s.attempt.get(a.id) as AttemptRow)),
-        };
-      });
+      const row = s.runByTenant.get(tenant, runId) as RunRow | undefined;
+      if (!row) return undefined;
+      if (row.status !== "queued" && row.status !== "running") return { run: toRun(row), cancelled: false, stoppedAttempts: [] };
+      const now = this.stamp();
+      const open = s.openAttemptsOfRun.all(runId) as AttemptRow[];
+      for (const a of open) s.closeAttempt.run(closeParams(a.id, "cancelled", "cancelled", {}, now));
+      s.cancelPendingStages.run(now, runId);
+      s.setRunStatus.run("cancelled", now, runId);
+      this.event(runId, null, "run.cancelled", { stoppedAttempts: open.map((a) => a.id) }, now);
+      return {
+        run: toRun(s.runById.get(runId) as RunRow),
+        cancelled: true,
+        stoppedAttempts: open.map((a) => toAttempt(s.attempt.get(a.id) as AttemptRow)),
+      };
+    });
   }
 
   async recover(): Promise<RecoveryReport> {
     const s = this.stmt;
     return this.write(() => {
-        const now = this.stamp();
-        const open = s.openAttempts.all() as AttemptRow[];
-        let requeued = 0;
-        for (const a of open) {
-          s.closeAttempt.run(closeParams(a.id, "interrupted", "interrupted: the agent stopped while the attempt was open", {}, now));
-          const stage = s.stage.get(a.run_id, a.stage_id) as StageRow;
-          if (stage.status === "placed" || stage.status === "running" || stage.status === "sealing") {
-            s.setStageStatus.run("ready", now, a.run_id, a.stage_id);
-            requeued++;
-          }
-          this.event(a.run_id, a.stage_id, "stage.interrupted", { attempt: a.number, attemptId: a.id, was: a.status }, now);
+      const now = this.stamp();
+      const open = s.openAttempts.all() as AttemptRow[];
+      let requeued = 0;
+      for (const a of open) {
+        s.closeAttempt.run(closeParams(a.id, "interrupted", "interrupted: the agent stopped while the attempt was open", {}, now));
+        const stage = s.stage.get(a.run_id, a.stage_id) as StageRow;
+        if (stage.status === "placed" || stage.status === "running" || stage.status === "sealing") {
+          s.setStageStatus.run("ready", now, a.run_id, a.stage_id);
+          requeued++;
         }
-        return { interrupted: open.map((a) => toAttempt(s.attempt.get(a.id) as AttemptRow)), requeuedStages: requeued };
-      });
+        this.event(a.run_id, a.stage_id, "stage.interrupted", { attempt: a.number, attemptId: a.id, was: a.status }, now);
+      }
+      return { interrupted: open.map((a) => toAttempt(s.attempt.get(a.id) as AttemptRow)), requeuedStages: requeued };
+    });
   }
 
   async eventsSince(tenant: string, runId: string, afterEventId: number, limit?: number): Promise<EventRecord[] | undefined> {
@@ -575,20 +585,20 @@ export class SqliteStore implements Store {
     from: AttemptStatus,
     to: AttemptStatus & StageStatus,
     apply: (a: AttemptRow, now: string) => Record<string, unknown>,
-    after?: (a: AttemptRow, now: string) => void,
+    after?: (a: AttemptRow, now: string) => void
   ): Promise<AttemptRecord> {
     const s = this.stmt;
     return this.write(() => {
-          const a = this.openAttempt(attemptId);
-          if (a.status !== from) {
-            throw new TransitionError(`attempt ${a.number} of stage '${a.stage_id}' is ${a.status}, not ${from}: it cannot become ${to}`, a.status);
-          }
-          const now = this.stamp();
-          const data = apply(a, now);
-          s.setStageStatus.run(to, now, a.run_id, a.stage_id);
-          this.event(a.run_id, a.stage_id, `stage.${to}`, { attempt: a.number, attemptId: a.id, ...data }, now);
-          after?.(a, now);
-          return toAttempt(s.attempt.get(a.id) as AttemptRow);
+      const a = this.openAttempt(attemptId);
+      if (a.status !== from) {
+        throw new TransitionError(`attempt ${a.number} of stage '${a.stage_id}' is ${a.status}, not ${from}: it cannot become ${to}`, a.status);
+      }
+      const now = this.stamp();
+      const data = apply(a, now);
+      s.setStageStatus.run(to, now, a.run_id, a.stage_id);
+      this.event(a.run_id, a.stage_id, `stage.${to}`, { attempt: a.number, attemptId: a.id, ...data }, now);
+      after?.(a, now);
+      return toAttempt(s.attempt.get(a.id) as AttemptRow);
     });
   }
 

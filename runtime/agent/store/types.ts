@@ -208,10 +208,7 @@ export interface Store {
 
 /** A transition that does not apply to the current state (a stale or duplicate call, a race with cancel). */
 export class TransitionError extends Error {
-  constructor(
-    message: string,
-    readonly current: string | null,
-  ) {
+  constructor(message: string, readonly current: string | null) {
     super(message);
     this.name = "TransitionError";
   }

@@ -26,15 +26,9 @@ const NewRunShape = z.object({
   workflow: z.string().min(1, "must name the workflow"),
   format: z.enum(["native", "comfyui"]),
   priority: z.enum(["interactive", "batch"]),
-  idempotencyKey: z
-    .string()
-    .regex(IDEMPOTENCY_KEY, "must be 1 to 255 printable ASCII characters without spaces, e.g. a UUID")
-    .optional(),
+  idempotencyKey: z.string().regex(IDEMPOTENCY_KEY, "must be 1 to 255 printable ASCII characters without spaces, e.g. a UUID").optional(),
   inputs: z.record(z.string(), z.unknown()).optional(),
-  stages: z
-    .array(StageShape)
-    .min(1, "must hold at least one stage")
-    .max(GRAPH_LIMITS.maxStages, `must hold at most ${GRAPH_LIMITS.maxStages} stages`),
+  stages: z.array(StageShape).min(1, "must hold at least one stage").max(GRAPH_LIMITS.maxStages, `must hold at most ${GRAPH_LIMITS.maxStages} stages`),
 });
 
 /** Throws a ValidationError naming every field at fault. */
@@ -51,7 +45,7 @@ export function validateNewRun(run: NewRun): void {
     stage.needs.forEach((need, j) => {
       if (need === stage.id) issues.push({ field: `stages[${i}].needs[${j}]`, message: `stage '${stage.id}' needs itself: remove it from its own needs` });
       else if (!index.has(need)) issues.push({ field: `stages[${i}].needs[${j}]`, message: `unknown stage '${need}': name a stage of this run` });
-    }),
+    })
   );
   if (issues.length === 0) {
     const cycle = findCycleMember(run);
@@ -90,13 +84,16 @@ function findCycleMember(run: NewRun): string | undefined {
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /** Checks what an executor reports before it is recorded: the store refuses malformed records. */
-export function validateTransition(what: string, input: {
-  readonly gpus?: readonly string[];
-  readonly pid?: number | null;
-  readonly exitCode?: number | null;
-  readonly peakVramMiB?: number | null;
-  readonly artifacts?: ReadonlyArray<{ readonly name: string; readonly bytes: number; readonly sha256: string; readonly path: string }>;
-}): void {
+export function validateTransition(
+  what: string,
+  input: {
+    readonly gpus?: readonly string[];
+    readonly pid?: number | null;
+    readonly exitCode?: number | null;
+    readonly peakVramMiB?: number | null;
+    readonly artifacts?: ReadonlyArray<{ readonly name: string; readonly bytes: number; readonly sha256: string; readonly path: string }>;
+  }
+): void {
   const issues: FieldIssue[] = [];
   if (input.gpus !== undefined) {
     if (!Array.isArray(input.gpus)) issues.push({ field: "gpus", message: "must be a list of device ids" });
@@ -107,7 +104,8 @@ export function validateTransition(what: string, input: {
     }
   }
   const wholeOrNull = (field: string, value: number | null | undefined, min: number) => {
-    if (value !== undefined && value !== null && !(Number.isInteger(value) && value >= min)) issues.push({ field, message: `must be a whole number of ${min} or more, or null (got ${value})` });
+    if (value !== undefined && value !== null && !(Number.isInteger(value) && value >= min))
+      issues.push({ field, message: `must be a whole number of ${min} or more, or null (got ${value})` });
   };
   wholeOrNull("pid", input.pid, 1);
   wholeOrNull("exitCode", input.exitCode, 0);
