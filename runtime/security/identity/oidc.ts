@@ -157,8 +157,9 @@ export class OidcVerifier {
     if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) return authFailure("unsupported-algorithm", message);
     if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return authFailure("keys-unavailable", message);
     if (err instanceof errors.JWTInvalid || err instanceof errors.JWSInvalid) return authFailure("malformed", message);
-    // A remote key set fails with plain fetch errors when the provider cannot be reached.
-    if (this.#remote && !(err instanceof errors.JOSEError)) return authFailure("keys-unavailable", message);
+    // A remote key set fails with plain fetch errors when the provider cannot be reached, and with a
+    // bare JOSEError when it answers something other than a JWKS.
+    if (this.#remote && (!(err instanceof errors.JOSEError) || err.code === errors.JOSEError.code)) return authFailure("keys-unavailable", message);
     return authFailure("malformed", message);
   }
 }
