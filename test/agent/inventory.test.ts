@@ -145,6 +145,7 @@ describe("discoverGpus", () => {
       },
     ]);
     expect(inventory.warnings).toEqual([]);
+    expect(inventory.nvidiaSmi).toBe(smi.program);
     expect(inventory.devices.map(visibleDeviceId)).toEqual(inventory.devices.map((d) => d.uuid));
   });
 
@@ -175,6 +176,7 @@ describe("discoverGpus", () => {
       ["render-h100-n0-g1", null, true, "H100-80GB (simulated)", 81559],
     ]);
     expect(inventory.warnings[0]).toMatch(/nvidia-smi is not on PATH.*marked simulated/);
+    expect(inventory.nvidiaSmi).toBeUndefined();
     expect(inventory.devices.map(visibleDeviceId)).toEqual(["render-h100-n0-g0", "render-h100-n0-g1"]);
     // Asking for simulated devices never consults nvidia-smi, even where it is present.
     const smi = fakeNvidiaSmi({ [QUERY]: { stdout: H100_QUERY } });

@@ -29,6 +29,8 @@ export interface Inventory {
   readonly devices: readonly GpuDevice[];
   /** Things worth a log line: lines nvidia-smi printed that could not be read, mismatches with the pool. */
   readonly warnings: readonly string[];
+  /** The nvidia-smi program the devices were read with (for a NvidiaSmiVramSampler); absent when simulated. */
+  readonly nvidiaSmi?: string;
 }
 
 /** The node's GPUs could not be read where they should have been. */
@@ -130,7 +132,7 @@ async function realInventory(smi: string, options: DiscoverOptions): Promise<Inv
     }
   }
   warnings.push(...checkAgainstPool(parsed.rows, options.pool));
-  return { source: "nvidia-smi", devices, warnings };
+  return { source: "nvidia-smi", devices, warnings, nvidiaSmi: smi };
 }
 
 /** Differences between what the node has and what the pool declares: a misconfigured node selector, say. */
