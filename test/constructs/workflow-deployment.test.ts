@@ -1,4 +1,5 @@
 import { App, Testing } from "cdktf";
+import { synth, type Json } from "../support/synth.ts";
 import { describe, expect, it } from "vitest";
 import {
   FabricStack,
@@ -14,16 +15,11 @@ import { RUNTIME_RULE_SOURCE, type RuntimeRuleSource } from "../../constructs/ru
 import { CONFIG_MAP_KEY, parsePlatformConfig, type PlatformConfig } from "../../runtime/config/index.ts";
 import { Construct } from "constructs";
 
-type Resources = Record<string, Record<string, Record<string, any>>>;
+type Synthesized = ReturnType<typeof synth>;
 
-function synth(stack: FabricStack): Resources {
-  return (JSON.parse(Testing.synth(stack)) as { resource: Resources }).resource;
-}
-
-function only(resources: Resources, type: string, name?: string): Record<string, any> {
-  const all = Object.values(resources[type] ?? {}).filter((r) => name === undefined || r.metadata?.name === name);
-  expect(all, `${type}${name ? ` named ${name}` : ""}`).toHaveLength(1);
-  return all[0]!;
+/** The configuration of the one resource of `type` named `name`. */
+function only(stack: Synthesized, type: string, name: string): Json {
+  return stack.find(type, name).config;
 }
 
 function nativeWorkflow(name: string, vram = "8Gi", gpus = 1) {
@@ -52,8 +48,8 @@ function fixture(overrides: { vram?: string; gpus?: number; agentGpus?: number; 
   return { app, stack, apps, work, alpha, beta, pool, tier, workflow: nativeWorkflow("render", overrides.vram, overrides.gpus) };
 }
 
-function configOf(resources: Resources, name: string): PlatformConfig {
-  const cm = only(resources, "kubernetes_config_map_v1", `${name}-config`);
+function configOf(stack: Synthesized, name: string): PlatformConfig {
+  const cm = only(stack, "kubernetes_config_map_v1", `${name}-config`);
   expect(cm.metadata.labels["app.kubernetes.io/component"]).toBe("platform-config");
   return parsePlatformConfig(JSON.parse(cm.data[CONFIG_MAP_KEY]));
 }
@@ -92,7 +88,7 @@ describe("WorkflowDeployment", () => {
     const f = fixture();
     new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow] });
     const r = synth(f.stack);
-    expect(r.kubernetes_secret_v1).toBeUndefined();
+    expect(r.resources("kubernetes_secret_v1")).toEqual([]);
     const pod = only(r, "kubernetes_deployment_v1", "agent").spec.template.spec;
     const secretNames = pod.volume.filter((v: any) => v.secret).map((v: any) => v.secret.secret_name).sort();
     expect(secretNames).toEqual(["agent-audit-signing", "agent-keyring", "agent-tls", "agent-tokens"]);
@@ -132,8 +128,7 @@ describe("WorkflowDeployment", () => {
     const admitted = ingress.spec.ingress[0].from.map((p: any) => p.namespace_selector.match_labels["kubernetes.io/metadata.name"]).sort();
     expect(admitted).toEqual(["apps", "work"]);
     expect(ingress.spec.ingress[0].ports).toEqual([{ port: "8443", protocol: "TCP" }]);
-    const egress = Object.values(r.kubernetes_network_policy_v1!).filter((p) => p.metadata.name === "allow-egress-to-agent");
-    expect(egress.map((p) => p.metadata.namespace).sort()).toEqual(["apps", "work"]);
+    expect(r.named("kubernetes_network_policy_v1", "allow-egress-to-agent").map((p) => p.config.metadata.namespace).sort()).toEqual(["apps", "work"]);
   });
 
   it("binds a least-privilege role, a service, state volume and disruption budget", () => {
@@ -153,7 +148,7 @@ describe("WorkflowDeployment", () => {
     expect(only(r, "kubernetes_service_v1", "agent").spec.type).toBe("ClusterIP");
     expect(only(r, "kubernetes_persistent_volume_claim_v1", "agent-state").wait_until_bound).toBe(false);
     expect(only(r, "kubernetes_pod_disruption_budget_v1", "agent").spec.min_available).toBe("1");
-    expect(r.kubernetes_cluster_role_binding_v1).toBeUndefined();
+    expect(r.resources("kubernetes_cluster_role_binding_v1")).toEqual([]);
   });
 
   it("puts the runtime rules declared in the stack into the config", () => {
@@ -220,9 +215,9 @@ describe("the example platform (main.ts)", () => {
       "kubernetes_service_v1",
       "kubernetes_pod_disruption_budget_v1",
     ]) {
-      expect(Object.keys(r[type] ?? {}).length, type).toBeGreaterThan(0);
+      expect(r.resources(type).length, type).toBeGreaterThan(0);
     }
-    expect(r.kubernetes_manifest).toBeUndefined();
+    expect(r.resources("kubernetes_manifest")).toEqual([]);
     const batch = configOf(r, "batch-pipeline");
     const interactive = configOf(r, "interactive-comfy");
     expect(batch.pools[0]!.sharing).toEqual({ mode: "exclusive" });
