@@ -1,0 +1,20 @@
+/** Builds the scheduler the agent runs from a platform config: pools to inventory, tenants to weights and quotas. */
+import type { PlatformConfig } from "../config/schema.ts";
+import { inventoryFromPools } from "./inventory.ts";
+import { Scheduler } from "./scheduler.ts";
+
+/** The scheduler for a config's deployment pool (or every pool when `pool` is "*"). */
+export function schedulerFromConfig(config: PlatformConfig, pool: string = config.deployment.pool): Scheduler {
+  const pools = pool === "*" ? config.pools : config.pools.filter((p) => p.name === pool);
+  if (pools.length === 0) throw new Error(`unknown pool '${pool}': declare it under pools`);
+  return new Scheduler({
+    gpus: inventoryFromPools(pools),
+    tenants: config.tenants.map((t) => {
+      // A pool's ResourceQuota caps the tenant's GPUs in that pool; the tighter cap wins.
+      const poolQuota = pools.length === 1 ? pools[0]!.tenantQuotas[t.name] : undefined;
+      const gpuQuota = poolQuota === undefined ? t.gpuQuota : t.gpuQuota === null ? poolQuota : Math.min(t.gpuQuota, poolQuota);
+      return { name: t.name, weight: t.weight, gpuQuota, vramQuotaMiB: t.vramQuotaMiB };
+    }),
+    settings: config.scheduler,
+  });
+}

@@ -1,0 +1,179 @@
+/**
+ * Mutable per-GPU bookkeeping with the indexes the hot path needs: GPUs with a free slot bucketed
+ * by available VRAM (GiB), and per model the GPUs with a free slot that hold it.
+ */
+import { MIB_PER_GIB, type GpuSpec } from "./inventory.ts";
+
+export interface ResidentModel {
+  readonly name: string;
+  readonly mib: number;
+  lastUse: number;
+  /** Running stages using it; an idle model (0) may be evicted. */
+  inUse: number;
+}
+
+export class GpuState {
+  readonly usableMiB: number;
+  freeSlots: number;
+  runningMiB = 0;
+  idleResidentMiB = 0;
+  readonly resident = new Map<string, ResidentModel>();
+  bucket = -1;
+  /** Expected end times of the stages running on it, from their estimates. */
+  readonly expectedEnds: number[] = [];
+  /** Index of its size class among the pool's distinct usable sizes (0: smallest). */
+  sizeClass = 0;
+
+  constructor(
+    readonly index: number,
+    readonly spec: GpuSpec,
+    readonly node: number,
+    headroomMiB: number,
+  ) {
+    this.usableMiB = Math.max(0, spec.memoryMiB - headroomMiB);
+    this.freeSlots = spec.slots;
+  }
+
+  /** VRAM a new stage can get, counting idle resident models as reclaimable. */
+  get availableMiB(): number {
+    return this.usableMiB - this.runningMiB;
+  }
+
+  /** VRAM a stage of `model` gets without evicting anything (its own idle model is reused). */
+  freeWithoutEviction(model: string | undefined): number {
+    let free = this.usableMiB - this.runningMiB - this.idleResidentMiB;
+    if (model !== undefined) {
+      const own = this.resident.get(model);
+      if (own !== undefined && own.inUse === 0) free += own.mib;
+    }
+    return free;
+  }
+}
+
+export class GpuIndex {
+  readonly gpus: GpuState[];
+  readonly nodes: string[];
+  readonly nodeGpus: GpuState[][];
+  readonly nodeFreeSlots: number[];
+  /** buckets[k]: GPUs with a free slot and floor(availableMiB / 1 GiB) = k. */
+  readonly buckets: Set<GpuState>[];
+  private readonly modelFree = new Map<string, Set<GpuState>>();
+  /** Every GPU holding a model, busy or not. */
+  private readonly modelHolders = new Map<string, Set<GpuState>>();
+  /** Distinct usable sizes, ascending. */
+  readonly sizeClasses: number[];
+  /** Free slots per size class. */
+  readonly freeByClass: number[];
+  /** GPUs with a free slot that hold at least one model: where a queued stage could skip a load. */
+  readonly freeWithModels = new Set<GpuState>();
+  freeSlots = 0;
+  readonly totalMiB: number;
+  readonly largestUsableMiB: number;
+
+  constructor(specs: readonly GpuSpec[], headroomMiB: number) {
+    const nodeIndex = new Map<string, number>();
+    this.nodes = [];
+    this.nodeGpus = [];
+    this.nodeFreeSlots = [];
+    this.gpus = specs.map((spec, i) => {
+      let n = nodeIndex.get(spec.node);
+      if (n === undefined) {
+        n = this.nodes.length;
+        nodeIndex.set(spec.node, n);
+        this.nodes.push(spec.node);
+        this.nodeGpus.push([]);
+        this.nodeFreeSlots.push(0);
+      }
+      const g = new GpuState(i, spec, n, headroomMiB);
+      this.nodeGpus[n]!.push(g);
+      return g;
+    });
+    this.largestUsableMiB = this.gpus.reduce((m, g) => Math.max(m, g.usableMiB), 0);
+    this.sizeClasses = [...new Set(this.gpus.map((g) => g.usableMiB))].sort((a, b) => a - b);
+    this.freeByClass = this.sizeClasses.map(() => 0);
+    for (const g of this.gpus) {
+      g.sizeClass = this.sizeClasses.indexOf(g.usableMiB);
+      this.freeByClass[g.sizeClass]! += g.freeSlots;
+    }
+    this.totalMiB = this.gpus.reduce((m, g) => m + g.usableMiB, 0);
+    this.buckets = Array.from({ length: Math.floor(this.largestUsableMiB / MIB_PER_GIB) + 1 }, () => new Set<GpuState>());
+    for (const g of this.gpus) {
+      this.freeSlots += g.freeSlots;
+      this.nodeFreeSlots[g.node]! += g.freeSlots;
+      this.rebucket(g);
+    }
+  }
+
+  /** Puts the GPU in the bucket matching its availability (none when it has no free slot). */
+  rebucket(g: GpuState): void {
+    const want = g.freeSlots > 0 ? Math.max(0, Math.floor(g.availableMiB / MIB_PER_GIB)) : -1;
+    if (want === g.bucket) return;
+    if (g.bucket >= 0) this.buckets[g.bucket]!.delete(g);
+    if (want >= 0) this.buckets[want]!.add(g);
+    g.bucket = want;
+  }
+
+  /** Size class of the smallest GPUs that can hold `mib` (sizeClasses.length when none can). */
+  classFor(mib: number): number {
+    const c = this.sizeClasses.findIndex((size) => size >= mib);
+    return c < 0 ? this.sizeClasses.length : c;
+  }
+
+  gpusWithModel(model: string): Set<GpuState> | undefined {
+    return this.modelFree.get(model);
+  }
+
+  holdersOf(model: string): Set<GpuState> | undefined {
+    return this.modelHolders.get(model);
+  }
+
+  takeSlot(g: GpuState): void {
+    g.freeSlots--;
+    this.freeSlots--;
+    this.freeByClass[g.sizeClass]!--;
+    this.nodeFreeSlots[g.node]!--;
+    if (g.freeSlots === 0) {
+      for (const m of g.resident.keys()) this.modelFree.get(m)?.delete(g);
+      this.freeWithModels.delete(g);
+    }
+  }
+
+  releaseSlot(g: GpuState): void {
+    if (g.freeSlots === 0) for (const m of g.resident.keys()) this.trackModel(m, g);
+    g.freeSlots++;
+    this.freeSlots++;
+    this.freeByClass[g.sizeClass]!++;
+    this.nodeFreeSlots[g.node]!++;
+  }
+
+  addResident(g: GpuState, model: string, mib: number, now: number): void {
+    g.resident.set(model, { name: model, mib, lastUse: now, inUse: 1 });
+    if (g.freeSlots > 0) this.trackModel(model, g);
+    let holders = this.modelHolders.get(model);
+    if (holders === undefined) {
+      holders = new Set();
+      this.modelHolders.set(model, holders);
+    }
+    holders.add(g);
+  }
+
+  evict(g: GpuState, model: string): void {
+    const m = g.resident.get(model);
+    if (m === undefined || m.inUse > 0) return;
+    g.resident.delete(model);
+    g.idleResidentMiB -= m.mib;
+    this.modelFree.get(model)?.delete(g);
+    this.modelHolders.get(model)?.delete(g);
+    if (g.resident.size === 0) this.freeWithModels.delete(g);
+  }
+
+  private trackModel(model: string, g: GpuState): void {
+    let set = this.modelFree.get(model);
+    if (set === undefined) {
+      set = new Set();
+      this.modelFree.set(model, set);
+    }
+    set.add(g);
+    this.freeWithModels.add(g);
+  }
+}

@@ -1,0 +1,959 @@
+/**
+ * The workflow-native scheduler: pure and deterministic (no I/O, no clock of its own: every call
+ * takes `now`), shared by the live agent and the simulator. It keeps the ready stages of all runs
+ * in per-level, per-tenant queues and the GPUs in availability indexes, so one decision costs a
+ * few heap operations and a short bucket scan instead of a pass over every stage and GPU.
+ */
+import type { SchedulerSettings } from "../config/schema.ts";
+import type { FieldIssue } from "../config/errors.ts";
+import { buildDag, upwardRank, type Dag } from "./dag.ts";
+import { GpuIndex, type GpuState } from "./gpu-state.ts";
+import { Heap } from "./heap.ts";
+import { MIB_PER_GIB, type GpuSpec } from "./inventory.ts";
+import { planRun } from "./planner.ts";
+import type { Decision, Kill, Placement, QueueLevel, RunSpec, StageSpec, SubmitResult, WaitReason, Waiting } from "./types.ts";
+
+export interface TenantShare {
+  readonly name: string;
+  readonly weight: number;
+  /** GPUs the tenant may hold at once; null or absent: no cap. */
+  readonly gpuQuota?: number | null;
+  /** VRAM the tenant may hold at once, in MiB; null or absent: no cap. */
+  readonly vramQuotaMiB?: number | null;
+}
+
+export interface SchedulerOptions {
+  readonly gpus: readonly GpuSpec[];
+  /** Known tenants; when given, runs of other tenants are rejected. */
+  readonly tenants?: readonly TenantShare[];
+  readonly settings?: Partial<SchedulerSettings>;
+  /** Planning ahead for runs that ask for it. */
+  readonly plan?: { readonly budget?: number; readonly seed?: number };
+  /** Blocked stages examined per round before giving up on backfilling. */
+  readonly backfillWindow?: number;
+  /** Failed attempts after which a stage (and its run) fails for good. */
+  readonly maxAttempts?: number;
+}
+
+export const DEFAULT_SETTINGS: SchedulerSettings = { headroomMiB: 1024, preemption: "stage-boundary", agingSeconds: 300 };
+
+const WAITING = 0;
+const READY = 1;
+const RUNNING = 2;
+const DONE = 3;
+const FAILED = 4;
+
+// Levels: 0 fresh batch, 1 batch lifted once by aging, 2 interactive (and batch lifted twice).
+const BATCH = 0;
+const INTERACTIVE = 2;
+const LEVELS = 3;
+const LEVEL_NAMES: readonly QueueLevel[] = ["batch", "batch-aged", "interactive"];
+/** Free GPUs with resident models looked at when searching a tenant's queue for a stage that reuses one. */
+const AFFINITY_SCAN = 16;
+
+interface TenantState {
+  readonly index: number;
+  readonly name: string;
+  readonly weight: number;
+  readonly gpuQuota: number | null;
+  readonly vramQuotaMiB: number | null;
+  heldGpus: number;
+  heldMiB: number;
+  /** GPU-seconds of finished and running stages, for reporting. */
+  gpuSeconds: number;
+  /**
+   * Ready stages per level and queue class (the size class of 1-GPU stages; one more class for
+   * gangs), each in dispatch order. Split by class so that a round only looks at stages that could
+   * get one of the GPUs free now, instead of popping and pushing back those that could not.
+   */
+  readonly queues: Heap<QueueEntry>[][];
+  /** The same stages per level and model, to find one that reuses a model resident on a free GPU. */
+  readonly modelQueues: Map<string, Heap<QueueEntry>>[];
+  blockedRound: number[];
+}
+
+interface RunState {
+  readonly seq: number;
+  readonly spec: RunSpec;
+  readonly tenant: TenantState;
+  readonly stages: StageState[];
+  readonly byId: Map<string, StageState>;
+  readonly original: number;
+  level: number;
+  /** Submission time shifted earlier by the aging steps of its class: the order inside a level. */
+  readonly virtualTime: number;
+  promotedAt: number;
+  readonly ready: Set<StageState>;
+  remaining: number;
+  failed: boolean;
+}
+
+interface StageState {
+  readonly index: number;
+  readonly run: RunState;
+  readonly spec: StageSpec;
+  readonly modelMiB: number;
+  readonly key: number;
+  /** Size class of the smallest GPUs that hold it. */
+  readonly sizeClass: number;
+  /** Its queue within a tenant's level: the size class, or the gang class. */
+  readonly queueClass: number;
+  readonly parents: StageState[];
+  readonly children: StageState[];
+  pendingParents: number;
+  state: number;
+  readyAt: number;
+  token: number;
+  attempts: number;
+  startedAt: number;
+  expectedEnd: number;
+  gpus: GpuState[];
+  lastWait: WaitReason | null;
+}
+
+interface QueueEntry {
+  readonly s: StageState;
+  readonly token: number;
+  /** For aging entries: when the stage's run is due for its next lift. */
+  readonly due: number;
+  /** Made when the stage was taken out of turn, so it is in no other queue. */
+  readonly fresh?: boolean;
+}
+
+const entryBefore = (a: QueueEntry, b: QueueEntry): boolean => {
+  const ra = a.s.run;
+  const rb = b.s.run;
+  if (ra.virtualTime !== rb.virtualTime) return ra.virtualTime < rb.virtualTime;
+  if (ra.seq !== rb.seq) return ra.seq < rb.seq;
+  if (a.s.key !== b.s.key) return a.s.key > b.s.key;
+  return a.s.index < b.s.index;
+};
+
+export class Scheduler {
+  readonly settings: SchedulerSettings;
+  private readonly index: GpuIndex;
+  private readonly tenants = new Map<string, TenantState>();
+  private readonly tenantList: TenantState[] = [];
+  private readonly closedTenants: boolean;
+  private readonly runs = new Map<string, RunState>();
+  private readonly aging = new Heap<QueueEntry>((a, b) => a.due < b.due || (a.due === b.due && a.s.run.seq < b.s.run.seq) || (a.due === b.due && a.s.run.seq === b.s.run.seq && a.s.index < b.s.index));
+  private readonly cpuReady: QueueEntry[] = [];
+  private readonly runningBatch = new Set<StageState>();
+  private readonly fitCache = new Map<string, boolean>();
+  private readonly backfillWindow: number;
+  private readonly maxAttempts: number;
+  private readonly planOptions: { readonly budget?: number; readonly seed?: number };
+  /** Ready GPU stages per queue level and size class, to keep scarce large GPUs for stages that need them. */
+  private readonly readyByClass: number[][];
+  /** Most free slots on one node, as of the start of the round (gang stages need several). */
+  private roundMaxNodeFree = 0;
+  /** Why the last GPU search came back empty, when not for lack of room. */
+  private refusal: WaitReason | null = null;
+  /** This round, lower-level stages may not take GPUs this large (kept for a waiting interactive-level stage). */
+  private reservedMiB = Infinity;
+  /** This round, lower-level stages may not take GPUs on these nodes (kept for waiting gangs). */
+  private readonly reservedNodes = new Set<number>();
+  private runSeq = 0;
+  private round = 0;
+  private placementsMade = 0;
+
+  constructor(options: SchedulerOptions) {
+    if (options.gpus.length === 0) throw new Error("a scheduler needs at least one GPU");
+    this.settings = { ...DEFAULT_SETTINGS, ...options.settings };
+    this.index = new GpuIndex(options.gpus, this.settings.headroomMiB);
+    this.closedTenants = options.tenants !== undefined;
+    for (const t of options.tenants ?? []) this.addTenant(t);
+    this.backfillWindow = options.backfillWindow ?? 256;
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.planOptions = options.plan ?? {};
+    this.readyByClass = Array.from({ length: LEVELS }, () => new Array<number>(this.index.sizeClasses.length + 1).fill(0));
+  }
+
+  /** Counts ready 1-GPU stages (gangs wait for whole nodes, which the node counts track). */
+  private countReady(s: StageState, level: number, delta: number): void {
+    if (s.spec.gpus === 1) this.readyByClass[level]![s.sizeClass]! += delta;
+  }
+
+  get gpuCount(): number {
+    return this.index.gpus.length;
+  }
+
+  get placements(): number {
+    return this.placementsMade;
+  }
+
+  gpuId(i: number): string {
+    return this.index.gpus[i]!.spec.id;
+  }
+
+  /** Models resident on a GPU, least recently used first. */
+  residentModels(gpu: number): string[] {
+    return [...this.index.gpus[gpu]!.resident.values()].sort((a, b) => a.lastUse - b.lastUse).map((m) => m.name);
+  }
+
+  tenantUsage(): { name: string; weight: number; heldGpus: number; heldMiB: number }[] {
+    return this.tenantList.map((t) => ({ name: t.name, weight: t.weight, heldGpus: t.heldGpus, heldMiB: t.heldMiB }));
+  }
+
+  private addTenant(t: TenantShare): TenantState {
+    const state: TenantState = {
+      index: this.tenantList.length,
+      name: t.name,
+      weight: t.weight > 0 ? t.weight : 1,
+      gpuQuota: t.gpuQuota ?? null,
+      vramQuotaMiB: t.vramQuotaMiB ?? null,
+      heldGpus: 0,
+      heldMiB: 0,
+      gpuSeconds: 0,
+      queues: Array.from({ length: LEVELS }, () => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new Heap<QueueEntry>(entryBefore))),
+      modelQueues: Array.from({ length: LEVELS }, () => new Map<string, Heap<QueueEntry>>()),
+      blockedRound: new Array<number>(LEVELS).fill(-1),
+    };
+    this.tenants.set(t.name, state);
+    this.tenantList.push(state);
+    return state;
+  }
+
+  /** Accepts a run, or rejects it with the field at fault; a stage no GPU could ever hold is rejected here, never queued. */
+  submit(run: RunSpec, now: number): SubmitResult {
+    const issues = this.validate(run);
+    if (issues.length > 0) return { accepted: false, field: issues[0]!.field, message: issues[0]!.message, ...(issues[0]!.stageId ? { stageId: issues[0]!.stageId } : {}) };
+    const dag = buildDag(run.stages) as Dag;
+    let tenant = this.tenants.get(run.tenant);
+    if (tenant === undefined) tenant = this.addTenant({ name: run.tenant, weight: 1 });
+    const keys = this.stageKeys(run, dag);
+    const level = run.priority === "interactive" ? INTERACTIVE : BATCH;
+    const state: RunState = {
+      seq: this.runSeq++,
+      spec: run,
+      tenant,
+      stages: [],
+      byId: new Map(),
+      original: level,
+      level,
+      virtualTime: now - (level === INTERACTIVE ? 2 * this.settings.agingSeconds : 0),
+      promotedAt: now,
+      ready: new Set(),
+      remaining: run.stages.length,
+      failed: false,
+    };
+    run.stages.forEach((spec, i) => {
+      const s: StageState = {
+        index: i,
+        run: state,
+        spec,
+        modelMiB: Math.min(spec.vramMiB, spec.modelMiB ?? spec.vramMiB),
+        key: keys[i]!,
+        sizeClass: this.index.classFor(spec.vramMiB),
+        queueClass: spec.gpus > 1 ? this.index.sizeClasses.length : this.index.classFor(spec.vramMiB),
+        parents: [],
+        children: [],
+        pendingParents: dag.parents[i]!.length,
+        state: WAITING,
+        readyAt: now,
+        token: 0,
+        attempts: 0,
+        startedAt: 0,
+        expectedEnd: 0,
+        gpus: [],
+        lastWait: null,
+      };
+      state.stages.push(s);
+      state.byId.set(spec.id, s);
+    });
+    state.stages.forEach((s, i) => {
+      for (const p of dag.parents[i]!) s.parents.push(state.stages[p]!);
+      for (const c of dag.children[i]!) s.children.push(state.stages[c]!);
+    });
+    this.runs.set(run.id, state);
+    for (const s of state.stages) if (s.pendingParents === 0) this.makeReady(s, now);
+    return { accepted: true };
+  }
+
+  private stageKeys(run: RunSpec, dag: Dag): ArrayLike<number> {
+    const cost = run.stages.map((s) => s.durationS + s.modelLoadS);
+    if (run.planAhead && run.stages.length > 1) {
+      const widest = run.stages.reduce((m, s) => Math.max(m, s.vramMiB), 0);
+      const machines = this.index.gpus.filter((g) => g.usableMiB >= widest).length || this.index.gpus.length;
+      return planRun(dag, cost, machines, { budget: this.planOptions.budget, seed: this.planOptions.seed }).priority;
+    }
+    return upwardRank(dag, cost);
+  }
+
+  private validate(run: RunSpec): (FieldIssue & { stageId?: string })[] {
+    const issues: (FieldIssue & { stageId?: string })[] = [];
+    if (typeof run.id !== "string" || run.id === "") issues.push({ field: "id", message: "a run needs a non-empty id" });
+    else if (this.runs.has(run.id)) issues.push({ field: "id", message: `run '${run.id}' was already submitted: give each run its own id` });
+    if (this.closedTenants && !this.tenants.has(run.tenant)) {
+      issues.push({ field: "tenant", message: `unknown tenant '${run.tenant}': declare it under tenants (known: ${[...this.tenants.keys()].join(", ")})` });
+    }
+    if (run.priority !== "interactive" && run.priority !== "batch") issues.push({ field: "priority", message: `must be 'interactive' or 'batch' (got ${JSON.stringify(run.priority)})` });
+    if (!Array.isArray(run.stages) || run.stages.length === 0) {
+      issues.push({ field: "stages", message: "a run needs at least one stage" });
+      return issues;
+    }
+    const tenant = this.tenants.get(run.tenant);
+    run.stages.forEach((s, i) => {
+      const f = `stages[${i}]`;
+      const stageId = s.id;
+      const bad = (field: string, message: string) => issues.push({ field: `${f}.${field}`, message, stageId });
+      if (!Number.isInteger(s.gpus) || s.gpus < 0) return bad("gpus", `must be a whole number of GPUs, 0 or more (got ${s.gpus})`);
+      if (!Number.isFinite(s.vramMiB) || s.vramMiB < 0) return bad("vramMiB", `must be a non-negative number of MiB (got ${s.vramMiB})`);
+      if (!Number.isFinite(s.durationS) || s.durationS < 0) return bad("durationS", `must be a non-negative number of seconds (got ${s.durationS})`);
+      if (!Number.isFinite(s.modelLoadS) || s.modelLoadS < 0) return bad("modelLoadS", `must be a non-negative number of seconds (got ${s.modelLoadS})`);
+      if (s.gpus > 0 && !this.fitsSomewhere(s.gpus, s.vramMiB)) {
+        const largest = Math.round(this.index.largestUsableMiB / MIB_PER_GIB);
+        return bad(
+          "resources",
+          s.gpus === 1
+            ? `stage '${s.id}' needs ${fmtGiB(s.vramMiB)} GiB but the largest GPU offers ${largest} GiB after ${fmtGiB(this.settings.headroomMiB)} GiB headroom: lower its VRAM or add larger GPUs`
+            : `stage '${s.id}' needs ${s.gpus} GPUs with ${fmtGiB(s.vramMiB)} GiB each on one node, and no node has that many: lower gpus/VRAM or add larger nodes`,
+        );
+      }
+      if (tenant?.gpuQuota != null && s.gpus > tenant.gpuQuota) bad("gpus", `needs ${s.gpus} GPUs but tenant '${tenant.name}' may hold ${tenant.gpuQuota}: raise its gpuQuota`);
+      if (tenant?.vramQuotaMiB != null && s.gpus * s.vramMiB > tenant.vramQuotaMiB) bad("vramMiB", `needs ${s.gpus * s.vramMiB} MiB but tenant '${tenant.name}' may hold ${tenant.vramQuotaMiB} MiB: raise its vramQuotaMiB`);
+    });
+    if (issues.length > 0) return issues;
+    const dag = buildDag(run.stages);
+    if (Array.isArray(dag)) issues.push(...dag);
+    return issues;
+  }
+
+  private fitsSomewhere(gpus: number, vramMiB: number): boolean {
+    const key = `${gpus}:${vramMiB}`;
+    let ok = this.fitCache.get(key);
+    if (ok === undefined) {
+      ok = this.index.nodeGpus.some((list) => list.filter((g) => g.usableMiB >= vramMiB).length >= gpus);
+      this.fitCache.set(key, ok);
+    }
+    return ok;
+  }
+
+  private makeReady(s: StageState, now: number): void {
+    s.state = READY;
+    s.readyAt = now;
+    s.lastWait = null;
+    s.run.ready.add(s);
+    this.countReady(s, s.run.level, 1);
+    this.enqueue(s, s.run.level, now);
+  }
+
+  /** Queues a ready stage at a level; `due` (when aging lifts it next) carries over when a blocked stage goes back. */
+  private enqueue(s: StageState, level: number, now: number, due = now + this.settings.agingSeconds): void {
+    s.token++;
+    const entry: QueueEntry = { s, token: s.token, due };
+    if (s.spec.gpus === 0) {
+      this.cpuReady.push(entry);
+      return;
+    }
+    const tenant = s.run.tenant;
+    tenant.queues[level]![s.queueClass]!.push(entry);
+    const model = s.spec.model;
+    if (model !== undefined && s.spec.gpus === 1) {
+      let q = tenant.modelQueues[level]!.get(model);
+      if (q === undefined) {
+        q = new Heap(entryBefore);
+        tenant.modelQueues[level]!.set(model, q);
+      }
+      q.push(entry);
+    }
+    if (level < INTERACTIVE) this.aging.push(entry);
+  }
+
+  /**
+   * A run whose stage has waited `agingSeconds` at its level is lifted one level, all its ready
+   * stages together so the run keeps its own order; batch work reaches the interactive level after
+   * two lifts, so nothing starves while interactive work keeps its lead over fresh batch work.
+   */
+  private promoteAged(now: number): void {
+    for (;;) {
+      const top = this.aging.peek();
+      if (top === undefined || top.due > now) return;
+      this.aging.pop();
+      const s = top.s;
+      const run = s.run;
+      if (top.token !== s.token || s.state !== READY || run.level >= INTERACTIVE) continue;
+      if (now - run.promotedAt < this.settings.agingSeconds && run.level > run.original) continue;
+      for (const r of run.ready) this.countReady(r, run.level, -1);
+      run.level++;
+      run.promotedAt = now;
+      for (const r of run.ready) {
+        this.countReady(r, run.level, 1);
+        this.enqueue(r, run.level, now);
+      }
+    }
+  }
+
+  /** Places as many ready stages as fit now; returns the placements, kills and reasons for stages examined but left waiting. */
+  schedule(now: number): Decision[] {
+    this.round++;
+    this.promoteAged(now);
+    const decisions: Decision[] = [];
+    for (const entry of this.cpuReady.splice(0)) {
+      if (entry.token !== entry.s.token || entry.s.state !== READY) continue;
+      decisions.push(this.commit(entry.s, [], [], now, entry.s.run.level, 0, 0));
+    }
+    if (this.index.freeSlots === 0 && this.settings.preemption !== "kill") return decisions;
+    const blocked: QueueEntry[] = [];
+    const failMiB = new Map<number, number>();
+    this.roundMaxNodeFree = 0;
+    for (const f of this.index.nodeFreeSlots) if (f > this.roundMaxNodeFree) this.roundMaxNodeFree = f;
+    let examined = 0;
+    let reserving = false;
+    this.reservedMiB = Infinity;
+    this.reservedNodes.clear();
+    // Few free GPUs need few candidates: the window grows with them, up to backfillWindow.
+    const window = Math.min(this.backfillWindow, 16 + 4 * this.index.freeSlots);
+    while (examined < window) {
+      if (this.index.freeSlots === 0 && (this.settings.preemption !== "kill" || examined > 0)) break;
+      const pick = this.pickTenant();
+      if (pick === null) break;
+      const [tenant, level, share, queue] = pick;
+      const entry = this.affinityPick(tenant, level, queue) ?? queue.pop()!;
+      const s = entry.s;
+      const gpus = s.spec.gpus;
+      const quota = this.quotaReason(tenant, s);
+      if (quota !== null) {
+        tenant.blockedRound[level] = this.round;
+        decisions.push(this.wait(s, quota));
+        blocked.push(entry);
+        examined++;
+        continue;
+      }
+      const knownFail = failMiB.get(gpus);
+      let found: GpuState[] | null = null;
+      this.refusal = null;
+      if (knownFail === undefined || s.spec.vramMiB < knownFail) {
+        found = this.findGpus(s, level < INTERACTIVE && reserving, now);
+      }
+      if (found === null && level === INTERACTIVE && s.run.original === INTERACTIVE && this.settings.preemption === "kill" && gpus === 1) {
+        const victim = this.killFor(s, now, decisions);
+        if (victim) found = this.findGpus(s, false, now);
+      }
+      if (found === null) {
+        const refusal = this.refusal;
+        if (refusal === null && (knownFail === undefined || s.spec.vramMiB < knownFail)) failMiB.set(gpus, s.spec.vramMiB);
+        decisions.push(this.wait(s, refusal ?? this.noFitReason(s)));
+        if (refusal === null && level === INTERACTIVE && this.settings.preemption !== "never") {
+          reserving = true;
+          this.reserveFor(s);
+        }
+        blocked.push(entry);
+        examined++;
+        continue;
+      }
+      decisions.push(this.commit(s, found, this.evictionsFor(s, found), now, level, share, found.length));
+    }
+    for (const entry of blocked) {
+      if (entry.token !== entry.s.token || entry.s.state !== READY) continue;
+      // Entries taken out of turn for affinity got a fresh token; the others are still live in the model and aging queues.
+      if (entry.fresh) this.enqueue(entry.s, entry.s.run.level, now, entry.due);
+      else entry.s.run.tenant.queues[entry.s.run.level]![entry.s.queueClass]!.push(entry);
+    }
+    return decisions;
+  }
+
+  private live(entry: QueueEntry, level: number): boolean {
+    return entry.token === entry.s.token && entry.s.state === READY && entry.s.run.level === level;
+  }
+
+  /**
+   * When the tenant's next stage would have to load its model anyway, a stage of the same tenant
+   * and level whose model sits on a free GPU goes first: the load is saved and the order inside a
+   * tenant's level is all that bends (aging still lifts whatever waits).
+   */
+  private affinityPick(tenant: TenantState, level: number, queue: Heap<QueueEntry>): QueueEntry | null {
+    if (this.index.freeWithModels.size === 0) return null;
+    const head = queue.peek()!;
+    const model = head.s.spec.model;
+    if (model === undefined || head.s.spec.gpus !== 1) return null;
+    const holders = this.index.gpusWithModel(model);
+    if (holders !== undefined) for (const g of holders) if (g.availableMiB >= head.s.spec.vramMiB) return null;
+    const queues = tenant.modelQueues[level]!;
+    const refusal = this.refusal;
+    let scanned = 0;
+    for (const g of this.index.freeWithModels) {
+      if (++scanned > AFFINITY_SCAN) break;
+      for (const name of g.resident.keys()) {
+        const q = queues.get(name);
+        if (q === undefined) continue;
+        while (q.size > 0 && !this.live(q.peek()!, level)) q.pop();
+        const top = q.peek();
+        if (top === undefined || !this.fits(g, top.s, false)) continue;
+        q.pop();
+        this.refusal = refusal;
+        // A fresh token leaves the entry in the main queue stale.
+        top.s.token++;
+        return { s: top.s, token: top.s.token, due: top.due, fresh: true };
+      }
+    }
+    this.refusal = refusal;
+    return null;
+  }
+
+  /**
+   * The (tenant, level, queue) to serve next: highest level first, then lowest weighted dominant
+   * share, then the tenant's first stage among the classes that could get a GPU free now.
+   */
+  private pickTenant(): [TenantState, number, number, Heap<QueueEntry>] | null {
+    const classes = this.index.sizeClasses.length;
+    const eligible = new Array<boolean>(classes + 1);
+    for (let level = INTERACTIVE; level >= BATCH; level--) {
+      for (let c = 0; c < classes; c++) eligible[c] = this.classEligible(level, c);
+      // Gangs at the interactive level are always looked at, so a waiting one reserves a node (no starvation).
+      eligible[classes] = this.roundMaxNodeFree >= 2 || level === INTERACTIVE;
+      let best: TenantState | null = null;
+      let bestQueue: Heap<QueueEntry> | null = null;
+      let bestShare = Infinity;
+      for (const t of this.tenantList) {
+        if (t.blockedRound[level] === this.round) continue;
+        let head: QueueEntry | null = null;
+        let headQueue: Heap<QueueEntry> | null = null;
+        const queues = t.queues[level]!;
+        for (let c = 0; c <= classes; c++) {
+          if (!eligible[c]) continue;
+          const q = queues[c]!;
+          while (q.size > 0 && !this.live(q.peek()!, level)) q.pop();
+          const top = q.peek();
+          if (top !== undefined && (head === null || entryBefore(top, head))) {
+            head = top;
+            headQueue = q;
+          }
+        }
+        if (headQueue === null) continue;
+        const share = this.shareOf(t);
+        if (share < bestShare) {
+          best = t;
+          bestShare = share;
+          bestQueue = headQueue;
+        }
+      }
+      if (best !== null) return [best, level, bestShare, bestQueue!];
+    }
+    return null;
+  }
+
+  /**
+   * Whether 1-GPU stages of a size class can get a GPU now: one of their own class is free, or more
+   * larger GPUs are free than stages at this level or above that need them.
+   */
+  private classEligible(level: number, sizeClass: number): boolean {
+    return this.index.freeByClass[sizeClass]! > 0 || this.largerSpare(level, sizeClass) > 0;
+  }
+
+  /** Dominant-resource share over GPUs and VRAM held, divided by the tenant's weight. */
+  private shareOf(t: TenantState): number {
+    const g = t.heldGpus / this.index.gpus.length;
+    const v = t.heldMiB / this.index.totalMiB;
+    return (g > v ? g : v) / t.weight;
+  }
+
+  private quotaReason(t: TenantState, s: StageState): WaitReason | null {
+    const gpus = s.spec.gpus;
+    if (t.gpuQuota !== null && t.heldGpus + gpus > t.gpuQuota) return { code: "quota", resource: "gpus", held: t.heldGpus, requested: gpus, quota: t.gpuQuota };
+    const mib = gpus * s.spec.vramMiB;
+    if (t.vramQuotaMiB !== null && t.heldMiB + mib > t.vramQuotaMiB) return { code: "quota", resource: "vram", held: t.heldMiB, requested: mib, quota: t.vramQuotaMiB };
+    return null;
+  }
+
+  /** Best GPUs for a stage now, or null. Prefers a resident model, then no eviction, then input locality, then the tightest fit. */
+  private findGpus(s: StageState, avoidReserved: boolean, now: number): GpuState[] | null {
+    if (s.spec.gpus === 1) {
+      const best = this.bestSingle(s, avoidReserved);
+      if (best === null) return null;
+      return this.worthWaitingForModel(s, best, now) ? null : [best];
+    }
+    return this.bestGang(s, avoidReserved);
+  }
+
+  private fits(g: GpuState, s: StageState, avoidReserved: boolean): boolean {
+    if (g.freeSlots === 0 || g.availableMiB < s.spec.vramMiB) return false;
+    if (avoidReserved && (g.usableMiB >= this.reservedMiB || this.reservedNodes.has(g.node))) return false;
+    if (g.sizeClass > s.sizeClass && s.spec.gpus === 1) {
+      // Take a larger GPU only when more of them are free than stages at this level or above need them.
+      const spare = this.largerSpare(s.run.level, s.sizeClass);
+      if (spare <= 0) {
+        this.refusal ??= { code: "kept-for-larger", needMiB: s.spec.vramMiB, waitingLarger: this.waitingLarger(s.run.level, s.sizeClass) };
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Ready 1-GPU stages at `level` or above that need a GPU larger than size class `sizeClass`. */
+  private waitingLarger(level: number, sizeClass: number): number {
+    let n = 0;
+    for (let l = level; l < LEVELS; l++) {
+      const row = this.readyByClass[l]!;
+      for (let c = sizeClass + 1; c < row.length; c++) n += row[c]!;
+    }
+    return n;
+  }
+
+  /** Free GPUs larger than size class `sizeClass` minus the stages at `level` or above that need them. */
+  private largerSpare(level: number, sizeClass: number): number {
+    const free = this.index.freeByClass;
+    let freeLarger = 0;
+    for (let c = sizeClass + 1; c < free.length; c++) freeLarger += free[c]!;
+    return freeLarger === 0 ? 0 : freeLarger - this.waitingLarger(level, sizeClass);
+  }
+
+  /**
+   * Whether to leave the stage waiting for a busy GPU that holds its model: when that GPU is
+   * expected to free up sooner than the model would load elsewhere. Bounded: a stage waits so at
+   * most for its model's load time in all.
+   */
+  private worthWaitingForModel(s: StageState, best: GpuState, now: number): boolean {
+    const model = s.spec.model;
+    const load = s.spec.modelLoadS;
+    if (model === undefined || load <= 0 || best.resident.has(model) || now - s.readyAt >= load) return false;
+    const holders = this.index.holdersOf(model);
+    if (holders === undefined) return false;
+    let n = 0;
+    for (const h of holders) {
+      if (++n > 32) break;
+      if (h.freeSlots > 0 || h.usableMiB < s.spec.vramMiB) continue;
+      let soonest = Infinity;
+      for (const e of h.expectedEnds) if (e < soonest) soonest = e;
+      const eta = Math.max(0, soonest - now);
+      if (eta < load && now + eta - s.readyAt < load) {
+        this.refusal = { code: "affinity", model, gpu: h.spec.id, expectedFreeInS: eta, modelLoadS: load };
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private score(g: GpuState, s: StageState): number {
+    const model = s.spec.model;
+    const resident = model !== undefined && g.resident.has(model);
+    const noEviction = g.freeWithoutEviction(model) >= s.spec.vramMiB;
+    let locality = 0;
+    for (const p of s.parents) {
+      for (const pg of p.gpus) {
+        if (pg === g) locality = 2;
+        else if (pg.node === g.node && locality < 1) locality = 1;
+      }
+    }
+    // Lexicographic preference folded into one number: saved load seconds dominate, then no eviction,
+    // then locality, then a tighter fit (less VRAM left over), then the lower index.
+    const saved = resident ? 1 + s.spec.modelLoadS : 0;
+    const leftover = (g.availableMiB - s.spec.vramMiB) / (this.index.largestUsableMiB + 1);
+    return saved * 1e6 + (noEviction ? 1e4 : 0) + locality * 1e2 - leftover * 10 - g.index * 1e-9;
+  }
+
+  private bestSingle(s: StageState, avoidReserved: boolean): GpuState | null {
+    let best: GpuState | null = null;
+    let bestScore = -Infinity;
+    const consider = (g: GpuState) => {
+      if (!this.fits(g, s, avoidReserved)) return;
+      const sc = this.score(g, s);
+      if (sc > bestScore) {
+        best = g;
+        bestScore = sc;
+      }
+    };
+    const model = s.spec.model;
+    if (model !== undefined) {
+      const holders = this.index.gpusWithModel(model);
+      if (holders !== undefined) {
+        let n = 0;
+        for (const g of holders) {
+          consider(g);
+          if (++n >= 32) break;
+        }
+      }
+    }
+    for (const p of s.parents) for (const g of p.gpus) consider(g);
+    const buckets = this.index.buckets;
+    let collected = 0;
+    let cleanFound = false;
+    for (let b = Math.floor(s.spec.vramMiB / MIB_PER_GIB); b < buckets.length; b++) {
+      // GPUs of one bucket are alike: looking at a few of each bounds the cost of a crowded bucket.
+      const bucket = buckets[b]!;
+      if (bucket.size === 0) continue;
+      let looked = 0;
+      for (const g of bucket) {
+        if (++looked > 4) break;
+        if (!this.fits(g, s, avoidReserved)) continue;
+        consider(g);
+        collected++;
+        if (g.freeWithoutEviction(model) >= s.spec.vramMiB) cleanFound = true;
+      }
+      if (collected >= 6 || (cleanFound && collected >= 2)) break;
+    }
+    return best;
+  }
+
+  private bestGang(s: StageState, avoidReserved: boolean): GpuState[] | null {
+    const need = s.spec.gpus;
+    let best: GpuState[] | null = null;
+    let bestScore = -Infinity;
+    for (let n = 0; n < this.index.nodes.length; n++) {
+      if (this.index.nodeFreeSlots[n]! < need) continue;
+      const fitting = this.index.nodeGpus[n]!.filter((g) => this.fits(g, s, avoidReserved));
+      if (fitting.length < need) continue;
+      const scored = fitting.map((g) => ({ g, sc: this.score(g, s) })).sort((a, b) => b.sc - a.sc || a.g.index - b.g.index);
+      const chosen = scored.slice(0, need);
+      // Prefer nodes left with fewer free GPUs, so whole nodes stay free for larger gangs.
+      const total = chosen.reduce((m, c) => m + c.sc, 0) / need - (fitting.length - need) * 1e-3;
+      if (total > bestScore) {
+        bestScore = total;
+        best = chosen.map((c) => c.g);
+      }
+    }
+    return best;
+  }
+
+  /** Idle resident models to unload, least recently used first, only as far as room is needed. */
+  private evictionsFor(s: StageState, gpus: readonly GpuState[]): { gpu: GpuState; model: string }[] {
+    const out: { gpu: GpuState; model: string }[] = [];
+    const model = s.spec.model;
+    for (const g of gpus) {
+      let free = g.freeWithoutEviction(model);
+      if (free >= s.spec.vramMiB) continue;
+      const idle = [...g.resident.values()].filter((m) => m.inUse === 0 && m.name !== model).sort((a, b) => a.lastUse - b.lastUse || (a.name < b.name ? -1 : 1));
+      for (const m of idle) {
+        if (free >= s.spec.vramMiB) break;
+        out.push({ gpu: g, model: m.name });
+        free += m.mib;
+      }
+    }
+    return out;
+  }
+
+  private commit(s: StageState, gpus: GpuState[], evictions: { gpu: GpuState; model: string }[], now: number, level: number, share: number, candidates: number): Placement {
+    const run = s.run;
+    const tenant = run.tenant;
+    const availableMiB = gpus.map((g) => g.availableMiB);
+    const evicted = evictions.map((e) => ({ gpu: e.gpu.spec.id, model: e.model, mib: e.gpu.resident.get(e.model)!.mib }));
+    for (const e of evictions) this.index.evict(e.gpu, e.model);
+    const model = s.spec.model;
+    let residentEverywhere = model !== undefined && gpus.length > 0;
+    let locality: "gpu" | "node" | "none" = "none";
+    let loads = false;
+    for (const g of gpus) {
+      for (const p of s.parents) for (const pg of p.gpus) {
+        if (pg === g) locality = "gpu";
+        else if (pg.node === g.node && locality === "none") locality = "node";
+      }
+      if (model !== undefined) {
+        const m = g.resident.get(model);
+        if (m === undefined) {
+          residentEverywhere = false;
+          loads = true;
+          this.index.addResident(g, model, s.modelMiB, now);
+        } else {
+          if (m.inUse === 0) g.idleResidentMiB -= m.mib;
+          m.inUse++;
+          m.lastUse = now;
+        }
+      }
+      g.runningMiB += s.spec.vramMiB;
+      this.index.takeSlot(g);
+      this.index.rebucket(g);
+    }
+    s.expectedEnd = now + s.spec.durationS + (loads ? s.spec.modelLoadS : 0);
+    for (const g of gpus) g.expectedEnds.push(s.expectedEnd);
+    tenant.heldGpus += gpus.length;
+    tenant.heldMiB += gpus.length * s.spec.vramMiB;
+    s.state = RUNNING;
+    s.startedAt = now;
+    s.gpus = gpus;
+    s.lastWait = null;
+    run.ready.delete(s);
+    this.countReady(s, run.level, -1);
+    if (run.original === BATCH && gpus.length > 0) this.runningBatch.add(s);
+    this.placementsMade++;
+    return {
+      kind: "placed",
+      runId: run.spec.id,
+      stageId: s.spec.id,
+      tenant: tenant.name,
+      gpuIds: gpus.map((g) => g.spec.id),
+      gpus: gpus.map((g) => g.index),
+      evict: evictions.map((e) => ({ gpu: e.gpu.index, model: e.model })),
+      reason: {
+        needMiB: s.spec.vramMiB,
+        availableMiB,
+        headroomMiB: this.settings.headroomMiB,
+        residentModel: residentEverywhere,
+        modelLoadS: residentEverywhere ? 0 : model === undefined ? 0 : s.spec.modelLoadS,
+        inputLocality: locality,
+        evicted,
+        level: LEVEL_NAMES[level]!,
+        aged: level > run.original,
+        tenantShare: share,
+        candidates,
+      },
+    };
+  }
+
+  private release(s: StageState, now: number): void {
+    const model = s.spec.model;
+    for (const g of s.gpus) {
+      g.runningMiB -= s.spec.vramMiB;
+      const e = g.expectedEnds.indexOf(s.expectedEnd);
+      if (e >= 0) g.expectedEnds.splice(e, 1);
+      if (model !== undefined) {
+        const m = g.resident.get(model);
+        if (m !== undefined && --m.inUse === 0) {
+          g.idleResidentMiB += m.mib;
+          m.lastUse = now;
+        }
+      }
+      this.index.releaseSlot(g);
+      this.index.rebucket(g);
+    }
+    const tenant = s.run.tenant;
+    tenant.heldGpus -= s.gpus.length;
+    tenant.heldMiB -= s.gpus.length * s.spec.vramMiB;
+    tenant.gpuSeconds += s.gpus.length * (now - s.startedAt);
+    this.runningBatch.delete(s);
+  }
+
+  /**
+   * Records the end of a stage's attempt. A success readies its dependents; a failure queues the
+   * stage again until maxAttempts, then fails the run. Returns the run's state afterwards.
+   */
+  finished(runId: string, stageId: string, now: number, outcome: "succeeded" | "failed"): "running" | "succeeded" | "failed" {
+    const run = this.runs.get(runId);
+    const s = run?.byId.get(stageId);
+    if (run === undefined || s === undefined || s.state !== RUNNING) throw new Error(`stage '${stageId}' of run '${runId}' is not running`);
+    this.release(s, now);
+    if (run.failed) {
+      s.state = FAILED;
+      this.forgetIfIdle(run);
+      return "failed";
+    }
+    if (outcome === "failed") {
+      s.attempts++;
+      if (s.attempts >= this.maxAttempts) {
+        s.state = FAILED;
+        run.failed = true;
+        for (const other of run.stages) {
+          if (other.state === READY) this.countReady(other, run.level, -1);
+          if (other.state === READY || other.state === WAITING) other.state = FAILED;
+        }
+        run.ready.clear();
+        this.forgetIfIdle(run);
+        return "failed";
+      }
+      this.makeReady(s, now);
+      return "running";
+    }
+    s.state = DONE;
+    run.remaining--;
+    for (const c of s.children) if (--c.pendingParents === 0) this.makeReady(c, now);
+    if (run.remaining === 0) {
+      this.runs.delete(runId);
+      return "succeeded";
+    }
+    return "running";
+  }
+
+  /** Drops a failed run once none of its stages runs any more. */
+  private forgetIfIdle(run: RunState): void {
+    if (!run.stages.some((s) => s.state === RUNNING)) this.runs.delete(run.spec.id);
+  }
+
+  /** Stops the most recently started batch stage on a GPU large enough (policy `kill` only); it is queued again. */
+  private killFor(s: StageState, now: number, decisions: Decision[]): boolean {
+    let victim: StageState | null = null;
+    for (const r of this.runningBatch) {
+      if (r.gpus.length !== 1 || r.gpus[0]!.usableMiB < s.spec.vramMiB) continue;
+      if (victim === null || r.startedAt > victim.startedAt || (r.startedAt === victim.startedAt && r.run.seq > victim.run.seq)) victim = r;
+    }
+    if (victim === null) return false;
+    const gpus = victim.gpus.map((g) => g.index);
+    this.release(victim, now);
+    // A kill is not the stage's fault: it is queued again without using up an attempt.
+    this.makeReady(victim, now);
+    const kill: Kill = { kind: "killed", runId: victim.run.spec.id, stageId: victim.spec.id, gpus, forRunId: s.run.spec.id, forStageId: s.spec.id };
+    decisions.push(kill);
+    return true;
+  }
+
+  /** Keeps the GPUs that could serve a waiting interactive-level stage away from lower-level stages this round. */
+  private reserveFor(s: StageState): void {
+    if (s.spec.gpus === 1) {
+      if (s.spec.vramMiB < this.reservedMiB) this.reservedMiB = s.spec.vramMiB;
+      return;
+    }
+    // A gang keeps the node closest to holding it: stages there end and nothing lower starts.
+    // One reserved node per round is enough to make progress and keeps the round cheap.
+    if (this.reservedNodes.size > 0) return;
+    let best = -1;
+    let bestFree = -1;
+    this.index.nodeGpus.forEach((list, n) => {
+      let fitting = 0;
+      let able = 0;
+      for (const g of list) {
+        if (g.usableMiB >= s.spec.vramMiB) able++;
+        if (g.freeSlots > 0 && g.availableMiB >= s.spec.vramMiB) fitting++;
+      }
+      if (able >= s.spec.gpus && fitting > bestFree) {
+        best = n;
+        bestFree = fitting;
+      }
+    });
+    if (best >= 0) this.reservedNodes.add(best);
+  }
+
+  private wait(s: StageState, reason: WaitReason): Waiting {
+    s.lastWait = reason;
+    return { kind: "waiting", runId: s.run.spec.id, stageId: s.spec.id, reason };
+  }
+
+  private noFitReason(s: StageState): WaitReason {
+    const need = s.spec.vramMiB;
+    if (s.spec.gpus > 1) {
+      let bestNode: string | null = null;
+      let bestCount = -1;
+      const free = this.index.nodeFreeSlots;
+      for (let n = 0; n < free.length; n++) {
+        // Only nodes that could beat the best so far are looked at GPU by GPU.
+        if (free[n]! <= bestCount) continue;
+        let c = 0;
+        for (const g of this.index.nodeGpus[n]!) if (g.freeSlots > 0 && g.availableMiB >= need) c++;
+        if (c > bestCount) {
+          bestCount = c;
+          bestNode = this.index.nodes[n]!;
+        }
+      }
+      return { code: "gang", gpus: s.spec.gpus, needMiB: need, bestNode, bestNodeFitting: Math.max(0, bestCount) };
+    }
+    let best = 0;
+    for (let b = this.index.buckets.length - 1; b >= 0; b--) {
+      const set = this.index.buckets[b]!;
+      if (set.size === 0) continue;
+      let looked = 0;
+      for (const g of set) {
+        if (g.availableMiB > best) best = g.availableMiB;
+        if (++looked >= 4) break;
+      }
+      break;
+    }
+    return { code: "no-fit", needMiB: need, bestAvailableMiB: best, largestGpuMiB: this.index.largestUsableMiB, freeGpus: this.index.freeSlots };
+  }
+
+  /** Why a stage is not running right now (null when it runs or is unknown). */
+  explain(runId: string, stageId: string): WaitReason | null {
+    const s = this.runs.get(runId)?.byId.get(stageId);
+    if (s === undefined) return null;
+    if (s.state === WAITING) return { code: "dependencies", pending: s.parents.filter((p) => p.state !== DONE).map((p) => p.spec.id) };
+    if (s.state !== READY) return null;
+    const quota = this.quotaReason(s.run.tenant, s);
+    if (quota !== null) return quota;
+    if (s.spec.gpus > 0 && this.findGpus(s, false, Number.NEGATIVE_INFINITY) === null) return this.noFitReason(s);
+    if (s.lastWait !== null && s.lastWait.code !== "no-fit" && s.lastWait.code !== "gang") return s.lastWait;
+    let ahead = 0;
+    for (const t of this.tenantList) for (let level = s.run.level; level < LEVELS; level++) for (const q of t.queues[level]!) ahead += q.size;
+    return { code: "priority", ahead: Math.max(0, ahead - 1), level: LEVEL_NAMES[s.run.level]! };
+  }
+}
+
+function fmtGiB(mib: number): string {
+  const g = mib / MIB_PER_GIB;
+  return Number.isInteger(g) ? String(g) : g.toFixed(1);
+}
