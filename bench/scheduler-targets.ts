@@ -1,0 +1,53 @@
+/** The issue's targets, checked against benchmark rows: each met or missed, with the figures. */
+import type { ResultRow } from "../runtime/sim/simulator.ts";
+import { median } from "../runtime/sim/metrics.ts";
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly met: boolean | null;
+  readonly detail: string;
+}
+
+const row = (rows: readonly ResultRow[], workload: string, policy: string) => rows.find((r) => r.workload === workload && r.policy === policy);
+const fmt = (x: number) => (Math.round(x * 1000) / 1000).toString();
+
+export function checkTargets(rows: readonly ResultRow[], timed: boolean): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const wf = rows.filter((r) => r.workload.startsWith("wfcommons:") && r.policy === "gpufabric");
+  if (wf.length > 0) {
+    const ratios = wf.map((r) => r.makespan_s! / r.lower_bound_s!);
+    const med = median(ratios)!;
+    checks.push({ target: "wfcommons: median makespan / lower bound <= 1.10", met: med <= 1.1, detail: `median ${fmt(med)} over ${wf.length} instances` });
+    const worst = wf.map((r) => ({ w: r.workload, x: r.makespan_s! / r.best_known_s! })).sort((a, b) => b.x - a.x)[0]!;
+    const over = wf.filter((r) => r.makespan_s! > 1.02 * r.best_known_s!);
+    checks.push({
+      target: "wfcommons: makespan <= 1.02 x best_known_s on every instance",
+      met: over.length === 0,
+      detail: `worst ${fmt(worst.x)} x best known (${worst.w})${over.length ? `; over on ${over.map((r) => r.workload).join(", ")}` : ""}`,
+    });
+  }
+  const studio = (p: string) => row(rows, "studio-mixed", p);
+  const g = studio("gpufabric");
+  const job = studio("fifo-job");
+  const stage = studio("fifo-stage");
+  const naive = studio("naive-stage");
+  if (g && job && stage && naive) {
+    const p99 = g.interactive_p99_s! / job.interactive_p99_s!;
+    checks.push({ target: "studio-mixed: interactive_p99_s <= 1/5 of fifo-job's", met: p99 <= 0.2, detail: `${fmt(g.interactive_p99_s!)} s vs ${fmt(job.interactive_p99_s!)} s (ratio ${fmt(p99)})` });
+    const bm = job.batch_makespan_s! / g.batch_makespan_s!;
+    checks.push({ target: "studio-mixed: batch makespan <= fifo-job's / 1.5", met: bm >= 1.5, detail: `${fmt(g.batch_makespan_s!)} s vs ${fmt(job.batch_makespan_s!)} s (fifo-job / gpufabric = ${fmt(bm)})` });
+    checks.push({ target: "studio-mixed: oom_events = 0 while naive-stage shows some", met: g.oom_events === 0 && naive.oom_events > 0, detail: `gpufabric ${g.oom_events}, naive-stage ${naive.oom_events}` });
+    const loads = g.model_loads / stage.model_loads;
+    checks.push({ target: "studio-mixed: model_loads <= half of fifo-stage's", met: loads <= 0.5, detail: `${g.model_loads} vs ${stage.model_loads} (ratio ${fmt(loads)})` });
+    checks.push({ target: "studio-mixed: jain_fairness >= 0.95 while saturated", met: g.jain_fairness !== null && g.jain_fairness >= 0.95, detail: `${g.jain_fairness}` });
+  }
+  const scale = row(rows, "scale", "gpufabric");
+  if (scale) {
+    checks.push({
+      target: "scale: >= 100,000 decisions per second on one core",
+      met: timed ? (scale.decisions_per_s ?? 0) >= 100_000 : null,
+      detail: timed ? `${scale.decisions_per_s} decisions/s` : "not timed (--no-timing)",
+    });
+  }
+  return checks;
+}
