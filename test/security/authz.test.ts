@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Role, TenantConfig } from "../../runtime/config/schema.ts";
 import { ValidationError } from "../../runtime/config/errors.ts";
 import type { Identity } from "../../runtime/security/identity/types.ts";
-import { ACTIONS, Authorizer, RoleBindings, RouteTable, type RouteDeclaration } from "../../runtime/security/authz/index.ts";
+import { ACTIONS, Authorizer, authorizerFromConfig, RoleBindings, RouteTable, type RouteDeclaration } from "../../runtime/security/authz/index.ts";
 
 const TENANTS: Pick<TenantConfig, "name" | "roles">[] = [
   {
@@ -110,6 +110,12 @@ describe("authorize: specific rules", () => {
 
   it("a token subject cannot claim a group binding", () => {
     expect(new RoleBindings(TENANTS).roleOf(id("group:leads", "token"))).toBe("viewer");
+  });
+
+  it("builds from the platform config's tenants", () => {
+    const fromConfig = authorizerFromConfig({ tenants: TENANTS });
+    expect(fromConfig.authorize(id("sam", "oidc"), "runs:submit")).toEqual({ allowed: true, role: "submitter" });
+    expect(fromConfig.authorize(id("vera", "token"), "runs:submit")).toMatchObject({ allowed: false, status: 403 });
   });
 
   it("defaults can be changed by the composition root", () => {

@@ -9,6 +9,7 @@ import {
   createAuthenticator,
   defaultSubject,
   generateToken,
+  identityFromConfig,
   parseTokenFile,
   sha256,
   type ReloadEvent,
@@ -167,5 +168,31 @@ describe("createAuthenticator with static tokens", () => {
     expect(await auth.authenticate(`Bearer ${"x".repeat(20_000)}`)).toMatchObject({ ok: false, reason: "malformed" });
     // A JWT with no OIDC configured is refused, not passed on.
     expect(await auth.authenticate("Bearer aaa.bbb.ccc")).toMatchObject({ ok: false, reason: "malformed" });
+  });
+});
+
+describe("identityFromConfig", () => {
+  const security = (mountPath: string, oidc?: Record<string, unknown>) =>
+    ({
+      auth: { required: true, tokens: { secretName: "gpufabric-tokens", mountPath }, ...(oidc ? { oidc } : {}) },
+      encryption: { atRest: true, algorithm: "AES-256-GCM", keyring: { secretName: "keyring", mountPath: "/var/run/keyring" } },
+      audit: { signingKey: { secretName: "audit-key", mountPath: "/var/run/audit-key" }, sink: { type: "volume", claimName: "audit", mountPath: "/audit" }, checkpointEvery: 1000, checkpointIntervalSeconds: 60 },
+      tls: { enabled: false },
+    }) as Parameters<typeof identityFromConfig>[0]["security"];
+  const tenants = TENANTS.map((name) => ({ name, weight: 1, gpuQuota: null, vramQuotaMiB: null, roles: [], dataClassification: "internal" as const, isolation: "shared" as const }));
+
+  it("reads the tokens mount and leaves OIDC out when it is not configured", async () => {
+    const alice = generateToken("alice");
+    writeFileSync(join(dir, "studio-b"), `${alice.line}\n`);
+    const built = identityFromConfig({ tenants, security: security(dir) });
+    expect(built.oidc).toBeUndefined();
+    expect(built.tokens.size).toBe(1);
+    expect(await built.authenticator.authenticate(`Bearer ${alice.token}`)).toMatchObject({ ok: true, identity: { tenant: "studio-b" } });
+  });
+
+  it("fails start-up naming the OIDC field at fault", () => {
+    const oidc = { issuer: "https://id.example.com/", audience: "gpufabric", jwksUri: "http://id.example.com/jwks", algorithms: ["RS256"], maxTokenAgeSeconds: 3600, requiredClaims: [], tenantClaim: "tenant" };
+    expect(() => identityFromConfig({ tenants, security: security(dir, oidc) })).toThrow(/security\.auth\.oidc\.jwksUri: must be an https:\/\/ URL/);
+    expect(identityFromConfig({ tenants, security: security(dir, { ...oidc, jwksUri: "https://id.example.com/jwks" }) }).oidc).toBeDefined();
   });
 });

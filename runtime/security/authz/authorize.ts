@@ -5,10 +5,10 @@
  * caller learns nothing about what other tenants hold. Roles never reach across tenants: an admin of
  * one tenant is nobody in another.
  */
-import type { Role } from "../../config/schema.ts";
+import type { Role, TenantConfig } from "../../config/schema.ts";
 import type { Identity } from "../identity/types.ts";
 import { ACTIONS, isAction, roleAtLeast } from "./actions.ts";
-import type { RoleBindings } from "./roles.ts";
+import { RoleBindings, type DefaultRoles } from "./roles.ts";
 
 /** What an action is performed on: anything that belongs to a tenant (run, artifact, log). */
 export interface TenantObject {
@@ -53,4 +53,9 @@ export class Authorizer {
   authorize(identity: Identity | undefined, action: string, object?: TenantObject): Decision {
     return authorize(this.bindings, identity, action, object);
   }
+}
+
+/** The authorizer over the platform config's tenants and their roles. */
+export function authorizerFromConfig(config: { readonly tenants: readonly Pick<TenantConfig, "name" | "roles">[] }, defaults?: DefaultRoles): Authorizer {
+  return new Authorizer(new RoleBindings(config.tenants, defaults));
 }
