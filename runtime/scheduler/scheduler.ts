@@ -499,7 +499,9 @@ export class Scheduler {
     const classes = this.index.sizeClasses.length;
     const eligible = new Array<boolean>(classes + 1);
     for (let level = INTERACTIVE; level >= BATCH; level--) {
-      for (let c = 0; c < classes; c++) eligible[c] = this.classEligible(level, c);
+      // Under policy `kill` an interactive stage may take a GPU from batch work, so every class is looked at.
+      const mayKill = level === INTERACTIVE && this.settings.preemption === "kill";
+      for (let c = 0; c < classes; c++) eligible[c] = mayKill || this.classEligible(level, c);
       // Gangs at the interactive level are always looked at, so a waiting one reserves a node (no starvation).
       eligible[classes] = this.roundMaxNodeFree >= 2 || level === INTERACTIVE;
       let best: TenantState | null = null;
