@@ -74,6 +74,11 @@ function workloadFromFile(doc: unknown, path: string, options: LoadOptions): Wor
   if (!parsed.success) throw new ValidationError(`workload file '${path}'`, issuesFromZod(parsed.error));
   const spec = parsed.data;
   const gpus = options.gpus ?? parsePoolSpec(spec.pool ?? STUDIO_POOL, "pool");
+  if (spec.tenants) {
+    const declared = new Set(spec.tenants.map((t) => t.name));
+    const issues = spec.submissions.flatMap((s, i) => (declared.has(s.tenant) ? [] : [{ field: `submissions[${i}].tenant`, message: `unknown tenant '${s.tenant}': declare it under tenants` }]));
+    if (issues.length > 0) throw new ValidationError(`workload file '${path}'`, issues);
+  }
   const arrivals: Arrival[] = [];
   const tenantNames = new Set<string>();
   spec.submissions.forEach((sub, i) => {
@@ -90,11 +95,6 @@ function workloadFromFile(doc: unknown, path: string, options: LoadOptions): Wor
       arrivals.push({ at: sub.startS + k * sub.everyS, run: { id: `${sub.tenant}/${wf.name}-${i}-${k}`, tenant: sub.tenant, priority: sub.priority ?? wf.priority, stages: wf.stages } });
     }
   });
-  if (spec.tenants) {
-    const declared = new Set(spec.tenants.map((t) => t.name));
-    const issues = spec.submissions.flatMap((s, i) => (declared.has(s.tenant) ? [] : [{ field: `submissions[${i}].tenant`, message: `unknown tenant '${s.tenant}': declare it under tenants` }]));
-    if (issues.length > 0) throw new ValidationError(`workload file '${path}'`, issues);
-  }
   arrivals.sort((a, b) => a.at - b.at || (a.run.id < b.run.id ? -1 : 1));
   return {
     name: spec.name,

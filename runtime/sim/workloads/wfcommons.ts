@@ -22,19 +22,19 @@ const specTask = z.object({ id: name.optional(), name, parents: z.array(name).de
 const execTask = z.object({ id: name.optional(), name: name.optional(), runtimeInSeconds: z.number().nonnegative() });
 const legacyTask = z.object({ id: name.optional(), name, parents: z.array(name).default([]), runtime: z.number().nonnegative().optional(), runtimeInSeconds: z.number().nonnegative().optional() });
 
-const WfFormatSchema = z.union([
-  z.object({
-    name: z.string().default("workflow"),
-    workflow: z.object({
-      specification: z.object({ tasks: z.array(specTask).min(1, "needs at least one task") }),
-      execution: z.object({ tasks: z.array(execTask) }),
-    }),
+/** WfFormat 1.5+: the DAG under workflow.specification, runtimes under workflow.execution. */
+const CurrentSchema = z.object({
+  name: z.string().default("workflow"),
+  workflow: z.object({
+    specification: z.object({ tasks: z.array(specTask).min(1, "needs at least one task") }),
+    execution: z.object({ tasks: z.array(execTask) }),
   }),
-  z.object({
-    name: z.string().default("workflow"),
-    workflow: z.object({ tasks: z.array(legacyTask).min(1, "needs at least one task") }),
-  }),
-]);
+});
+/** WfFormat up to 1.4: tasks with their runtimes under workflow.tasks. */
+const LegacySchema = z.object({
+  name: z.string().default("workflow"),
+  workflow: z.object({ tasks: z.array(legacyTask).min(1, "needs at least one task") }),
+});
 
 export interface DagProblem {
   readonly name: string;
@@ -52,7 +52,10 @@ export function isWfFormat(doc: unknown): boolean {
 
 /** Reads a WfFormat instance (schema 1.4 to 1.6) into stages; errors name the field. */
 export function parseWfFormat(doc: unknown, source = "WfFormat instance"): DagProblem {
-  const parsed = WfFormatSchema.safeParse(doc);
+  // Validate against the version the document looks like, so errors name its fields.
+  const wfField = typeof doc === "object" && doc !== null ? (doc as { workflow?: unknown }).workflow : undefined;
+  const legacy = typeof wfField === "object" && wfField !== null && "tasks" in wfField && !("specification" in wfField);
+  const parsed = legacy ? LegacySchema.safeParse(doc) : CurrentSchema.safeParse(doc);
   if (!parsed.success) throw new ValidationError(source, issuesFromZod(parsed.error));
   const wf = parsed.data.workflow;
   let tasks: { id: string; parents: string[]; runtime: number }[];
