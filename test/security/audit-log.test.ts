@@ -88,7 +88,9 @@ describe("checkpoints", () => {
     expect(checkpoints.map((c) => c.seq)).toEqual([6, 12]);
     expect(checkpoints[0]!.data).toMatchObject({ checkpoint: { seq: 5, hash: all[5]!.prev } });
     const exported = await readExportedCheckpoints(cpDir());
-    expect(exported.checkpoints.map((c) => c.seq)).toEqual([5, 11]);
+    // Exported checkpoints cover the checkpoint entries themselves.
+    expect(exported.checkpoints.map((c) => c.seq)).toEqual([6, 12]);
+    expect(exported.checkpoints[0]!.hash).toBe(all[6]!.prev);
     const publicKey = loadPublicKey(keys.publicKeyPath);
     for (const cp of exported.checkpoints) expect(checkpointSignatureValid(cp, publicKey)).toBe(true);
     expect(checkpointSignatureValid({ ...exported.checkpoints[0]!, seq: 4 }, publicKey)).toBe(false);
@@ -111,7 +113,7 @@ describe("checkpoints", () => {
     const all = entries();
     expect(all.map((e) => e.action)).toEqual(["run.submit", "audit.checkpoint", "audit.checkpoint", "audit.checkpoint"]);
     expect(all[3]!.time).toBe(new Date(clock.now()).toISOString());
-    expect((await readExportedCheckpoints(cpDir())).checkpoints.map((c) => c.seq)).toEqual([1, 2, 3]);
+    expect((await readExportedCheckpoints(cpDir())).checkpoints.map((c) => c.seq)).toEqual([2, 3, 4]);
     await log.close();
     expect((await verify()).ok).toBe(true);
   });
@@ -250,7 +252,12 @@ describe("verifyAuditLog", () => {
 
   it("reports an intact log with its counts", async () => {
     await writeLog(12);
-    expect(await verify()).toMatchObject({ ok: true, entries: 15, lastSeq: 15, checkpointsInLog: 3, exportedCheckpoints: 3, exportedCheckpointsMatched: 3 });
+    expect(await verify()).toMatchObject({ ok: true, entries: 15, lastSeq: 15, checkpointsInLog: 3, exportedCheckpoints: 3, exportedCheckpointsMatched: 3, unsealedEntries: 0 });
+    const log = await open();
+    await log.append(event(13));
+    await log.whenIdle();
+    expect(await verify()).toMatchObject({ ok: true, lastSeq: 16, unsealedEntries: 1 });
+    await log.close();
   });
 
   it("names the first bad entry on modification, deletion, insertion, reordering and truncation", async () => {
@@ -271,7 +278,7 @@ describe("verifyAuditLog", () => {
     expect((await verify()).firstBad).toMatchObject({ seq: 4 });
     reset();
     rewrite((ls) => ls.slice(0, 9));
-    expect((await verify()).firstBad).toMatchObject({ seq: 10, reason: expect.stringMatching(/ends at entry 9 but checkpoint .* was exported at entry 11/) });
+    expect((await verify()).firstBad).toMatchObject({ seq: 10, reason: expect.stringMatching(/ends at entry 9 but checkpoint .* was exported at entry 12/) });
     reset();
     writeFileSync(join(logDir(), "log.jsonl"), `${original.join("\n")}\n`.slice(0, -20));
     expect((await verify()).firstBad).toMatchObject({ seq: 15, reason: expect.stringMatching(/incomplete/) });

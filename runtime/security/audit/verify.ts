@@ -24,6 +24,8 @@ export interface AuditVerifyReport {
   readonly checkpointsInLog: number;
   readonly exportedCheckpoints: number;
   readonly exportedCheckpointsMatched: number;
+  /** Entries after the last checkpoint: chained, but not yet signed (a checkpoint covers them within the interval). */
+  readonly unsealedEntries: number;
   readonly firstBad?: BadEntry;
 }
 
@@ -68,6 +70,7 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
   let lastSeq = 0;
   let lineNo = 0;
   let checkpointsInLog = 0;
+  let lastCheckpointSeq = 0;
   let matched = 0;
   const result = (firstBad?: BadEntry): AuditVerifyReport => ({
     ok: !firstBad,
@@ -77,6 +80,7 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
     checkpointsInLog,
     exportedCheckpoints: exported.checkpoints.length + exported.malformed.length,
     exportedCheckpointsMatched: matched,
+    unsealedEntries: lastSeq - lastCheckpointSeq,
     ...(firstBad && { firstBad }),
   });
 
@@ -119,6 +123,7 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
       }
       head = chainHash(head, line);
       lastSeq = seq;
+      if (entry.action === CHECKPOINT_ACTION) lastCheckpointSeq = seq;
       const cp = bySeq.get(seq);
       if (cp) {
         if (cp.hash !== head) bad(`entry ${seq} (or one before it) differs from what exported checkpoint ${cp.file} signed`);

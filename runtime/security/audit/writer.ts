@@ -204,7 +204,10 @@ export class AuditLog {
     return { seq: this.seq, hash: this.head };
   }
 
-  /** Appends a signed checkpoint over the current head; it is exported once the batch holding it is durable. */
+  /**
+   * Appends a checkpoint entry signing the current head, and queues for export a checkpoint signing the head
+   * that includes that entry; the export happens once the batch holding it is durable.
+   */
   private addCheckpoint(): void {
     const time = new Date(this.clock.now()).toISOString();
     const checkpoint = signCheckpoint({ seq: this.seq, hash: this.head, time }, this.signingKey, this.keyId);
@@ -225,7 +228,8 @@ export class AuditLog {
     this.seq = entry.seq;
     this.head = chainHash(entry.prev, Buffer.from(line, "utf8"));
     this.batch.lines.push(line);
-    this.batch.checkpoints.push(checkpoint);
+    // The exported copy covers the checkpoint entry itself, so removing or altering the log's last line shows too.
+    this.batch.checkpoints.push(signCheckpoint({ seq: this.seq, hash: this.head, time }, this.signingKey, this.keyId));
     this.sinceCheckpoint = 0;
     this.armTimer();
   }
