@@ -4,3 +4,4 @@ export { checkpointSignatureValid, generateSigningKeyPair, keyId, loadPublicKey,
 export { checkpointFileName, DirectoryCheckpointSink, readExportedCheckpoints, type CheckpointSink, type ExportedCheckpoints } from "./sink.ts";
 export { AuditLogMissingError, verifyAuditLog, verifyAuditStream, type AuditVerifyReport, type BadEntry, type VerifyOptions } from "./verify.ts";
 export { AuditLog, AuditUnavailableError, CHECKPOINT_ACTION, LOG_FILE, systemClock, type Appended, type AuditLogOptions, type Clock } from "./writer.ts";
+export { auditPaths } from "./paths.ts";

@@ -6,3 +6,4 @@ export { keyVersionOf } from "./header.ts";
 export { DecryptionError, KeyringError, KeyUnavailableError, type KeyProvider, type RotatableKeyProvider, type UsageCount } from "./key-provider.ts";
 export { createDecryptStream, createEncryptStream, DEFAULT_CHUNK_BYTES, type EncryptStreamOptions } from "./stream.ts";
 export { scanKeyVersionUsage, usageOf, type KeyVersionUsage } from "./usage.ts";
+export { keyringPath } from "./paths.ts";

@@ -1,0 +1,57 @@
+import type { Command } from "commander";
+import { existsSync } from "node:fs";
+import { AuditLogMissingError, auditPaths, loadPublicKey, verifyAuditLog, type AuditVerifyReport } from "../../runtime/security/audit/index.ts";
+import { CliError, EXIT } from "../errors.ts";
+
+interface VerifyOptions {
+  dataDir: string;
+  checkpoints?: string;
+  publicKey?: string;
+  json?: boolean;
+}
+
+/** `gpufabric audit verify`: checks the audit log's hash chain and signed checkpoints. */
+export function register(program: Command): void {
+  const audit = program.command("audit").description("the tamper-evident audit log");
+  audit
+    .command("verify")
+    .description("verify the audit log: exit 0 when intact, 1 naming the first bad entry")
+    .option("--data-dir <dir>", "the agent's data directory (the log is DATA_DIR/audit/log.jsonl)", ".gpufabric")
+    .option("--checkpoints <dir>", "exported checkpoints to check the log against (default: DATA_DIR/audit-checkpoints)")
+    .option("--public-key <path>", "Ed25519 public key (PEM) checkpoints are signed with; prefer a copy kept apart from the log (default: DATA_DIR/audit-signing/public.pem)")
+    .option("--json", "print the report as JSON")
+    .action(async (options: VerifyOptions) => {
+      const paths = auditPaths(options.dataDir);
+      const publicKeyPath = options.publicKey ?? paths.publicKeyPath;
+      if (!existsSync(publicKeyPath)) throw new CliError(`no checkpoint public key at ${publicKeyPath}: pass --public-key`, EXIT.usage);
+      if (options.checkpoints && !existsSync(options.checkpoints)) throw new CliError(`--checkpoints ${options.checkpoints} does not exist`, EXIT.usage);
+      const checkpointsDir = options.checkpoints ?? (existsSync(paths.checkpointsDir) ? paths.checkpointsDir : undefined);
+      let publicKey;
+      try {
+        publicKey = loadPublicKey(publicKeyPath);
+      } catch (err) {
+        throw new CliError(`${publicKeyPath}: ${(err as Error).message}`, EXIT.usage);
+      }
+      let report: AuditVerifyReport;
+      try {
+        report = await verifyAuditLog(paths.logDir, { publicKey, ...(checkpointsDir && { checkpointsDir }) });
+      } catch (err) {
+        if (err instanceof AuditLogMissingError) throw new CliError(err.message, EXIT.failure);
+        throw err;
+      }
+      if (options.json) process.stdout.write(`${JSON.stringify({ log: paths.logDir, checkpointsDir: checkpointsDir ?? null, ...report }, null, 2)}\n`);
+      else process.stdout.write(describe(report, checkpointsDir));
+      if (!report.ok) process.exitCode = EXIT.failure;
+    });
+}
+
+function describe(report: AuditVerifyReport, checkpointsDir: string | undefined): string {
+  const notes: string[] = [];
+  if (!checkpointsDir) notes.push("note: no exported checkpoints were given (--checkpoints): truncation of the log's tail cannot be detected");
+  if (report.ok && report.unsealedEntries > 0) notes.push(`note: the last ${report.unsealedEntries} entries follow the last checkpoint: chained but not yet signed`);
+  const counts = `${report.checkpointsInLog} checkpoints in the log, ${report.exportedCheckpointsMatched}/${report.exportedCheckpoints} exported checkpoints matched`;
+  const head = report.ok
+    ? `audit log intact: ${report.entries} entries (last seq ${report.lastSeq}), ${counts}\n`
+    : `audit log NOT intact: first bad entry seq ${report.firstBad!.seq}${report.firstBad!.line ? ` (line ${report.firstBad!.line})` : ""}: ${report.firstBad!.reason}\n${report.entries} entries verified before it; ${counts}\n`;
+  return head + notes.map((n) => `${n}\n`).join("");
+}
