@@ -114,6 +114,11 @@ interface StageState {
 interface QueueEntry {
   readonly s: StageState;
   readonly token: number;
+  // Sort fields copied from the stage and its run, so comparisons touch one object.
+  readonly vt: number;
+  readonly seq: number;
+  readonly key: number;
+  readonly index: number;
   /** For aging entries: when the stage's run is due for its next lift. */
   readonly due: number;
   /** Made when the stage was taken out of turn, so it is in no other queue. */
@@ -121,13 +126,15 @@ interface QueueEntry {
 }
 
 const entryBefore = (a: QueueEntry, b: QueueEntry): boolean => {
-  const ra = a.s.run;
-  const rb = b.s.run;
-  if (ra.virtualTime !== rb.virtualTime) return ra.virtualTime < rb.virtualTime;
-  if (ra.seq !== rb.seq) return ra.seq < rb.seq;
-  if (a.s.key !== b.s.key) return a.s.key > b.s.key;
-  return a.s.index < b.s.index;
+  if (a.vt !== b.vt) return a.vt < b.vt;
+  if (a.seq !== b.seq) return a.seq < b.seq;
+  if (a.key !== b.key) return a.key > b.key;
+  return a.index < b.index;
 };
+
+function entryFor(s: StageState, due: number, fresh = false): QueueEntry {
+  return { s, token: s.token, vt: s.run.virtualTime, seq: s.run.seq, key: s.key, index: s.index, due, fresh };
+}
 
 export class Scheduler {
   readonly settings: SchedulerSettings;
@@ -136,7 +143,7 @@ export class Scheduler {
   private readonly tenantList: TenantState[] = [];
   private readonly closedTenants: boolean;
   private readonly runs = new Map<string, RunState>();
-  private readonly aging = new Heap<QueueEntry>((a, b) => a.due < b.due || (a.due === b.due && a.s.run.seq < b.s.run.seq) || (a.due === b.due && a.s.run.seq === b.s.run.seq && a.s.index < b.s.index));
+  private readonly aging = new Heap<QueueEntry>((a, b) => a.due < b.due || (a.due === b.due && (a.seq < b.seq || (a.seq === b.seq && a.index < b.index))));
   private readonly cpuReady: QueueEntry[] = [];
   private readonly runningBatch = new Set<StageState>();
   private readonly fitCache = new Map<string, boolean>();
@@ -341,7 +348,7 @@ export class Scheduler {
   /** Queues a ready stage at a level; `due` (when aging lifts it next) carries over when a blocked stage goes back. */
   private enqueue(s: StageState, level: number, now: number, due = now + this.settings.agingSeconds): void {
     s.token++;
-    const entry: QueueEntry = { s, token: s.token, due };
+    const entry = entryFor(s, due);
     if (s.spec.gpus === 0) {
       this.cpuReady.push(entry);
       return;
@@ -484,7 +491,7 @@ export class Scheduler {
         this.refusal = refusal;
         // A fresh token leaves the entry in the main queue stale.
         top.s.token++;
-        return { s: top.s, token: top.s.token, due: top.due, fresh: true };
+        return entryFor(top.s, top.due, true);
       }
     }
     this.refusal = refusal;
