@@ -4,7 +4,10 @@ import { inventoryFromPools } from "./inventory.ts";
 import { Scheduler } from "./scheduler.ts";
 
 /** The scheduler for a config's deployment pool (or every pool when `pool` is "*"). */
-export function schedulerFromConfig(config: PlatformConfig, pool: string = config.deployment.pool): Scheduler {
+export function schedulerFromConfig(
+  config: Pick<PlatformConfig, "pools" | "tenants" | "scheduler"> & { readonly deployment: Pick<PlatformConfig["deployment"], "pool"> },
+  pool: string = config.deployment.pool,
+): Scheduler {
   const pools = pool === "*" ? config.pools : config.pools.filter((p) => p.name === pool);
   if (pools.length === 0) throw new Error(`unknown pool '${pool}': declare it under pools`);
   return new Scheduler({
