@@ -153,7 +153,7 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
     }
     if (leftover && leftover.length > 0) throw new Bad({ seq: lastSeq + 1, line: lineNo + 1, reason: `the last line (entry ${lastSeq + 1}) is incomplete: the log was cut mid-entry` });
     const beyond = exported.checkpoints.find((cp) => cp.seq > lastSeq);
-    if (beyond) throw new Bad({ seq: lastSeq + 1, line: lineNo, reason: `the log ends at entry ${lastSeq} but checkpoint ${beyond.file} was exported at entry ${beyond.seq}: entries ${lastSeq + 1}..${beyond.seq} were removed (truncated)` });
+    if (beyond) throw new Bad({ seq: lastSeq + 1, line: lineNo + 1, reason: `the log ends at entry ${lastSeq} but checkpoint ${beyond.file} was exported at entry ${beyond.seq}: entries ${lastSeq + 1}..${beyond.seq} were removed (truncated)` });
     return result();
   } catch (err) {
     if (err instanceof Bad) return result(err.bad);

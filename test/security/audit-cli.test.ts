@@ -1,0 +1,72 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuditLog, auditPaths, DirectoryCheckpointSink, generateSigningKeyPair } from "../../runtime/security/audit/index.ts";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+function gpufabric(...args: string[]) {
+  const run = spawnSync(process.execPath, [join(root, "bin/gpufabric.mjs"), ...args], { encoding: "utf8", cwd: root });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+let dataDir: string;
+let logFile: string;
+let original: string;
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "gpufabric-audit-cli-"));
+  const paths = auditPaths(dataDir);
+  generateSigningKeyPair(join(dataDir, "audit-signing"));
+  const log = await AuditLog.open({ dir: paths.logDir, signingKeyPath: paths.signingKeyPath, sink: new DirectoryCheckpointSink(paths.checkpointsDir), checkpointEvery: 4 });
+  for (let i = 0; i < 10; i++) await log.append({ actor: "token:ci@studio", tenant: "studio", action: "artifact.read", object: `artifact/${i}`, outcome: "success", source: "10.1.2.3" });
+  await log.close();
+  logFile = join(paths.logDir, "log.jsonl");
+  original = readFileSync(logFile, "utf8");
+});
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+describe("gpufabric audit verify", () => {
+  it("exits 0 on an intact log, with text or JSON", () => {
+    const text = gpufabric("audit", "verify", "--data-dir", dataDir);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^audit log intact: 13 entries \(last seq 13\), 3 checkpoints in the log, 3\/3 exported checkpoints matched\n$/);
+    const json = gpufabric("audit", "verify", "--data-dir", dataDir, "--json");
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, entries: 13, exportedCheckpoints: 3 });
+  });
+
+  it("exits 1 naming the first bad entry when an entry was altered", () => {
+    try {
+      writeFileSync(logFile, original.replace('"object":"artifact/6"', '"object":"artifact/7"'));
+      const text = gpufabric("audit", "verify", "--data-dir", dataDir);
+      expect(text.code).toBe(1);
+      expect(text.stdout).toMatch(/^audit log NOT intact: first bad entry seq 8 \(line 9\): .*entry 8 was altered/);
+      const json = JSON.parse(gpufabric("audit", "verify", "--data-dir", dataDir, "--json").stdout);
+      expect(json).toMatchObject({ ok: false, firstBad: { seq: 8, line: 9 } });
+    } finally {
+      writeFileSync(logFile, original);
+    }
+  });
+
+  it("exits 1 on truncation past an exported checkpoint, found through --checkpoints", () => {
+    try {
+      writeFileSync(logFile, `${original.split("\n").slice(0, 6).join("\n")}\n`);
+      const result = gpufabric("audit", "verify", "--data-dir", dataDir, "--checkpoints", auditPaths(dataDir).checkpointsDir);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toMatch(/first bad entry seq 7 \(line 7\): the log ends at entry 6 but checkpoint .* was exported at entry 10: entries 7\.\.10 were removed \(truncated\)/);
+    } finally {
+      writeFileSync(logFile, original);
+    }
+  });
+
+  it("exits 2 for a missing public key or checkpoints directory, 1 for a missing log", () => {
+    expect(gpufabric("audit", "verify", "--data-dir", dataDir, "--public-key", join(dataDir, "nope.pem")).code).toBe(2);
+    expect(gpufabric("audit", "verify", "--data-dir", dataDir, "--checkpoints", join(dataDir, "nope")).code).toBe(2);
+    const missing = gpufabric("audit", "verify", "--data-dir", join(dataDir, "elsewhere"), "--public-key", auditPaths(dataDir).publicKeyPath);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no audit log at .*elsewhere/);
+  });
+});
