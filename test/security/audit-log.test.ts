@@ -64,7 +64,12 @@ describe("AuditLog.append", () => {
     const error = await log.append({ actor: "", action: "x", outcome: "maybe" } as unknown as AuditEvent).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(ValidationError);
     expect((error as ValidationError).issues.map((i) => i.field)).toEqual(["actor", "outcome"]);
-    await expect(log.append(event(1, { data: { n: Number.NaN } }))).rejects.toThrow(/data: must be plain JSON/);
+    for (const bad of [{ n: Number.NaN }, { n: () => 1 }, { n: [1, { m: Infinity }] }, { n: 1n }]) {
+      const dataError = await log.append(event(1, { data: bad as Record<string, unknown> })).catch((err: unknown) => err);
+      expect(dataError).toBeInstanceOf(ValidationError);
+      expect((dataError as ValidationError).message).toMatch(/data\.n.*must be plain JSON/);
+    }
+    await expect(log.append(event(1, { data: { s: "\ud800" } }))).rejects.toThrow(/data: must be plain JSON \(Lone surrogate/);
     await expect(log.append(event(1, { data: { big: "x".repeat(70_000) } }))).rejects.toThrow(/at most 65536/);
     expect((await log.append(event(1))).seq).toBe(1);
     await log.close();

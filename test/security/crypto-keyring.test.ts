@@ -126,3 +126,15 @@ describe("retire", () => {
     expect((await openValue(reader, sealed, ctx)).toString()).toBe("x");
   });
 });
+
+describe("a running process sees rotations made elsewhere", () => {
+  it("wraps new objects under the version another process made current", async () => {
+    const path = join(dir, "keyring");
+    const agent = FileKeyring.create(path);
+    expect(await agent.currentVersion()).toBe(1);
+    await FileKeyring.open(path).rotate();
+    expect(await agent.currentVersion()).toBe(2);
+    const sealed = await sealValue(agent, Buffer.from("new prompt"), ctx);
+    expect(sealed.readUInt32BE(6)).toBe(2);
+  });
+});

@@ -42,6 +42,8 @@ export const MAX_ENTRY_BYTES = 64 * 1024;
 
 const text = (max: number, what: string) => z.string({ error: `must be a string (${what})` }).min(1, `must not be empty (${what})`).max(max, `must be at most ${max} characters`);
 
+const PLAIN_JSON = "must be plain JSON: finite numbers, strings, booleans, null, arrays and objects (no NaN, Infinity, undefined, functions, dates or bigints)";
+
 const AuditEventSchema = z
   .object({
     actor: text(256, "who acted: a subject such as 'token:ci@studio' or 'agent'"),
@@ -50,13 +52,15 @@ const AuditEventSchema = z
     object: text(1024, "what it was done to, such as 'run/run-1'").nullable().optional(),
     outcome: z.enum(OUTCOMES, { error: `must be one of ${OUTCOMES.join(", ")}` }),
     source: text(256, "the client address").nullable().optional(),
-    data: z.record(z.string(), z.unknown()).optional(),
+    /** Plain JSON only (no NaN, Infinity, undefined, functions, dates or bigints): the entry must serialize canonically. */
+    data: z.record(z.string(), z.json()).optional(),
   })
   .strict();
 
 /** Validates an event at the edge, naming each bad field. */
 export function auditEvent(input: unknown): AuditEvent {
-  const parsed = AuditEventSchema.safeParse(input);
+  // z.json() reports "Invalid input" deep in a union; say what data may hold instead.
+  const parsed = AuditEventSchema.safeParse(input, { error: (issue) => (issue.path?.[0] === "data" && issue.path.length > 1 ? PLAIN_JSON : undefined) });
   if (!parsed.success) throw new ValidationError("audit event", issuesFromZod(parsed.error));
   return parsed.data;
 }

@@ -26,12 +26,14 @@ interface LoadedKeys {
 
 export class FileKeyring implements RotatableKeyProvider {
   private loaded: LoadedKeys;
+  private stamp: string;
 
   private constructor(
     readonly path: string,
     readonly layout: KeyringLayout,
   ) {
     this.loaded = loadKeys(path, layout);
+    this.stamp = this.currentStamp();
   }
 
   /** Opens an existing keyring (directory or JSON file, told apart by what is at `path`). */
@@ -61,10 +63,14 @@ export class FileKeyring implements RotatableKeyProvider {
 
   /** Reads the keyring again, e.g. after a Secret update rotated it elsewhere. */
   reload(): void {
+    const stamp = this.currentStamp();
     this.loaded = loadKeys(this.path, this.layout);
+    this.stamp = stamp;
   }
 
+  /** The current version, re-read when the file naming it changed (a `keys rotate` or a Secret update while running). */
   async currentVersion(): Promise<number> {
+    if (this.currentStamp() !== this.stamp) this.reload();
     return this.loaded.current;
   }
 
@@ -96,6 +102,10 @@ export class FileKeyring implements RotatableKeyProvider {
   }
 
   async rotate(): Promise<number> {
+    return this.writing(() => this.rotateNow());
+  }
+
+  private rotateNow(): number {
     this.reload();
     const next = Math.max(0, ...this.loaded.keys.keys()) + 1;
     const keys = new Map(this.loaded.keys).set(next, randomBytes(KEK_BYTES));
@@ -111,12 +121,21 @@ export class FileKeyring implements RotatableKeyProvider {
   }
 
   async retire(version: number, usage: UsageCount): Promise<void> {
+    const inUse = await this.checkRetirable(version, usage);
+    if (inUse > 0) throw new KeyringError(`v${version} still protects ${inUse} object${inUse === 1 ? "" : "s"}: rewrap them under the current version first`);
+    this.writing(() => this.remove(version));
+  }
+
+  private async checkRetirable(version: number, usage: UsageCount): Promise<number> {
     this.reload();
     if (!this.loaded.keys.has(version)) throw new KeyUnavailableError(version, await this.versions());
     if (version === this.loaded.current) throw new KeyringError(`v${version} is the current key version: rotate first, rewrap everything, then retire it`);
     const inUse = typeof usage === "number" ? usage : await usage(version);
     if (!Number.isInteger(inUse) || inUse < 0) throw new KeyringError(`usage count for v${version} must be a non-negative integer (got ${String(inUse)})`);
-    if (inUse > 0) throw new KeyringError(`v${version} still protects ${inUse} object${inUse === 1 ? "" : "s"}: rewrap them under the current version first`);
+    return inUse;
+  }
+
+  private remove(version: number): void {
     if (this.layout === "directory") {
       unlinkSync(join(this.path, `v${version}`));
       fsyncDirectory(this.path);
@@ -126,6 +145,29 @@ export class FileKeyring implements RotatableKeyProvider {
       writeAtomic(this.path, jsonKeyring(keys, this.loaded.current));
     }
     this.reload();
+  }
+
+  /** Runs a change to the keyring files, turning a read-only keyring into an error that says what to do. */
+  private writing<T>(change: () => T): T {
+    try {
+      return change();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EROFS" || code === "EACCES" || code === "EPERM") {
+        throw new KeyringError(`the keyring at ${this.path} cannot be changed here (${code}): a mounted Secret is read-only; rotate by adding the version to the Secret itself`);
+      }
+      throw err;
+    }
+  }
+
+  /** Identity of the file that names the current version; Secret updates swap it, rotate renames over it. */
+  private currentStamp(): string {
+    try {
+      const stat = statSync(this.layout === "directory" ? join(this.path, "current") : this.path);
+      return `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+    } catch {
+      return "missing";
+    }
   }
 
   private kek(version: number): Buffer {
