@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { register as agent } from "./agent.ts";
 import { register as audit } from "./audit.ts";
 import { register as check } from "./check.ts";
 import { register as keys } from "./keys.ts";
@@ -8,4 +9,4 @@ import { register as synth } from "./synth.ts";
 import { register as validate } from "./validate.ts";
 
 /** Every verb of the CLI registers itself here, one module per verb. */
-export const commands: ReadonlyArray<(program: Command) => void> = [synth, validate, check, simulate, plan, keys, audit];
+export const commands: ReadonlyArray<(program: Command) => void> = [synth, validate, check, simulate, plan, keys, audit, agent];

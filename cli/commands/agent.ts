@@ -1,0 +1,66 @@
+import type { Command } from "commander";
+import { resolve } from "node:path";
+import { loadPlatformConfig } from "../../runtime/config/index.ts";
+import { startAgent, type RunningAgent } from "../../runtime/agent/index.ts";
+import { CliError, EXIT } from "../errors.ts";
+
+interface AgentCliOptions {
+  config: string;
+  dataDir?: string;
+  port?: string;
+  host?: string;
+  inventory?: string;
+  simulatedTimeScale?: string;
+  logLevel?: string;
+}
+
+/** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
+export function register(program: Command): void {
+  program
+    .command("agent")
+    .description("run the agent: schedule and run workflow stages on this node's GPUs, serve the HTTP API")
+    .requiredOption("--config <file>", "platform config (JSON or YAML), e.g. the ConfigMap's platform.json")
+    .option("--data-dir <dir>", "store, workspaces, artifacts and logs (default: the config's deployment.dataDir)")
+    .option("--port <n>", "port to listen on; 0 picks a free one (default: the config's deployment.listen.port)")
+    .option("--host <host>", "address to listen on (default: the config's deployment.listen.host)")
+    .option("--inventory <mode>", "auto (nvidia-smi when present, else the pool's devices marked simulated), nvidia-smi or simulated", "auto")
+    .option("--simulated-time-scale <x>", "multiplies the estimated durations of simulated stages", "1")
+    .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", "info")
+    .action(async (options: AgentCliOptions) => {
+      const agent = await startAgent({
+        config: loadPlatformConfig(options.config),
+        ...(options.dataDir !== undefined && { dataDir: resolve(options.dataDir) }),
+        ...(options.port !== undefined && { port: intOption("--port", options.port) }),
+        ...(options.host !== undefined && { host: options.host }),
+        inventory: options.inventory as "auto",
+        simulatedTimeScale: numberOption("--simulated-time-scale", options.simulatedTimeScale!),
+        logLevel: options.logLevel as "info",
+      });
+      await untilSignalled(agent);
+    });
+}
+
+export function intOption(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new CliError(`${name} must be a whole number (got '${value}')`, EXIT.usage);
+  return n;
+}
+
+function numberOption(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new CliError(`${name} must be a number (got '${value}')`, EXIT.usage);
+  return n;
+}
+
+/** Resolves once the agent was stopped by SIGTERM or SIGINT and has closed. */
+export function untilSignalled(agent: RunningAgent): Promise<void> {
+  return new Promise((done) => {
+    const stop = () => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      void agent.close().then(done);
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+}

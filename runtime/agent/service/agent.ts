@@ -1,0 +1,187 @@
+/**
+ * The agent's composition root: validates the config, discovers the GPUs, opens the store, recovers
+ * and rebuilds the scheduler's state, starts the loop, then serves the API.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { pino, type Logger } from "pino";
+import { z } from "zod";
+import { ValidationError, issuesFromZod } from "../../config/errors.ts";
+import { parsePlatformConfig, type PlatformConfig } from "../../config/index.ts";
+import { CostModel, parseWorkflow, type WorkflowGraph } from "../../graph/index.ts";
+import { schedulerFromConfig } from "../../scheduler/from-config.ts";
+import { inventoryFromPools } from "../../scheduler/inventory.ts";
+import { Authorizer, RoleBindings } from "../../security/authz/index.ts";
+import { StaticTokenVerifier, createAuthenticator } from "../../security/identity/index.ts";
+import { ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
+import { NvidiaSmiVramSampler, discoverGpus, type Inventory } from "../inventory/index.ts";
+import { openSqliteStore } from "../store/index.ts";
+import { buildHttpApi } from "./http.ts";
+import { AgentLoop } from "./loop.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { parseConfigWorkflows } from "./submission.ts";
+
+const AgentOptionsSchema = z
+  .object({
+    /** Where the store, workspaces, artifacts and logs live; the config's deployment.dataDir when absent. */
+    dataDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+    /** Where relative program paths in stage commands are resolved (default: the current directory). */
+    commandDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
+    inventory: z.enum(["auto", "nvidia-smi", "simulated"]).optional(),
+    /** Multiplies simulated stages' estimated durations (1: as estimated). */
+    simulatedTimeScale: z.number().min(0).max(1000).optional(),
+    maxAttempts: z.number().int().min(1).max(100).optional(),
+    bodyLimitBytes: z.number().int().min(1024).optional(),
+    /** Seconds between SIGTERM and SIGKILL when a stage is stopped. */
+    killGraceS: z.number().positive().max(3600).optional(),
+    durability: z.enum(["full", "normal"]).optional(),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
+  })
+  .strict();
+
+export type AgentOptions = z.infer<typeof AgentOptionsSchema> & { readonly config: PlatformConfig | unknown; readonly logger?: Logger };
+
+export interface RunningAgent {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly config: PlatformConfig;
+  readonly inventory: Inventory;
+  readonly loop: AgentLoop;
+  readonly app: FastifyInstance;
+  /** Stops serving, stops the stages it runs (they are recovered on the next start) and closes the store. */
+  close(): Promise<void>;
+}
+
+/** Bodies up to the largest workflow document the graph model accepts, plus room for the envelope. */
+export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024 + 64 * 1024;
+const COST_MODEL_FILE = "cost-model.json";
+
+export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
+  const { config: rawConfig, logger: givenLogger, ...rest } = input;
+  const parsedOptions = AgentOptionsSchema.safeParse(rest);
+  if (!parsedOptions.success) throw new ValidationError("agent options", issuesFromZod(parsedOptions.error));
+  const options = parsedOptions.data;
+  const config = parsePlatformConfig(rawConfig);
+  const workflows = parseConfigWorkflows(config);
+  const logger =
+    givenLogger ??
+    pino({ level: options.logLevel ?? "info", base: { service: "gpufabric-agent", deployment: config.deployment.name }, redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization"], censor: "[redacted]" } });
+  const dataDir = options.dataDir ?? config.deployment.dataDir;
+  mkdirSync(dataDir, { recursive: true });
+
+  const pool = config.pools.find((p) => p.name === config.deployment.pool)!;
+  const inventory = await discoverGpus({ pool, mode: options.inventory ?? "auto" });
+  for (const warning of inventory.warnings) logger.warn({ source: inventory.source }, warning);
+  // The scheduler places stages on the devices actually found (the pool's own when simulated).
+  const scheduledPool = { ...pool, devices: inventory.devices.map((d) => ({ id: d.id, node: d.node, index: d.index, memoryMiB: d.memoryMiB, ...(d.migProfile && { migProfile: d.migProfile }) })) };
+  const scheduledConfig: PlatformConfig = { ...config, pools: config.pools.map((p) => (p.name === pool.name ? scheduledPool : p)) };
+  const maxAttempts = options.maxAttempts ?? 3;
+  const scheduler = schedulerFromConfig(scheduledConfig);
+  // schedulerFromConfig keeps the default attempt limit; the loop decides retries from the store's attempt numbers.
+
+  const costModel = new CostModel();
+  const costFile = join(dataDir, COST_MODEL_FILE);
+  if (existsSync(costFile)) {
+    try {
+      costModel.restore(JSON.parse(readFileSync(costFile, "utf8")));
+    } catch (err) {
+      logger.warn({ err }, `${costFile} could not be read: starting from the cost table`);
+    }
+  }
+  const saveCostModel = () => {
+    writeFileSync(`${costFile}.tmp`, JSON.stringify(costModel.snapshot()));
+    renameSync(`${costFile}.tmp`, costFile);
+  };
+
+  const tokens = StaticTokenVerifier.load(config.security.auth.tokens.mountPath, config.tenants.map((t) => t.name));
+  if (tokens.size === 0) logger.warn({ dir: config.security.auth.tokens.mountPath }, "no API token hashes found: every request but the probes will be refused");
+  const stopWatching = tokens.watch((event) => {
+    if (!event.ok) logger.error({ err: event.error }, "token files could not be reloaded; the previous tokens stay in force");
+    else if (event.changed) logger.info({ tokens: event.tokens }, "token files reloaded");
+  });
+  const authenticator = createAuthenticator({ tokens });
+  const authorizer = new Authorizer(new RoleBindings(config.tenants));
+
+  const store = openSqliteStore(join(dataDir, "agent.db"), { durability: options.durability ?? "full" });
+  let loop: AgentLoop | undefined;
+  const metrics = new AgentMetrics({ store, scheduler, devices: inventory.devices, loop: () => loop });
+  const sampler = inventory.nvidiaSmi ? new NvidiaSmiVramSampler(inventory.nvidiaSmi) : undefined;
+  loop = new AgentLoop({
+    store,
+    scheduler,
+    devices: inventory.devices,
+    executors: {
+      process: new ProcessExecutor({ dataDir, ...(sampler && { vramSampler: sampler }), ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }) }),
+      simulated: new SimulatedExecutor({ timeScale: options.simulatedTimeScale ?? 1 }),
+    },
+    costModel,
+    logger,
+    maxAttempts,
+    commandDir: options.commandDir ?? process.cwd(),
+    observer: metrics,
+    onCostModelChange: saveCostModel,
+  });
+  const graphOf = async (run: { id: string; tenant: string }): Promise<WorkflowGraph | undefined> => {
+    const detail = await store.getRun(run.tenant, run.id);
+    const doc = detail?.document as { workflowRef?: string } | undefined;
+    if (doc && typeof doc.workflowRef === "string") return workflows.get(doc.workflowRef);
+    try {
+      return parseWorkflow(doc);
+    } catch {
+      return undefined;
+    }
+  };
+  const recovered = await loop.start(graphOf);
+  logger.info({ ...recovered, gpus: inventory.devices.length, source: inventory.source }, "agent state recovered");
+
+  let ready = false;
+  const app = await buildHttpApi({
+    config,
+    store,
+    loop,
+    scheduler,
+    devices: inventory.devices,
+    inventorySource: inventory.source,
+    submission: { config, workflows, gpus: inventoryFromPools([scheduledPool]), headroomMiB: scheduler.settings.headroomMiB, costModel },
+    metrics,
+    authenticator,
+    authorizer,
+    logger,
+    dataDir,
+    bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+    isReady: () => ready,
+  });
+  const host = options.host ?? config.deployment.listen.host;
+  await app.listen({ host, port: options.port ?? config.deployment.listen.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  const scheme = config.security.tls.enabled ? "https" : "http";
+  const url = `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  ready = true;
+  logger.info({ url, dataDir, simulated: inventory.source === "simulated" }, "agent listening");
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    dataDir,
+    config,
+    inventory,
+    loop,
+    app,
+    close() {
+      closing ??= (async () => {
+        ready = false;
+        stopWatching();
+        await app.close();
+        await loop.stop();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

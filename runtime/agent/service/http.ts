@@ -1,0 +1,418 @@
+/**
+ * The agent's HTTP API (fastify, JSON). Every route declares its action in ROUTES and the table is
+ * checked against what is registered, so an undeclared route fails the start. A bearer token is
+ * required everywhere but the probes; a tenant sees only its own runs (another tenant's id is 404).
+ */
+import { readFileSync } from "node:fs";
+import { extname, join, relative, sep } from "node:path";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import { ValidationError } from "../../config/errors.ts";
+import type { PlatformConfig } from "../../config/schema.ts";
+import type { Scheduler, WaitReason } from "../../scheduler/index.ts";
+import type { Authenticator, Identity } from "../../security/identity/index.ts";
+import { PUBLIC, type Authorizer } from "../../security/authz/index.ts";
+import { checkName, openInside, UnsafePathError } from "../../security/names/index.ts";
+import type { GpuDevice } from "../inventory/types.ts";
+import type { RunDetail, RunStatus, Store } from "../store/types.ts";
+import { RUN_STATUSES } from "../store/types.ts";
+import { ApiError } from "./api-error.ts";
+import type { AgentLoop } from "./loop.ts";
+import { scheduledMiB, type AgentMetrics } from "./metrics.ts";
+import { agentRouteTable } from "./routes.ts";
+import { prepareRun, type SubmissionContext } from "./submission.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    identity: Identity | null;
+  }
+}
+
+export interface HttpParts {
+  readonly config: PlatformConfig;
+  readonly store: Store;
+  readonly loop: AgentLoop;
+  readonly scheduler: Scheduler;
+  readonly devices: readonly GpuDevice[];
+  readonly inventorySource: "nvidia-smi" | "simulated";
+  readonly submission: SubmissionContext;
+  readonly metrics: AgentMetrics;
+  readonly authenticator: Authenticator;
+  readonly authorizer: Authorizer;
+  readonly logger: Logger;
+  readonly dataDir: string;
+  readonly bodyLimitBytes: number;
+  readonly isReady: () => boolean;
+}
+
+const TERMINAL_EVENTS = new Set(["run.succeeded", "run.failed", "run.cancelled"]);
+const LOG_TAIL_BYTES = 256 * 1024;
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".webp": "image/webp",
+  ".json": "application/json",
+  ".txt": "text/plain; charset=utf-8",
+  ".yaml": "text/yaml; charset=utf-8",
+};
+
+export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
+  const { config, store, loop } = parts;
+  const tls = config.security.tls;
+  const https =
+    tls.enabled && tls.certificate
+      ? { key: readFileSync(join(tls.certificate.mountPath, "tls.key")), cert: readFileSync(join(tls.certificate.mountPath, "tls.crt")) }
+      : undefined;
+  if (tls.enabled && !tls.certificate) {
+    throw new ValidationError("platform config", [{ field: "security.tls.certificate", message: "TLS is enabled but no certificate Secret is named: add one, or disable TLS on loopback only" }]);
+  }
+  const app = Fastify({
+    loggerInstance: parts.logger,
+    bodyLimit: parts.bodyLimitBytes,
+    // Requests are logged where they matter (submissions, refusals), not twice each.
+    logController: new LogController({ disableRequestLogging: true }),
+    ...(https && { https }),
+  }) as unknown as FastifyInstance;
+  app.decorateRequest("identity", null);
+  const routes = agentRouteTable();
+  const registered: Array<{ method: string | string[]; url: string }> = [];
+  app.addHook("onRoute", (route) => {
+    registered.push({ method: route.method as string | string[], url: route.url });
+  });
+
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, request, reply) => {
+    let api: ApiError;
+    if (err instanceof ApiError) api = err;
+    else if (err instanceof ValidationError) api = ApiError.fromIssues(err.issues);
+    else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") api = new ApiError(413, "body-too-large", `the request body is larger than ${parts.bodyLimitBytes} bytes: send a smaller workflow`, "(body)");
+    else if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") api = new ApiError(415, "unsupported-media-type", "send the body as application/json", "content-type");
+    else if (err.code === "FST_ERR_CTP_EMPTY_JSON_BODY") api = new ApiError(400, "empty-body", "the body is empty: send a JSON object", "(body)");
+    else if (err instanceof SyntaxError || err.code === "FST_ERR_CTP_INVALID_JSON_BODY") api = new ApiError(400, "malformed-json", `the body is not valid JSON: ${err.message}`, "(body)");
+    else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) api = new ApiError(err.statusCode, "bad-request", err.message);
+    else {
+      request.log.error({ err }, "request failed");
+      api = new ApiError(500, "internal", "the agent could not answer this request; it is logged");
+    }
+    if (api.status === 401) void reply.header("www-authenticate", 'Bearer realm="gpufabric"');
+    void reply.code(api.status).send(api.body());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(new ApiError(404, "not-found", `no route ${request.method} ${request.url.split("?")[0]}`).body());
+  });
+
+  // Authentication before the body is read: an anonymous client cannot make the agent parse anything.
+  app.addHook("onRequest", async (request) => {
+    const template = request.routeOptions.url;
+    if (template === undefined) return; // no such route: the not-found handler answers
+    const action = routes.actionFor(request.method, template);
+    if (action === undefined) throw new ApiError(403, "undeclared-route", `${request.method} ${template} declares no action`);
+    if (action === PUBLIC) return;
+    const auth = await parts.authenticator.authenticate(request.headers.authorization);
+    if (!auth.ok) {
+      request.log.info({ reason: auth.reason }, "authentication refused");
+      throw new ApiError(auth.status, auth.reason === "missing" ? "unauthenticated" : `unauthenticated:${auth.reason}`, auth.reason === "missing" ? "send 'Authorization: Bearer <token>'" : `the credential was refused (${auth.reason})`);
+    }
+    const decision = parts.authorizer.authorize(auth.identity, action);
+    if (!decision.allowed) throw new ApiError(decision.status, decision.reason, decision.reason === "insufficient-role" || decision.reason === "no-role" ? decision.detail : "not allowed");
+    request.identity = auth.identity;
+  });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_request, reply) => (parts.isReady() ? { status: "ready" } : reply.code(503).send(new ApiError(503, "not-ready", "the agent is starting or stopping").body())));
+
+  app.post("/v1/runs", async (request, reply) => {
+    const identity = request.identity!;
+    const keyHeader = request.headers["idempotency-key"];
+    let idempotencyKey: string | undefined;
+    if (keyHeader !== undefined) {
+      const check = checkName("idempotencyKey", Array.isArray(keyHeader) ? keyHeader.join(",") : keyHeader);
+      if (!check.ok) throw new ApiError(400, "invalid-request", `Idempotency-Key: ${check.problem}`, "Idempotency-Key");
+      idempotencyKey = check.name;
+    }
+    let prepared;
+    try {
+      prepared = prepareRun(request.body ?? {}, identity.tenant, idempotencyKey, parts.submission);
+    } catch (err) {
+      if (err instanceof ApiError) parts.metrics.runRefused(identity.tenant, err.code);
+      throw err;
+    }
+    const { run, created } = await store.createRun(prepared.newRun);
+    if (created) {
+      parts.metrics.runSubmitted(identity.tenant);
+      loop.accept(run, prepared.stages, prepared.graph.format === "comfyui" ? prepared.graph : undefined);
+    }
+    request.log.info({ runId: run.id, tenant: run.tenant, workflow: run.workflow, created }, created ? "run accepted" : "run resubmitted with its idempotency key");
+    return reply
+      .code(202)
+      .header("location", `/v1/runs/${run.id}`)
+      .header("idempotent-replayed", String(!created))
+      .send({ id: run.id, status: run.status });
+  });
+
+  app.get<{ Querystring: { status?: string; limit?: string } }>("/v1/runs", async (request) => {
+    const { status, limit } = request.query;
+    if (status !== undefined && !(RUN_STATUSES as readonly string[]).includes(status)) {
+      throw new ApiError(400, "invalid-request", `status: must be one of ${RUN_STATUSES.join(", ")}`, "status");
+    }
+    const n = limit === undefined ? 100 : Number(limit);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ApiError(400, "invalid-request", "limit: must be a whole number from 1 to 1000", "limit");
+    const runs = await store.listRuns(request.identity!.tenant, { ...(status && { status: status as RunStatus }), limit: n });
+    return { runs: runs.map((r) => ({ id: r.id, status: r.status, workflow: r.workflow, priority: r.priority, createdAt: r.createdAt, updatedAt: r.updatedAt })) };
+  });
+
+  const loadRun = async (request: FastifyRequest<{ Params: { runId: string } }>): Promise<RunDetail> => {
+    const id = validId("run", request.params.runId, "runId");
+    const detail = await store.getRun(request.identity!.tenant, id);
+    if (detail === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
+    return detail;
+  };
+
+  app.get<{ Params: { runId: string } }>("/v1/runs/:runId", async (request) => runView(await loadRun(request), loop, parts.devices));
+
+  app.post<{ Params: { runId: string } }>("/v1/runs/:runId/cancel", async (request, reply) => {
+    const id = validId("run", request.params.runId, "runId");
+    const run = await loop.cancel(request.identity!.tenant, id);
+    if (run === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
+    return reply.code(202).send({ id: run.id, status: run.status });
+  });
+
+  app.get<{ Params: { runId: string }; Querystring: { after?: string } }>("/v1/runs/:runId/events", async (request, reply) => {
+    const tenant = request.identity!.tenant;
+    const id = validId("run", request.params.runId, "runId");
+    const fromHeader = request.headers["last-event-id"];
+    const after = Number(typeof fromHeader === "string" ? fromHeader : (request.query.after ?? 0));
+    if (!Number.isInteger(after) || after < 0) throw new ApiError(400, "invalid-request", "Last-Event-ID: must be the id of an event, or 0", "Last-Event-ID");
+    if ((await store.eventsSince(tenant, id, after, 1)) === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
+    streamEvents(request, reply, store, loop, tenant, id, after);
+  });
+
+  app.get<{ Params: { runId: string; name: string }; Querystring: { stage?: string } }>("/v1/runs/:runId/artifacts/:name", async (request, reply) => {
+    const detail = await loadRun(request);
+    const name = request.params.name;
+    const stage = request.query.stage;
+    const matches = detail.artifacts.filter((a) => a.name === name && (stage === undefined || a.stageId === stage));
+    if (matches.length === 0) throw new ApiError(404, "not-found", `run '${detail.run.id}' has no artifact '${name}'${stage ? ` from stage '${stage}'` : ""}`, "name");
+    if (matches.length > 1) {
+      throw new ApiError(409, "ambiguous-artifact", `stages ${matches.map((a) => a.stageId).join(", ")} each wrote '${name}': add ?stage=<stage id>`, "stage");
+    }
+    const artifact = matches[0]!;
+    const root = join(parts.dataDir, "artifacts");
+    let handle;
+    try {
+      handle = await openInside(root, relative(root, artifact.path).split(sep));
+    } catch (err) {
+      if (err instanceof UnsafePathError || (err as NodeJS.ErrnoException).code === "ENOENT") {
+        request.log.warn({ err, runId: detail.run.id, artifact: name }, "artifact file refused or missing");
+        throw new ApiError(404, "not-found", `the file of artifact '${name}' is not available`, "name");
+      }
+      throw err;
+    }
+    return reply
+      .header("content-type", CONTENT_TYPES[extname(name).toLowerCase()] ?? "application/octet-stream")
+      .header("content-length", String(artifact.bytes))
+      .header("x-content-sha256", artifact.sha256)
+      .send(handle.createReadStream());
+  });
+
+  app.get<{ Params: { runId: string; stageId: string }; Querystring: { attempt?: string } }>("/v1/runs/:runId/stages/:stageId/logs", async (request) => {
+    const detail = await loadRun(request);
+    const stageId = validId("stage", request.params.stageId, "stageId");
+    const attempts = detail.attempts.filter((a) => a.stageId === stageId).sort((a, b) => a.number - b.number);
+    if (!detail.stages.some((s) => s.stageId === stageId)) throw new ApiError(404, "not-found", `run '${detail.run.id}' has no stage '${stageId}'`, "stageId");
+    const wanted = request.query.attempt === undefined ? attempts.at(-1) : attempts.find((a) => String(a.number) === request.query.attempt);
+    if (wanted === undefined) throw new ApiError(404, "not-found", `stage '${stageId}' has no attempt${request.query.attempt ? ` ${request.query.attempt}` : " yet"}`, "attempt");
+    const root = join(parts.dataDir, "logs");
+    const [stdout, stderr] = await Promise.all(
+      (["stdout", "stderr"] as const).map((stream) => readTail(root, [detail.run.id, stageId, `${wanted.number}.${stream}.log`])),
+    );
+    return { stage: stageId, attempt: wanted.number, simulated: wanted.simulated, stdout: stdout!.text, stderr: stderr!.text, truncated: stdout!.truncated || stderr!.truncated };
+  });
+
+  app.get("/v1/workflows", async (request) => ({
+    workflows: config.workflows
+      .filter((w) => w.tenants.includes(request.identity!.tenant))
+      .map((w) => ({ name: w.name, format: w.format, priority: w.priority, stages: parts.submission.workflows.get(w.name)?.stages.length ?? 0 })),
+  }));
+
+  app.get("/v1/gpus", async (request) => {
+    const tenant = request.identity!.tenant;
+    const used = scheduledMiB(loop, parts.devices);
+    const running = loop.runningStages();
+    const indexOf = new Map<string, number>();
+    for (let i = 0; i < parts.scheduler.gpuCount; i++) indexOf.set(parts.scheduler.gpuId(i), i);
+    return {
+      source: parts.inventorySource,
+      gpus: parts.devices.map((d) => ({
+        id: d.id,
+        node: d.node,
+        name: d.name,
+        uuid: d.uuid,
+        simulated: d.simulated,
+        memoryMiB: d.memoryMiB,
+        usedMiB: used.get(d.id) ?? 0,
+        freeMiB: Math.max(0, d.memoryMiB - (used.get(d.id) ?? 0)),
+        residentModels: indexOf.has(d.id) ? parts.scheduler.residentModels(indexOf.get(d.id)!) : [],
+        running: running
+          .filter((s) => s.gpus.includes(d.id))
+          .map((s) => (s.tenant === tenant ? { runId: s.runId, stageId: s.stageId, simulated: s.simulated } : { tenant: "another tenant" })),
+      })),
+    };
+  });
+
+  app.get("/v1/queue", async (request) => {
+    const tenant = request.identity!.tenant;
+    const waiting: Array<{ runId: string; stageId: string; reason: string; wait: WaitReason }> = [];
+    for (const run of loop.activeRunsOf(tenant)) {
+      for (const stageId of run.stages.keys()) {
+        const reason = loop.explain(run.id, stageId);
+        if (reason !== null) waiting.push({ runId: run.id, stageId, reason: describeWait(reason), wait: reason });
+        if (waiting.length >= 1000) break;
+      }
+      if (waiting.length >= 1000) break;
+    }
+    const depth = await store.queueDepth();
+    return { tenant, activeRuns: depth.byTenant[tenant]?.activeRuns ?? 0, stages: depth.byTenant[tenant] ?? null, waiting };
+  });
+
+  app.get("/metrics", async (request, reply) => reply.header("content-type", parts.metrics.registry.contentType).send(await parts.metrics.textFor(request.identity!.tenant)));
+
+  await app.ready();
+  routes.assertCovers(registered);
+  return app;
+}
+
+function validId(kind: "run" | "stage", value: string, field: string): string {
+  const check = checkName(kind, value);
+  if (!check.ok) throw new ApiError(400, "invalid-request", `${field}: ${check.problem}`, field);
+  return check.name;
+}
+
+async function readTail(root: string, names: string[]): Promise<{ text: string; truncated: boolean }> {
+  let handle;
+  try {
+    handle = await openInside(root, names);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { text: "", truncated: false };
+    throw err;
+  }
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, LOG_TAIL_BYTES);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    return { text: buffer.toString("utf8"), truncated: size > length };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The run as clients see it: stages with their latest attempt, artifacts, and what is simulated. */
+export function runView(detail: RunDetail, loop: AgentLoop, devices: readonly GpuDevice[]) {
+  const simulatedDevices = new Set(devices.filter((d) => d.simulated).map((d) => d.id));
+  const stages = detail.stages.map((s) => {
+    const latest = detail.attempts.filter((a) => a.stageId === s.stageId).sort((a, b) => b.number - a.number)[0];
+    const noCommand = !(s.spec.run && s.spec.run.command.length > 0);
+    const simulated = Boolean(latest?.simulated) || (latest !== undefined && (noCommand || latest.gpus.some((g) => simulatedDevices.has(g))));
+    const wait = s.status === "waiting" || s.status === "ready" ? loop.explain(detail.run.id, s.stageId) : null;
+    return {
+      id: s.stageId,
+      status: s.status,
+      needs: s.needs,
+      gpus: latest?.gpus ?? [],
+      attempts: s.attempts,
+      startedAt: latest?.startedAt ?? null,
+      finishedAt: latest?.finishedAt ?? null,
+      exitCode: latest?.exitCode ?? null,
+      reason: latest?.reason ?? (wait ? describeWait(wait) : null),
+      executor: noCommand ? "simulated" : "process",
+      simulated,
+      ...(latest?.peakVramMiB != null && { peakVramMiB: latest.peakVramMiB }),
+    };
+  });
+  return {
+    id: detail.run.id,
+    status: detail.run.status,
+    tenant: detail.run.tenant,
+    workflow: detail.run.workflow,
+    format: detail.run.format,
+    priority: detail.run.priority,
+    createdAt: detail.run.createdAt,
+    updatedAt: detail.run.updatedAt,
+    simulated: stages.some((s) => s.simulated),
+    stages,
+    artifacts: detail.artifacts.map((a) => ({ name: a.name, stage: a.stageId, bytes: a.bytes, sha256: a.sha256 })),
+  };
+}
+
+export function describeWait(reason: WaitReason): string {
+  switch (reason.code) {
+    case "dependencies":
+      return `waiting for ${reason.pending.join(", ")}`;
+    case "no-fit":
+      return `no GPU has ${reason.needMiB} MiB free now (best ${reason.bestAvailableMiB} MiB, ${reason.freeGpus} GPU(s) free)`;
+    case "gang":
+      return `needs ${reason.gpus} GPUs with ${reason.needMiB} MiB on one node (best node has ${reason.bestNodeFitting})`;
+    case "quota":
+      return `tenant ${reason.resource} quota: holds ${reason.held}, asks ${reason.requested}, quota ${reason.quota}`;
+    case "priority":
+      return `${reason.ahead} stage(s) ahead at level ${reason.level}`;
+    case "reserved":
+      return `GPUs kept for stage ${reason.forStage}`;
+    case "affinity":
+      return `waiting for GPU ${reason.gpu} that holds model ${reason.model} (free in ~${reason.expectedFreeInS.toFixed(1)} s)`;
+    case "kept-for-larger":
+      return `the free GPUs are kept for ${reason.waitingLarger} larger waiting stage(s)`;
+  }
+}
+
+function streamEvents(request: FastifyRequest, reply: FastifyReply, store: Store, loop: AgentLoop, tenant: string, runId: string, after: number): void {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+  let last = after;
+  let closed = false;
+  let pumping: Promise<void> | null = null;
+  let again = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    loop.changes.off("run", onChange);
+    clearInterval(heartbeat);
+    raw.end();
+  };
+  const pump = async (): Promise<void> => {
+    do {
+      again = false;
+      const events = (await store.eventsSince(tenant, runId, last, 1000)) ?? [];
+      for (const e of events) {
+        if (closed) return;
+        raw.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify({ ...e.data, stage: e.stageId, at: e.at })}\n\n`);
+        last = e.id;
+        if (TERMINAL_EVENTS.has(e.type)) return close();
+      }
+      if (events.length === 1000) again = true;
+    } while (again && !closed);
+  };
+  const onChange = (id: string) => {
+    if (id !== runId || closed) return;
+    if (pumping) {
+      again = true;
+      return;
+    }
+    pumping = pump()
+      .catch((err) => {
+        request.log.warn({ err }, "event stream failed");
+        close();
+      })
+      .finally(() => (pumping = null));
+  };
+  // A comment line keeps proxies from closing an idle stream, and catches events of store-side changes.
+  const heartbeat = setInterval(() => {
+    if (!closed) raw.write(": keep-alive\n\n");
+    onChange(runId);
+  }, 15_000);
+  loop.changes.on("run", onChange);
+  request.raw.on("close", close);
+  onChange(runId);
+}

@@ -1,0 +1,396 @@
+/**
+ * The agent loop: takes the scheduler's decisions with the real clock and carries them out, making
+ * every transition durable in the store before acting on it. placed (store) → executor started →
+ * running (store) → process ends → sealing (store) → outputs committed → succeeded (store) → the
+ * scheduler is told. Failures are retried as new attempts in fresh workspaces up to a limit.
+ *
+ * The loop wakes on submissions and completions; a slow timer only lifts aged work.
+ */
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { CostModel, Stage, WorkflowGraph } from "../../graph/index.ts";
+import { observeStage } from "../../graph/index.ts";
+import { runSpecFromStages } from "../../scheduler/from-graph.ts";
+import type { Kill, Placement, Scheduler, WaitReason } from "../../scheduler/index.ts";
+import { executorFor, stopOrphanedAttempt, type AttemptOutcome, type Executor, type RunningAttempt } from "../executors/index.ts";
+import type { GpuDevice } from "../inventory/types.ts";
+import { TransitionError, type RunRecord, type Store } from "../store/types.ts";
+import { resolveStageCommand } from "./stage-command.ts";
+
+/** What the loop reports as it works (metrics listen). */
+export interface LoopObserver {
+  stageStarted(tenant: string, dispatchSeconds: number): void;
+  stageFinished(tenant: string, outcome: "succeeded" | "failed" | "cancelled" | "preempted", seconds: number, simulated: boolean): void;
+  runFinished(tenant: string, status: "succeeded" | "failed"): void;
+}
+
+export interface LoopOptions {
+  readonly store: Store;
+  readonly scheduler: Scheduler;
+  readonly devices: readonly GpuDevice[];
+  readonly executors: { readonly process: Executor; readonly simulated: Executor };
+  readonly costModel: CostModel;
+  readonly logger: Logger;
+  /** Attempts per stage before its run fails (the scheduler must be built with the same limit). */
+  readonly maxAttempts: number;
+  /** Where relative program paths of stage commands are resolved. */
+  readonly commandDir: string;
+  readonly observer?: LoopObserver;
+  /** Called after the cost model learned from a finished stage (to persist it). */
+  readonly onCostModelChange?: () => void;
+  /** How often waiting work is looked at again even when nothing happened (aging), in ms. */
+  readonly agingTickMs?: number;
+}
+
+interface ActiveRun {
+  readonly id: string;
+  readonly tenant: string;
+  readonly graph: WorkflowGraph | undefined;
+  readonly stages: ReadonlyMap<string, Stage>;
+}
+
+/** A stage the loop has placed and not yet seen end. */
+export interface RunningStage {
+  readonly runId: string;
+  readonly stageId: string;
+  readonly tenant: string;
+  readonly gpus: readonly string[];
+  readonly placedAtMs: number;
+  attemptId: string | null;
+  handle: RunningAttempt | null;
+  /** Why the loop stopped it, if it did. */
+  stop: "cancel" | "preempt" | "shutdown" | null;
+  simulated: boolean;
+}
+
+export class AgentLoop {
+  /** Emits `run` with a run id whenever something of that run changed. */
+  readonly changes = new EventEmitter();
+  private readonly active = new Map<string, ActiveRun>();
+  private readonly running = new Map<string, RunningStage>();
+  /** Runs the store has closed (cancelled, or failed for good) while the scheduler may still hold stages of them. */
+  private readonly abandoned = new Set<string>();
+  /** When each stage became ready to place, for dispatch latency. */
+  private readonly readySince = new Map<string, number>();
+  private readonly lastWait = new Map<string, WaitReason>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private wakeQueued = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: LoopOptions) {
+    this.changes.setMaxListeners(0);
+  }
+
+  get activeRunCount(): number {
+    return this.active.size;
+  }
+
+  runningStages(): RunningStage[] {
+    return [...this.running.values()];
+  }
+
+  /**
+   * Recovery on start: closes attempts left open by a previous agent (and stops their processes),
+   * then hands the scheduler every unfinished run with its succeeded stages left out.
+   */
+  async start(graphOf: (run: RunRecord) => Promise<WorkflowGraph | undefined>): Promise<{ interrupted: number; resumedRuns: number }> {
+    const report = await this.o.store.recover();
+    for (const attempt of report.interrupted) {
+      const outcome = stopOrphanedAttempt({ pid: attempt.pid, runId: attempt.runId, stageId: attempt.stageId, number: attempt.number });
+      this.o.logger.info({ runId: attempt.runId, stageId: attempt.stageId, attempt: attempt.number, process: outcome }, "interrupted attempt closed; its stage runs again");
+    }
+    const now = Date.now();
+    const runs = await this.o.store.activeRuns();
+    for (const { run, stages } of runs) {
+      const done = new Set(stages.filter((s) => s.status === "succeeded").map((s) => s.stageId));
+      const left = stages.filter((s) => s.status !== "succeeded" && s.status !== "failed" && s.status !== "cancelled").map((s) => ({ ...s.spec, needs: s.spec.needs.filter((n) => !done.has(n)) }));
+      if (left.length === 0) continue;
+      const graph = run.format === "comfyui" ? await graphOf(run) : undefined;
+      this.accept(run, left, graph, now);
+    }
+    this.timer = setInterval(() => this.wake(), this.o.agingTickMs ?? 1000);
+    this.timer.unref();
+    this.wake();
+    return { interrupted: report.interrupted.length, resumedRuns: this.active.size };
+  }
+
+  /** Hands a run the store has accepted to the scheduler. */
+  accept(run: Pick<RunRecord, "id" | "tenant" | "priority">, stages: readonly Stage[], graph: WorkflowGraph | undefined, nowMs = Date.now()): void {
+    const result = this.o.scheduler.submit(runSpecFromStages(run.id, run.tenant, stages, run.priority), nowMs / 1000);
+    if (!result.accepted) {
+      // Submissions are checked before the store accepts them; a refusal here is a bug, not bad input.
+      this.o.logger.error({ runId: run.id, field: result.field }, `scheduler refused an accepted run: ${result.message}`);
+      void this.o.store.cancelRun(run.tenant, run.id).catch(() => undefined);
+      return;
+    }
+    this.active.set(run.id, { id: run.id, tenant: run.tenant, graph, stages: new Map(stages.map((s) => [s.id, s])) });
+    for (const s of stages) if (s.needs.length === 0) this.readySince.set(key(run.id, s.id), nowMs);
+    this.wake();
+  }
+
+  /** Why a stage of an active run is not running, as the scheduler explains it. */
+  explain(runId: string, stageId: string): WaitReason | null {
+    if (this.running.has(key(runId, stageId))) return null;
+    return this.o.scheduler.explain(runId, stageId) ?? this.lastWait.get(key(runId, stageId)) ?? null;
+  }
+
+  /** The stage as the loop runs it, while its run is active. */
+  stageSpec(runId: string, stageId: string): Stage | undefined {
+    return this.active.get(runId)?.stages.get(stageId);
+  }
+
+  activeRunsOf(tenant: string): ActiveRun[] {
+    return [...this.active.values()].filter((r) => r.tenant === tenant);
+  }
+
+  /** Cancels a run: durable first, then every running process group of it is stopped. */
+  async cancel(tenant: string, runId: string): Promise<RunRecord | undefined> {
+    const result = await this.o.store.cancelRun(tenant, runId);
+    if (result === undefined) return undefined;
+    if (result.cancelled) {
+      this.abandoned.add(runId);
+      for (const stage of this.running.values()) {
+        if (stage.runId !== runId) continue;
+        stage.stop = "cancel";
+        stage.handle?.cancel();
+      }
+      this.changes.emit("run", runId);
+      this.wake();
+    }
+    return result.run;
+  }
+
+  wake(): void {
+    if (this.wakeQueued || this.stopped) return;
+    this.wakeQueued = true;
+    setImmediate(() => {
+      this.wakeQueued = false;
+      if (!this.stopped) this.tick();
+    });
+  }
+
+  /** Stops taking decisions and stops the stages it runs; the store keeps their attempts open for recovery. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const stage of this.running.values()) {
+      stage.stop = "shutdown";
+      stage.handle?.cancel();
+    }
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private tick(): void {
+    const nowMs = Date.now();
+    for (const d of this.o.scheduler.schedule(nowMs / 1000)) {
+      if (d.kind === "placed") this.track(this.dispatch(d, nowMs));
+      else if (d.kind === "killed") this.preempt(d);
+      else this.lastWait.set(key(d.runId, d.stageId), d.reason);
+    }
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private async dispatch(p: Placement, nowMs: number): Promise<void> {
+    const k = key(p.runId, p.stageId);
+    this.lastWait.delete(k);
+    const run = this.active.get(p.runId);
+    const stage = run?.stages.get(p.stageId);
+    if (run === undefined || stage === undefined || this.abandoned.has(p.runId)) {
+      // The store closed this run: give the scheduler its GPUs back without running anything.
+      this.release(p.runId, p.stageId, "failed");
+      return;
+    }
+    const slot: RunningStage = { runId: p.runId, stageId: p.stageId, tenant: run.tenant, gpus: p.gpuIds, placedAtMs: nowMs, attemptId: null, handle: null, stop: null, simulated: false };
+    this.running.set(k, slot);
+    try {
+      const attempt = await this.o.store.markPlaced({ runId: p.runId, stageId: p.stageId, gpus: p.gpuIds, explanation: { evict: p.evict, ...p.reason } });
+      slot.attemptId = attempt.id;
+      this.changes.emit("run", p.runId);
+      const inputs = new Map<string, Array<{ name: string; path: string }>>();
+      for (const a of await this.o.store.artifactsOf(p.runId, stage.needs)) {
+        const list = inputs.get(a.stageId) ?? [];
+        list.push({ name: a.name, path: a.path });
+        inputs.set(a.stageId, list);
+      }
+      const spec = resolveStageCommand(stage, this.o.commandDir);
+      const executor = executorFor(spec, this.o.executors);
+      slot.simulated = executor.kind === "simulated" || p.gpuIds.some((id) => this.device(id)?.simulated !== false);
+      const handle = await executor.start({
+        attemptId: attempt.id,
+        runId: p.runId,
+        stageId: p.stageId,
+        number: attempt.number,
+        stage: spec,
+        gpus: p.gpuIds.map((id) => {
+          const device = this.device(id);
+          return { id, uuid: device?.uuid ?? null, simulated: device?.simulated ?? true };
+        }),
+        inputs: [...inputs].map(([stageId, artifacts]) => ({ stageId, artifacts })),
+      });
+      slot.handle = handle;
+      if (slot.stop !== null) handle.cancel();
+      try {
+        await this.o.store.markRunning(attempt.id, { pid: handle.pid, workspace: handle.workspace });
+      } catch (err) {
+        if (!(err instanceof TransitionError)) throw err;
+        handle.cancel(); // cancelled between placement and start
+      }
+      const startedMs = Date.now();
+      const ready = this.readySince.get(k);
+      this.readySince.delete(k);
+      this.o.observer?.stageStarted(run.tenant, ((ready ?? nowMs) <= startedMs ? startedMs - (ready ?? nowMs) : 0) / 1000);
+      this.changes.emit("run", p.runId);
+      const outcome = await handle.done;
+      await this.complete(slot, run, stage, handle, outcome, startedMs);
+    } catch (err) {
+      if (err instanceof TransitionError) {
+        // The run was cancelled or failed while this stage was being placed.
+        this.abandoned.add(p.runId);
+        slot.handle?.cancel();
+        if (this.running.get(k) === slot) this.running.delete(k);
+        this.release(p.runId, p.stageId, "failed");
+      } else {
+        this.o.logger.error({ err, runId: p.runId, stageId: p.stageId }, "could not carry out a placement");
+        if (this.running.get(k) === slot) this.running.delete(k);
+        await this.failAttempt(slot, `the agent could not run the attempt: ${(err as Error).message}`, {});
+        this.release(p.runId, p.stageId, "failed");
+      }
+      this.changes.emit("run", p.runId);
+      this.wake();
+    }
+  }
+
+  private async complete(slot: RunningStage, run: ActiveRun, stage: Stage, handle: RunningAttempt, outcome: AttemptOutcome, startedMs: number): Promise<void> {
+    const k = key(slot.runId, slot.stageId);
+    const seconds = (Date.now() - startedMs) / 1000;
+    const finish = {
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+      peakVramMiB: outcome.peakVramMiB ?? null,
+      simulated: outcome.simulated || slot.simulated,
+    };
+    if (slot.stop === "shutdown") return; // left open: the next agent recovers it
+    this.running.delete(k);
+    if (slot.stop === "preempt") {
+      // The scheduler already queued the stage again; its attempt ends as failed and retries.
+      await this.failAttempt(slot, "preempted: stopped so an interactive stage could start", { ...finish, retry: true });
+      this.readySince.set(k, Date.now());
+      this.o.observer?.stageFinished(run.tenant, "preempted", seconds, finish.simulated);
+      this.afterChange(slot.runId);
+      return;
+    }
+    if (slot.stop === "cancel" || this.abandoned.has(slot.runId)) {
+      // The store closed the attempt when the run was cancelled; only the scheduler still has to know.
+      this.o.observer?.stageFinished(run.tenant, "cancelled", seconds, finish.simulated);
+      this.release(slot.runId, slot.stageId, "failed");
+      this.afterChange(slot.runId);
+      return;
+    }
+    let failure: string | undefined;
+    if (outcome.reason === "completed") {
+      try {
+        await this.o.store.markSealing(slot.attemptId!, finish);
+        const artifacts = await handle.commitOutputs();
+        await this.o.store.markSucceeded(slot.attemptId!, { ...finish, artifacts });
+      } catch (err) {
+        if (err instanceof TransitionError) {
+          // Cancelled while sealing: the store has the last word.
+          this.abandoned.add(slot.runId);
+          this.release(slot.runId, slot.stageId, "failed");
+          this.afterChange(slot.runId);
+          return;
+        }
+        failure = `outputs could not be committed: ${(err as Error).message}`;
+      }
+    } else {
+      failure = outcome.message;
+    }
+    if (failure === undefined) {
+      this.o.observer?.stageFinished(run.tenant, "succeeded", seconds, finish.simulated);
+      this.learn(run, stage, seconds, outcome);
+      const state = this.release(slot.runId, slot.stageId, "succeeded");
+      const now = Date.now();
+      for (const other of run.stages.values()) if (other.needs.includes(slot.stageId)) this.readySince.set(key(slot.runId, other.id), now);
+      if (state === "succeeded") this.o.observer?.runFinished(run.tenant, "succeeded");
+    } else {
+      const attempt = await this.attemptNumber(slot);
+      const retry = attempt < this.o.maxAttempts;
+      this.o.logger.warn({ runId: slot.runId, stageId: slot.stageId, attempt, retry }, `stage attempt failed: ${failure}`);
+      this.o.observer?.stageFinished(run.tenant, "failed", seconds, finish.simulated);
+      await this.failAttempt(slot, failure, { ...finish, retry });
+      if (retry) this.readySince.set(k, Date.now());
+      else {
+        this.abandoned.add(slot.runId);
+        this.o.observer?.runFinished(run.tenant, "failed");
+      }
+      this.release(slot.runId, slot.stageId, "failed");
+    }
+    this.afterChange(slot.runId);
+  }
+
+  private async attemptNumber(slot: RunningStage): Promise<number> {
+    const detail = await this.o.store.getRun(slot.tenant, slot.runId);
+    return detail?.attempts.find((a) => a.id === slot.attemptId)?.number ?? this.o.maxAttempts;
+  }
+
+  private async failAttempt(slot: RunningStage, reason: string, finish: { retry?: boolean; exitCode?: number | null; signal?: string | null; peakVramMiB?: number | null; simulated?: boolean }): Promise<void> {
+    if (slot.attemptId === null) return;
+    try {
+      await this.o.store.markFailed(slot.attemptId, { ...finish, reason: reason.slice(0, 2000), retry: finish.retry ?? true });
+    } catch (err) {
+      if (!(err instanceof TransitionError)) throw err;
+    }
+  }
+
+  /** Tells the scheduler a stage ended; forgets the run once the scheduler has. */
+  private release(runId: string, stageId: string, outcome: "succeeded" | "failed"): "running" | "succeeded" | "failed" {
+    let state: "running" | "succeeded" | "failed";
+    try {
+      state = this.o.scheduler.finished(runId, stageId, Date.now() / 1000, outcome);
+    } catch {
+      state = "failed";
+    }
+    if (state !== "running") {
+      this.active.delete(runId);
+      this.abandoned.delete(runId);
+      for (const k of this.readySince.keys()) if (k.startsWith(`${runId}/`)) this.readySince.delete(k);
+      for (const k of this.lastWait.keys()) if (k.startsWith(`${runId}/`)) this.lastWait.delete(k);
+    }
+    return state;
+  }
+
+  private preempt(kill: Kill): void {
+    const slot = this.running.get(key(kill.runId, kill.stageId));
+    if (slot === undefined) return;
+    this.o.logger.info({ runId: kill.runId, stageId: kill.stageId, for: `${kill.forRunId}/${kill.forStageId}` }, "preempting a batch stage");
+    slot.stop = "preempt";
+    slot.handle?.cancel();
+  }
+
+  /** Real (not simulated) ComfyUI stages refine the cost model with what they measured. */
+  private learn(run: ActiveRun, stage: Stage, seconds: number, outcome: AttemptOutcome): void {
+    if (outcome.simulated || run.graph?.format !== "comfyui" || stage.comfyNodes === undefined) return;
+    try {
+      observeStage(this.o.costModel, run.graph, stage, { durationS: Math.max(0, seconds - (stage.estimate?.modelLoadS ?? 0)), peakVramMiB: outcome.peakVramMiB ?? stage.resources.vramMiB });
+      this.o.onCostModelChange?.();
+    } catch (err) {
+      this.o.logger.warn({ err, runId: run.id, stageId: stage.id }, "could not feed the cost model");
+    }
+  }
+
+  private afterChange(runId: string): void {
+    this.changes.emit("run", runId);
+    this.wake();
+  }
+
+  private device(id: string): GpuDevice | undefined {
+    return this.o.devices.find((d) => d.id === id);
+  }
+}
+
+const key = (runId: string, stageId: string) => `${runId}/${stageId}`;

@@ -1,0 +1,22 @@
+/** Every route of the agent's API with the action it performs: checked against what is registered at start. */
+import { PUBLIC, RouteTable, type RouteDeclaration } from "../../security/authz/index.ts";
+
+export const ROUTES: readonly RouteDeclaration[] = [
+  { method: "GET", path: "/healthz", action: PUBLIC },
+  { method: "GET", path: "/readyz", action: PUBLIC },
+  { method: "POST", path: "/v1/runs", action: "runs:submit" },
+  { method: "GET", path: "/v1/runs", action: "runs:read" },
+  { method: "GET", path: "/v1/runs/:runId", action: "runs:read" },
+  { method: "GET", path: "/v1/runs/:runId/events", action: "runs:read" },
+  { method: "POST", path: "/v1/runs/:runId/cancel", action: "runs:cancel" },
+  { method: "GET", path: "/v1/runs/:runId/artifacts/:name", action: "artifacts:read" },
+  { method: "GET", path: "/v1/runs/:runId/stages/:stageId/logs", action: "logs:read" },
+  { method: "GET", path: "/v1/workflows", action: "workflows:read" },
+  { method: "GET", path: "/v1/gpus", action: "gpus:read" },
+  { method: "GET", path: "/v1/queue", action: "queue:read" },
+  { method: "GET", path: "/metrics", action: "metrics:read" },
+];
+
+export function agentRouteTable(): RouteTable {
+  return new RouteTable(ROUTES);
+}
