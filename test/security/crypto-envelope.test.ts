@@ -200,6 +200,32 @@ describe("streams (artifacts)", () => {
   });
 });
 
+describe("encrypted files", () => {
+  it("writes 0600 files whose tampering or moving is caught when read", async () => {
+    const path = join(dir, "tamper.bin");
+    const plaintext = randomBytes(5 * CHUNK);
+    await writeEncryptedFile(keyring, ctx, [plaintext], path, { chunkBytes: CHUNK });
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(await readDecryptedFileToBuffer(keyring, ctx, path)).toEqual(plaintext);
+    await expect(readDecryptedFileToBuffer(keyring, { ...ctx, objectId: "other" }, path)).rejects.toThrow(DecryptionError);
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 100]! ^= 0x80;
+    writeFileSync(path, bytes);
+    await expect(readDecryptedFileToBuffer(keyring, ctx, path)).rejects.toThrow(/chunk 4 \(last\) does not authenticate/);
+    await expect(readDecryptedFileToBuffer(keyring, ctx, join(dir, "absent.bin"))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("leaves no file behind when the source fails mid-way", async () => {
+    const path = join(dir, "failed.bin");
+    async function* failing() {
+      yield Buffer.alloc(3 * CHUNK);
+      throw new Error("upload aborted");
+    }
+    await expect(writeEncryptedFile(keyring, ctx, failing(), path, { chunkBytes: CHUNK })).rejects.toThrow(/upload aborted/);
+    expect(readdirSync(dir).filter((f) => f.startsWith("failed.bin"))).toEqual([]);
+  });
+});
+
 describe("rotation, rewrap and retire over files and database fields", () => {
   it("after rotate and rewrap every object still opens, none uses the old version, and the old version retires", async () => {
     const root = join(dir, "data-rotation");

@@ -26,9 +26,9 @@ export async function writeEncryptedFile(provider: KeyProvider, context: ObjectC
 /** A readable of the plaintext of an encrypted file; it errors (after releasing only authenticated chunks) on any tampering. */
 export function readDecryptedFile(provider: KeyProvider, context: ObjectContext, path: string): Readable {
   const decryptor = createDecryptStream(provider, context);
-  const source = createReadStream(path);
-  source.on("error", (err) => decryptor.destroy(err));
-  return source.pipe(decryptor);
+  // pipeline closes the file on any error; the error itself reaches whoever reads the decryptor.
+  pipeline(createReadStream(path), decryptor).catch(() => undefined);
+  return decryptor;
 }
 
 /** The whole plaintext of an encrypted file, for small artifacts and tests. */
