@@ -37,7 +37,7 @@ export function register(program: Command): void {
     });
 }
 
-function appFromCdktfJson(): string {
+export function appFromCdktfJson(): string {
   if (!existsSync("cdktf.json")) throw new CliError("no cdktf.json in this directory: run from your platform repository or pass --app", EXIT.usage);
   const app = (JSON.parse(readFileSync("cdktf.json", "utf8")) as { app?: unknown }).app;
   if (typeof app !== "string" || !app) throw new CliError("cdktf.json has no 'app' command: add one, e.g. \"npx tsx main.ts\"", EXIT.usage);

@@ -1,0 +1,156 @@
+import type { Command } from "commander";
+import { spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { MultiBar, type SingleBar } from "cli-progress";
+import { pino } from "pino";
+import { startAgent, type RunningAgent } from "../../runtime/agent/index.ts";
+import { localPlatform } from "../../runtime/agent/service/local-platform.ts";
+import { CliError, EXIT } from "../errors.ts";
+import { readSynthOutput } from "../synth-output.ts";
+import { intOption, untilSignalled } from "./agent.ts";
+import { appFromCdktfJson } from "./synth.ts";
+
+interface DevOptions {
+  once?: boolean;
+  json?: boolean;
+  dataDir: string;
+  port: string;
+  app?: string;
+  timeScale: string;
+}
+
+interface RunProgress {
+  readonly workflow: string;
+  readonly tenant: string;
+  readonly id: string;
+  status: string;
+  done: number;
+  total: number;
+  gpus: string[];
+  simulated: boolean;
+  artifacts: string[];
+  elapsedS: number;
+  failure?: string;
+}
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+/** `gpufabric dev` (what `npm start` runs): the agent on this machine with the synthesized platform config, running the example workflows. */
+export function register(program: Command): void {
+  program
+    .command("dev")
+    .description("synthesize main.ts, start the agent on 127.0.0.1 with its platform config, submit the example workflows and show their progress")
+    .option("--once", "exit after the examples finish, with a summary (exit 0 only if every run succeeded)")
+    .option("--json", "print the summary as JSON (with --once)")
+    .option("--data-dir <dir>", "store, artifacts, logs and tokens", ".gpufabric")
+    .option("--port <n>", "port to listen on; 0 picks a free one", "0")
+    .option("--app <command>", "command that runs the cdktf app (default: the app in ./cdktf.json)")
+    .option("--time-scale <x>", "multiplies the estimated durations of simulated stages", "0.2")
+    .action(async (options: DevOptions) => {
+      const dataDir = resolve(options.dataDir);
+      const port = intOption("--port", options.port);
+      const timeScale = Number(options.timeScale);
+      if (!(timeScale >= 0)) throw new CliError(`--time-scale must be a number of 0 or more (got '${options.timeScale}')`, EXIT.usage);
+      // Human output goes to stderr under --json, so stdout holds only the summary.
+      const say = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+      mkdirSync(dataDir, { recursive: true });
+
+      const outdir = join(dataDir, "cdktf.out");
+      const app = options.app ?? appFromCdktfJson();
+      say(`synthesizing with '${app}' …`);
+      const synth = spawnSync(app, { shell: true, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, CDKTF_OUTDIR: outdir } });
+      if (synth.status !== 0) throw new CliError(`'${app}' failed (exit ${synth.status ?? synth.signal}): see the error above`, EXIT.failure);
+      const configs = readSynthOutput(outdir).flatMap((s) => s.platformConfigs.map((c) => c.config));
+      const local = localPlatform(configs, dataDir, port);
+      const logFile = join(dataDir, "agent.log");
+      const agent = await startAgent({
+        config: local.config,
+        dataDir,
+        simulatedTimeScale: timeScale,
+        logger: pino({ level: "info", redact: { paths: ["req.headers.authorization", "headers.authorization"], censor: "[redacted]" } }, pino.destination({ dest: logFile, mkdir: true, sync: false })),
+      });
+      const d = local.config.deployment;
+      say(`agent of deployment '${d.name}' (pool ${d.pool})${local.mergedFrom.length ? `, with the workflows of ${local.mergedFrom.join(", ")} merged in` : ""}`);
+      say(`  listening on ${agent.url}   data in ${dataDir}   logs in ${logFile}`);
+      say(`  GPUs: ${agent.inventory.source === "simulated" ? `${agent.inventory.devices.length} simulated (no nvidia-smi here: stage processes run on the CPU, labelled simulated)` : `${agent.inventory.devices.length} found by nvidia-smi`}`);
+      say("  API tokens (shown once; their hashes are in the data dir's tokens/):");
+      for (const [tenant, token] of Object.entries(local.tokens)) say(`    ${tenant}: ${token}`);
+      const first = Object.entries(local.tokens)[0];
+      if (first) say(`  try: curl -H "Authorization: Bearer $TOKEN" ${agent.url}/v1/gpus   (TOKEN: the ${first[0]} token above)`);
+
+      let runs: RunProgress[];
+      try {
+        runs = await submitExamples(agent, local.tokens);
+        await followRuns(agent, local.tokens, runs, Boolean(options.json) || !process.stdout.isTTY, say);
+      } catch (err) {
+        await agent.close();
+        throw err;
+      }
+      const ok = runs.every((r) => r.status === "succeeded");
+      const summary = { ok, url: agent.url, dataDir, deployment: d.name, mergedFrom: local.mergedFrom, simulatedGpus: agent.inventory.source === "simulated", runs };
+      if (options.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      else for (const r of runs) say(`${r.status === "succeeded" ? "✓" : "✗"} ${r.workflow} (${r.tenant}) ${r.status}: ${r.artifacts.length} artifact(s)${r.simulated ? ", simulated (labelled)" : ""}${r.failure ? ` (${r.failure})` : ""}  GET ${agent.url}/v1/runs/${r.id}`);
+      if (options.once) {
+        await agent.close();
+        if (!ok) throw new CliError(`${runs.filter((r) => r.status !== "succeeded").length} example run(s) did not succeed: see ${logFile}`, EXIT.failure);
+        return;
+      }
+      say(`serving on ${agent.url}; press Ctrl-C to stop`);
+      await untilSignalled(agent);
+    });
+}
+
+/** Submits every workflow of the config once, as the first tenant it is bound to. */
+async function submitExamples(agent: RunningAgent, tokens: Readonly<Record<string, string>>): Promise<RunProgress[]> {
+  const runs: RunProgress[] = [];
+  for (const wf of agent.config.workflows) {
+    const tenant = wf.tenants.find((t) => tokens[t] !== undefined)!;
+    const response = await fetch(`${agent.url}/v1/runs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${tokens[tenant]}`, "content-type": "application/json" },
+      body: JSON.stringify({ workflowRef: wf.name }),
+    });
+    const body = (await response.json()) as { id?: string; status?: string; error?: { message: string } };
+    if (response.status !== 202 || !body.id) throw new CliError(`submitting '${wf.name}' as ${tenant} failed (${response.status}): ${body.error?.message ?? "no id"}`, EXIT.failure);
+    runs.push({ workflow: wf.name, tenant, id: body.id, status: body.status ?? "queued", done: 0, total: 0, gpus: [], simulated: false, artifacts: [], elapsedS: 0 });
+  }
+  return runs;
+}
+
+/** Polls each run until it ends, showing one progress line per run (bars on a terminal, a line per change otherwise). */
+async function followRuns(agent: RunningAgent, tokens: Readonly<Record<string, string>>, runs: RunProgress[], plain: boolean, say: (line: string) => void): Promise<void> {
+  const bars = plain ? undefined : new MultiBar({ format: "{workflow} |{bar}| {value}/{total} stages  {status}  {gpus}  {elapsed}s", hideCursor: true, clearOnComplete: false });
+  const barOf = new Map<string, SingleBar>();
+  const lastLine = new Map<string, string>();
+  const startedMs = Date.now();
+  while (runs.some((r) => !TERMINAL.has(r.status))) {
+    for (const run of runs) {
+      if (TERMINAL.has(run.status)) continue;
+      const response = await fetch(`${agent.url}/v1/runs/${run.id}`, { headers: { authorization: `Bearer ${tokens[run.tenant]}` } });
+      const view = (await response.json()) as { status: string; simulated: boolean; stages: Array<{ status: string; gpus: string[]; reason: string | null }>; artifacts: Array<{ name: string; stage: string }> };
+      run.status = view.status;
+      run.total = view.stages.length;
+      run.done = view.stages.filter((s) => s.status === "succeeded").length;
+      run.gpus = [...new Set(view.stages.filter((s) => s.status === "running" || s.status === "placed").flatMap((s) => s.gpus))];
+      run.simulated = view.simulated;
+      run.artifacts = view.artifacts.map((a) => `${a.stage}/${a.name}`);
+      run.elapsedS = Math.round((Date.now() - startedMs) / 100) / 10;
+      if (view.status === "failed") run.failure = view.stages.find((s) => s.status === "failed")?.reason ?? undefined;
+      const gpus = run.gpus.length ? `on ${run.gpus.join(", ")}${agent.inventory.source === "simulated" ? " (simulated)" : ""}` : "";
+      const payload = { workflow: run.workflow.padEnd(18), status: run.status, gpus, elapsed: run.elapsedS.toFixed(1) };
+      if (bars) {
+        const bar = barOf.get(run.id) ?? bars.create(run.total, 0, payload);
+        barOf.set(run.id, bar);
+        bar.setTotal(run.total);
+        bar.update(run.done, payload);
+      } else {
+        const line = `${run.workflow}: ${run.done}/${run.total} stages ${run.status} ${gpus}`.trimEnd();
+        if (lastLine.get(run.id) !== line) say(`${line}  ${payload.elapsed}s`);
+        lastLine.set(run.id, line);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  bars?.stop();
+}
