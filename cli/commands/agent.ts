@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { resolve } from "node:path";
 import { loadPlatformConfig } from "../../runtime/config/index.ts";
 import { startAgent, type RunningAgent } from "../../runtime/agent/index.ts";
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .command("agent")
     .description("run the agent: schedule and run workflow stages on this node's GPUs, serve the HTTP API")
     .requiredOption("--config <file>", "platform config (JSON or YAML), e.g. the ConfigMap's platform.json")
-    .option("--data-dir <dir>", "store, workspaces, artifacts and logs (default: the config's deployment.dataDir)")
+    .addOption(new Option("--data-dir <dir>", "store, workspaces, artifacts and logs (default: the config's deployment.dataDir)").env("GPUFABRIC_DATA_DIR"))
     .option("--port <n>", "port to listen on; 0 picks a free one (default: the config's deployment.listen.port)")
     .option("--host <host>", "address to listen on (default: the config's deployment.listen.host)")
     .option("--inventory <mode>", "auto (nvidia-smi when present, else the pool's devices marked simulated), nvidia-smi or simulated", "auto")

@@ -1,0 +1,38 @@
+# The gpufabric agent image (what WorkflowDeployment runs by default). Build and tag it with the
+# package version, e.g.:
+#   docker build -t gpufabric/agent:$(node -p 'require("./package.json").version') .
+# It runs as user 10001 and writes only to its data directory (/var/lib/gpufabric) and /tmp, so it
+# works with a read-only root filesystem.
+
+FROM node:20-slim AS build
+WORKDIR /app
+# better-sqlite3 compiles from source when no prebuilt binary matches the platform.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY cli ./cli
+COPY constructs ./constructs
+COPY policies ./policies
+COPY runtime ./runtime
+# The example workflows' stage programs: workflows reference them relative to /app.
+COPY examples ./examples
+
+FROM node:20-slim
+ENV NODE_ENV=production \
+    TMPDIR=/tmp \
+    GPUFABRIC_DATA_DIR=/var/lib/gpufabric
+WORKDIR /app
+# Owned by root and read-only to the agent: only the data directory is its own.
+COPY --from=build /app /app
+RUN mkdir -p /var/lib/gpufabric \
+ && chown 10001:10001 /var/lib/gpufabric \
+ && chmod 0750 /var/lib/gpufabric
+USER 10001:10001
+VOLUME ["/var/lib/gpufabric"]
+EXPOSE 8443
+ENTRYPOINT ["node", "bin/gpufabric.mjs"]
+CMD ["agent", "--config", "/etc/gpufabric/platform.json"]
