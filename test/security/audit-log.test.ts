@@ -165,6 +165,7 @@ describe("reopening", () => {
     await first.whenIdle();
     const path = join(logDir(), "log.jsonl");
     writeFileSync(path, `${readFileSync(path, "utf8")}{"action":"run.sub`);
+    rmSync(join(logDir(), "writer.lock")); // the crashed writer is gone
     const second = await open({ checkpointEvery: 100 });
     expect(second.position.seq).toBe(4); // entries 1..3, then the checkpoint written on open
     await second.close();
@@ -218,7 +219,36 @@ describe("failing closed", () => {
     const first = await open({ checkpointEvery: 1000 });
     await first.append(event(1));
     await first.whenIdle();
+    // Simulate a crash: the entry is on disk with no checkpoint after it, and the writer is gone.
+    rmSync(join(logDir(), "writer.lock"));
     await expect(open({ sink: { export: () => Promise.reject(new Error("down")) } })).rejects.toThrow(/down/);
+    // The failed open released its lock: a healthy sink opens the log and seals it.
+    const third = await open();
+    await third.append(event(2));
+    await third.close();
+    expect((await verify()).ok).toBe(true);
+  });
+});
+
+describe("one writer per log", () => {
+  it("refuses a second writer while the first holds the log, and admits one after close", async () => {
+    const first = await open();
+    await expect(open()).rejects.toThrow(/held by another writer \(pid \d+ on .*\): stop it first/);
+    await first.close();
+    const second = await open();
+    await second.close();
+  });
+
+  it("takes over a lock left by a process that is gone", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const { hostname } = await import("node:os");
+    const gone = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(logDir(), { recursive: true });
+    writeFileSync(join(logDir(), "writer.lock"), JSON.stringify({ pid: Number(gone.stdout), host: hostname() }));
+    const log = await open();
+    expect((await log.append(event(1))).seq).toBe(1);
+    await log.close();
   });
 });
 

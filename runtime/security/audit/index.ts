@@ -5,3 +5,4 @@ export { checkpointFileName, DirectoryCheckpointSink, readExportedCheckpoints, t
 export { AuditLogMissingError, verifyAuditLog, verifyAuditStream, type AuditVerifyReport, type BadEntry, type VerifyOptions } from "./verify.ts";
 export { AuditLog, AuditUnavailableError, CHECKPOINT_ACTION, LOG_FILE, systemClock, type Appended, type AuditLogOptions, type Clock } from "./writer.ts";
 export { auditPaths } from "./paths.ts";
+export { AuditLockedError } from "./writer-lock.ts";

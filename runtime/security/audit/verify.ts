@@ -51,6 +51,10 @@ export async function verifyAuditLog(logDir: string, options: VerifyOptions): Pr
   } catch {
     throw new AuditLogMissingError(path);
   }
+  if (options.checkpointsDir) {
+    const found = await stat(options.checkpointsDir).then((s) => s.isDirectory(), () => false);
+    if (!found) throw new Error(`the checkpoints directory ${options.checkpointsDir} does not exist: pass the directory the checkpoint sink exports to`);
+  }
   const exported = options.checkpointsDir ? await readExportedCheckpoints(options.checkpointsDir) : { checkpoints: [], malformed: [] };
   return verifyAuditStream(readChunks(path), { publicKey: options.publicKey, exported });
 }

@@ -4,6 +4,7 @@ import { auditEvent, chainHash, GENESIS_HASH, MAX_ENTRY_BYTES, serializeEntry, t
 import { openNodeLogFile, type AuditLogFile, type OpenAuditLogFile } from "./log-file.ts";
 import { keyId, loadSigningKey, signCheckpoint, type SignedCheckpoint } from "./signing.ts";
 import type { CheckpointSink } from "./sink.ts";
+import { acquireWriterLock } from "./writer-lock.ts";
 
 /** The log file inside the audit directory. */
 export const LOG_FILE = "log.jsonl";
@@ -98,6 +99,7 @@ export class AuditLog {
     private readonly file: AuditLogFile,
     private readonly signingKey: KeyObject,
     private readonly options: AuditLogOptions,
+    private readonly lock: { release(): void },
   ) {
     this.every = options.checkpointEvery ?? 1000;
     this.intervalMs = options.checkpointIntervalMs ?? 60_000;
@@ -115,8 +117,15 @@ export class AuditLog {
     if (!Number.isInteger(every) || every < 1) throw new RangeError(`checkpointEvery must be a positive integer (got ${every})`);
     if (!Number.isFinite(intervalMs) || intervalMs <= 0) throw new RangeError(`checkpointIntervalMs must be a positive number of milliseconds (got ${intervalMs})`);
     const signingKey = loadSigningKey(options.signingKeyPath);
-    const file = await (options.openFile ?? openNodeLogFile)(join(options.dir, LOG_FILE));
-    const log = new AuditLog(file, signingKey, options);
+    const lock = acquireWriterLock(options.dir);
+    let file: AuditLogFile;
+    try {
+      file = await (options.openFile ?? openNodeLogFile)(join(options.dir, LOG_FILE));
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    const log = new AuditLog(file, signingKey, options, lock);
     try {
       const last = await recoverLastLine(file);
       if (last) {
@@ -134,7 +143,9 @@ export class AuditLog {
         }
       }
     } catch (err) {
+      log.timer?.cancel();
       await file.close();
+      lock.release();
       throw err;
     }
     log.armTimer();
@@ -189,6 +200,7 @@ export class AuditLog {
       await this.flush();
     } finally {
       await this.file.close();
+      this.lock.release();
     }
     if (this.failure) throw this.failure;
   }
