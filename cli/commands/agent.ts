@@ -1,4 +1,5 @@
 import { Option, type Command } from "commander";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { loadPlatformConfig } from "../../runtime/config/index.ts";
 import { startAgent, type RunningAgent } from "../../runtime/agent/index.ts";
@@ -12,6 +13,7 @@ interface AgentCliOptions {
   inventory?: string;
   simulatedTimeScale?: string;
   logLevel?: string;
+  durability?: string;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -26,7 +28,10 @@ export function register(program: Command): void {
     .option("--inventory <mode>", "auto (nvidia-smi when present, else the pool's devices marked simulated), nvidia-smi or simulated", "auto")
     .option("--simulated-time-scale <x>", "multiplies the estimated durations of simulated stages", "1")
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", "info")
+    .option("--durability <mode>", "full: every accepted write survives power loss; normal: survives the agent's crash (kill -9), not the machine's", "full")
     .action(async (options: AgentCliOptions) => {
+      if (!existsSync(options.config))
+        throw new CliError(`--config: ${options.config} does not exist: pass the platform config file (the ConfigMap's platform.json)`, EXIT.usage);
       const agent = await startAgent({
         config: loadPlatformConfig(options.config),
         ...(options.dataDir !== undefined && { dataDir: resolve(options.dataDir) }),
@@ -35,6 +40,7 @@ export function register(program: Command): void {
         inventory: options.inventory as "auto",
         simulatedTimeScale: numberOption("--simulated-time-scale", options.simulatedTimeScale!),
         logLevel: options.logLevel as "info",
+        durability: options.durability as "full",
       });
       await untilSignalled(agent);
     });

@@ -68,12 +68,23 @@ export function register(program: Command): void {
         config: local.config,
         dataDir,
         simulatedTimeScale: timeScale,
-        logger: pino({ level: "info", redact: { paths: ["req.headers.authorization", "headers.authorization"], censor: "[redacted]" } }, pino.destination({ dest: logFile, mkdir: true, sync: false })),
+        logger: pino(
+          { level: "info", redact: { paths: ["req.headers.authorization", "headers.authorization"], censor: "[redacted]" } },
+          pino.destination({ dest: logFile, mkdir: true, sync: false })
+        ),
       });
       const d = local.config.deployment;
-      say(`agent of deployment '${d.name}' (pool ${d.pool})${local.mergedFrom.length ? `, with the workflows of ${local.mergedFrom.join(", ")} merged in` : ""}`);
+      say(
+        `agent of deployment '${d.name}' (pool ${d.pool})${local.mergedFrom.length ? `, with the workflows of ${local.mergedFrom.join(", ")} merged in` : ""}`
+      );
       say(`  listening on ${agent.url}   data in ${dataDir}   logs in ${logFile}`);
-      say(`  GPUs: ${agent.inventory.source === "simulated" ? `${agent.inventory.devices.length} simulated (no nvidia-smi here: stage processes run on the CPU, labelled simulated)` : `${agent.inventory.devices.length} found by nvidia-smi`}`);
+      say(
+        `  GPUs: ${
+          agent.inventory.source === "simulated"
+            ? `${agent.inventory.devices.length} simulated (no nvidia-smi here: stage processes run on the CPU, labelled simulated)`
+            : `${agent.inventory.devices.length} found by nvidia-smi`
+        }`
+      );
       say("  API tokens (shown once; their hashes are in the data dir's tokens/):");
       for (const [tenant, token] of Object.entries(local.tokens)) say(`    ${tenant}: ${token}`);
       const first = Object.entries(local.tokens)[0];
@@ -88,9 +99,23 @@ export function register(program: Command): void {
         throw err;
       }
       const ok = runs.every((r) => r.status === "succeeded");
-      const summary = { ok, url: agent.url, dataDir, deployment: d.name, mergedFrom: local.mergedFrom, simulatedGpus: agent.inventory.source === "simulated", runs };
+      const summary = {
+        ok,
+        url: agent.url,
+        dataDir,
+        deployment: d.name,
+        mergedFrom: local.mergedFrom,
+        simulatedGpus: agent.inventory.source === "simulated",
+        runs,
+      };
       if (options.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-      else for (const r of runs) say(`${r.status === "succeeded" ? "✓" : "✗"} ${r.workflow} (${r.tenant}) ${r.status}: ${r.artifacts.length} artifact(s)${r.simulated ? ", simulated (labelled)" : ""}${r.failure ? ` (${r.failure})` : ""}  GET ${agent.url}/v1/runs/${r.id}`);
+      else
+        for (const r of runs)
+          say(
+            `${r.status === "succeeded" ? "✓" : "✗"} ${r.workflow} (${r.tenant}) ${r.status}: ${r.artifacts.length} artifact(s)${
+              r.simulated ? ", simulated (labelled)" : ""
+            }${r.failure ? ` (${r.failure})` : ""}  GET ${agent.url}/v1/runs/${r.id}`
+          );
       if (options.once) {
         await agent.close();
         if (!ok) throw new CliError(`${runs.filter((r) => r.status !== "succeeded").length} example run(s) did not succeed: see ${logFile}`, EXIT.failure);
@@ -112,15 +137,35 @@ async function submitExamples(agent: RunningAgent, tokens: Readonly<Record<strin
       body: JSON.stringify({ workflowRef: wf.name }),
     });
     const body = (await response.json()) as { id?: string; status?: string; error?: { message: string } };
-    if (response.status !== 202 || !body.id) throw new CliError(`submitting '${wf.name}' as ${tenant} failed (${response.status}): ${body.error?.message ?? "no id"}`, EXIT.failure);
-    runs.push({ workflow: wf.name, tenant, id: body.id, status: body.status ?? "queued", done: 0, total: 0, gpus: [], simulated: false, artifacts: [], elapsedS: 0 });
+    if (response.status !== 202 || !body.id)
+      throw new CliError(`submitting '${wf.name}' as ${tenant} failed (${response.status}): ${body.error?.message ?? "no id"}`, EXIT.failure);
+    runs.push({
+      workflow: wf.name,
+      tenant,
+      id: body.id,
+      status: body.status ?? "queued",
+      done: 0,
+      total: 0,
+      gpus: [],
+      simulated: false,
+      artifacts: [],
+      elapsedS: 0,
+    });
   }
   return runs;
 }
 
 /** Polls each run until it ends, showing one progress line per run (bars on a terminal, a line per change otherwise). */
-async function followRuns(agent: RunningAgent, tokens: Readonly<Record<string, string>>, runs: RunProgress[], plain: boolean, say: (line: string) => void): Promise<void> {
-  const bars = plain ? undefined : new MultiBar({ format: "{workflow} |{bar}| {value}/{total} stages  {status}  {gpus}  {elapsed}s", hideCursor: true, clearOnComplete: false });
+async function followRuns(
+  agent: RunningAgent,
+  tokens: Readonly<Record<string, string>>,
+  runs: RunProgress[],
+  plain: boolean,
+  say: (line: string) => void
+): Promise<void> {
+  const bars = plain
+    ? undefined
+    : new MultiBar({ format: "{workflow} |{bar}| {value}/{total} stages  {status}  {gpus}  {elapsed}s", hideCursor: true, clearOnComplete: false });
   const barOf = new Map<string, SingleBar>();
   const lastLine = new Map<string, string>();
   const startedMs = Date.now();
@@ -128,7 +173,12 @@ async function followRuns(agent: RunningAgent, tokens: Readonly<Record<string, s
     for (const run of runs) {
       if (TERMINAL.has(run.status)) continue;
       const response = await fetch(`${agent.url}/v1/runs/${run.id}`, { headers: { authorization: `Bearer ${tokens[run.tenant]}` } });
-      const view = (await response.json()) as { status: string; simulated: boolean; stages: Array<{ status: string; gpus: string[]; reason: string | null }>; artifacts: Array<{ name: string; stage: string }> };
+      const view = (await response.json()) as {
+        status: string;
+        simulated: boolean;
+        stages: Array<{ status: string; gpus: string[]; reason: string | null }>;
+        artifacts: Array<{ name: string; stage: string }>;
+      };
       run.status = view.status;
       run.total = view.stages.length;
       run.done = view.stages.filter((s) => s.status === "succeeded").length;

@@ -69,7 +69,11 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const workflows = parseConfigWorkflows(config);
   const logger =
     givenLogger ??
-    pino({ level: options.logLevel ?? "info", base: { service: "gpufabric-agent", deployment: config.deployment.name }, redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization"], censor: "[redacted]" } });
+    pino({
+      level: options.logLevel ?? "info",
+      base: { service: "gpufabric-agent", deployment: config.deployment.name },
+      redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization"], censor: "[redacted]" },
+    });
   const dataDir = options.dataDir ?? config.deployment.dataDir;
   mkdirSync(dataDir, { recursive: true });
 
@@ -77,7 +81,16 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const inventory = await discoverGpus({ pool, mode: options.inventory ?? "auto" });
   for (const warning of inventory.warnings) logger.warn({ source: inventory.source }, warning);
   // The scheduler places stages on the devices actually found (the pool's own when simulated).
-  const scheduledPool = { ...pool, devices: inventory.devices.map((d) => ({ id: d.id, node: d.node, index: d.index, memoryMiB: d.memoryMiB, ...(d.migProfile && { migProfile: d.migProfile }) })) };
+  const scheduledPool = {
+    ...pool,
+    devices: inventory.devices.map((d) => ({
+      id: d.id,
+      node: d.node,
+      index: d.index,
+      memoryMiB: d.memoryMiB,
+      ...(d.migProfile && { migProfile: d.migProfile }),
+    })),
+  };
   const scheduledConfig: PlatformConfig = { ...config, pools: config.pools.map((p) => (p.name === pool.name ? scheduledPool : p)) };
   const maxAttempts = options.maxAttempts ?? 3;
   const scheduler = schedulerFromConfig(scheduledConfig);
@@ -97,7 +110,10 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     renameSync(`${costFile}.tmp`, costFile);
   };
 
-  const tokens = StaticTokenVerifier.load(config.security.auth.tokens.mountPath, config.tenants.map((t) => t.name));
+  const tokens = StaticTokenVerifier.load(
+    config.security.auth.tokens.mountPath,
+    config.tenants.map((t) => t.name)
+  );
   if (tokens.size === 0) logger.warn({ dir: config.security.auth.tokens.mountPath }, "no API token hashes found: every request but the probes will be refused");
   const stopWatching = tokens.watch((event) => {
     if (!event.ok) logger.error({ err: event.error }, "token files could not be reloaded; the previous tokens stay in force");
@@ -115,7 +131,11 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     scheduler,
     devices: inventory.devices,
     executors: {
-      process: new ProcessExecutor({ dataDir, ...(sampler && { vramSampler: sampler }), ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }) }),
+      process: new ProcessExecutor({
+        dataDir,
+        ...(sampler && { vramSampler: sampler }),
+        ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }),
+      }),
       simulated: new SimulatedExecutor({ timeScale: options.simulatedTimeScale ?? 1 }),
     },
     costModel,

@@ -12,7 +12,7 @@ export class ApiError extends Error {
     message: string,
     readonly field?: string,
     /** Id of the run-time rule that refused a submission (403 only). */
-    readonly rule?: string,
+    readonly rule?: string
   ) {
     super(message);
     this.name = "ApiError";
@@ -28,7 +28,12 @@ export class ApiError extends Error {
 
   body(): ErrorBody {
     return {
-      error: { code: this.code, message: this.message, ...(this.field !== undefined && { field: this.field }), ...(this.rule !== undefined && { rule: this.rule }) },
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.field !== undefined && { field: this.field }),
+        ...(this.rule !== undefined && { rule: this.rule }),
+      },
     };
   }
 }

@@ -65,7 +65,9 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
       ? { key: readFileSync(join(tls.certificate.mountPath, "tls.key")), cert: readFileSync(join(tls.certificate.mountPath, "tls.crt")) }
       : undefined;
   if (tls.enabled && !tls.certificate) {
-    throw new ValidationError("platform config", [{ field: "security.tls.certificate", message: "TLS is enabled but no certificate Secret is named: add one, or disable TLS on loopback only" }]);
+    throw new ValidationError("platform config", [
+      { field: "security.tls.certificate", message: "TLS is enabled but no certificate Secret is named: add one, or disable TLS on loopback only" },
+    ]);
   }
   const app = Fastify({
     loggerInstance: parts.logger,
@@ -85,10 +87,13 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     let api: ApiError;
     if (err instanceof ApiError) api = err;
     else if (err instanceof ValidationError) api = ApiError.fromIssues(err.issues);
-    else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") api = new ApiError(413, "body-too-large", `the request body is larger than ${parts.bodyLimitBytes} bytes: send a smaller workflow`, "(body)");
-    else if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") api = new ApiError(415, "unsupported-media-type", "send the body as application/json", "content-type");
+    else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE")
+      api = new ApiError(413, "body-too-large", `the request body is larger than ${parts.bodyLimitBytes} bytes: send a smaller workflow`, "(body)");
+    else if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE")
+      api = new ApiError(415, "unsupported-media-type", "send the body as application/json", "content-type");
     else if (err.code === "FST_ERR_CTP_EMPTY_JSON_BODY") api = new ApiError(400, "empty-body", "the body is empty: send a JSON object", "(body)");
-    else if (err instanceof SyntaxError || err.code === "FST_ERR_CTP_INVALID_JSON_BODY") api = new ApiError(400, "malformed-json", `the body is not valid JSON: ${err.message}`, "(body)");
+    else if (err instanceof SyntaxError || err.code === "FST_ERR_CTP_INVALID_JSON_BODY")
+      api = new ApiError(400, "malformed-json", `the body is not valid JSON: ${err.message}`, "(body)");
     else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) api = new ApiError(err.statusCode, "bad-request", err.message);
     else {
       request.log.error({ err }, "request failed");
@@ -111,15 +116,26 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const auth = await parts.authenticator.authenticate(request.headers.authorization);
     if (!auth.ok) {
       request.log.info({ reason: auth.reason }, "authentication refused");
-      throw new ApiError(auth.status, auth.reason === "missing" ? "unauthenticated" : `unauthenticated:${auth.reason}`, auth.reason === "missing" ? "send 'Authorization: Bearer <token>'" : `the credential was refused (${auth.reason})`);
+      throw new ApiError(
+        auth.status,
+        auth.reason === "missing" ? "unauthenticated" : `unauthenticated:${auth.reason}`,
+        auth.reason === "missing" ? "send 'Authorization: Bearer <token>'" : `the credential was refused (${auth.reason})`
+      );
     }
     const decision = parts.authorizer.authorize(auth.identity, action);
-    if (!decision.allowed) throw new ApiError(decision.status, decision.reason, decision.reason === "insufficient-role" || decision.reason === "no-role" ? decision.detail : "not allowed");
+    if (!decision.allowed)
+      throw new ApiError(
+        decision.status,
+        decision.reason,
+        decision.reason === "insufficient-role" || decision.reason === "no-role" ? decision.detail : "not allowed"
+      );
     request.identity = auth.identity;
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/readyz", async (_request, reply) => (parts.isReady() ? { status: "ready" } : reply.code(503).send(new ApiError(503, "not-ready", "the agent is starting or stopping").body())));
+  app.get("/readyz", async (_request, reply) =>
+    parts.isReady() ? { status: "ready" } : reply.code(503).send(new ApiError(503, "not-ready", "the agent is starting or stopping").body())
+  );
 
   app.post("/v1/runs", async (request, reply) => {
     const identity = request.identity!;
@@ -142,12 +158,11 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
       parts.metrics.runSubmitted(identity.tenant);
       loop.accept(run, prepared.stages, prepared.graph.format === "comfyui" ? prepared.graph : undefined);
     }
-    request.log.info({ runId: run.id, tenant: run.tenant, workflow: run.workflow, created }, created ? "run accepted" : "run resubmitted with its idempotency key");
-    return reply
-      .code(202)
-      .header("location", `/v1/runs/${run.id}`)
-      .header("idempotent-replayed", String(!created))
-      .send({ id: run.id, status: run.status });
+    request.log.debug(
+      { runId: run.id, tenant: run.tenant, workflow: run.workflow, created },
+      created ? "run accepted" : "run resubmitted with its idempotency key"
+    );
+    return reply.code(202).header("location", `/v1/runs/${run.id}`).header("idempotent-replayed", String(!created)).send({ id: run.id, status: run.status });
   });
 
   app.get<{ Querystring: { status?: string; limit?: string } }>("/v1/runs", async (request) => {
@@ -158,7 +173,9 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const n = limit === undefined ? 100 : Number(limit);
     if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ApiError(400, "invalid-request", "limit: must be a whole number from 1 to 1000", "limit");
     const runs = await store.listRuns(request.identity!.tenant, { ...(status && { status: status as RunStatus }), limit: n });
-    return { runs: runs.map((r) => ({ id: r.id, status: r.status, workflow: r.workflow, priority: r.priority, createdAt: r.createdAt, updatedAt: r.updatedAt })) };
+    return {
+      runs: runs.map((r) => ({ id: r.id, status: r.status, workflow: r.workflow, priority: r.priority, createdAt: r.createdAt, updatedAt: r.updatedAt })),
+    };
   });
 
   const loadRun = async (request: FastifyRequest<{ Params: { runId: string } }>): Promise<RunDetail> => {
@@ -181,7 +198,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const tenant = request.identity!.tenant;
     const id = validId("run", request.params.runId, "runId");
     const fromHeader = request.headers["last-event-id"];
-    const after = Number(typeof fromHeader === "string" ? fromHeader : (request.query.after ?? 0));
+    const after = Number(typeof fromHeader === "string" ? fromHeader : request.query.after ?? 0);
     if (!Number.isInteger(after) || after < 0) throw new ApiError(400, "invalid-request", "Last-Event-ID: must be the id of an event, or 0", "Last-Event-ID");
     if ((await store.eventsSince(tenant, id, after, 1)) === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
     streamEvents(request, reply, store, loop, tenant, id, after);
@@ -192,7 +209,8 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const name = request.params.name;
     const stage = request.query.stage;
     const matches = detail.artifacts.filter((a) => a.name === name && (stage === undefined || a.stageId === stage));
-    if (matches.length === 0) throw new ApiError(404, "not-found", `run '${detail.run.id}' has no artifact '${name}'${stage ? ` from stage '${stage}'` : ""}`, "name");
+    if (matches.length === 0)
+      throw new ApiError(404, "not-found", `run '${detail.run.id}' has no artifact '${name}'${stage ? ` from stage '${stage}'` : ""}`, "name");
     if (matches.length > 1) {
       throw new ApiError(409, "ambiguous-artifact", `stages ${matches.map((a) => a.stageId).join(", ")} each wrote '${name}': add ?stage=<stage id>`, "stage");
     }
@@ -221,12 +239,20 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const attempts = detail.attempts.filter((a) => a.stageId === stageId).sort((a, b) => a.number - b.number);
     if (!detail.stages.some((s) => s.stageId === stageId)) throw new ApiError(404, "not-found", `run '${detail.run.id}' has no stage '${stageId}'`, "stageId");
     const wanted = request.query.attempt === undefined ? attempts.at(-1) : attempts.find((a) => String(a.number) === request.query.attempt);
-    if (wanted === undefined) throw new ApiError(404, "not-found", `stage '${stageId}' has no attempt${request.query.attempt ? ` ${request.query.attempt}` : " yet"}`, "attempt");
+    if (wanted === undefined)
+      throw new ApiError(404, "not-found", `stage '${stageId}' has no attempt${request.query.attempt ? ` ${request.query.attempt}` : " yet"}`, "attempt");
     const root = join(parts.dataDir, "logs");
     const [stdout, stderr] = await Promise.all(
-      (["stdout", "stderr"] as const).map((stream) => readTail(root, [detail.run.id, stageId, `${wanted.number}.${stream}.log`])),
+      (["stdout", "stderr"] as const).map((stream) => readTail(root, [detail.run.id, stageId, `${wanted.number}.${stream}.log`]))
     );
-    return { stage: stageId, attempt: wanted.number, simulated: wanted.simulated, stdout: stdout!.text, stderr: stderr!.text, truncated: stdout!.truncated || stderr!.truncated };
+    return {
+      stage: stageId,
+      attempt: wanted.number,
+      simulated: wanted.simulated,
+      stdout: stdout!.text,
+      stderr: stderr!.text,
+      truncated: stdout!.truncated || stderr!.truncated,
+    };
   });
 
   app.get("/v1/workflows", async (request) => ({
@@ -275,7 +301,9 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     return { tenant, activeRuns: depth.byTenant[tenant]?.activeRuns ?? 0, stages: depth.byTenant[tenant] ?? null, waiting };
   });
 
-  app.get("/metrics", async (request, reply) => reply.header("content-type", parts.metrics.registry.contentType).send(await parts.metrics.textFor(request.identity!.tenant)));
+  app.get("/metrics", async (request, reply) =>
+    reply.header("content-type", parts.metrics.registry.contentType).send(await parts.metrics.textFor(request.identity!.tenant))
+  );
 
   await app.ready();
   routes.assertCovers(registered);

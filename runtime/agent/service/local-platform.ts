@@ -44,11 +44,18 @@ export function localPlatform(configs: readonly PlatformConfig[], dataDir: strin
     {
       ...first,
       deployment: { ...first.deployment, listen: { host: "127.0.0.1", port }, dataDir },
-      tenants: first.tenants.map((t) => ({ ...t, roles: [...t.roles.filter((r) => r.subject !== DEV_SUBJECT), { subject: DEV_SUBJECT, role: "submitter" as const }] })),
+      tenants: first.tenants.map((t) => ({
+        ...t,
+        roles: [...t.roles.filter((r) => r.subject !== DEV_SUBJECT), { subject: DEV_SUBJECT, role: "submitter" as const }],
+      })),
       workflows,
-      security: { ...first.security, auth: { ...first.security.auth, tokens: { ...first.security.auth.tokens, mountPath: tokensDir } }, tls: { enabled: false } },
+      security: {
+        ...first.security,
+        auth: { ...first.security.auth, tokens: { ...first.security.auth.tokens, mountPath: tokensDir } },
+        tls: { enabled: false },
+      },
     },
-    "local platform config",
+    "local platform config"
   );
   mkdirSync(tokensDir, { recursive: true, mode: 0o700 });
   const tokens: Record<string, string> = {};

@@ -98,13 +98,18 @@ export class AgentLoop {
     const report = await this.o.store.recover();
     for (const attempt of report.interrupted) {
       const outcome = stopOrphanedAttempt({ pid: attempt.pid, runId: attempt.runId, stageId: attempt.stageId, number: attempt.number });
-      this.o.logger.info({ runId: attempt.runId, stageId: attempt.stageId, attempt: attempt.number, process: outcome }, "interrupted attempt closed; its stage runs again");
+      this.o.logger.info(
+        { runId: attempt.runId, stageId: attempt.stageId, attempt: attempt.number, process: outcome },
+        "interrupted attempt closed; its stage runs again"
+      );
     }
     const now = Date.now();
     const runs = await this.o.store.activeRuns();
     for (const { run, stages } of runs) {
       const done = new Set(stages.filter((s) => s.status === "succeeded").map((s) => s.stageId));
-      const left = stages.filter((s) => s.status !== "succeeded" && s.status !== "failed" && s.status !== "cancelled").map((s) => ({ ...s.spec, needs: s.spec.needs.filter((n) => !done.has(n)) }));
+      const left = stages
+        .filter((s) => s.status !== "succeeded" && s.status !== "failed" && s.status !== "cancelled")
+        .map((s) => ({ ...s.spec, needs: s.spec.needs.filter((n) => !done.has(n)) }));
       if (left.length === 0) continue;
       const graph = run.format === "comfyui" ? await graphOf(run) : undefined;
       this.accept(run, left, graph, now);
@@ -205,7 +210,17 @@ export class AgentLoop {
       this.release(p.runId, p.stageId, "failed");
       return;
     }
-    const slot: RunningStage = { runId: p.runId, stageId: p.stageId, tenant: run.tenant, gpus: p.gpuIds, placedAtMs: nowMs, attemptId: null, handle: null, stop: null, simulated: false };
+    const slot: RunningStage = {
+      runId: p.runId,
+      stageId: p.stageId,
+      tenant: run.tenant,
+      gpus: p.gpuIds,
+      placedAtMs: nowMs,
+      attemptId: null,
+      handle: null,
+      stop: null,
+      simulated: false,
+    };
     this.running.set(k, slot);
     try {
       const attempt = await this.o.store.markPlaced({ runId: p.runId, stageId: p.stageId, gpus: p.gpuIds, explanation: { evict: p.evict, ...p.reason } });
@@ -338,7 +353,11 @@ export class AgentLoop {
     return detail?.attempts.find((a) => a.id === slot.attemptId)?.number ?? this.o.maxAttempts;
   }
 
-  private async failAttempt(slot: RunningStage, reason: string, finish: { retry?: boolean; exitCode?: number | null; signal?: string | null; peakVramMiB?: number | null; simulated?: boolean }): Promise<void> {
+  private async failAttempt(
+    slot: RunningStage,
+    reason: string,
+    finish: { retry?: boolean; exitCode?: number | null; signal?: string | null; peakVramMiB?: number | null; simulated?: boolean }
+  ): Promise<void> {
     if (slot.attemptId === null) return;
     try {
       await this.o.store.markFailed(slot.attemptId, { ...finish, reason: reason.slice(0, 2000), retry: finish.retry ?? true });
@@ -376,7 +395,10 @@ export class AgentLoop {
   private learn(run: ActiveRun, stage: Stage, seconds: number, outcome: AttemptOutcome): void {
     if (outcome.simulated || run.graph?.format !== "comfyui" || stage.comfyNodes === undefined) return;
     try {
-      observeStage(this.o.costModel, run.graph, stage, { durationS: Math.max(0, seconds - (stage.estimate?.modelLoadS ?? 0)), peakVramMiB: outcome.peakVramMiB ?? stage.resources.vramMiB });
+      observeStage(this.o.costModel, run.graph, stage, {
+        durationS: Math.max(0, seconds - (stage.estimate?.modelLoadS ?? 0)),
+        peakVramMiB: outcome.peakVramMiB ?? stage.resources.vramMiB,
+      });
       this.o.onCostModelChange?.();
     } catch (err) {
       this.o.logger.warn({ err, runId: run.id, stageId: stage.id }, "could not feed the cost model");

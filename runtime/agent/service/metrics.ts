@@ -20,12 +20,27 @@ export class AgentMetrics implements LoopObserver {
   private readonly stageSeconds: Histogram<"tenant" | "outcome" | "simulated">;
   private readonly dispatchSeconds: Histogram<"tenant">;
 
-  constructor(parts: { readonly store: Store; readonly scheduler: Scheduler; readonly devices: readonly GpuDevice[]; readonly loop: () => AgentLoop | undefined }) {
+  constructor(parts: {
+    readonly store: Store;
+    readonly scheduler: Scheduler;
+    readonly devices: readonly GpuDevice[];
+    readonly loop: () => AgentLoop | undefined;
+  }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: "gpufabric_agent_" });
     this.submitted = new Counter({ name: "gpufabric_runs_submitted_total", help: "Runs accepted, per tenant", labelNames: ["tenant"], registers });
-    this.refused = new Counter({ name: "gpufabric_runs_refused_total", help: "Submissions refused (invalid, refused by a rule, fitting no GPU), per tenant", labelNames: ["tenant", "reason"], registers });
-    this.runsFinished = new Counter({ name: "gpufabric_runs_finished_total", help: "Runs that ended, per tenant and status", labelNames: ["tenant", "status"], registers });
+    this.refused = new Counter({
+      name: "gpufabric_runs_refused_total",
+      help: "Submissions refused (invalid, refused by a rule, fitting no GPU), per tenant",
+      labelNames: ["tenant", "reason"],
+      registers,
+    });
+    this.runsFinished = new Counter({
+      name: "gpufabric_runs_finished_total",
+      help: "Runs that ended, per tenant and status",
+      labelNames: ["tenant", "status"],
+      registers,
+    });
     this.stageSeconds = new Histogram({
       name: "gpufabric_stage_duration_seconds",
       help: "Wall time of stage attempts from process start to end, per tenant and outcome",
@@ -76,7 +91,7 @@ export class AgentMetrics implements LoopObserver {
     });
     new Gauge({
       name: "gpufabric_gpu_memory_total_bytes",
-      help: "Memory of each device; simulated=\"true\" marks devices declared by the pool where no GPU is present",
+      help: 'Memory of each device; simulated="true" marks devices declared by the pool where no GPU is present',
       labelNames: ["gpu", "simulated"],
       registers,
       collect() {

@@ -15,7 +15,9 @@ import { ApiError } from "./api-error.ts";
 
 const SubmitBodySchema = z
   .object({
-    workflow: z.record(z.string(), z.unknown(), { error: "must be a workflow document (an object): a gpufabric Workflow or a ComfyUI API-format prompt" }).optional(),
+    workflow: z
+      .record(z.string(), z.unknown(), { error: "must be a workflow document (an object): a gpufabric Workflow or a ComfyUI API-format prompt" })
+      .optional(),
     workflowRef: z.string({ error: "must be the name of a workflow of the platform config" }).min(1, "must not be empty").optional(),
     priority: PriorityClassSchema.optional(),
     inputs: z.record(z.string(), z.unknown(), { error: "must be an object of named inputs" }).optional(),
@@ -23,7 +25,11 @@ const SubmitBodySchema = z
   .strict()
   .superRefine((body, ctx) => {
     if ((body.workflow === undefined) === (body.workflowRef === undefined)) {
-      ctx.addIssue({ code: "custom", path: ["workflow"], message: "give exactly one of 'workflow' (a document) or 'workflowRef' (a workflow name from the platform config)" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["workflow"],
+        message: "give exactly one of 'workflow' (a document) or 'workflowRef' (a workflow name from the platform config)",
+      });
     }
   });
 
@@ -50,7 +56,10 @@ export function parseConfigWorkflows(config: PlatformConfig): Map<string, Workfl
       graphs.set(wf.name, parseWorkflow(wf.document, { format: wf.format, name: wf.name, source: `workflows[${i}].document` }));
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      throw new ValidationError("platform config", err.issues.map((issue) => ({ field: `workflows[${i}].document.${issue.field}`, message: issue.message })));
+      throw new ValidationError(
+        "platform config",
+        err.issues.map((issue) => ({ field: `workflows[${i}].document.${issue.field}`, message: issue.message }))
+      );
     }
   });
   return graphs;
@@ -66,8 +75,10 @@ export function prepareRun(body: unknown, tenant: string, idempotencyKey: string
     throw new ApiError(
       400,
       "unknown-workflow",
-      `workflowRef: no workflow '${request.workflowRef}' in the platform config (${known.length ? `known: ${known.join(", ")}` : "it declares none"}): submit the document as 'workflow' or use a declared name`,
-      "workflowRef",
+      `workflowRef: no workflow '${request.workflowRef}' in the platform config (${
+        known.length ? `known: ${known.join(", ")}` : "it declares none"
+      }): submit the document as 'workflow' or use a declared name`,
+      "workflowRef"
     );
   }
   const decision = evaluateSubmission(ctx.config, { tenant, ...(request.workflowRef !== undefined && { workflow: request.workflowRef }) });
@@ -124,7 +135,10 @@ function checkFit(stages: readonly Stage[], graph: WorkflowGraph, prefix: string
       best === 0
         ? `needs ${vramMiB} MiB of VRAM per GPU but the largest GPU of pool '${ctx.config.deployment.pool}' offers ${largest} MiB (after ${ctx.headroomMiB} MiB headroom)`
         : `needs ${gpus} GPUs with ${vramMiB} MiB each on one node, but at most ${best} such GPUs share a node`;
-    const what = graph.format === "comfyui" ? `ComfyUI node${(stage.comfyNodes?.length ?? 0) > 1 ? "s" : ""} ${(stage.comfyNodes ?? [stage.id]).join(", ")} (stage '${stage.id}')` : `stage '${stage.id}'`;
+    const what =
+      graph.format === "comfyui"
+        ? `ComfyUI node${(stage.comfyNodes?.length ?? 0) > 1 ? "s" : ""} ${(stage.comfyNodes ?? [stage.id]).join(", ")} (stage '${stage.id}')`
+        : `stage '${stage.id}'`;
     throw new ApiError(422, "fits-no-gpu", `${field}: ${what} ${why}: lower its requirements or run it on a larger pool`, field);
   }
 }

@@ -3,11 +3,22 @@
  * states, artifacts and orderings (stage start/finish timestamps), never about how long things take.
  */
 import { existsSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module of the example stages, without types
 import { decodePng } from "../../../examples/workflows/stages/png.mjs";
-import { PHI_ISOLATION_RULE, client, createPlatform, sleepyWorkflow, startAgentProcess, tenant, waitFor, type AgentProcess, type TestPlatform } from "./harness.ts";
+import {
+  PHI_ISOLATION_RULE,
+  client,
+  createPlatform,
+  sleepyWorkflow,
+  startAgentProcess,
+  tenant,
+  waitFor,
+  type AgentProcess,
+  type TestPlatform,
+} from "./harness.ts";
 
 const TIMEOUT = 180_000;
 
@@ -30,7 +41,12 @@ describe("agent on an exclusive pool of two GPUs", () => {
   let rival: ReturnType<typeof client>;
 
   beforeAll(async () => {
-    platform = createPlatform({ devices: [{ id: "local-g0", node: "n0", memoryMiB: 24_576 }, { id: "local-g1", node: "n0", memoryMiB: 24_576 }] });
+    platform = createPlatform({
+      devices: [
+        { id: "local-g0", node: "n0", memoryMiB: 24_576 },
+        { id: "local-g1", node: "n0", memoryMiB: 24_576 },
+      ],
+    });
     agent = await startAgentProcess(platform);
     studio = client(agent.url, platform.tokens.studio!);
     rival = client(agent.url, platform.tokens.rival!);
@@ -53,14 +69,20 @@ describe("agent on an exclusive pool of two GPUs", () => {
 
       const byId = new Map<string, StageView>(run.stages.map((s: StageView) => [s.id, s]));
       // Dependencies are honoured: every stage starts after the stages it needs finished.
-      for (const stage of run.stages) for (const need of stage.needs) expect(interval(byId.get(stage.id)!)[0]).toBeGreaterThanOrEqual(interval(byId.get(need)!)[1]);
+      for (const stage of run.stages)
+        for (const need of stage.needs) expect(interval(byId.get(stage.id)!)[0]).toBeGreaterThanOrEqual(interval(byId.get(need)!)[1]);
       // GPU stages ran on the pool's (simulated, and labelled so) devices; CPU stages on none.
       expect(byId.get("prompt")!.gpus).toEqual([]);
       expect(run.simulated).toBe(true);
       const gpuStages = run.stages.filter((s: StageView) => s.id.startsWith("render-") || s.id.startsWith("upscale-"));
       for (const s of gpuStages) expect(["local-g0", "local-g1"]).toContain(s.gpus[0]);
       // Parallel branches overlapped in time, and stages that overlapped never shared an exclusive GPU.
-      const overlapping = gpuStages.flatMap((a: StageView, i: number) => gpuStages.slice(i + 1).filter((b: StageView) => overlaps(a, b)).map((b: StageView) => [a, b]));
+      const overlapping = gpuStages.flatMap((a: StageView, i: number) =>
+        gpuStages
+          .slice(i + 1)
+          .filter((b: StageView) => overlaps(a, b))
+          .map((b: StageView) => [a, b])
+      );
       expect(overlapping.length).toBeGreaterThan(0);
       for (const [a, b] of overlapping) expect(a.gpus[0]).not.toBe(b.gpus[0]);
 
@@ -89,7 +111,7 @@ describe("agent on an exclusive pool of two GPUs", () => {
       expect(text.match(/event: stage\.succeeded/g)).toHaveLength(10);
       expect(text.trimEnd()).toMatch(/event: run\.succeeded\ndata: .*$/);
     },
-    TIMEOUT,
+    TIMEOUT
   );
 
   it(
@@ -108,7 +130,7 @@ describe("agent on an exclusive pool of two GPUs", () => {
       // The owner still sees it, and it finishes.
       expect((await studio.waitForRun(id)).status).toBe("succeeded");
     },
-    TIMEOUT,
+    TIMEOUT
   );
 
   it(
@@ -123,7 +145,7 @@ describe("agent on an exclusive pool of two GPUs", () => {
       expect((await client(agent.url, `gf_${"A".repeat(43)}`).get("/v1/gpus")).status).toBe(401);
       expect(agent.output()).not.toContain(platform.tokens.studio);
     },
-    TIMEOUT,
+    TIMEOUT
   );
 
   it(
@@ -154,7 +176,9 @@ describe("agent on an exclusive pool of two GPUs", () => {
       expect(cyclic.body.error.field).toMatch(/^workflow\.spec\.stages\[\d\]/);
       expect(cyclic.body.error.message).toMatch(/cycle|itself|depends/i);
 
-      const schema = await studio.post("/v1/runs", { workflow: { apiVersion: "gpufabric.dev/v1", kind: "Workflow", metadata: { name: "x" }, spec: { stages: [{ id: "a", resources: { gpus: "two" } }] } } });
+      const schema = await studio.post("/v1/runs", {
+        workflow: { apiVersion: "gpufabric.dev/v1", kind: "Workflow", metadata: { name: "x" }, spec: { stages: [{ id: "a", resources: { gpus: "two" } }] } },
+      });
       expect(schema.status).toBe(400);
       expect(schema.body.error.field).toMatch(/^workflow\.spec\.stages\[0\]\.resources/);
 
@@ -164,13 +188,34 @@ describe("agent on an exclusive pool of two GPUs", () => {
       expect(tooLarge.body.error.message).toMatch(/giant/);
 
       const comfyTooLarge = await studio.post("/v1/runs", {
-        workflow: { "1": { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "flux1-dev.safetensors" } }, "2": { class_type: "EmptyLatentImage", inputs: { width: 4096, height: 4096, batch_size: 16 } }, "3": { class_type: "KSampler", inputs: { model: ["1", 0], positive: ["1", 1], negative: ["1", 1], latent_image: ["2", 0], seed: 1, steps: 20, cfg: 7, sampler_name: "euler", scheduler: "normal", denoise: 1 } } },
+        workflow: {
+          "1": { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "flux1-dev.safetensors" } },
+          "2": { class_type: "EmptyLatentImage", inputs: { width: 4096, height: 4096, batch_size: 16 } },
+          "3": {
+            class_type: "KSampler",
+            inputs: {
+              model: ["1", 0],
+              positive: ["1", 1],
+              negative: ["1", 1],
+              latent_image: ["2", 0],
+              seed: 1,
+              steps: 20,
+              cfg: 7,
+              sampler_name: "euler",
+              scheduler: "normal",
+              denoise: 1,
+            },
+          },
+        },
       });
-      expect([202, 422]).toContain(comfyTooLarge.status);
-      if (comfyTooLarge.status === 422) expect(comfyTooLarge.body.error.field).toMatch(/^workflow\["\d+"\]$/);
+      // Sixteen 4096² latents through a large checkpoint need far more than a 24 GiB GPU: refused, naming the nodes.
+      expect(comfyTooLarge.status).toBe(422);
+      expect(comfyTooLarge.body.error.field).toBe('workflow["1"]');
+      expect(comfyTooLarge.body.error.message).toMatch(/ComfyUI nodes 1, 2, 3/);
 
-      const oversized = await studio.post("/v1/runs", JSON.stringify({ workflow: { padding: "x".repeat(5 * 1024 * 1024) } }));
+      const oversized = await announceOversizedBody(agent.url, platform.tokens.studio!, 5 * 1024 * 1024);
       expect(oversized.status).toBe(413);
+      expect(JSON.parse(oversized.body).error.code).toBe("body-too-large");
 
       const badKey = await studio.post("/v1/runs", { workflowRef: "contact-sheet" }, { "idempotency-key": "has spaces in it" });
       expect(badKey.status).toBe(400);
@@ -183,7 +228,7 @@ describe("agent on an exclusive pool of two GPUs", () => {
       // The agent survived all of it.
       expect((await studio.get("/healthz")).status).toBe(200);
     },
-    TIMEOUT,
+    TIMEOUT
   );
 
   it(
@@ -201,7 +246,77 @@ describe("agent on an exclusive pool of two GPUs", () => {
       expect(other.body.id).not.toBe(first.body.id);
       await studio.waitForRun(first.body.id);
     },
-    TIMEOUT,
+    TIMEOUT
+  );
+
+  it(
+    "retries a failed stage as a new attempt in a fresh workspace, and fails the run after the last attempt",
+    async () => {
+      const marker = join(platform.dir, "flaky-attempts");
+      // Fails on its first attempt (leaving a file in its workspace), succeeds on the second if the workspace is fresh.
+      const flaky = [
+        `const fs = require("fs");`,
+        `const seen = fs.existsSync(${JSON.stringify(marker)});`,
+        `if (fs.existsSync("leftover.txt")) { console.error("workspace was reused"); process.exit(3); }`,
+        `fs.writeFileSync("leftover.txt", "x");`,
+        `if (!seen) { fs.writeFileSync(${JSON.stringify(marker)}, "1"); console.error("first attempt fails"); process.exit(7); }`,
+        `fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/ok.txt", "attempt " + process.env.GPUFABRIC_ATTEMPT);`,
+      ].join("\n");
+      const retried = await studio.post("/v1/runs", { workflow: sleepyWorkflow("flaky", [{ id: "flaky", script: flaky }]) });
+      const run = await studio.waitForRun(retried.body.id);
+      expect(run.status).toBe("succeeded");
+      expect(run.stages[0].attempts).toBe(2);
+      const ok = await studio.get(`/v1/runs/${run.id}/artifacts/ok.txt`);
+      expect(ok.body).toBe("attempt 2");
+      const firstLogs = await studio.get(`/v1/runs/${run.id}/stages/flaky/logs?attempt=1`);
+      expect(firstLogs.body.stderr).toContain("first attempt fails");
+
+      const broken = await studio.post("/v1/runs", {
+        workflow: sleepyWorkflow("broken", [
+          { id: "always", script: "process.exit(9)" },
+          { id: "never", needs: ["always"] },
+        ]),
+      });
+      const failed = await studio.waitForRun(broken.body.id);
+      expect(failed.status).toBe("failed");
+      const always = failed.stages.find((s: StageView) => s.id === "always");
+      expect(always.attempts).toBe(3);
+      expect(always.exitCode).toBe(9);
+      expect(failed.stages.find((s: StageView) => s.id === "never").attempts).toBe(0);
+    },
+    TIMEOUT
+  );
+
+  it(
+    "shows its GPUs as simulated, and metrics with gpufabric_ names of the caller's tenant only",
+    async () => {
+      const gpus = await studio.get("/v1/gpus");
+      expect(gpus.status).toBe(200);
+      expect(gpus.body.source).toBe("simulated");
+      expect(gpus.body.gpus.map((g: { id: string; simulated: boolean; uuid: string | null }) => [g.id, g.simulated, g.uuid])).toEqual([
+        ["local-g0", true, null],
+        ["local-g1", true, null],
+      ]);
+      await rival.post("/v1/runs", { workflow: sleepyWorkflow("rival-run", [{ id: "only", ms: 10 }]) });
+      const metrics = await studio.raw("/metrics");
+      expect(metrics.status).toBe(200);
+      const text = await metrics.text();
+      for (const name of [
+        "gpufabric_runs_submitted_total",
+        "gpufabric_queue_stages",
+        "gpufabric_running_stages",
+        "gpufabric_gpu_memory_total_bytes",
+        "gpufabric_stage_duration_seconds",
+        "gpufabric_stage_dispatch_seconds",
+      ]) {
+        expect(text).toContain(`# TYPE ${name} `);
+      }
+      expect(text).toMatch(/gpufabric_runs_submitted_total\{tenant="studio"\} \d+/);
+      expect(text).toMatch(/gpufabric_gpu_memory_total_bytes\{gpu="local-g0",simulated="true"\} \d+/);
+      expect(text).not.toContain('tenant="rival"');
+      expect((await client(agent.url, undefined).get("/metrics")).status).toBe(401);
+    },
+    TIMEOUT
   );
 
   it(
@@ -214,9 +329,16 @@ describe("agent on an exclusive pool of two GPUs", () => {
         `require("fs").writeFileSync(${JSON.stringify(pidFile)}, JSON.stringify([process.pid, child.pid]));`,
         `setTimeout(() => {}, 600000);`,
       ].join("\n");
-      const submitted = await studio.post("/v1/runs", { workflow: sleepyWorkflow("long", [{ id: "forever", script }, { id: "after", needs: ["forever"] }]) });
+      const submitted = await studio.post("/v1/runs", {
+        workflow: sleepyWorkflow("long", [
+          { id: "forever", script },
+          { id: "after", needs: ["forever"] },
+        ]),
+      });
       expect(submitted.status).toBe(202);
-      const pids = await waitFor("the stage to write its pids", () => (existsSync(pidFile) ? (JSON.parse(readFileSync(pidFile, "utf8")) as number[]) : undefined));
+      const pids = await waitFor("the stage to write its pids", () =>
+        existsSync(pidFile) ? (JSON.parse(readFileSync(pidFile, "utf8")) as number[]) : undefined
+      );
       for (const pid of pids) expect(alive(pid)).toBe(true);
       const cancelled = await studio.post(`/v1/runs/${submitted.body.id}/cancel`);
       expect(cancelled.status).toBe(202);
@@ -226,10 +348,15 @@ describe("agent on an exclusive pool of two GPUs", () => {
       expect(run.stages.find((s: StageView) => s.id === "after").status).toBe("cancelled");
       expect(run.stages.find((s: StageView) => s.id === "after").attempts).toBe(0);
       // The GPU it held is free again for other work.
-      const next = await studio.post("/v1/runs", { workflow: sleepyWorkflow("next", [{ id: "a", ms: 10 }, { id: "b", ms: 10 }]) });
+      const next = await studio.post("/v1/runs", {
+        workflow: sleepyWorkflow("next", [
+          { id: "a", ms: 10 },
+          { id: "b", ms: 10 },
+        ]),
+      });
       expect((await studio.waitForRun(next.body.id)).status).toBe("succeeded");
     },
-    TIMEOUT,
+    TIMEOUT
   );
 });
 
@@ -283,7 +410,7 @@ describe("agent on a time-sliced GPU", () => {
       // Small stages did share the GPU with a large one.
       expect(stages.some((s) => s.id.startsWith("small-") && stages.some((o) => o.id.startsWith("big-") && overlaps(s, o)))).toBe(true);
     },
-    TIMEOUT,
+    TIMEOUT
   );
 
   it(
@@ -296,7 +423,7 @@ describe("agent on a time-sliced GPU", () => {
       expect(refused.body.error.message).toContain("hipaa/phi-isolated-gpu");
       expect((await clinic.get("/v1/runs")).body.runs).toEqual([]);
     },
-    TIMEOUT,
+    TIMEOUT
   );
 });
 
@@ -304,13 +431,24 @@ describe("agent killed with SIGKILL mid-run", () => {
   it(
     "completes every accepted run exactly once in effect after a restart",
     async () => {
-      const platform = createPlatform({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }, { id: "g1", node: "n0", memoryMiB: 24_576 }] });
+      const platform = createPlatform({
+        devices: [
+          { id: "g0", node: "n0", memoryMiB: 24_576 },
+          { id: "g1", node: "n0", memoryMiB: 24_576 },
+        ],
+      });
       let agent = await startAgentProcess(platform);
       try {
         const studio = client(agent.url, platform.tokens.studio!);
         const ids: string[] = [];
         for (let i = 0; i < 3; i++) {
-          const r = await studio.post("/v1/runs", { workflow: sleepyWorkflow(`crash-${i}`, [{ id: "first", ms: 1500 }, { id: "second", needs: ["first"], ms: 1500 }, { id: "third", needs: ["second"], ms: 300 }]) });
+          const r = await studio.post("/v1/runs", {
+            workflow: sleepyWorkflow(`crash-${i}`, [
+              { id: "first", ms: 1500 },
+              { id: "second", needs: ["first"], ms: 1500 },
+              { id: "third", needs: ["second"], ms: 300 },
+            ]),
+          });
           expect(r.status).toBe(202);
           ids.push(r.body.id);
         }
@@ -329,16 +467,44 @@ describe("agent killed with SIGKILL mid-run", () => {
           const detail = await after.get(`/v1/runs/${id}/events`);
           expect(String(detail.body).match(/event: stage\.succeeded/g)).toHaveLength(3);
         }
-        const interrupted = (await Promise.all(ids.map(async (id) => String((await after.get(`/v1/runs/${id}/events`)).body).match(/event: stage\.interrupted/g)?.length ?? 0))).reduce((a, b) => a + b, 0);
+        const interrupted = (
+          await Promise.all(ids.map(async (id) => String((await after.get(`/v1/runs/${id}/events`)).body).match(/event: stage\.interrupted/g)?.length ?? 0))
+        ).reduce((a, b) => a + b, 0);
         expect(interrupted).toBeGreaterThan(0);
       } finally {
         await agent.stop();
         rmSync(platform.dir, { recursive: true, force: true });
       }
     },
-    TIMEOUT,
+    TIMEOUT
   );
 });
+
+/**
+ * Announces a body larger than the agent's limit and sends only its start: the agent must answer 413
+ * from the Content-Length alone (sending it all would race the agent closing the connection).
+ */
+function announceOversizedBody(url: string, token: string, bytes: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${url}/v1/runs`,
+      { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": bytes } },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (body += chunk));
+        res.on("end", () => {
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+      }
+    );
+    req.on("error", (err) =>
+      (err as NodeJS.ErrnoException).code === "ECONNRESET" || (err as NodeJS.ErrnoException).code === "EPIPE" ? undefined : reject(err)
+    );
+    req.write(`{"workflow": {"padding": "${"x".repeat(1024)}`);
+  });
+}
 
 function alive(pid: number): boolean {
   try {

@@ -10,35 +10,39 @@ describe("gpufabric dev --once --json", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "gpufabric-dev-test-"));
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it(
-    "runs every example workflow to success and summarizes them as JSON",
-    () => {
-      const result = spawnSync(process.execPath, ["bin/gpufabric.mjs", "dev", "--once", "--json", "--data-dir", dataDir], { cwd: REPO_ROOT, encoding: "utf8", timeout: 240_000 });
-      expect(result.status, result.stderr).toBe(0);
-      const summary = JSON.parse(result.stdout) as { ok: boolean; url: string; runs: Array<{ workflow: string; status: string; done: number; total: number; simulated: boolean; artifacts: string[] }> };
-      expect(summary.ok).toBe(true);
-      expect(summary.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-      const byName = new Map(summary.runs.map((r) => [r.workflow, r]));
-      expect([...byName.keys()].sort()).toEqual(["contact-sheet", "txt2img-upscale"]);
-      for (const run of summary.runs) {
-        expect(run.status).toBe("succeeded");
-        expect(run.done).toBe(run.total);
-      }
-      expect(byName.get("contact-sheet")!.artifacts).toContain("contact-sheet/contact-sheet.png");
-      // The ComfyUI prompt has no worker here: it ran simulated, said so, and produced nothing.
-      expect(byName.get("txt2img-upscale")!.simulated).toBe(true);
-      expect(byName.get("txt2img-upscale")!.artifacts).toEqual([]);
-      // Tokens are printed once and stored only as hashes; the agent's log never holds them.
-      const printed = [...result.stderr.matchAll(/(gf_[A-Za-z0-9_-]{43})/g)].map((m) => m[1]!);
-      expect(printed.length).toBeGreaterThan(0);
-      const stored = readFileSync(join(dataDir, "tokens", "animation"), "utf8");
-      const log = readFileSync(join(dataDir, "agent.log"), "utf8");
-      for (const token of printed) {
-        expect(stored).not.toContain(token);
-        expect(log).not.toContain(token);
-      }
-      expect(existsSync(join(dataDir, "agent.db"))).toBe(true);
-    },
-    300_000,
-  );
+  it("runs every example workflow to success and summarizes them as JSON", () => {
+    const result = spawnSync(process.execPath, ["bin/gpufabric.mjs", "dev", "--once", "--json", "--data-dir", dataDir], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      timeout: 240_000,
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const summary = JSON.parse(result.stdout) as {
+      ok: boolean;
+      url: string;
+      runs: Array<{ workflow: string; status: string; done: number; total: number; simulated: boolean; artifacts: string[] }>;
+    };
+    expect(summary.ok).toBe(true);
+    expect(summary.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const byName = new Map(summary.runs.map((r) => [r.workflow, r]));
+    expect([...byName.keys()].sort()).toEqual(["contact-sheet", "txt2img-upscale"]);
+    for (const run of summary.runs) {
+      expect(run.status).toBe("succeeded");
+      expect(run.done).toBe(run.total);
+    }
+    expect(byName.get("contact-sheet")!.artifacts).toContain("contact-sheet/contact-sheet.png");
+    // The ComfyUI prompt has no worker here: it ran simulated, said so, and produced nothing.
+    expect(byName.get("txt2img-upscale")!.simulated).toBe(true);
+    expect(byName.get("txt2img-upscale")!.artifacts).toEqual([]);
+    // Tokens are printed once and stored only as hashes; the agent's log never holds them.
+    const printed = [...result.stderr.matchAll(/(gf_[A-Za-z0-9_-]{43})/g)].map((m) => m[1]!);
+    expect(printed.length).toBeGreaterThan(0);
+    const stored = readFileSync(join(dataDir, "tokens", "animation"), "utf8");
+    const log = readFileSync(join(dataDir, "agent.log"), "utf8");
+    for (const token of printed) {
+      expect(stored).not.toContain(token);
+      expect(log).not.toContain(token);
+    }
+    expect(existsSync(join(dataDir, "agent.db"))).toBe(true);
+  }, 300_000);
 });

@@ -64,7 +64,16 @@ export function createPlatform(options: {
   const config: PlatformConfig = {
     version: 1,
     platform: { name: "test", region: "eu-central", zones: [] },
-    deployment: { name: "test-agent", namespace: "gpu-work", pool: "local", tier: "warm", segment: "gpu-work", listen: { host: "127.0.0.1", port: 0 }, dataDir, image: "gpufabric/agent:test" },
+    deployment: {
+      name: "test-agent",
+      namespace: "gpu-work",
+      pool: "local",
+      tier: "warm",
+      segment: "gpu-work",
+      listen: { host: "127.0.0.1", port: 0 },
+      dataDir,
+      image: "gpufabric/agent:test",
+    },
     pools: [
       {
         name: "local",
@@ -78,7 +87,18 @@ export function createPlatform(options: {
         tenantQuotas: {},
       },
     ],
-    tiers: [{ name: "warm", class: "warm", storageClassName: "warm", mountPath: join(dataDir, "tier"), retentionDays: null, encrypted: true, encryptionRequired: true, dataClassification: "internal" }],
+    tiers: [
+      {
+        name: "warm",
+        class: "warm",
+        storageClassName: "warm",
+        mountPath: join(dataDir, "tier"),
+        retentionDays: null,
+        encrypted: true,
+        encryptionRequired: true,
+        dataClassification: "internal",
+      },
+    ],
     segments: [{ name: "gpu-work", namespace: "gpu-work", defaultDenyIngress: true, defaultDenyEgress: true, allowedFrom: [], egressCidrs: [] }],
     tenants: [...tenants],
     workflows: [{ name: "contact-sheet", format: "native", priority: "batch", tenants: tenants.map((t) => t.name), document: CONTACT_SHEET }],
@@ -86,7 +106,12 @@ export function createPlatform(options: {
     security: {
       auth: { required: true, tokens: { secretName: "tokens", mountPath: tokensDir } },
       encryption: { atRest: true, algorithm: "AES-256-GCM", keyring: { secretName: "keyring", mountPath: join(dir, "keyring") } },
-      audit: { signingKey: { secretName: "audit-key", mountPath: join(dir, "audit-key") }, sink: { type: "volume", claimName: "audit", mountPath: join(dir, "audit") }, checkpointEvery: 1000, checkpointIntervalSeconds: 300 },
+      audit: {
+        signingKey: { secretName: "audit-key", mountPath: join(dir, "audit-key") },
+        sink: { type: "volume", claimName: "audit", mountPath: join(dir, "audit") },
+        checkpointEvery: 1000,
+        checkpointIntervalSeconds: 300,
+      },
       tls: { enabled: false },
     },
     runtimeRules: [...(options.runtimeRules ?? [])],
@@ -109,10 +134,28 @@ export interface AgentProcess {
 
 /** Starts the agent process and resolves once it logged its URL. */
 export async function startAgentProcess(platform: TestPlatform, extraArgs: string[] = []): Promise<AgentProcess> {
-  const child = spawn(process.execPath, [BIN, "agent", "--config", platform.configFile, "--data-dir", platform.dataDir, "--host", "127.0.0.1", "--port", "0", "--inventory", "simulated", ...extraArgs], {
-    cwd: REPO_ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      "agent",
+      "--config",
+      platform.configFile,
+      "--data-dir",
+      platform.dataDir,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--inventory",
+      "simulated",
+      ...extraArgs,
+    ],
+    {
+      cwd: REPO_ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    }
+  );
   let output = "";
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
@@ -201,7 +244,10 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A native workflow of Node one-liners: each stage sleeps `ms`, then writes `<stage>.txt`. */
-export function sleepyWorkflow(name: string, stages: ReadonlyArray<{ id: string; needs?: string[]; vram?: string; ms?: number; script?: string }>): Record<string, unknown> {
+export function sleepyWorkflow(
+  name: string,
+  stages: ReadonlyArray<{ id: string; needs?: string[]; vram?: string; ms?: number; script?: string }>
+): Record<string, unknown> {
   return {
     apiVersion: "gpufabric.dev/v1",
     kind: "Workflow",
@@ -215,7 +261,10 @@ export function sleepyWorkflow(name: string, stages: ReadonlyArray<{ id: string;
           command: [
             process.execPath,
             "-e",
-            s.script ?? `setTimeout(() => require("fs").writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/${s.id}.txt", "${s.id} on " + process.env.CUDA_VISIBLE_DEVICES), ${s.ms ?? 500})`,
+            s.script ??
+              `setTimeout(() => require("fs").writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/${s.id}.txt", "${
+                s.id
+              } on " + process.env.CUDA_VISIBLE_DEVICES), ${s.ms ?? 500})`,
           ],
           timeoutSeconds: 120,
         },

@@ -1,0 +1,236 @@
+/**
+ * The agent over HTTP, as a client sees it (the real agent process), for each store durability
+ * (`full`: synchronous=FULL, survives power loss; `normal`: survives kill -9 of the agent):
+ *  - durable submissions, closed loop: `--runs` runs (a 2-stage workflow document each) from
+ *    `--concurrency` clients at once; runs/s sustained (202 = durable in the store) and latencies;
+ *  - submit latency, open loop: runs sent at a fixed `--rate` per second for `--seconds`, whatever
+ *    the answers, so latency is measured at that sustained rate instead of behind a client queue;
+ *  - memory: the agent's RSS once the closed-loop runs (and 500 warm-up runs) are all queued (one GPU,
+ *    held by a long stage);
+ *  - dispatch latency: stage ready (the store's event) → its process started (the attempt's start
+ *    stamp), on free GPUs, for root and dependent stages.
+ * The load generator shares the machine's cores with the agent. Prints JSON.
+ *
+ *   npm run bench:agent -- --json [--runs 10000] [--concurrency 64] [--rate 1000] [--seconds 5] [--dispatch-runs 100]
+ */
+import { readFileSync, rmSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { cpus } from "node:os";
+import { performance } from "node:perf_hooks";
+import { client, createPlatform, sleepyWorkflow, startAgentProcess, waitFor } from "../test/agent/service/harness.ts";
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? fallback : process.argv[i + 1] ?? "";
+}
+function positiveInt(name: string, fallback: string): number {
+  const n = Number(arg(name, fallback));
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`--${name} must be a whole number of 1 or more\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const runs = positiveInt("runs", "10000");
+const concurrency = positiveInt("concurrency", "64");
+const dispatchRuns = positiveInt("dispatch-runs", "100");
+const rate = positiveInt("rate", "1000");
+const openSeconds = positiveInt("seconds", "5");
+const json = process.argv.includes("--json");
+const note = (line: string) => {
+  if (!json) process.stderr.write(`${line}\n`);
+};
+
+const percentile = (values: readonly number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+};
+/**
+ * POSTs over keep-alive connections with node:http: a lighter load generator than fetch, so that
+ * less of the shared cores goes to the client. Resolves with the status code.
+ */
+function post(url: string, headers: Record<string, string>, body: string, agent: Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) }, agent }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+function rssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("VmRSS:"))!;
+  return Number(line.replace(/\D+/g, "")) / 1024;
+}
+
+async function submissions(durability: "full" | "normal") {
+  const platform = createPlatform({ devices: [{ id: "bench-g0", node: "n0", memoryMiB: 24_576 }] });
+  const agent = await startAgentProcess(platform, ["--durability", durability]);
+  try {
+    const api = client(agent.url, platform.tokens.studio!);
+    // One long stage holds the only GPU, so every submitted run stays queued.
+    const blocker = await api.post("/v1/runs", { workflow: sleepyWorkflow("blocker", [{ id: "hold", ms: 600_000 }]) });
+    await waitFor("the blocker to run", async () => (await api.get(`/v1/runs/${blocker.body.id}`)).body.status === "running");
+    const body = JSON.stringify({
+      workflow: sleepyWorkflow("queued", [
+        { id: "render", ms: 10 },
+        { id: "upscale", needs: ["render"], ms: 10 },
+      ]),
+    });
+    const headers = { authorization: `Bearer ${platform.tokens.studio}`, "content-type": "application/json" };
+    const rssBefore = rssMiB(agent.child.pid!);
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: concurrency });
+    const submitUrl = `${agent.url}/v1/runs`;
+    // Warm-up (not timed): the agent's code paths get compiled before they are measured.
+    const warmup = Math.min(500, runs);
+    let warmed = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, warmup) }, async () => {
+        while (warmed++ < warmup) await post(submitUrl, headers, body, keepAlive);
+      })
+    );
+    const latencies: number[] = [];
+    let next = 0;
+    let failures = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < runs) {
+          next++;
+          const t0 = performance.now();
+          const status = await post(submitUrl, headers, body, keepAlive);
+          latencies.push(performance.now() - t0);
+          if (status !== 202) failures++;
+        }
+      })
+    );
+    const seconds = (performance.now() - started) / 1000;
+    note(`${durability}: submitted ${runs} runs in ${seconds.toFixed(2)} s`);
+    const queued = await api.get("/v1/queue");
+    // Let the agent settle (group commits, garbage collection) before reading its memory.
+    await new Promise((r) => setTimeout(r, 2000));
+    const rss = rssMiB(agent.child.pid!);
+
+    // Open loop: one request every 1/rate s, each timed on its own.
+    const open: number[] = [];
+    let openFailures = 0;
+    const pending: Promise<void>[] = [];
+    const total = rate * openSeconds;
+    const t0 = performance.now();
+    for (let i = 0; i < total; i++) {
+      const due = t0 + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      const sent = performance.now();
+      pending.push(
+        post(submitUrl, headers, body, keepAlive).then((status) => {
+          // Latency from when the request was due, so a client that fell behind is not flattered.
+          open.push(performance.now() - Math.min(sent, due));
+          if (status !== 202) openFailures++;
+        })
+      );
+    }
+    await Promise.all(pending);
+    keepAlive.destroy();
+    const achieved = total / ((performance.now() - t0) / 1000);
+    note(`${durability}: open loop at ${rate}/s: p99 ${percentile(open, 99).toFixed(1)} ms`);
+    return {
+      durability,
+      openLoop: {
+        rate,
+        seconds: openSeconds,
+        runs: total,
+        achievedPerSecond: Math.round(achieved),
+        failures: openFailures,
+        p50Ms: round(percentile(open, 50)),
+        p99Ms: round(percentile(open, 99)),
+      },
+      closedLoop: {
+        runs,
+        concurrency,
+        failures,
+        seconds: round(seconds, 2),
+        runsPerSecond: Math.round(runs / seconds),
+        p50Ms: round(percentile(latencies, 50)),
+        p99Ms: round(percentile(latencies, 99)),
+        maxMs: round(Math.max(...latencies)),
+      },
+      memory: { queuedRuns: queued.body.activeRuns - 1, warmupRuns: warmup, rssMiB: Math.round(rss), rssBeforeMiB: Math.round(rssBefore) },
+    };
+  } finally {
+    await agent.stop();
+    rmSync(platform.dir, { recursive: true, force: true });
+  }
+}
+
+async function dispatch() {
+  const platform = createPlatform({ devices: [0, 1, 2, 3].map((i) => ({ id: `bench-g${i}`, node: "n0", memoryMiB: 24_576 })) });
+  const agent = await startAgentProcess(platform);
+  try {
+    const api = client(agent.url, platform.tokens.studio!);
+    const root: number[] = [];
+    const dependent: number[] = [];
+    for (let i = 0; i < dispatchRuns; i++) {
+      const submitted = await api.post("/v1/runs", {
+        workflow: sleepyWorkflow("dispatch", [
+          { id: "first", ms: 1 },
+          { id: "second", needs: ["first"], ms: 1 },
+        ]),
+      });
+      const run = await api.waitForRun(submitted.body.id);
+      if (run.status !== "succeeded") throw new Error(`dispatch run ${run.id} ${run.status}`);
+      const events = String((await api.get(`/v1/runs/${run.id}/events`)).body);
+      const at = (type: string, stage: string | null) => {
+        for (const block of events.split("\n\n")) {
+          if (!block.includes(`event: ${type}\n`)) continue;
+          const data = JSON.parse(block.slice(block.indexOf("data: ") + 6)) as { stage: string | null; at: string };
+          if (data.stage === stage) return Date.parse(data.at);
+        }
+        throw new Error(`no ${type} event for ${stage}`);
+      };
+      const startedAt = (id: string) => Date.parse(run.stages.find((s: { id: string }) => s.id === id).startedAt);
+      root.push(startedAt("first") - at("run.accepted", null));
+      dependent.push(startedAt("second") - at("stage.ready", "second"));
+    }
+    const all = [...root, ...dependent];
+    return {
+      dispatch: {
+        samples: all.length,
+        p50Ms: percentile(all, 50),
+        p99Ms: percentile(all, 99),
+        rootStageP50Ms: percentile(root, 50),
+        dependentStageP50Ms: percentile(dependent, 50),
+        resolutionMs: 1,
+      },
+    };
+  } finally {
+    await agent.stop();
+    rmSync(platform.dir, { recursive: true, force: true });
+  }
+}
+
+const submitted = [await submissions("full"), await submissions("normal")];
+const dispatched = await dispatch();
+const targets = (s: (typeof submitted)[number]) => ({
+  runsPerSecond: { target: ">= 1000", value: s.closedLoop.runsPerSecond, met: s.closedLoop.runsPerSecond >= 1000 },
+  submitP99MsAtRate: { target: `< 50 at ${rate}/s`, value: s.openLoop.p99Ms, met: s.openLoop.p99Ms < 50 && s.openLoop.achievedPerSecond >= rate * 0.95 },
+  rssMiBWithQueuedRuns: { target: "< 300 with 10000 queued", value: s.memory.rssMiB, met: s.memory.rssMiB < 300 && s.memory.queuedRuns >= 10_000 },
+});
+const result = {
+  bench: "agent",
+  machine: { cpus: cpus().length, node: process.version },
+  submissions: submitted,
+  ...dispatched,
+  targets: {
+    ...Object.fromEntries(submitted.map((s) => [s.durability, targets(s)])),
+    dispatchP50Ms: { target: "< 20", value: dispatched.dispatch.p50Ms, met: dispatched.dispatch.p50Ms < 20 },
+  },
+};
+process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
