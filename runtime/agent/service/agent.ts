@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { isAbsolute, join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
+import ipaddr from "ipaddr.js";
 import { z } from "zod";
 import { ValidationError, issuesFromZod } from "../../config/errors.ts";
 import { parsePlatformConfig, type PlatformConfig } from "../../config/index.ts";
@@ -74,6 +75,13 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
       base: { service: "gpufabric-agent", deployment: config.deployment.name },
       redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization"], censor: "[redacted]" },
     });
+  const host = options.host ?? config.deployment.listen.host;
+  if (!config.security.tls.enabled && !isLoopback(host)) {
+    // Bearer tokens in clear text must not leave the machine.
+    throw new ValidationError("agent options", [
+      { field: "host", message: `'${host}' is not a loopback address and security.tls.enabled is false: enable TLS, or listen on 127.0.0.1` },
+    ]);
+  }
   const dataDir = options.dataDir ?? config.deployment.dataDir;
   mkdirSync(dataDir, { recursive: true });
 
@@ -175,7 +183,6 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     isReady: () => ready,
   });
-  const host = options.host ?? config.deployment.listen.host;
   await app.listen({ host, port: options.port ?? config.deployment.listen.port });
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
@@ -204,4 +211,9 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
       return closing;
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  return ipaddr.isValid(host) && ipaddr.process(host).range() === "loopback";
 }
