@@ -60,6 +60,9 @@ export interface RunningStage {
   handle: RunningAttempt | null;
   /** Why the loop stopped it, if it did. */
   stop: "cancel" | "preempt" | "shutdown" | null;
+  /** For a preempted stage: settles once its failed attempt is in the store. */
+  settling?: Promise<void>;
+  settled?: () => void;
   simulated: boolean;
 }
 
@@ -73,6 +76,8 @@ export class AgentLoop {
   /** When each stage became ready to place, for dispatch latency. */
   private readonly readySince = new Map<string, number>();
   private readonly lastWait = new Map<string, WaitReason>();
+  /** Preempted attempts whose failure is not yet in the store: the stage's next placement waits for it. */
+  private readonly settling = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private wakeQueued = false;
   private timer: NodeJS.Timeout | undefined;
@@ -223,6 +228,9 @@ export class AgentLoop {
     };
     this.running.set(k, slot);
     try {
+      // The scheduler may place a preempted stage again before the store has closed its last attempt.
+      const prior = this.settling.get(k);
+      if (prior !== undefined) await prior;
       const attempt = await this.o.store.markPlaced({ runId: p.runId, stageId: p.stageId, gpus: p.gpuIds, explanation: { evict: p.evict, ...p.reason } });
       slot.attemptId = attempt.id;
       this.changes.emit("run", p.runId);
@@ -290,10 +298,15 @@ export class AgentLoop {
       simulated: outcome.simulated || slot.simulated,
     };
     if (slot.stop === "shutdown") return; // left open: the next agent recovers it
-    this.running.delete(k);
+    if (this.running.get(k) === slot) this.running.delete(k);
     if (slot.stop === "preempt") {
       // The scheduler already queued the stage again; its attempt ends as failed and retries.
-      await this.failAttempt(slot, "preempted: stopped so an interactive stage could start", { ...finish, retry: true });
+      try {
+        await this.failAttempt(slot, "preempted: stopped so an interactive stage could start", { ...finish, retry: true });
+      } finally {
+        slot.settled?.();
+        if (this.settling.get(k) === slot.settling) this.settling.delete(k);
+      }
       this.readySince.set(k, Date.now());
       this.o.observer?.stageFinished(run.tenant, "preempted", seconds, finish.simulated);
       this.afterChange(slot.runId);
@@ -388,6 +401,8 @@ export class AgentLoop {
     if (slot === undefined) return;
     this.o.logger.info({ runId: kill.runId, stageId: kill.stageId, for: `${kill.forRunId}/${kill.forStageId}` }, "preempting a batch stage");
     slot.stop = "preempt";
+    slot.settling = new Promise<void>((resolve) => (slot.settled = resolve));
+    this.settling.set(key(kill.runId, kill.stageId), slot.settling);
     slot.handle?.cancel();
   }
 

@@ -427,6 +427,37 @@ describe("agent on a time-sliced GPU", () => {
   );
 });
 
+describe("agent with preemption 'kill' on one GPU", () => {
+  it(
+    "stops a running batch stage for an interactive one, then reruns it as a new attempt",
+    async () => {
+      const platform = createPlatform({ devices: [{ id: "only-g0", node: "n0", memoryMiB: 24_576 }], preemption: "kill" });
+      const agent = await startAgentProcess(platform);
+      try {
+        const studio = client(agent.url, platform.tokens.studio!);
+        const batch = await studio.post("/v1/runs", { workflow: sleepyWorkflow("batch", [{ id: "long", ms: 3000 }]), priority: "batch" });
+        await waitFor("the batch stage to run", async () => (await studio.get(`/v1/runs/${batch.body.id}`)).body.stages[0].status === "running");
+        const urgent = await studio.post("/v1/runs", { workflow: sleepyWorkflow("urgent", [{ id: "now", ms: 100 }]), priority: "interactive" });
+        const done = await studio.waitForRun(urgent.body.id);
+        expect(done.status).toBe("succeeded");
+        const batchRun = await studio.waitForRun(batch.body.id);
+        expect(batchRun.status).toBe("succeeded");
+        const long: StageView = batchRun.stages[0];
+        expect(long.attempts).toBe(2);
+        // The interactive stage ran while the batch stage's work was still to be done.
+        expect(Date.parse(done.stages[0].finishedAt)).toBeLessThanOrEqual(Date.parse(long.startedAt!));
+        const events = String((await studio.get(`/v1/runs/${batch.body.id}/events`)).body);
+        expect(events).toMatch(/event: stage\.retrying\ndata: .*preempted/);
+        expect(batchRun.artifacts.map((a: { name: string }) => a.name)).toEqual(["long.txt"]);
+      } finally {
+        await agent.stop();
+        rmSync(platform.dir, { recursive: true, force: true });
+      }
+    },
+    TIMEOUT
+  );
+});
+
 describe("agent killed with SIGKILL mid-run", () => {
   it(
     "completes every accepted run exactly once in effect after a restart",

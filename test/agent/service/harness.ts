@@ -46,6 +46,7 @@ export function createPlatform(options: {
   readonly devices: readonly TestDevice[];
   readonly sharing?: PlatformConfig["pools"][number]["sharing"];
   readonly headroomMiB?: number;
+  readonly preemption?: PlatformConfig["scheduler"]["preemption"];
   readonly tenants?: readonly TenantConfig[];
   readonly runtimeRules?: readonly RuntimeRule[];
 }): TestPlatform {
@@ -102,7 +103,7 @@ export function createPlatform(options: {
     segments: [{ name: "gpu-work", namespace: "gpu-work", defaultDenyIngress: true, defaultDenyEgress: true, allowedFrom: [], egressCidrs: [] }],
     tenants: [...tenants],
     workflows: [{ name: "contact-sheet", format: "native", priority: "batch", tenants: tenants.map((t) => t.name), document: CONTACT_SHEET }],
-    scheduler: { headroomMiB: options.headroomMiB ?? 0, preemption: "stage-boundary", agingSeconds: 300 },
+    scheduler: { headroomMiB: options.headroomMiB ?? 0, preemption: options.preemption ?? "stage-boundary", agingSeconds: 300 },
     security: {
       auth: { required: true, tokens: { secretName: "tokens", mountPath: tokensDir } },
       encryption: { atRest: true, algorithm: "AES-256-GCM", keyring: { secretName: "keyring", mountPath: join(dir, "keyring") } },
