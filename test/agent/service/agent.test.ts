@@ -435,7 +435,7 @@ describe("agent with preemption 'kill' on one GPU", () => {
       const agent = await startAgentProcess(platform);
       try {
         const studio = client(agent.url, platform.tokens.studio!);
-        const batch = await studio.post("/v1/runs", { workflow: sleepyWorkflow("batch", [{ id: "long", ms: 3000 }]), priority: "batch" });
+        const batch = await studio.post("/v1/runs", { workflow: sleepyWorkflow("batch", [{ id: "long", ms: 5000 }]), priority: "batch" });
         await waitFor("the batch stage to run", async () => (await studio.get(`/v1/runs/${batch.body.id}`)).body.stages[0].status === "running");
         const urgent = await studio.post("/v1/runs", { workflow: sleepyWorkflow("urgent", [{ id: "now", ms: 100 }]), priority: "interactive" });
         const done = await studio.waitForRun(urgent.body.id);
