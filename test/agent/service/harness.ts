@@ -163,7 +163,7 @@ export async function startAgentProcess(platform: TestPlatform, extraArgs: strin
     const timer = setTimeout(() => reject(new Error(`the agent did not start within 60 s:\n${output}`)), 60_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output);
+      const match = /"url":"(https?:\/\/127\.0\.0\.1:\d+)"/.exec(output);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);
