@@ -34,7 +34,6 @@ const AgentOptionsSchema = z
     inventory: z.enum(["auto", "nvidia-smi", "simulated"]).optional(),
     /** Multiplies simulated stages' estimated durations (1: as estimated). */
     simulatedTimeScale: z.number().min(0).max(1000).optional(),
-    maxAttempts: z.number().int().min(1).max(100).optional(),
     bodyLimitBytes: z.number().int().min(1024).optional(),
     /** Seconds between SIGTERM and SIGKILL when a stage is stopped. */
     killGraceS: z.number().positive().max(3600).optional(),
@@ -60,6 +59,8 @@ export interface RunningAgent {
 /** Bodies up to the largest workflow document the graph model accepts, plus room for the envelope. */
 export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 const COST_MODEL_FILE = "cost-model.json";
+/** Attempts per stage: the attempt limit schedulerFromConfig's scheduler keeps (see LoopOptions.maxAttempts). */
+const MAX_ATTEMPTS = 3;
 
 export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const { config: rawConfig, logger: givenLogger, ...rest } = input;
@@ -100,9 +101,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     })),
   };
   const scheduledConfig: PlatformConfig = { ...config, pools: config.pools.map((p) => (p.name === pool.name ? scheduledPool : p)) };
-  const maxAttempts = options.maxAttempts ?? 3;
   const scheduler = schedulerFromConfig(scheduledConfig);
-  // schedulerFromConfig keeps the default attempt limit; the loop decides retries from the store's attempt numbers.
 
   const costModel = new CostModel();
   const costFile = join(dataDir, COST_MODEL_FILE);
@@ -148,7 +147,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     },
     costModel,
     logger,
-    maxAttempts,
+    maxAttempts: MAX_ATTEMPTS,
     commandDir: options.commandDir ?? process.cwd(),
     observer: metrics,
     onCostModelChange: saveCostModel,

@@ -31,7 +31,10 @@ export interface LoopOptions {
   readonly executors: { readonly process: Executor; readonly simulated: Executor };
   readonly costModel: CostModel;
   readonly logger: Logger;
-  /** Attempts per stage before its run fails (the scheduler must be built with the same limit). */
+  /**
+   * Attempts per stage before its run fails, counted by the store. The scheduler must allow at least
+   * as many (it counts only failures, the store every attempt), so it never gives up on a stage first.
+   */
   readonly maxAttempts: number;
   /** Where relative program paths of stage commands are resolved. */
   readonly commandDir: string;
@@ -201,8 +204,10 @@ export class AgentLoop {
   }
 
   private track(work: Promise<unknown>): void {
-    this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+    // A failure here must not take the agent down: it is logged, and recovery on restart repairs the store.
+    const guarded = work.catch((err: unknown) => this.o.logger.error({ err }, "a stage's dispatch failed"));
+    this.inFlight.add(guarded);
+    void guarded.finally(() => this.inFlight.delete(guarded));
   }
 
   private async dispatch(p: Placement, nowMs: number): Promise<void> {
@@ -280,7 +285,10 @@ export class AgentLoop {
       } else {
         this.o.logger.error({ err, runId: p.runId, stageId: p.stageId }, "could not carry out a placement");
         if (this.running.get(k) === slot) this.running.delete(k);
-        await this.failAttempt(slot, `the agent could not run the attempt: ${(err as Error).message}`, {});
+        slot.handle?.cancel();
+        const retry = slot.attemptId === null || (await this.attemptNumber(slot)) < this.o.maxAttempts;
+        await this.failAttempt(slot, `the agent could not run the attempt: ${(err as Error).message}`, { retry });
+        if (!retry) this.abandoned.add(p.runId);
         this.release(p.runId, p.stageId, "failed");
       }
       this.changes.emit("run", p.runId);
