@@ -338,8 +338,10 @@ async function readTail(root: string, names: string[]): Promise<{ text: string; 
 /** The run as clients see it: stages with their latest attempt, artifacts, and what is simulated. */
 export function runView(detail: RunDetail, loop: AgentLoop, devices: readonly GpuDevice[]) {
   const simulatedDevices = new Set(devices.filter((d) => d.simulated).map((d) => d.id));
+  const latestAttempt = new Map<string, RunDetail["attempts"][number]>();
+  for (const a of detail.attempts) if ((latestAttempt.get(a.stageId)?.number ?? 0) < a.number) latestAttempt.set(a.stageId, a);
   const stages = detail.stages.map((s) => {
-    const latest = detail.attempts.filter((a) => a.stageId === s.stageId).sort((a, b) => b.number - a.number)[0];
+    const latest = latestAttempt.get(s.stageId);
     const noCommand = !(s.spec.run && s.spec.run.command.length > 0);
     const simulated = Boolean(latest?.simulated) || (latest !== undefined && (noCommand || latest.gpus.some((g) => simulatedDevices.has(g))));
     const wait = s.status === "waiting" || s.status === "ready" ? loop.explain(detail.run.id, s.stageId) : null;
