@@ -83,6 +83,8 @@ interface RunState {
   /** Submission time shifted earlier by the aging steps of its class: the order inside a level. */
   readonly virtualTime: number;
   promotedAt: number;
+  /** Due time of the run's entry in the aging heap (Infinity: none): one entry per run, not per stage. */
+  agingDue: number;
   readonly ready: Set<StageState>;
   remaining: number;
   failed: boolean;
@@ -109,6 +111,8 @@ interface StageState {
   expectedEnd: number;
   gpus: GpuState[];
   lastWait: WaitReason | null;
+  /** When aging lifts its run next, counted from when it was queued at its level (Infinity: not counting). */
+  due: number;
 }
 
 interface QueueEntry {
@@ -123,6 +127,14 @@ interface QueueEntry {
   readonly due: number;
   /** Made when the stage was taken out of turn, so it is in no other queue. */
   readonly fresh?: boolean;
+}
+
+/** Shared empty list for placements that evict nothing (most of them). */
+const NONE: readonly never[] = Object.freeze([]);
+
+interface AgingEntry {
+  readonly run: RunState;
+  readonly due: number;
 }
 
 const entryBefore = (a: QueueEntry, b: QueueEntry): boolean => {
@@ -143,10 +155,10 @@ export class Scheduler {
   private readonly tenantList: TenantState[] = [];
   private readonly closedTenants: boolean;
   private readonly runs = new Map<string, RunState>();
-  private readonly aging = new Heap<QueueEntry>((a, b) => a.due < b.due || (a.due === b.due && (a.seq < b.seq || (a.seq === b.seq && a.index < b.index))));
+  private readonly aging = new Heap<AgingEntry>((a, b) => a.due < b.due || (a.due === b.due && a.run.seq < b.run.seq));
   private readonly cpuReady: QueueEntry[] = [];
   private readonly runningBatch = new Set<StageState>();
-  private readonly fitCache = new Map<string, boolean>();
+  private readonly fitCache = new Map<number, boolean>();
   private readonly backfillWindow: number;
   private readonly maxAttempts: number;
   private readonly planOptions: { readonly budget?: number; readonly seed?: number };
@@ -160,6 +172,16 @@ export class Scheduler {
   private reservedMiB = Infinity;
   /** This round, lower-level stages may not take GPUs on these nodes (kept for waiting gangs). */
   private readonly reservedNodes = new Set<number>();
+  /** Per-round scratch, kept to spare the allocations. */
+  private readonly blocked: QueueEntry[] = [];
+  private readonly failMiB = new Map<number, number>();
+  private readonly eligible: boolean[] = [];
+  /** No-fit reasons computed this round, by GPUs and VRAM; cleared whenever a placement changes the GPUs. */
+  private readonly noFitCache = new Map<number, WaitReason>();
+  /** What pickTenant chose besides the tenant (kept in fields to spare an allocation per pick). */
+  private pickedLevel = 0;
+  private pickedShare = 0;
+  private pickedQueue: Heap<QueueEntry> | null = null;
   private runSeq = 0;
   private round = 0;
   private placementsMade = 0;
@@ -223,9 +245,9 @@ export class Scheduler {
 
   /** Accepts a run, or rejects it with the field at fault; a stage no GPU could ever hold is rejected here, never queued. */
   submit(run: RunSpec, now: number): SubmitResult {
-    const issues = this.validate(run);
-    if (issues.length > 0) return { accepted: false, field: issues[0]!.field, message: issues[0]!.message, ...(issues[0]!.stageId ? { stageId: issues[0]!.stageId } : {}) };
-    const dag = buildDag(run.stages) as Dag;
+    const checked = this.validate(run);
+    if (Array.isArray(checked)) return { accepted: false, field: checked[0]!.field, message: checked[0]!.message, ...(checked[0]!.stageId ? { stageId: checked[0]!.stageId } : {}) };
+    const dag = checked;
     let tenant = this.tenants.get(run.tenant);
     if (tenant === undefined) tenant = this.addTenant({ name: run.tenant, weight: 1 });
     const keys = this.stageKeys(run, dag);
@@ -240,6 +262,7 @@ export class Scheduler {
       level,
       virtualTime: now - (level === INTERACTIVE ? 2 * this.settings.agingSeconds : 0),
       promotedAt: now,
+      agingDue: Infinity,
       ready: new Set(),
       remaining: run.stages.length,
       failed: false,
@@ -264,6 +287,7 @@ export class Scheduler {
         expectedEnd: 0,
         gpus: [],
         lastWait: null,
+        due: Infinity,
       };
       state.stages.push(s);
       state.byId.set(spec.id, s);
@@ -287,7 +311,8 @@ export class Scheduler {
     return upwardRank(dag, cost);
   }
 
-  private validate(run: RunSpec): (FieldIssue & { stageId?: string })[] {
+  /** The run's DAG, or its issues (at least one). */
+  private validate(run: RunSpec): Dag | (FieldIssue & { stageId?: string })[] {
     const issues: (FieldIssue & { stageId?: string })[] = [];
     if (typeof run.id !== "string" || run.id === "") issues.push({ field: "id", message: "a run needs a non-empty id" });
     else if (this.runs.has(run.id)) issues.push({ field: "id", message: `run '${run.id}' was already submitted: give each run its own id` });
@@ -321,13 +346,11 @@ export class Scheduler {
       if (tenant?.vramQuotaMiB != null && s.gpus * s.vramMiB > tenant.vramQuotaMiB) bad("vramMiB", `needs ${s.gpus * s.vramMiB} MiB but tenant '${tenant.name}' may hold ${tenant.vramQuotaMiB} MiB: raise its vramQuotaMiB`);
     });
     if (issues.length > 0) return issues;
-    const dag = buildDag(run.stages);
-    if (Array.isArray(dag)) issues.push(...dag);
-    return issues;
+    return buildDag(run.stages);
   }
 
   private fitsSomewhere(gpus: number, vramMiB: number): boolean {
-    const key = `${gpus}:${vramMiB}`;
+    const key = gpus * 1e9 + vramMiB;
     let ok = this.fitCache.get(key);
     if (ok === undefined) {
       ok = this.index.nodeGpus.some((list) => list.filter((g) => g.usableMiB >= vramMiB).length >= gpus);
@@ -348,6 +371,7 @@ export class Scheduler {
   /** Queues a ready stage at a level; `due` (when aging lifts it next) carries over when a blocked stage goes back. */
   private enqueue(s: StageState, level: number, now: number, due = now + this.settings.agingSeconds): void {
     s.token++;
+    s.due = due;
     const entry = entryFor(s, due);
     if (s.spec.gpus === 0) {
       this.cpuReady.push(entry);
@@ -364,7 +388,11 @@ export class Scheduler {
       }
       q.push(entry);
     }
-    if (level < INTERACTIVE) this.aging.push(entry);
+    const run = s.run;
+    if (level < INTERACTIVE && due < run.agingDue) {
+      run.agingDue = due;
+      this.aging.push({ run, due });
+    }
   }
 
   /**
@@ -377,10 +405,28 @@ export class Scheduler {
       const top = this.aging.peek();
       if (top === undefined || top.due > now) return;
       this.aging.pop();
-      const s = top.s;
-      const run = s.run;
-      if (top.token !== s.token || s.state !== READY || run.level >= INTERACTIVE) continue;
-      if (now - run.promotedAt < this.settings.agingSeconds && run.level > run.original) continue;
+      const run = top.run;
+      // An entry superseded by an earlier one, or of a run already at the top, is stale.
+      if (top.due !== run.agingDue) continue;
+      run.agingDue = Infinity;
+      if (run.level >= INTERACTIVE || run.failed) continue;
+      const recent = now - run.promotedAt < this.settings.agingSeconds && run.level > run.original;
+      let next = Infinity;
+      let due = false;
+      for (const r of run.ready) {
+        if (r.due <= now) {
+          due = true;
+          // Lifted too recently: the stage stops counting until it is queued again.
+          if (recent) r.due = Infinity;
+        } else if (r.due < next) next = r.due;
+      }
+      if (!due || recent) {
+        if (next < Infinity) {
+          run.agingDue = next;
+          this.aging.push({ run, due: next });
+        }
+        continue;
+      }
       for (const r of run.ready) this.countReady(r, run.level, -1);
       run.level++;
       run.promotedAt = now;
@@ -396,13 +442,18 @@ export class Scheduler {
     this.round++;
     this.promoteAged(now);
     const decisions: Decision[] = [];
-    for (const entry of this.cpuReady.splice(0)) {
-      if (entry.token !== entry.s.token || entry.s.state !== READY) continue;
-      decisions.push(this.commit(entry.s, [], [], now, entry.s.run.level, 0, 0));
+    if (this.cpuReady.length > 0) {
+      for (const entry of this.cpuReady.splice(0)) {
+        if (entry.token !== entry.s.token || entry.s.state !== READY) continue;
+        decisions.push(this.commit(entry.s, [], [], now, entry.s.run.level, 0, 0));
+      }
     }
     if (this.index.freeSlots === 0 && this.settings.preemption !== "kill") return decisions;
-    const blocked: QueueEntry[] = [];
-    const failMiB = new Map<number, number>();
+    const blocked = this.blocked;
+    blocked.length = 0;
+    const failMiB = this.failMiB;
+    failMiB.clear();
+    this.noFitCache.clear();
     this.roundMaxNodeFree = 0;
     for (const f of this.index.nodeFreeSlots) if (f > this.roundMaxNodeFree) this.roundMaxNodeFree = f;
     let examined = 0;
@@ -413,9 +464,11 @@ export class Scheduler {
     const window = Math.min(this.backfillWindow, 16 + 4 * this.index.freeSlots);
     while (examined < window) {
       if (this.index.freeSlots === 0 && (this.settings.preemption !== "kill" || examined > 0)) break;
-      const pick = this.pickTenant();
-      if (pick === null) break;
-      const [tenant, level, share, queue] = pick;
+      const tenant = this.pickTenant();
+      if (tenant === null) break;
+      const level = this.pickedLevel;
+      const share = this.pickedShare;
+      const queue = this.pickedQueue!;
       const entry = this.affinityPick(tenant, level, queue) ?? queue.pop()!;
       const s = entry.s;
       const gpus = s.spec.gpus;
@@ -460,8 +513,9 @@ export class Scheduler {
     return decisions;
   }
 
-  private live(entry: QueueEntry, level: number): boolean {
-    return entry.token === entry.s.token && entry.s.state === READY && entry.s.run.level === level;
+  private live(entry: QueueEntry): boolean {
+    // Every change of a stage's state or level gives it a new token, so the token alone says whether an entry is current.
+    return entry.token === entry.s.token;
   }
 
   /**
@@ -484,7 +538,7 @@ export class Scheduler {
       for (const name of g.resident.keys()) {
         const q = queues.get(name);
         if (q === undefined) continue;
-        while (q.size > 0 && !this.live(q.peek()!, level)) q.pop();
+        while (q.size > 0 && !this.live(q.peek()!)) q.pop();
         const top = q.peek();
         if (top === undefined || !this.fits(g, top.s, false)) continue;
         q.pop();
@@ -502,15 +556,16 @@ export class Scheduler {
    * The (tenant, level, queue) to serve next: highest level first, then lowest weighted dominant
    * share, then the tenant's first stage among the classes that could get a GPU free now.
    */
-  private pickTenant(): [TenantState, number, number, Heap<QueueEntry>] | null {
+  private pickTenant(): TenantState | null {
     const classes = this.index.sizeClasses.length;
-    const eligible = new Array<boolean>(classes + 1);
+    const eligible = this.eligible;
     for (let level = INTERACTIVE; level >= BATCH; level--) {
       // Under policy `kill` an interactive stage may take a GPU from batch work, so every class is looked at.
       const mayKill = level === INTERACTIVE && this.settings.preemption === "kill";
       for (let c = 0; c < classes; c++) eligible[c] = mayKill || this.classEligible(level, c);
-      // Gangs at the interactive level are always looked at, so a waiting one reserves a node (no starvation).
-      eligible[classes] = this.roundMaxNodeFree >= 2 || level === INTERACTIVE;
+      // When no node has two free slots, gangs are looked at only at the interactive level and only
+      // until one has reserved a node (no starvation): the others could not start this round anyway.
+      eligible[classes] = this.roundMaxNodeFree >= 2 || (level === INTERACTIVE && this.reservedNodes.size === 0);
       let best: TenantState | null = null;
       let bestQueue: Heap<QueueEntry> | null = null;
       let bestShare = Infinity;
@@ -522,9 +577,10 @@ export class Scheduler {
         for (let c = 0; c <= classes; c++) {
           if (!eligible[c]) continue;
           const q = queues[c]!;
-          while (q.size > 0 && !this.live(q.peek()!, level)) q.pop();
+          while (q.size > 0 && !this.live(q.peek()!)) q.pop();
           const top = q.peek();
-          if (top !== undefined && (head === null || entryBefore(top, head))) {
+          // A queue whose first stage is known not to fit this round is left for the next one.
+          if (top !== undefined && (head === null || entryBefore(top, head)) && !this.knownNotToFit(top.s)) {
             head = top;
             headQueue = q;
           }
@@ -537,9 +593,24 @@ export class Scheduler {
           bestQueue = headQueue;
         }
       }
-      if (best !== null) return [best, level, bestShare, bestQueue!];
+      if (best !== null) {
+        this.pickedLevel = level;
+        this.pickedShare = bestShare;
+        this.pickedQueue = bestQueue;
+        return best;
+      }
     }
     return null;
+  }
+
+  /**
+   * Whether a stage of the same GPU count and no more VRAM already found no room this round (the
+   * GPUs only fill up during a round). Under policy `kill` a 1-GPU stage may still take a batch
+   * stage's GPU, so it is always looked at.
+   */
+  private knownNotToFit(s: StageState): boolean {
+    const failed = this.failMiB.get(s.spec.gpus);
+    return failed !== undefined && s.spec.vramMiB >= failed && !(s.spec.gpus === 1 && this.settings.preemption === "kill");
   }
 
   /**
@@ -734,8 +805,9 @@ export class Scheduler {
   private commit(s: StageState, gpus: GpuState[], evictions: { gpu: GpuState; model: string }[], now: number, level: number, share: number, candidates: number): Placement {
     const run = s.run;
     const tenant = run.tenant;
+    this.noFitCache.clear();
     const availableMiB = gpus.map((g) => g.availableMiB);
-    const evicted = evictions.map((e) => ({ gpu: e.gpu.spec.id, model: e.model, mib: e.gpu.resident.get(e.model)!.mib }));
+    const evicted = evictions.length === 0 ? NONE : evictions.map((e) => ({ gpu: e.gpu.spec.id, model: e.model, mib: e.gpu.resident.get(e.model)!.mib }));
     for (const e of evictions) this.index.evict(e.gpu, e.model);
     const model = s.spec.model;
     let residentEverywhere = model !== undefined && gpus.length > 0;
@@ -767,6 +839,7 @@ export class Scheduler {
     tenant.heldGpus += gpus.length;
     tenant.heldMiB += gpus.length * s.spec.vramMiB;
     s.state = RUNNING;
+    s.token++;
     s.startedAt = now;
     s.gpus = gpus;
     s.lastWait = null;
@@ -781,7 +854,7 @@ export class Scheduler {
       tenant: tenant.name,
       gpuIds: gpus.map((g) => g.spec.id),
       gpus: gpus.map((g) => g.index),
-      evict: evictions.map((e) => ({ gpu: e.gpu.index, model: e.model })),
+      evict: evictions.length === 0 ? NONE : evictions.map((e) => ({ gpu: e.gpu.index, model: e.model })),
       reason: {
         needMiB: s.spec.vramMiB,
         availableMiB,
@@ -799,6 +872,7 @@ export class Scheduler {
   }
 
   private release(s: StageState, now: number): void {
+    this.noFitCache.clear();
     const model = s.spec.model;
     for (const g of s.gpus) {
       g.runningMiB -= s.spec.vramMiB;
@@ -842,7 +916,10 @@ export class Scheduler {
         run.failed = true;
         for (const other of run.stages) {
           if (other.state === READY) this.countReady(other, run.level, -1);
-          if (other.state === READY || other.state === WAITING) other.state = FAILED;
+          if (other.state === READY || other.state === WAITING) {
+            other.state = FAILED;
+            other.token++;
+          }
         }
         run.ready.clear();
         this.forgetIfIdle(run);
@@ -894,18 +971,22 @@ export class Scheduler {
     if (this.reservedNodes.size > 0) return;
     let best = -1;
     let bestFree = -1;
-    this.index.nodeGpus.forEach((list, n) => {
+    const free = this.index.nodeFreeSlots;
+    const need = s.spec.vramMiB;
+    for (let n = 0; n < free.length; n++) {
+      // A node cannot fit more stages than it has free slots: only nodes that could beat the best are counted.
+      if (free[n]! <= bestFree) continue;
       let fitting = 0;
       let able = 0;
-      for (const g of list) {
-        if (g.usableMiB >= s.spec.vramMiB) able++;
-        if (g.freeSlots > 0 && g.availableMiB >= s.spec.vramMiB) fitting++;
+      for (const g of this.index.nodeGpus[n]!) {
+        if (g.usableMiB >= need) able++;
+        if (g.freeSlots > 0 && g.availableMiB >= need) fitting++;
       }
       if (able >= s.spec.gpus && fitting > bestFree) {
         best = n;
         bestFree = fitting;
       }
-    });
+    }
     if (best >= 0) this.reservedNodes.add(best);
   }
 
@@ -915,6 +996,16 @@ export class Scheduler {
   }
 
   private noFitReason(s: StageState): WaitReason {
+    const key = s.spec.gpus * 1e9 + s.spec.vramMiB;
+    let reason = this.noFitCache.get(key);
+    if (reason === undefined) {
+      reason = this.computeNoFitReason(s);
+      this.noFitCache.set(key, reason);
+    }
+    return reason;
+  }
+
+  private computeNoFitReason(s: StageState): WaitReason {
     const need = s.spec.vramMiB;
     if (s.spec.gpus > 1) {
       let bestNode: string | null = null;

@@ -29,7 +29,8 @@ export class GpufabricPolicy implements SimPolicy {
     const starts: Dispatch[] = [];
     const kills: { runId: string; stageId: string }[] = [];
     for (const d of decisions) {
-      if (d.kind === "placed") starts.push({ runId: d.runId, stageId: d.stageId, gpus: d.gpus, evict: d.evict });
+      // A placement already carries what a dispatch needs.
+      if (d.kind === "placed") starts.push(d);
       else if (d.kind === "killed") kills.push({ runId: d.runId, stageId: d.stageId });
     }
     return { starts, kills, decisions };
