@@ -144,6 +144,18 @@ const entryBefore = (a: QueueEntry, b: QueueEntry): boolean => {
   return a.index < b.index;
 };
 
+/**
+ * Fresh batch work goes longest remaining path first across runs (upward rank), so a run whose
+ * first stage leads to long work on scarce GPUs starts it early; aged work goes back to run order.
+ */
+const batchEntryBefore = (a: QueueEntry, b: QueueEntry): boolean => {
+  if (a.key !== b.key) return a.key > b.key;
+  return entryBefore(a, b);
+};
+
+/** Dispatch order inside a queue level. */
+const orderFor = (level: number) => (level === BATCH ? batchEntryBefore : entryBefore);
+
 function entryFor(s: StageState, due: number, fresh = false): QueueEntry {
   return { s, token: s.token, vt: s.run.virtualTime, seq: s.run.seq, key: s.key, index: s.index, due, fresh };
 }
@@ -234,7 +246,7 @@ export class Scheduler {
       heldGpus: 0,
       heldMiB: 0,
       gpuSeconds: 0,
-      queues: Array.from({ length: LEVELS }, () => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new Heap<QueueEntry>(entryBefore))),
+      queues: Array.from({ length: LEVELS }, (_, level) => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new Heap<QueueEntry>(orderFor(level)))),
       modelQueues: Array.from({ length: LEVELS }, () => new Map<string, Heap<QueueEntry>>()),
       blockedRound: new Array<number>(LEVELS).fill(-1),
     };
@@ -383,7 +395,7 @@ export class Scheduler {
     if (model !== undefined && s.spec.gpus === 1) {
       let q = tenant.modelQueues[level]!.get(model);
       if (q === undefined) {
-        q = new Heap(entryBefore);
+        q = new Heap(orderFor(level));
         tenant.modelQueues[level]!.set(model, q);
       }
       q.push(entry);
@@ -566,6 +578,7 @@ export class Scheduler {
       // When no node has two free slots, gangs are looked at only at the interactive level and only
       // until one has reserved a node (no starvation): the others could not start this round anyway.
       eligible[classes] = this.roundMaxNodeFree >= 2 || (level === INTERACTIVE && this.reservedNodes.size === 0);
+      const before = orderFor(level);
       let best: TenantState | null = null;
       let bestQueue: Heap<QueueEntry> | null = null;
       let bestShare = Infinity;
@@ -580,7 +593,7 @@ export class Scheduler {
           while (q.size > 0 && !this.live(q.peek()!)) q.pop();
           const top = q.peek();
           // A queue whose first stage is known not to fit this round is left for the next one.
-          if (top !== undefined && (head === null || entryBefore(top, head)) && !this.knownNotToFit(top.s)) {
+          if (top !== undefined && (head === null || before(top, head)) && !this.knownNotToFit(top.s)) {
             head = top;
             headQueue = q;
           }
@@ -670,12 +683,20 @@ export class Scheduler {
     return n;
   }
 
-  /** Free GPUs larger than size class `sizeClass` minus the stages at `level` or above that need them. */
+  /**
+   * Free GPUs larger than size class `sizeClass` that the waiting stages at `level` or above do not
+   * need. Matched from the largest class down: a stage can use its own class or a larger one, never
+   * a smaller one, so stages queued for the largest GPUs do not hold back free mid-size GPUs.
+   */
   private largerSpare(level: number, sizeClass: number): number {
     const free = this.index.freeByClass;
-    let freeLarger = 0;
-    for (let c = sizeClass + 1; c < free.length; c++) freeLarger += free[c]!;
-    return freeLarger === 0 ? 0 : freeLarger - this.waitingLarger(level, sizeClass);
+    let spare = 0;
+    for (let c = free.length - 1; c > sizeClass; c--) {
+      let waiting = 0;
+      for (let l = level; l < LEVELS; l++) waiting += this.readyByClass[l]![c]!;
+      spare = Math.max(0, spare + free[c]! - waiting);
+    }
+    return spare;
   }
 
   /**
