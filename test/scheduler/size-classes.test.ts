@@ -55,3 +55,18 @@ describe("fresh batch work", () => {
     expect(next[0]!.reason).toMatchObject({ level: "batch-aged", aged: true });
   });
 });
+
+describe("one round", () => {
+  it("does not examine again a stage that a smaller one of the same GPU count showed cannot fit, and still places smaller ones", () => {
+    // One 24 GiB GPU shared by two stages; a 20 GiB stage leaves 4 GiB.
+    const s = new Scheduler({ gpus: [gpu("g0", "n0", 24, 2)], settings: { headroomMiB: 0 } });
+    s.submit({ ...run("hog", [stage("h", 20)]), tenant: "h" }, 0);
+    expect(placed(s.schedule(0))).toHaveLength(1);
+    s.submit({ ...run("a", [stage("x", 10)]), tenant: "ta" }, 1);
+    s.submit({ ...run("b", [stage("x", 12)]), tenant: "tb" }, 1);
+    s.submit({ ...run("c", [stage("x", 3)]), tenant: "tc" }, 1);
+    const ds = s.schedule(1);
+    expect(ds.map((d) => `${d.kind}:${d.runId}`)).toEqual(["waiting:a", "placed:c"]);
+    expect(s.explain("b", "x")).toMatchObject({ code: "no-fit", needMiB: 12 * GiB, bestAvailableMiB: 0 });
+  });
+});
