@@ -14,6 +14,7 @@ interface AgentCliOptions {
   simulatedTimeScale?: string;
   logLevel?: string;
   durability?: string;
+  keyCheckInterval: string;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -29,6 +30,7 @@ export function register(program: Command): void {
     .option("--simulated-time-scale <x>", "multiplies the estimated durations of simulated stages", "1")
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", "info")
     .option("--durability <mode>", "full: every accepted write survives power loss; normal: survives the agent's crash (kill -9), not the machine's", "full")
+    .option("--key-check-interval <s>", "seconds between looks at the keyring: a new current version (keys rotate) starts a background rewrap", "10")
     .action(async (options: AgentCliOptions) => {
       if (!existsSync(options.config))
         throw new CliError(`--config: ${options.config} does not exist: pass the platform config file (the ConfigMap's platform.json)`, EXIT.usage);
@@ -41,6 +43,7 @@ export function register(program: Command): void {
         simulatedTimeScale: numberOption("--simulated-time-scale", options.simulatedTimeScale!),
         logLevel: options.logLevel as "info",
         durability: options.durability as "full",
+        keyCheckIntervalS: numberOption("--key-check-interval", options.keyCheckInterval),
       });
       await untilSignalled(agent);
     });

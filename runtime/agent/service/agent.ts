@@ -22,6 +22,13 @@ import { buildHttpApi } from "./http.ts";
 import { AgentLoop } from "./loop.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { parseConfigWorkflows } from "./submission.ts";
+import { AGENT_ACTOR, AuditTrail } from "./audit-trail.ts";
+import { openAgentSecurity } from "./security.ts";
+import { ArtifactSealer, chooseScratch } from "./sealing.ts";
+import { openRunField } from "./sealed-fields.ts";
+import { KeyRotationFollower } from "./rewrap.ts";
+import canonicalize from "canonicalize";
+import { createHash } from "node:crypto";
 
 const AgentOptionsSchema = z
   .object({
@@ -31,6 +38,8 @@ const AgentOptionsSchema = z
     port: z.number().int().min(0).max(65535).optional(),
     /** Where relative program paths in stage commands are resolved (default: the current directory). */
     commandDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
+    /** Where stages work (plaintext): a memory-backed folder; default /dev/shm when it is a tmpfs, else DATA_DIR/scratch. */
+    scratchDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
     inventory: z.enum(["auto", "nvidia-smi", "simulated"]).optional(),
     /** Multiplies simulated stages' estimated durations (1: as estimated). */
     simulatedTimeScale: z.number().min(0).max(1000).optional(),
@@ -38,6 +47,8 @@ const AgentOptionsSchema = z
     /** Seconds between SIGTERM and SIGKILL when a stage is stopped. */
     killGraceS: z.number().positive().max(3600).optional(),
     durability: z.enum(["full", "normal"]).optional(),
+    /** Seconds between looks at the keyring's current version (a rotation starts a background rewrap). */
+    keyCheckIntervalS: z.number().positive().max(3600).optional(),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
   })
   .strict();
@@ -85,6 +96,28 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   }
   const dataDir = options.dataDir ?? config.deployment.dataDir;
   mkdirSync(dataDir, { recursive: true });
+  // Encryption and audit are not optional: without a keyring, a signing key and a sink the agent does not start.
+  const security = await openAgentSecurity(config, dataDir, logger);
+  const audit = new AuditTrail(security.audit, logger);
+  try {
+    await audit.record({
+      actor: AGENT_ACTOR,
+      action: "config.load",
+      object: `deployment/${config.deployment.name}`,
+      outcome: "success",
+      data: {
+        version: config.version,
+        sha256: createHash("sha256").update(canonicalize(config) ?? "").digest("hex"),
+        keyVersion: await security.keyring.currentVersion(),
+      },
+    });
+  } catch (err) {
+    await security.audit.close().catch(() => undefined);
+    throw err;
+  }
+  const scratch = chooseScratch(dataDir, options.scratchDir);
+  logger.info({ scratch: scratch.dir, inMemory: scratch.inMemory }, scratch.inMemory ? "stage workspaces are in memory (tmpfs)" : "no tmpfs for stage workspaces: they are on disk and deleted as soon as outputs are sealed");
+  const sealer = new ArtifactSealer(security.keyring, dataDir, scratch.dir);
 
   const pool = config.pools.find((p) => p.name === config.deployment.pool)!;
   const inventory = await discoverGpus({ pool, mode: options.inventory ?? "auto" });
@@ -139,7 +172,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     devices: inventory.devices,
     executors: {
       process: new ProcessExecutor({
-        dataDir,
+        dataDir: scratch.dir,
         ...(sampler && { vramSampler: sampler }),
         ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }),
       }),
@@ -151,10 +184,15 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     commandDir: options.commandDir ?? process.cwd(),
     observer: metrics,
     onCostModelChange: saveCostModel,
+    audit: (event) => void audit.note(event),
+    sealOutputs: (run, artifacts) => sealer.sealOutputs(run, artifacts),
+    openInputs: (run, stageId, attempt, inputs) => sealer.openInputs(run, stageId, attempt, inputs),
+    discardWorkspaces: true,
   });
   const graphOf = async (run: { id: string; tenant: string }): Promise<WorkflowGraph | undefined> => {
     const detail = await store.getRun(run.tenant, run.id);
-    const doc = detail?.document as { workflowRef?: string } | undefined;
+    if (detail === undefined) return undefined;
+    const doc = (await openRunField(security.keyring, run.tenant, run.id, "document", detail.document)) as { workflowRef?: string } | undefined;
     if (doc && typeof doc.workflowRef === "string") return workflows.get(doc.workflowRef);
     try {
       return parseWorkflow(doc);
@@ -163,6 +201,16 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     }
   };
   const recovered = await loop.start(graphOf);
+  const rotation = new KeyRotationFollower({
+    keyring: security.keyring,
+    store,
+    tenants: config.tenants,
+    artifactsRoot: sealer.artifactsRoot,
+    audit,
+    logger,
+    checkEveryMs: (options.keyCheckIntervalS ?? 10) * 1000,
+  });
+  await rotation.start();
   logger.info({ ...recovered, gpus: inventory.devices.length, source: inventory.source }, "agent state recovered");
 
   let ready = false;
@@ -177,8 +225,12 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     metrics,
     authenticator,
     authorizer,
+    audit,
+    keys: security.keyring,
+    sealer,
     logger,
     dataDir,
+    scratchDir: scratch.dir,
     bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     isReady: () => ready,
   });
@@ -204,8 +256,10 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
         ready = false;
         stopWatching();
         await app.close();
+        await rotation.stop();
         await loop.stop();
         await store.close();
+        await security.audit.close().catch((err: unknown) => logger.error({ err }, "the audit log could not be sealed on close"));
       })();
       return closing;
     },

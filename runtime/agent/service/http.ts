@@ -16,7 +16,12 @@ import { checkName, openInside, UnsafePathError } from "../../security/names/ind
 import type { GpuDevice } from "../inventory/types.ts";
 import type { RunDetail, RunStatus, Store } from "../store/types.ts";
 import { RUN_STATUSES } from "../store/types.ts";
+import { AuditUnavailableError } from "../../security/audit/index.ts";
 import { ApiError } from "./api-error.ts";
+import type { AuditTrail } from "./audit-trail.ts";
+import type { KeyProvider } from "../../security/crypto/index.ts";
+import type { ArtifactSealer } from "./sealing.ts";
+import { sealRunFields } from "./sealed-fields.ts";
 import type { AgentLoop } from "./loop.ts";
 import { scheduledMiB, type AgentMetrics } from "./metrics.ts";
 import { agentRouteTable } from "./routes.ts";
@@ -25,7 +30,17 @@ import { prepareRun, type SubmissionContext } from "./submission.ts";
 declare module "fastify" {
   interface FastifyRequest {
     identity: Identity | null;
+    /** What the audit entry of this request says beyond the route (set as the request is handled). */
+    auditInfo: AuditInfo | null;
   }
+}
+
+interface AuditInfo {
+  action?: string;
+  /** The verified caller, also when authorization then refused it. */
+  caller?: Identity;
+  object?: string;
+  rule?: string;
 }
 
 export interface HttpParts {
@@ -39,8 +54,14 @@ export interface HttpParts {
   readonly metrics: AgentMetrics;
   readonly authenticator: Authenticator;
   readonly authorizer: Authorizer;
+  readonly audit: AuditTrail;
+  /** Seals sensitive fields before they reach the store. */
+  readonly keys: KeyProvider;
+  readonly sealer: ArtifactSealer;
   readonly logger: Logger;
   readonly dataDir: string;
+  /** Where stages work and their logs are kept (memory where the machine allows). */
+  readonly scratchDir: string;
   readonly bodyLimitBytes: number;
   readonly isReady: () => boolean;
 }
@@ -77,6 +98,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     ...(https && { https }),
   }) as unknown as FastifyInstance;
   app.decorateRequest("identity", null);
+  app.decorateRequest("auditInfo", null);
   const routes = agentRouteTable();
   const registered: Array<{ method: string | string[]; url: string }> = [];
   app.addHook("onRoute", (route) => {
@@ -99,6 +121,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
       request.log.error({ err }, "request failed");
       api = new ApiError(500, "internal", "the agent could not answer this request; it is logged");
     }
+    if (api.rule !== undefined && request.auditInfo) request.auditInfo.rule = api.rule;
     if (api.status === 401) void reply.header("www-authenticate", 'Bearer realm="gpufabric"');
     void reply.code(api.status).send(api.body());
   });
@@ -108,20 +131,31 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
 
   // Authentication before the body is read: an anonymous client cannot make the agent parse anything.
   app.addHook("onRequest", async (request) => {
+    request.auditInfo = {};
     const template = request.routeOptions.url;
     if (template === undefined) return; // no such route: the not-found handler answers
     const action = routes.actionFor(request.method, template);
     if (action === undefined) throw new ApiError(403, "undeclared-route", `${request.method} ${template} declares no action`);
     if (action === PUBLIC) return;
+    request.auditInfo.action = action;
     const auth = await parts.authenticator.authenticate(request.headers.authorization);
     if (!auth.ok) {
       request.log.info({ reason: auth.reason }, "authentication refused");
+      await parts.audit.note({
+        actor: "anonymous",
+        action: "auth.failure",
+        outcome: "denied",
+        source: request.ip,
+        object: auditObject(request),
+        data: { reason: auth.reason, detail: auth.detail.slice(0, 500), method: request.method, route: template },
+      });
       throw new ApiError(
         auth.status,
         auth.reason === "missing" ? "unauthenticated" : `unauthenticated:${auth.reason}`,
         auth.reason === "missing" ? "send 'Authorization: Bearer <token>'" : `the credential was refused (${auth.reason})`
       );
     }
+    request.auditInfo.caller = auth.identity;
     const decision = parts.authorizer.authorize(auth.identity, action);
     if (!decision.allowed)
       throw new ApiError(
@@ -130,6 +164,49 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
         decision.reason === "insufficient-role" || decision.reason === "no-role" ? decision.detail : "not allowed"
       );
     request.identity = auth.identity;
+  });
+
+  // Fail closed: a change, or an artifact read, that cannot be recorded does not happen.
+  app.addHook("preHandler", async (request) => {
+    const info = request.auditInfo;
+    const identity = request.identity;
+    if (!info?.action || identity === null || !(request.method !== "GET" || info.action === "artifacts:read")) return;
+    try {
+      await parts.audit.record({
+        actor: identity.subject,
+        tenant: identity.tenant,
+        action: info.action,
+        object: auditObject(request),
+        outcome: "success",
+        source: request.ip,
+        data: { phase: "authorized", method: request.method, route: request.routeOptions.url ?? null },
+      });
+    } catch (err) {
+      if (!(err instanceof AuditUnavailableError)) throw err;
+      throw new ApiError(503, "audit-unavailable", "the audit log cannot record this request, so the agent refuses it (fail closed): see the agent's log");
+    }
+  });
+  // Every answered request, probes aside, is recorded with its outcome.
+  app.addHook("onResponse", async (request, reply) => {
+    const info = request.auditInfo ?? {};
+    const template = request.routeOptions.url;
+    if (template !== undefined && info.action === undefined) return; // a public probe
+    const caller = request.identity ?? info.caller;
+    void parts.audit.note({
+      actor: caller?.subject ?? "anonymous",
+      tenant: caller?.tenant ?? null,
+      action: info.action ?? "api.no-route",
+      object: info.object ?? auditObject(request),
+      outcome: outcomeOf(reply.statusCode),
+      source: request.ip,
+      data: {
+        phase: "answered",
+        method: request.method,
+        route: template ?? request.url.split("?")[0]!.slice(0, 256),
+        status: reply.statusCode,
+        ...(info.rule !== undefined && { rule: info.rule }),
+      },
+    });
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
@@ -153,7 +230,8 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
       if (err instanceof ApiError) parts.metrics.runRefused(identity.tenant, err.code);
       throw err;
     }
-    const { run, created } = await store.createRun(prepared.newRun);
+    const { run, created } = await store.createRun(await sealRunFields(parts.keys, prepared.newRun));
+    request.auditInfo!.object = `run/${run.id}`;
     if (created) {
       parts.metrics.runSubmitted(identity.tenant);
       loop.accept(run, prepared.stages, prepared.graph.format === "comfyui" ? prepared.graph : undefined);
@@ -215,7 +293,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
       throw new ApiError(409, "ambiguous-artifact", `stages ${matches.map((a) => a.stageId).join(", ")} each wrote '${name}': add ?stage=<stage id>`, "stage");
     }
     const artifact = matches[0]!;
-    const root = join(parts.dataDir, "artifacts");
+    const root = parts.sealer.artifactsRoot;
     let handle;
     try {
       handle = await openInside(root, relative(root, artifact.path).split(sep));
@@ -230,7 +308,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
       .header("content-type", CONTENT_TYPES[extname(name).toLowerCase()] ?? "application/octet-stream")
       .header("content-length", String(artifact.bytes))
       .header("x-content-sha256", artifact.sha256)
-      .send(handle.createReadStream());
+      .send(parts.sealer.openArtifact(detail.run.tenant, artifact.path, handle));
   });
 
   app.get<{ Params: { runId: string; stageId: string }; Querystring: { attempt?: string } }>("/v1/runs/:runId/stages/:stageId/logs", async (request) => {
@@ -241,7 +319,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const wanted = request.query.attempt === undefined ? attempts.at(-1) : attempts.find((a) => String(a.number) === request.query.attempt);
     if (wanted === undefined)
       throw new ApiError(404, "not-found", `stage '${stageId}' has no attempt${request.query.attempt ? ` ${request.query.attempt}` : " yet"}`, "attempt");
-    const root = join(parts.dataDir, "logs");
+    const root = join(parts.scratchDir, "logs");
     const [stdout, stderr] = await Promise.all(
       (["stdout", "stderr"] as const).map((stream) => readTail(root, [detail.run.id, stageId, `${wanted.number}.${stream}.log`]))
     );
@@ -308,6 +386,22 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   await app.ready();
   routes.assertCovers(registered);
   return app;
+}
+
+/** `run/<id>[/artifact/<name>|/stage/<id>]` from the route's parameters, as the client sent them (capped). */
+function auditObject(request: FastifyRequest): string | null {
+  const params = (request.params ?? {}) as Record<string, string | undefined>;
+  if (params.runId === undefined) return null;
+  let object = `run/${params.runId}`;
+  if (params.name !== undefined) object += `/artifact/${params.name}`;
+  if (params.stageId !== undefined) object += `/stage/${params.stageId}`;
+  return object.slice(0, 1000);
+}
+
+function outcomeOf(status: number): "success" | "denied" | "failure" | "error" {
+  if (status < 400) return "success";
+  if (status === 401 || status === 403 || status === 404) return "denied";
+  return status >= 500 ? "error" : "failure";
 }
 
 function validId(kind: "run" | "stage", value: string, field: string): string {

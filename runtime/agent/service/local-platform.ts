@@ -1,13 +1,16 @@
 /**
  * Adapts a synthesized platform config for a laptop: the agent listens on loopback without TLS, keeps
  * everything under one data directory, and accepts a freshly generated token per tenant (stored
- * hashed; the tokens themselves are returned once, to be printed).
+ * hashed; the tokens themselves are returned once, to be printed). It creates, once, what a cluster
+ * mounts as Secrets and volumes: a keyring, an Ed25519 checkpoint signing key and a checkpoint sink.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { PlatformConfig } from "../../config/schema.ts";
 import { parsePlatformConfig } from "../../config/index.ts";
 import { generateToken } from "../../security/identity/index.ts";
+import { FileKeyring, keyringPath } from "../../security/crypto/index.ts";
+import { auditPaths, generateSigningKeyPair } from "../../security/audit/index.ts";
 
 /** Subject of the tokens `gpufabric dev` generates; it is bound to the submitter role in every tenant. */
 export const DEV_SUBJECT = "dev";
@@ -40,6 +43,7 @@ export function localPlatform(configs: readonly PlatformConfig[], dataDir: strin
     }
   }
   const tokensDir = join(dataDir, "tokens");
+  const audit = auditPaths(dataDir);
   const adapted = parsePlatformConfig(
     {
       ...first,
@@ -52,12 +56,22 @@ export function localPlatform(configs: readonly PlatformConfig[], dataDir: strin
       security: {
         ...first.security,
         auth: { ...first.security.auth, tokens: { ...first.security.auth.tokens, mountPath: tokensDir } },
+        encryption: { ...first.security.encryption, keyring: { ...first.security.encryption.keyring, mountPath: keyringPath(dataDir) } },
+        audit: {
+          ...first.security.audit,
+          signingKey: { ...first.security.audit.signingKey, mountPath: dirname(audit.signingKeyPath) },
+          sink: { ...first.security.audit.sink, mountPath: audit.checkpointsDir },
+        },
         tls: { enabled: false },
       },
     },
     "local platform config"
   );
   mkdirSync(tokensDir, { recursive: true, mode: 0o700 });
+  // Kept across starts: the keyring opens what earlier runs sealed, the key signs the same log.
+  if (!existsSync(keyringPath(dataDir))) FileKeyring.create(keyringPath(dataDir));
+  if (!existsSync(audit.signingKeyPath)) generateSigningKeyPair(dirname(audit.signingKeyPath));
+  mkdirSync(audit.checkpointsDir, { recursive: true, mode: 0o700 });
   const tokens: Record<string, string> = {};
   for (const t of adapted.tenants) {
     const generated = generateToken(DEV_SUBJECT);

@@ -7,14 +7,17 @@
  * The loop wakes on submissions and completions; a slow timer only lifts aged work.
  */
 import { EventEmitter } from "node:events";
+import { rm } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { CostModel, Stage, WorkflowGraph } from "../../graph/index.ts";
 import { observeStage } from "../../graph/index.ts";
 import { runSpecFromStages } from "../../scheduler/from-graph.ts";
 import type { Kill, Placement, Scheduler, WaitReason } from "../../scheduler/index.ts";
 import { executorFor, stopOrphanedAttempt, type AttemptOutcome, type Executor, type RunningAttempt } from "../executors/index.ts";
+import type { CommittedArtifact } from "../executors/types.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import { TransitionError, type RunRecord, type Store } from "../store/types.ts";
+import type { AuditEvent } from "../../security/audit/index.ts";
 import { resolveStageCommand } from "./stage-command.ts";
 
 /** What the loop reports as it works (metrics listen). */
@@ -41,6 +44,22 @@ export interface LoopOptions {
   readonly observer?: LoopObserver;
   /** Called after the cost model learned from a finished stage (to persist it). */
   readonly onCostModelChange?: () => void;
+  /** Records scheduling decisions (placements, preemptions, refusals; not each re-evaluation of waiting work). */
+  readonly audit?: (event: AuditEvent) => void;
+  /**
+   * Seals a committed attempt's outputs (encrypts them where they are kept, removes the plaintext) and
+   * returns them as the store records them. Without it the outputs are recorded where the executor put them.
+   */
+  readonly sealOutputs?: (run: { id: string; tenant: string }, artifacts: CommittedArtifact[]) => Promise<CommittedArtifact[]>;
+  /** Makes the committed outputs a stage needs readable to the executor (decrypted), and cleans them up after. */
+  readonly openInputs?: (
+    run: { id: string; tenant: string },
+    stageId: string,
+    attempt: number,
+    inputs: ReadonlyArray<{ stageId: string; name: string; path: string }>
+  ) => Promise<{ inputs: Array<{ stageId: string; name: string; path: string }>; release(): Promise<void> }>;
+  /** Deletes each attempt's workspace once it ended (its outputs sealed first). */
+  readonly discardWorkspaces?: boolean;
   /** How often waiting work is looked at again even when nothing happened (aging), in ms. */
   readonly agingTickMs?: number;
 }
@@ -134,6 +153,14 @@ export class AgentLoop {
     if (!result.accepted) {
       // Submissions are checked before the store accepts them; a refusal here is a bug, not bad input.
       this.o.logger.error({ runId: run.id, field: result.field }, `scheduler refused an accepted run: ${result.message}`);
+      this.o.audit?.({
+        actor: AGENT_ACTOR,
+        tenant: run.tenant,
+        action: "schedule.refuse",
+        object: `run/${run.id}`,
+        outcome: "denied",
+        data: { field: result.field ?? null, message: result.message.slice(0, 1000) },
+      });
       void this.o.store.cancelRun(run.tenant, run.id).catch(() => undefined);
       return;
     }
@@ -197,8 +224,27 @@ export class AgentLoop {
   private tick(): void {
     const nowMs = Date.now();
     for (const d of this.o.scheduler.schedule(nowMs / 1000)) {
-      if (d.kind === "placed") this.track(this.dispatch(d, nowMs));
-      else if (d.kind === "killed") this.preempt(d);
+      if (d.kind === "placed") {
+        this.o.audit?.({
+          actor: AGENT_ACTOR,
+          tenant: this.active.get(d.runId)?.tenant ?? null,
+          action: "schedule.place",
+          object: `run/${d.runId}/stage/${d.stageId}`,
+          outcome: "success",
+          data: { gpus: [...d.gpuIds], evict: d.evict.map((e) => ({ gpu: e.gpu, model: e.model })) },
+        });
+        this.track(this.dispatch(d, nowMs));
+      } else if (d.kind === "killed") {
+        this.o.audit?.({
+          actor: AGENT_ACTOR,
+          tenant: this.active.get(d.runId)?.tenant ?? null,
+          action: "schedule.preempt",
+          object: `run/${d.runId}/stage/${d.stageId}`,
+          outcome: "success",
+          data: { for: `run/${d.forRunId}/stage/${d.forStageId}` },
+        });
+        this.preempt(d);
+      }
       else this.lastWait.set(key(d.runId, d.stageId), d.reason);
     }
   }
@@ -239,8 +285,12 @@ export class AgentLoop {
       const attempt = await this.o.store.markPlaced({ runId: p.runId, stageId: p.stageId, gpus: p.gpuIds, explanation: { evict: p.evict, ...p.reason } });
       slot.attemptId = attempt.id;
       this.changes.emit("run", p.runId);
+      const needed = (await this.o.store.artifactsOf(p.runId, stage.needs)).map((a) => ({ stageId: a.stageId, name: a.name, path: a.path }));
+      const opened = this.o.openInputs
+        ? await this.o.openInputs(run, p.stageId, attempt.number, needed)
+        : { inputs: needed, release: async () => undefined };
       const inputs = new Map<string, Array<{ name: string; path: string }>>();
-      for (const a of await this.o.store.artifactsOf(p.runId, stage.needs)) {
+      for (const a of opened.inputs) {
         const list = inputs.get(a.stageId) ?? [];
         list.push({ name: a.name, path: a.path });
         inputs.set(a.stageId, list);
@@ -248,7 +298,9 @@ export class AgentLoop {
       const spec = resolveStageCommand(stage, this.o.commandDir);
       const executor = executorFor(spec, this.o.executors);
       slot.simulated = executor.kind === "simulated" || p.gpuIds.some((id) => this.device(id)?.simulated !== false);
-      const handle = await executor.start({
+      // The executor has copied the inputs into the workspace once it started: the decrypted copies go.
+      const handle = await executor
+        .start({
         attemptId: attempt.id,
         runId: p.runId,
         stageId: p.stageId,
@@ -259,7 +311,8 @@ export class AgentLoop {
           return { id, uuid: device?.uuid ?? null, simulated: device?.simulated ?? true };
         }),
         inputs: [...inputs].map(([stageId, artifacts]) => ({ stageId, artifacts })),
-      });
+        })
+        .finally(() => opened.release());
       slot.handle = handle;
       if (slot.stop !== null) handle.cancel();
       try {
@@ -297,6 +350,15 @@ export class AgentLoop {
   }
 
   private async complete(slot: RunningStage, run: ActiveRun, stage: Stage, handle: RunningAttempt, outcome: AttemptOutcome, startedMs: number): Promise<void> {
+    try {
+      await this.completeAttempt(slot, run, stage, handle, outcome, startedMs);
+    } finally {
+      // Its inputs were decrypted copies and its outputs are sealed: nothing of the workspace is kept.
+      if (this.o.discardWorkspaces && handle.workspace !== null && slot.stop !== "shutdown") await rm(handle.workspace, { recursive: true, force: true });
+    }
+  }
+
+  private async completeAttempt(slot: RunningStage, run: ActiveRun, stage: Stage, handle: RunningAttempt, outcome: AttemptOutcome, startedMs: number): Promise<void> {
     const k = key(slot.runId, slot.stageId);
     const seconds = (Date.now() - startedMs) / 1000;
     const finish = {
@@ -331,7 +393,8 @@ export class AgentLoop {
     if (outcome.reason === "completed") {
       try {
         await this.o.store.markSealing(slot.attemptId!, finish);
-        const artifacts = await handle.commitOutputs();
+        const committed = await handle.commitOutputs();
+        const artifacts = this.o.sealOutputs ? await this.o.sealOutputs(run, committed) : committed;
         await this.o.store.markSucceeded(slot.attemptId!, { ...finish, artifacts });
       } catch (err) {
         if (err instanceof TransitionError) {
@@ -439,3 +502,4 @@ export class AgentLoop {
 }
 
 const key = (runId: string, stageId: string) => `${runId}/${stageId}`;
+const AGENT_ACTOR = "gpufabric-agent";

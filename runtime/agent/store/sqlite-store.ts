@@ -171,6 +171,8 @@ export class SqliteStore implements Store {
     db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
     db.pragma("foreign_keys = ON");
+    // Replaced values (rewrapped fields) are zeroed, not left in free pages.
+    db.pragma("secure_delete = ON");
     // Another process (a CLI reading the store) may hold the write lock for a moment.
     db.pragma("busy_timeout = 5000");
     this.schemaVersion = migrate(db, options.migrations);
@@ -262,7 +264,7 @@ export class SqliteStore implements Store {
         if (existing) return { run: toRun(existing), created: false };
       }
       const now = this.stamp();
-      const id = randomUUID();
+      const id = input.id ?? randomUUID();
       s.insertRun.run({
         id,
         tenant: input.tenant,
@@ -317,6 +319,17 @@ export class SqliteStore implements Store {
       ? (this.stmt.listRunsByStatus.all(tenant, options.status, limit) as RunRow[])
       : (this.stmt.listRuns.all(tenant, limit) as RunRow[]);
     return rows.map(toRun);
+  }
+
+  async replaceRunFields(tenant: string, runId: string, fields: { document: unknown; inputs: Readonly<Record<string, unknown>> }): Promise<boolean> {
+    const document = JSON.stringify(fields.document ?? null);
+    const inputs = JSON.stringify(fields.inputs);
+    return this.write(() => this.db.prepare("UPDATE runs SET document = ?, inputs = ? WHERE tenant = ? AND id = ?").run(document, inputs, tenant, runId).changes === 1);
+  }
+
+  async compact(): Promise<void> {
+    while (this.pending.length > 0) this.flush();
+    this.db.pragma("wal_checkpoint(TRUNCATE)");
   }
 
   async activeRuns(): Promise<Array<{ run: RunRecord; stages: StageRecord[] }>> {

@@ -21,6 +21,8 @@ export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed
 export type NewStage = Stage;
 
 export interface NewRun {
+  /** The run's id, when the caller chose it (to bind encrypted fields to it); a fresh UUID otherwise. */
+  readonly id?: string;
   readonly tenant: string;
   readonly workflow: string;
   readonly format: WorkflowFormat;
@@ -181,6 +183,10 @@ export interface Store {
   /** A run with its stages, attempts and artifacts; undefined when the tenant has no such run. */
   getRun(tenant: string, runId: string): Promise<RunDetail | undefined>;
   listRuns(tenant: string, options?: { readonly status?: RunStatus; readonly limit?: number }): Promise<RunRecord[]>;
+  /** Replaces a run's stored document and inputs (a key rotation rewraps them); false when the tenant has no such run. */
+  replaceRunFields(tenant: string, runId: string, fields: { readonly document: unknown; readonly inputs: Readonly<Record<string, unknown>> }): Promise<boolean>;
+  /** Folds the write-ahead log into the database and empties it, so replaced values do not linger in it. */
+  compact(): Promise<void>;
   /** Runs not finished yet, of every tenant, with their stages: what a restarted scheduler reloads. */
   activeRuns(): Promise<Array<{ readonly run: RunRecord; readonly stages: readonly StageRecord[] }>>;
   /** Stages whose needs have all succeeded, of runs still active, oldest run first. */

@@ -22,6 +22,7 @@ const StageShape = z.object({
 });
 
 const NewRunShape = z.object({
+  id: z.uuid({ error: "must be a UUID (the caller names the run when it seals fields bound to its id)" }).optional(),
   tenant: z.string().regex(DNS_LABEL, "must be a tenant name (a DNS-1123 label) from the platform config"),
   workflow: z.string().min(1, "must name the workflow"),
   format: z.enum(["native", "comfyui"]),

@@ -10,6 +10,8 @@ import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import type { PlatformConfig, RuntimeRule, TenantConfig } from "../../../runtime/config/schema.ts";
 import { generateToken } from "../../../runtime/security/identity/index.ts";
+import { FileKeyring } from "../../../runtime/security/crypto/index.ts";
+import { generateSigningKeyPair } from "../../../runtime/security/audit/index.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const BIN = join(REPO_ROOT, "bin/gpufabric.mjs");
@@ -26,6 +28,10 @@ export interface TestPlatform {
   readonly dataDir: string;
   /** A submitter token per tenant. */
   readonly tokens: Readonly<Record<string, string>>;
+  readonly keyringDir: string;
+  /** The checkpoint sink and the public key that verifies them. */
+  readonly sinkDir: string;
+  readonly publicKeyPath: string;
 }
 
 export const CONTACT_SHEET = parseYaml(readFileSync(join(REPO_ROOT, "examples/workflows/contact-sheet.yaml"), "utf8")) as Record<string, unknown>;
@@ -49,11 +55,17 @@ export function createPlatform(options: {
   readonly preemption?: PlatformConfig["scheduler"]["preemption"];
   readonly tenants?: readonly TenantConfig[];
   readonly runtimeRules?: readonly RuntimeRule[];
+  /** Audit checkpoints every this many entries (default 1000). */
+  readonly checkpointEvery?: number;
 }): TestPlatform {
   const dir = mkdtempSync(join(tmpdir(), "gpufabric-agent-test-"));
   const dataDir = join(dir, "data");
   const tokensDir = join(dir, "tokens");
   mkdirSync(tokensDir);
+  // What WorkflowDeployment mounts: a keyring, the checkpoint signing key, the checkpoint sink.
+  FileKeyring.create(join(dir, "keyring"));
+  generateSigningKeyPair(join(dir, "audit-key"));
+  mkdirSync(join(dir, "audit"));
   const tenants = options.tenants ?? [tenant("studio"), tenant("rival")];
   const tokens: Record<string, string> = {};
   for (const t of tenants) {
@@ -110,7 +122,7 @@ export function createPlatform(options: {
       audit: {
         signingKey: { secretName: "audit-key", mountPath: join(dir, "audit-key") },
         sink: { type: "volume", claimName: "audit", mountPath: join(dir, "audit") },
-        checkpointEvery: 1000,
+        checkpointEvery: options.checkpointEvery ?? 1000,
         checkpointIntervalSeconds: 300,
       },
       tls: { enabled: false },
@@ -119,7 +131,7 @@ export function createPlatform(options: {
   };
   const configFile = join(dir, "platform.json");
   writeFileSync(configFile, JSON.stringify(config, null, 2));
-  return { dir, configFile, dataDir, tokens };
+  return { dir, configFile, dataDir, tokens, keyringDir: join(dir, "keyring"), sinkDir: join(dir, "audit"), publicKeyPath: join(dir, "audit-key", "public.pem") };
 }
 
 export interface AgentProcess {

@@ -1,0 +1,91 @@
+/**
+ * The agent's keyring and audit log, opened from the platform config. Both are required: the agent does
+ * not start without a keyring, a checkpoint signing key and a checkpoint sink, and says which config field
+ * points at what is missing.
+ */
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { ValidationError } from "../../config/errors.ts";
+import type { PlatformConfig } from "../../config/schema.ts";
+import { AuditLog, auditPaths, DirectoryCheckpointSink, SigningKeyError, AuditLockedError } from "../../security/audit/index.ts";
+import { FileKeyring, KeyringError } from "../../security/crypto/index.ts";
+
+export interface AgentSecurity {
+  readonly keyring: FileKeyring;
+  readonly audit: AuditLog;
+  /** Where checkpoints are exported. */
+  readonly sinkDir: string;
+}
+
+/** File names a mounted Secret may use: the README's `kubectl create secret` names first, then what `gpufabric dev` writes. */
+const KEYRING_FILE = "keyring.json";
+const SIGNING_KEY_FILES = ["ed25519.pem", "private.pem"] as const;
+
+/** A keyring Secret mounted as a directory holding `keyring.json`, or a keyring in the directory layout. */
+export function keyringLocation(mountPath: string): string {
+  const file = join(mountPath, KEYRING_FILE);
+  return existsSync(file) ? file : mountPath;
+}
+
+export function openKeyring(config: Pick<PlatformConfig, "security">): FileKeyring {
+  const mountPath = config.security.encryption.keyring.mountPath;
+  try {
+    return FileKeyring.open(keyringLocation(mountPath));
+  } catch (err) {
+    if (!(err instanceof KeyringError)) throw err;
+    throw new ValidationError("platform config", [
+      {
+        field: "security.encryption.keyring.mountPath",
+        message: `${err.message} (the agent encrypts every artifact and sensitive field and does not start without a keyring: mount the keyring Secret there, or use 'gpufabric dev')`,
+      },
+    ]);
+  }
+}
+
+export async function openAgentSecurity(config: PlatformConfig, dataDir: string, logger: Logger): Promise<AgentSecurity> {
+  const keyring = openKeyring(config);
+  const audit = config.security.audit;
+  const keyDir = audit.signingKey.mountPath;
+  const signingKeyPath = SIGNING_KEY_FILES.map((name) => join(keyDir, name)).find((path) => existsSync(path));
+  if (signingKeyPath === undefined) {
+    throw new ValidationError("platform config", [
+      {
+        field: "security.audit.signingKey.mountPath",
+        message: `no Ed25519 checkpoint signing key (${SIGNING_KEY_FILES.join(" or ")}) in ${keyDir}: mount the audit-signing Secret there, or use 'gpufabric dev' (the agent does not start without an audit log)`,
+      },
+    ]);
+  }
+  const sinkDir = audit.sink.mountPath;
+  if (!isDirectory(sinkDir)) {
+    throw new ValidationError("platform config", [
+      {
+        field: "security.audit.sink.mountPath",
+        message: `${sinkDir} is not a directory: mount the audit checkpoint volume there (signed checkpoints are exported to it; the agent does not start without one)`,
+      },
+    ]);
+  }
+  try {
+    const log = await AuditLog.open({
+      dir: auditPaths(dataDir).logDir,
+      signingKeyPath,
+      sink: new DirectoryCheckpointSink(sinkDir),
+      checkpointEvery: audit.checkpointEvery,
+      checkpointIntervalMs: audit.checkpointIntervalSeconds * 1000,
+      onBackgroundError: (error) => logger.error({ err: error }, "AUDIT LOG UNAVAILABLE: a checkpoint failed; mutating requests are refused (503) until the agent restarts with a working log and sink"),
+    });
+    return { keyring, audit: log, sinkDir };
+  } catch (err) {
+    if (err instanceof SigningKeyError) throw new ValidationError("platform config", [{ field: "security.audit.signingKey.mountPath", message: err.message }]);
+    if (err instanceof AuditLockedError) throw new ValidationError("agent options", [{ field: "dataDir", message: err.message }]);
+    throw err;
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
