@@ -15,6 +15,7 @@ interface AgentCliOptions {
   logLevel?: string;
   durability?: string;
   keyCheckInterval: string;
+  insecure?: boolean;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -30,6 +31,7 @@ export function register(program: Command): void {
     .option("--simulated-time-scale <x>", "multiplies the estimated durations of simulated stages", "1")
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", "info")
     .option("--durability <mode>", "full: every accepted write survives power loss; normal: survives the agent's crash (kill -9), not the machine's", "full")
+    .option("--insecure", "allow plain HTTP on a non-loopback address (tokens in clear text; logged loudly): a trusted network only")
     .option("--key-check-interval <s>", "seconds between looks at the keyring: a new current version (keys rotate) starts a background rewrap", "10")
     .action(async (options: AgentCliOptions) => {
       if (!existsSync(options.config))
@@ -44,6 +46,7 @@ export function register(program: Command): void {
         logLevel: options.logLevel as "info",
         durability: options.durability as "full",
         keyCheckIntervalS: numberOption("--key-check-interval", options.keyCheckInterval),
+        ...(options.insecure === true && { insecure: true }),
       });
       await untilSignalled(agent);
     });

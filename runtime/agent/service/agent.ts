@@ -14,7 +14,7 @@ import { CostModel, parseWorkflow, type WorkflowGraph } from "../../graph/index.
 import { schedulerFromConfig } from "../../scheduler/from-config.ts";
 import { inventoryFromPools } from "../../scheduler/inventory.ts";
 import { Authorizer, RoleBindings } from "../../security/authz/index.ts";
-import { StaticTokenVerifier, createAuthenticator } from "../../security/identity/index.ts";
+import { identityFromConfig } from "../../security/identity/index.ts";
 import { ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
 import { NvidiaSmiVramSampler, discoverGpus, type Inventory } from "../inventory/index.ts";
 import { openSqliteStore } from "../store/index.ts";
@@ -50,6 +50,8 @@ const AgentOptionsSchema = z
     /** Seconds between looks at the keyring's current version (a rotation starts a background rewrap). */
     keyCheckIntervalS: z.number().positive().max(3600).optional(),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
+    /** Serve plain HTTP on a non-loopback address (bearer tokens in clear text): only for a trusted network, logged loudly. */
+    insecure: z.boolean().optional(),
   })
   .strict();
 
@@ -88,10 +90,15 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
       redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization"], censor: "[redacted]" },
     });
   const host = options.host ?? config.deployment.listen.host;
-  if (!config.security.tls.enabled && !isLoopback(host)) {
+  if (!config.security.tls.enabled && !isLoopback(host) && options.insecure === true) {
+    logger.error(
+      { host, insecure: true },
+      `INSECURE: serving plain HTTP on the non-loopback address ${host} (--insecure): bearer tokens and artifacts cross the network unencrypted; enable security.tls instead`
+    );
+  } else if (!config.security.tls.enabled && !isLoopback(host)) {
     // Bearer tokens in clear text must not leave the machine.
     throw new ValidationError("agent options", [
-      { field: "host", message: `'${host}' is not a loopback address and security.tls.enabled is false: enable TLS, or listen on 127.0.0.1` },
+      { field: "host", message: `'${host}' is not a loopback address and security.tls.enabled is false: enable TLS, or listen on 127.0.0.1 (or, on a trusted network only, start with --insecure)` },
     ]);
   }
   const dataDir = options.dataDir ?? config.deployment.dataDir;
@@ -150,16 +157,16 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     renameSync(`${costFile}.tmp`, costFile);
   };
 
-  const tokens = StaticTokenVerifier.load(
-    config.security.auth.tokens.mountPath,
-    config.tenants.map((t) => t.name)
-  );
+  // Static tokens, and OIDC/JWT bearer tokens when security.auth.oidc is configured.
+  const identity = identityFromConfig(config);
+  const tokens = identity.tokens;
   if (tokens.size === 0) logger.warn({ dir: config.security.auth.tokens.mountPath }, "no API token hashes found: every request but the probes will be refused");
   const stopWatching = tokens.watch((event) => {
     if (!event.ok) logger.error({ err: event.error }, "token files could not be reloaded; the previous tokens stay in force");
     else if (event.changed) logger.info({ tokens: event.tokens }, "token files reloaded");
   });
-  const authenticator = createAuthenticator({ tokens });
+  const authenticator = identity.authenticator;
+  if (identity.oidc) logger.info({ issuer: config.security.auth.oidc?.issuer }, "OIDC bearer tokens accepted");
   const authorizer = new Authorizer(new RoleBindings(config.tenants));
 
   const store = openSqliteStore(join(dataDir, "agent.db"), { durability: options.durability ?? "full" });
@@ -231,6 +238,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     logger,
     dataDir,
     scratchDir: scratch.dir,
+    loopbackOnly: isLoopback(host),
     bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     isReady: () => ready,
   });

@@ -62,6 +62,8 @@ export interface HttpParts {
   readonly dataDir: string;
   /** Where stages work and their logs are kept (memory where the machine allows). */
   readonly scratchDir: string;
+  /** Listening on a loopback address only: then the Host header must name loopback too (DNS rebinding). */
+  readonly loopbackOnly: boolean;
   readonly bodyLimitBytes: number;
   readonly isReady: () => boolean;
 }
@@ -132,6 +134,12 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   // Authentication before the body is read: an anonymous client cannot make the agent parse anything.
   app.addHook("onRequest", async (request) => {
     request.auditInfo = {};
+    checkBrowserHeaders(request, parts.loopbackOnly);
+    const encoding = request.headers["content-encoding"];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
+      // Compressed bodies are refused outright: a small gzip bomb cannot expand inside the agent.
+      throw new ApiError(415, "unsupported-content-encoding", `Content-Encoding '${encoding.slice(0, 40)}' is not accepted: send the body uncompressed`, "content-encoding");
+    }
     const template = request.routeOptions.url;
     if (template === undefined) return; // no such route: the not-found handler answers
     const action = routes.actionFor(request.method, template);
@@ -386,6 +394,30 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   await app.ready();
   routes.assertCovers(registered);
   return app;
+}
+
+const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
+
+/**
+ * A page on another site must not drive the API from a browser: a cross-site Origin is refused, and an
+ * agent on loopback answers only to loopback host names, so a rebound DNS name cannot reach it.
+ */
+function checkBrowserHeaders(request: FastifyRequest, loopbackOnly: boolean): void {
+  const host = request.headers.host ?? "";
+  if (loopbackOnly && !LOOPBACK_HOST.test(host)) {
+    throw new ApiError(421, "unexpected-host", `Host '${host.slice(0, 100)}' is not this agent's: address it as 127.0.0.1 or localhost`, "host");
+  }
+  const origin = request.headers.origin;
+  if (origin === undefined) return;
+  let originHost: string;
+  try {
+    originHost = new URL(origin).host;
+  } catch {
+    originHost = "";
+  }
+  if (originHost.toLowerCase() !== host.toLowerCase()) {
+    throw new ApiError(403, "cross-origin", `Origin '${origin.slice(0, 100)}' is another site: the API answers only same-origin browser requests`, "origin");
+  }
 }
 
 /** `run/<id>[/artifact/<name>|/stage/<id>]` from the route's parameters, as the client sent them (capped). */
