@@ -274,6 +274,8 @@ export class WorkflowDeployment extends Construct {
                 port: [{ name: "https", containerPort: AGENT_PORT, protocol: "TCP" }],
                 env: [
                   { name: "GPUFABRIC_DATA_DIR", value: AGENT_PATHS.data },
+                  // Stage workspaces (plaintext until sealed) on the memory-backed scratch volume, not /dev/shm's 64 MiB.
+                  { name: "GPUFABRIC_SCRATCH_DIR", value: `${AGENT_PATHS.scratch}/gpufabric-scratch` },
                   { name: "NODE_ENV", value: "production" },
                 ],
                 securityContext: {

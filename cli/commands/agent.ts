@@ -16,6 +16,7 @@ interface AgentCliOptions {
   durability?: string;
   keyCheckInterval: string;
   insecure?: boolean;
+  scratchDir?: string;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -31,6 +32,11 @@ export function register(program: Command): void {
     .option("--simulated-time-scale <x>", "multiplies the estimated durations of simulated stages", "1")
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", "info")
     .option("--durability <mode>", "full: every accepted write survives power loss; normal: survives the agent's crash (kill -9), not the machine's", "full")
+    .addOption(
+      new Option("--scratch-dir <dir>", "where stages work before their outputs are sealed: a memory-backed folder (default: /dev/shm when it is a tmpfs, else DATA_DIR/scratch)").env(
+        "GPUFABRIC_SCRATCH_DIR"
+      )
+    )
     .option("--insecure", "allow plain HTTP on a non-loopback address (tokens in clear text; logged loudly): a trusted network only")
     .option("--key-check-interval <s>", "seconds between looks at the keyring: a new current version (keys rotate) starts a background rewrap", "10")
     .action(async (options: AgentCliOptions) => {
@@ -47,6 +53,7 @@ export function register(program: Command): void {
         durability: options.durability as "full",
         keyCheckIntervalS: numberOption("--key-check-interval", options.keyCheckInterval),
         ...(options.insecure === true && { insecure: true }),
+        ...(options.scratchDir !== undefined && { scratchDir: resolve(options.scratchDir) }),
       });
       await untilSignalled(agent);
     });

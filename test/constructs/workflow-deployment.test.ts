@@ -102,6 +102,11 @@ describe("WorkflowDeployment", () => {
     expect(config.security.auth.tokens.secretName).toBe("agent-tokens");
     expect(config.security.audit.sink.claimName).toBe("agent-audit");
     expect(only(r, "kubernetes_persistent_volume_claim_v1", "agent-audit").spec.storage_class_name).toBe("hot");
+    // Stage workspaces (plaintext until sealed) go on the memory-backed scratch volume.
+    const scratch = mounts.find((m: any) => m.name === "scratch");
+    expect(pod.volume.find((v: any) => v.name === "scratch").empty_dir.medium).toBe("Memory");
+    const scratchEnv = pod.container[0].env.find((e: any) => e.name === "GPUFABRIC_SCRATCH_DIR");
+    expect(scratchEnv.value.startsWith(`${scratch.mount_path}/`)).toBe(true);
   });
 
   it("serializes a platform config that the runtime's schema accepts", () => {
