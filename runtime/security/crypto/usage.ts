@@ -12,6 +12,9 @@ export interface KeyVersionUsage {
 }
 
 const SCAN_BLOCK = 1024 * 1024;
+/** The base64 of an envelope's first 6 bytes (magic, format version) without the kind, and the characters that encode the fixed prefix. */
+const BASE64_MAGIC = Buffer.from(Buffer.concat([MAGIC, Buffer.from([FORMAT_VERSION, 0])]).toString("base64").slice(0, 7), "latin1");
+const BASE64_HEADER_CHARS = 16;
 
 /**
  * Counts key-version use under `root`, conservatively: a file that starts with an envelope header counts
@@ -41,7 +44,7 @@ export async function scanKeyVersionUsage(root: string, options: { skip?: readon
 async function scanFile(path: string, files: Map<number, number>, embedded: Map<number, number>): Promise<void> {
   const handle = await open(path, "r");
   try {
-    const block = Buffer.alloc(SCAN_BLOCK + FIXED_PREFIX_BYTES);
+    const block = Buffer.alloc(SCAN_BLOCK + BASE64_HEADER_CHARS);
     let carried = 0;
     let position = 0;
     for (;;) {
@@ -54,10 +57,15 @@ async function scanFile(path: string, files: Map<number, number>, embedded: Map<
       for (let at = block.indexOf(MAGIC, 0); at !== -1 && at + FIXED_PREFIX_BYTES <= end; at = block.indexOf(MAGIC, at + 1)) {
         if (isHeaderAt(block, at)) bump(embedded, block.readUInt32BE(at + 6));
       }
+      // Fields stored as text hold the envelope in base64: its header starts with the same 8 characters.
+      for (let at = block.indexOf(BASE64_MAGIC, 0); at !== -1 && at + BASE64_HEADER_CHARS <= end; at = block.indexOf(BASE64_MAGIC, at + 1)) {
+        const header = Buffer.from(block.subarray(at, at + BASE64_HEADER_CHARS).toString("latin1"), "base64");
+        if (header.length >= FIXED_PREFIX_BYTES && isHeaderAt(header, 0)) bump(embedded, header.readUInt32BE(6));
+      }
       if (bytesRead === 0) return;
       position += bytesRead;
       // Keep the tail so a header split across two reads is still seen.
-      carried = Math.min(FIXED_PREFIX_BYTES - 1, end);
+      carried = Math.min(BASE64_HEADER_CHARS - 1, end);
       block.copy(block, 0, end - carried, end);
     }
   } finally {
