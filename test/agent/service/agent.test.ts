@@ -2,7 +2,7 @@
  * Integration tests: the real agent process on loopback, driven over HTTP. Assertions are about
  * states, artifacts and orderings (stage start/finish timestamps), never about how long things take.
  */
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +18,7 @@ import {
   waitFor,
   type AgentProcess,
   type TestPlatform,
+  removePlatform,
 } from "./harness.ts";
 
 const TIMEOUT = 180_000;
@@ -53,7 +54,7 @@ describe("agent on an exclusive pool of two GPUs", () => {
   }, TIMEOUT);
   afterAll(async () => {
     await agent?.stop();
-    if (platform) rmSync(platform.dir, { recursive: true, force: true });
+    if (platform) removePlatform(platform);
   });
 
   it(
@@ -375,7 +376,7 @@ describe("agent on a time-sliced GPU", () => {
   }, TIMEOUT);
   afterAll(async () => {
     await agent?.stop();
-    if (platform) rmSync(platform.dir, { recursive: true, force: true });
+    if (platform) removePlatform(platform);
   });
 
   it(
@@ -451,7 +452,7 @@ describe("agent with preemption 'kill' on one GPU", () => {
         expect(batchRun.artifacts.map((a: { name: string }) => a.name)).toEqual(["long.txt"]);
       } finally {
         await agent.stop();
-        rmSync(platform.dir, { recursive: true, force: true });
+        removePlatform(platform);
       }
     },
     TIMEOUT
@@ -504,7 +505,7 @@ describe("agent killed with SIGKILL mid-run", () => {
         expect(interrupted).toBeGreaterThan(0);
       } finally {
         await agent.stop();
-        rmSync(platform.dir, { recursive: true, force: true });
+        removePlatform(platform);
       }
     },
     TIMEOUT

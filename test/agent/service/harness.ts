@@ -3,7 +3,8 @@
  * token files written for the test, and drives it over HTTP.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -132,6 +133,17 @@ export function createPlatform(options: {
   const configFile = join(dir, "platform.json");
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   return { dir, configFile, dataDir, tokens, keyringDir: join(dir, "keyring"), sinkDir: join(dir, "audit"), publicKeyPath: join(dir, "audit-key", "public.pem") };
+}
+
+/** The agent's in-memory scratch folder for a data directory (see chooseScratch), where the machine has a tmpfs at /dev/shm. */
+export function inMemoryScratchOf(dataDir: string): string {
+  return join("/dev/shm", `gpufabric-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}`);
+}
+
+/** Removes a test platform's folder and the agent's in-memory scratch folder. */
+export function removePlatform(platform: TestPlatform): void {
+  rmSync(platform.dir, { recursive: true, force: true });
+  rmSync(inMemoryScratchOf(platform.dataDir), { recursive: true, force: true });
 }
 
 export interface AgentProcess {

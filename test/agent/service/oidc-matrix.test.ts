@@ -5,12 +5,12 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { SignJWT, UnsecuredJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROUTES } from "../../../runtime/agent/service/routes.ts";
 import { PUBLIC } from "../../../runtime/security/authz/index.ts";
-import { client, createPlatform, sleepyWorkflow, startAgentProcess, type AgentProcess, type TestPlatform } from "./harness.ts";
+import { client, createPlatform, sleepyWorkflow, startAgentProcess, type AgentProcess, type TestPlatform, removePlatform } from "./harness.ts";
 
 const TIMEOUT = 180_000;
 const ISSUER = "https://idp.example.test/";
@@ -53,7 +53,7 @@ describe("agent API with OIDC bearer tokens", () => {
   afterAll(async () => {
     await agent?.stop();
     jwksServer?.close();
-    if (platform) rmSync(platform.dir, { recursive: true, force: true });
+    if (platform) removePlatform(platform);
   });
 
   const pathOf = (template: string) => template.replace(":runId", runId).replace(":name", "only.txt").replace(":stageId", "only");

@@ -4,13 +4,12 @@
  * refusal to start without a keyring or an audit sink, and 503 for changes once the audit sink fails.
  */
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditPaths, loadPublicKey, verifyAuditLog } from "../../../runtime/security/audit/index.ts";
 import { fileKeyVersion } from "../../../runtime/security/crypto/index.ts";
-import { REPO_ROOT, client, createPlatform, sleepyWorkflow, startAgentProcess, waitFor, type AgentProcess, type TestPlatform } from "./harness.ts";
+import { REPO_ROOT, client, createPlatform, sleepyWorkflow, startAgentProcess, waitFor, type AgentProcess, type TestPlatform, inMemoryScratchOf, removePlatform } from "./harness.ts";
 
 const TIMEOUT = 180_000;
 const DEVICES = [{ id: "local-g0", node: "n0", memoryMiB: 24_576 }];
@@ -50,7 +49,7 @@ describe("agent with encryption at rest and the audit log", () => {
   }, TIMEOUT);
   afterAll(async () => {
     await agent?.stop();
-    if (platform) rmSync(platform.dir, { recursive: true, force: true });
+    if (platform) removePlatform(platform);
   });
 
   it(
@@ -83,7 +82,7 @@ describe("agent with encryption at rest and the audit log", () => {
       expect(filesContaining(platform.dataDir, outputMarker)).toEqual([]);
       expect(filesContaining(platform.dataDir, inputMarker)).toEqual([]);
       // Nor in the stage scratch area (a tmpfs here, or DATA_DIR/scratch): workspaces go once outputs are sealed.
-      const inMemory = join("/dev/shm", `gpufabric-${createHash("sha256").update(platform.dataDir).digest("hex").slice(0, 12)}`);
+      const inMemory = inMemoryScratchOf(platform.dataDir);
       if (existsSync(inMemory)) {
         expect(filesContaining(inMemory, outputMarker)).toEqual([]);
         rmSync(inMemory, { recursive: true, force: true });
@@ -167,7 +166,7 @@ describe("agent follows key rotation", () => {
         expect(after.body.status).toBe("succeeded");
       } finally {
         await agent.stop();
-        rmSync(platform.dir, { recursive: true, force: true });
+        removePlatform(platform);
       }
     },
     TIMEOUT
@@ -197,7 +196,7 @@ describe("agent audit fails closed", () => {
         expect(agent.output()).toContain("AUDIT LOG UNAVAILABLE");
       } finally {
         await agent.stop();
-        rmSync(platform.dir, { recursive: true, force: true });
+        removePlatform(platform);
       }
     },
     TIMEOUT
@@ -227,7 +226,7 @@ describe("gpufabric agent refuses to start without encryption or audit", () => {
         expect(result.stderr + result.stdout).toContain(field);
         expect(() => statSync(join(platform.dataDir, "agent.db"))).toThrow();
       } finally {
-        rmSync(platform.dir, { recursive: true, force: true });
+        removePlatform(platform);
       }
     },
     TIMEOUT

@@ -1,10 +1,10 @@
 /** With security.tls.enabled the agent serves HTTPS with the certificate Secret's tls.crt and tls.key. */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { get } from "node:https";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createPlatform, startAgentProcess, type AgentProcess, type TestPlatform } from "./harness.ts";
+import { createPlatform, startAgentProcess, type AgentProcess, type TestPlatform, removePlatform } from "./harness.ts";
 
 const hasOpenssl = spawnSync("openssl", ["version"]).status === 0;
 
@@ -13,7 +13,7 @@ describe.skipIf(!hasOpenssl)("agent with TLS", () => {
   let agent: AgentProcess | undefined;
   afterAll(async () => {
     await agent?.stop();
-    if (platform) rmSync(platform.dir, { recursive: true, force: true });
+    if (platform) removePlatform(platform);
   });
 
   it("answers over HTTPS with its certificate and refuses plain HTTP", async () => {

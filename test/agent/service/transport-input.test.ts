@@ -5,11 +5,10 @@
  */
 import { spawn } from "node:child_process";
 import { request } from "node:http";
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO_ROOT, client, createPlatform, sleepyWorkflow, startAgentProcess, waitFor, type AgentProcess, type TestPlatform } from "./harness.ts";
+import { REPO_ROOT, client, createPlatform, sleepyWorkflow, startAgentProcess, waitFor, type AgentProcess, type TestPlatform, removePlatform } from "./harness.ts";
 
 const TIMEOUT = 180_000;
 
@@ -47,7 +46,7 @@ describe("agent transport checks and bad input", () => {
   }, TIMEOUT);
   afterAll(async () => {
     await agent?.stop();
-    if (platform) rmSync(platform.dir, { recursive: true, force: true });
+    if (platform) removePlatform(platform);
   });
 
   it("refuses a Host header that is not loopback (DNS rebinding) and a cross-site Origin; accepts the same origin", async () => {
@@ -124,7 +123,7 @@ describe("gpufabric agent --insecure", () => {
       } finally {
         child.kill("SIGTERM");
         await exited;
-        rmSync(platform.dir, { recursive: true, force: true });
+        removePlatform(platform);
       }
     },
     TIMEOUT
