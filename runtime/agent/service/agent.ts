@@ -194,6 +194,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     audit: (event) => void audit.note(event),
     sealOutputs: (run, artifacts) => sealer.sealOutputs(run, artifacts),
     openInputs: (run, stageId, attempt, inputs) => sealer.openInputs(run, stageId, attempt, inputs),
+    sealLogs: (run, logs) => sealer.sealLogs(run, logs),
     discardWorkspaces: true,
   });
   const graphOf = async (run: { id: string; tenant: string }): Promise<WorkflowGraph | undefined> => {
@@ -213,6 +214,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     store,
     tenants: config.tenants,
     artifactsRoot: sealer.artifactsRoot,
+    logsRoot: sealer.logsRoot,
     audit,
     logger,
     checkEveryMs: (options.keyCheckIntervalS ?? 10) * 1000,

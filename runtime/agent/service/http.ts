@@ -327,9 +327,8 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const wanted = request.query.attempt === undefined ? attempts.at(-1) : attempts.find((a) => String(a.number) === request.query.attempt);
     if (wanted === undefined)
       throw new ApiError(404, "not-found", `stage '${stageId}' has no attempt${request.query.attempt ? ` ${request.query.attempt}` : " yet"}`, "attempt");
-    const root = join(parts.scratchDir, "logs");
     const [stdout, stderr] = await Promise.all(
-      (["stdout", "stderr"] as const).map((stream) => readTail(root, [detail.run.id, stageId, `${wanted.number}.${stream}.log`]))
+      (["stdout", "stderr"] as const).map((stream) => readLogTail(parts, detail.run.tenant, detail.run.id, stageId, `${wanted.number}.${stream}.log`))
     );
     return {
       stage: stageId,
@@ -440,6 +439,24 @@ function validId(kind: "run" | "stage", value: string, field: string): string {
   const check = checkName(kind, value);
   if (!check.ok) throw new ApiError(400, "invalid-request", `${field}: ${check.problem}`, field);
   return check.name;
+}
+
+/** An ended attempt's log is sealed in the data directory; a running one's is still in the scratch directory. */
+async function readLogTail(parts: HttpParts, tenant: string, runId: string, stageId: string, file: string): Promise<{ text: string; truncated: boolean }> {
+  let handle;
+  try {
+    handle = await openInside(parts.sealer.logsRoot, [runId, stageId, file]);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return readTail(join(parts.scratchDir, "logs"), [runId, stageId, file]);
+    throw err;
+  }
+  try {
+    const plain = await parts.sealer.readLog(tenant, runId, stageId, file, handle);
+    const tail = plain.subarray(Math.max(0, plain.length - LOG_TAIL_BYTES));
+    return { text: tail.toString("utf8"), truncated: plain.length > tail.length };
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
 }
 
 async function readTail(root: string, names: string[]): Promise<{ text: string; truncated: boolean }> {

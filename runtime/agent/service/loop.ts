@@ -58,6 +58,8 @@ export interface LoopOptions {
     attempt: number,
     inputs: ReadonlyArray<{ stageId: string; name: string; path: string }>
   ) => Promise<{ inputs: Array<{ stageId: string; name: string; path: string }>; release(): Promise<void> }>;
+  /** Seals an ended attempt's stdout and stderr logs into the data directory and deletes the plaintext. */
+  readonly sealLogs?: (run: { id: string; tenant: string }, logs: { stdout: string; stderr: string }) => Promise<void>;
   /** Deletes each attempt's workspace once it ended (its outputs sealed first). */
   readonly discardWorkspaces?: boolean;
   /** How often waiting work is looked at again even when nothing happened (aging), in ms. */
@@ -351,10 +353,15 @@ export class AgentLoop {
 
   private async complete(slot: RunningStage, run: ActiveRun, stage: Stage, handle: RunningAttempt, outcome: AttemptOutcome, startedMs: number): Promise<void> {
     try {
+      // Sealed before the attempt's end is recorded, so whoever sees it ended finds its logs sealed.
+      if (outcome.logs && this.o.sealLogs && slot.stop !== "shutdown") {
+        await this.o.sealLogs(run, outcome.logs).catch((err: unknown) => this.o.logger.error({ err, runId: run.id, stageId: stage.id }, "the stage's logs could not be sealed"));
+      }
       await this.completeAttempt(slot, run, stage, handle, outcome, startedMs);
     } finally {
       // Its inputs were decrypted copies and its outputs are sealed: nothing of the workspace is kept.
       if (this.o.discardWorkspaces && handle.workspace !== null && slot.stop !== "shutdown") await rm(handle.workspace, { recursive: true, force: true });
+
     }
   }
 

@@ -4,16 +4,19 @@
  * background. Only wrapped data keys change; payloads are never decrypted. Afterwards the old version is
  * unused and `gpufabric keys retire` can remove it.
  */
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import type { PlatformConfig } from "../../config/schema.ts";
 import { rewrapFile, rewrapValue, type FileKeyring } from "../../security/crypto/index.ts";
 import type { Store } from "../store/types.ts";
 import { AGENT_ACTOR, type AuditTrail } from "./audit-trail.ts";
-import { artifactContextOf } from "./sealing.ts";
+import { artifactContextOf, logContext } from "./sealing.ts";
 import { fieldContext, isSealed, SEALED_KEY, type SealedField } from "./sealed-fields.ts";
 
 export interface RewrapReport {
   readonly toVersion: number;
+  /** Artifact and log files rewrapped. */
   readonly artifacts: number;
   readonly fields: number;
 }
@@ -32,6 +35,8 @@ export class KeyRotationFollower {
       readonly store: Store;
       readonly tenants: PlatformConfig["tenants"];
       readonly artifactsRoot: string;
+      /** Sealed stage logs: `<root>/<run>/<stage>/<file>`. */
+      readonly logsRoot: string;
       readonly audit: AuditTrail;
       readonly logger: Logger;
       readonly checkEveryMs: number;
@@ -89,6 +94,11 @@ export class KeyRotationFollower {
         for (const artifact of detail.artifacts) {
           if (await rewrapFile(keyring, artifactContextOf(this.o.artifactsRoot, tenant.name, artifact.path), artifact.path)) artifacts++;
         }
+        for (const stageId of await listDir(join(this.o.logsRoot, run.id))) {
+          for (const file of await listDir(join(this.o.logsRoot, run.id, stageId))) {
+            if (await rewrapFile(keyring, logContext(tenant.name, run.id, stageId, file), join(this.o.logsRoot, run.id, stageId, file))) artifacts++;
+          }
+        }
         const rewrapField = async (field: SealedField, stored: unknown): Promise<unknown> => {
           if (!isSealed(stored)) return stored;
           const before = Buffer.from(stored[SEALED_KEY], "base64");
@@ -106,5 +116,14 @@ export class KeyRotationFollower {
     }
     await store.compact();
     return { toVersion, artifacts, fields };
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() || e.isFile()).map((e) => e.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
   }
 }

@@ -78,6 +78,10 @@ export function artifactContextOf(artifactsRoot: string, tenant: string, path: s
   return artifactContext(tenant, runId, stageId, attempt, name);
 }
 
+export function logContext(tenant: string, runId: string, stageId: string, file: string): ObjectContext {
+  return { tenant, run: runId, objectId: `log/${stageId}/${file}` };
+}
+
 export class ArtifactSealer {
   readonly artifactsRoot: string;
   readonly logsRoot: string;
@@ -113,6 +117,38 @@ export class ArtifactSealer {
       for (const artifact of artifacts) await rm(dirname(artifact.path), { recursive: true, force: true });
     }
     return sealed;
+  }
+
+  /** Encrypts an ended attempt's logs (in the scratch directory) into `DATA_DIR/logs` and deletes the plaintext. */
+  async sealLogs(run: { id: string; tenant: string }, logs: { stdout: string; stderr: string }): Promise<void> {
+    for (const path of [logs.stdout, logs.stderr]) {
+      const parts = relative(join(this.scratchDir, "logs"), path).split(sep);
+      if (parts.length !== 3 || parts[0] !== run.id || parts.some((p) => p === "" || p === "..")) throw new Error(`log ${path} is not a log of run ${run.id}`);
+      const [runId, stageId, file] = parts as [string, string, string];
+      const target = join(this.logsRoot, runId, stageId, file);
+      await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+      try {
+        const source = await open(path, "r");
+        try {
+          await writeEncryptedFile(this.keys, logContext(run.tenant, runId, stageId, file), source.createReadStream({ autoClose: false }), target);
+        } finally {
+          await source.close();
+        }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+      await rm(path, { force: true });
+    }
+  }
+
+  /** The plaintext of a sealed log, from an already opened (and checked) file. */
+  async readLog(tenant: string, runId: string, stageId: string, file: string, handle: { createReadStream(): Readable }): Promise<Buffer> {
+    const decryptor = createDecryptStream(this.keys, logContext(tenant, runId, stageId, file));
+    const parts: Buffer[] = [];
+    await pipeline(handle.createReadStream(), decryptor, async (source: AsyncIterable<Buffer>) => {
+      for await (const part of source) parts.push(part);
+    });
+    return Buffer.concat(parts);
   }
 
   /** Decrypts the outputs a stage needs into the scratch directory; `release` deletes them. */

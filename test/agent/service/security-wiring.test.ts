@@ -59,7 +59,7 @@ describe("agent with encryption at rest and the audit log", () => {
       const workflow = sleepyWorkflow("sealed", [
         {
           id: "make",
-          script: `require("fs").writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/secret.txt", [..."${reversed}"].reverse().join(""))`,
+          script: `const m = [..."${reversed}"].reverse().join(""); require("fs").writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/secret.txt", m); console.log(m)`,
         },
         {
           id: "copy",
@@ -77,6 +77,11 @@ describe("agent with encryption at rest and the audit log", () => {
       expect(await secret.text()).toBe(outputMarker);
       const copy = await studio.raw(`/v1/runs/${run.id}/artifacts/copy.txt`);
       expect(await copy.text()).toBe(outputMarker);
+      // The stage printed it too: its sealed log decrypts for the API.
+      await waitFor("the sealed log", async () => {
+        const logs = await studio.get(`/v1/runs/${run.id}/stages/make/logs`);
+        return logs.status === 200 && logs.body.stdout.includes(outputMarker) && !existsSync(join(inMemoryScratchOf(platform.dataDir), "logs", run.id, "make", "1.stdout.log"));
+      });
 
       await agent.stop(); // the store's WAL and the audit log are flushed and closed
       expect(filesContaining(platform.dataDir, outputMarker)).toEqual([]);
@@ -150,8 +155,8 @@ describe("agent follows key rotation", () => {
 
         expect(cli("rotate").status).toBe(0);
         const rewrap = await waitFor("the rewrap to v2", () => auditEntries(platform.dataDir).find((e) => e.action === "keys.rewrap" && e.outcome === "success"));
-        // The artifact, and the run's sealed document and inputs.
-        expect(rewrap.data).toMatchObject({ toVersion: 2, artifacts: 1, fields: 2 });
+        // The artifact and the stage's two logs, and the run's sealed document and inputs.
+        expect(rewrap.data).toMatchObject({ toVersion: 2, artifacts: 3, fields: 2 });
         const seen = auditEntries(platform.dataDir).find((e) => e.action === "keys.rotation-seen");
         expect(seen?.data).toEqual({ from: 1, to: 2 });
         expect(await fileKeyVersion(artifact)).toBe(2);
