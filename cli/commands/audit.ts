@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
-import { AuditLogMissingError, auditPaths, loadPublicKey, verifyAuditLog, type AuditVerifyReport } from "../../runtime/security/audit/index.ts";
+import { join } from "node:path";
+import { AuditLogMissingError, auditPaths, generateSigningKeyPair, loadPublicKey, verifyAuditLog, type AuditVerifyReport } from "../../runtime/security/audit/index.ts";
 import { CliError, EXIT } from "../errors.ts";
 
 interface VerifyOptions {
@@ -13,6 +14,17 @@ interface VerifyOptions {
 /** `gpufabric audit verify`: checks the audit log's hash chain and signed checkpoints. */
 export function register(program: Command): void {
   const audit = program.command("audit").description("the tamper-evident audit log");
+  audit
+    .command("keygen")
+    .description("create the Ed25519 key pair that signs audit checkpoints: private.pem (0400, for the signing Secret) and public.pem (for verify)")
+    .option("--out <dir>", "where to write the pair (refused if a private key is already there)", "audit-signing")
+    .option("--json", "print the paths as JSON")
+    .action((options: { out: string; json?: boolean }) => {
+      if (existsSync(join(options.out, "private.pem"))) throw new CliError(`${join(options.out, "private.pem")} already exists: keygen never overwrites a signing key (pass another --out)`, EXIT.usage);
+      const pair = generateSigningKeyPair(options.out);
+      if (options.json) process.stdout.write(`${JSON.stringify(pair, null, 2)}\n`);
+      else process.stdout.write(`wrote ${pair.privateKeyPath} (put it in the audit-signing Secret) and ${pair.publicKeyPath} (keep a copy apart from the log for 'gpufabric audit verify --public-key')\n`);
+    });
   audit
     .command("verify")
     .description("verify the audit log: exit 0 when intact, 1 naming the first bad entry")

@@ -7,7 +7,8 @@ import { register as keys } from "./keys.ts";
 import { register as plan } from "./plan.ts";
 import { register as simulate } from "./simulate.ts";
 import { register as synth } from "./synth.ts";
+import { register as tokens } from "./tokens.ts";
 import { register as validate } from "./validate.ts";
 
 /** Every verb of the CLI registers itself here, one module per verb. */
-export const commands: ReadonlyArray<(program: Command) => void> = [synth, validate, check, simulate, plan, keys, audit, agent, dev];
+export const commands: ReadonlyArray<(program: Command) => void> = [synth, validate, check, simulate, plan, keys, tokens, audit, agent, dev];
