@@ -233,7 +233,9 @@ export class WorkflowDeployment extends Construct {
 
     const resources = props.resources ?? {};
     const gpuResource = props.pool.gpuResourceName;
-    const secretVolume = (name: string, secretName: string) => ({ name, secret: { secretName, defaultMode: "0400", optional: false } });
+    // 0440: with the pod's fsGroup the kubelet makes Secret files root-owned and group-readable anyway
+    // (0400 would be widened); the non-root agent reads its keys through that group, nobody else can.
+    const secretVolume = (name: string, secretName: string) => ({ name, secret: { secretName, defaultMode: "0440", optional: false } });
     const probe = (path: string, period: number) => ({
       httpGet: { path, port: String(AGENT_PORT), scheme: "HTTPS" },
       periodSeconds: period,

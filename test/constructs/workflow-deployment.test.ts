@@ -92,7 +92,7 @@ describe("WorkflowDeployment", () => {
     const pod = only(r, "kubernetes_deployment_v1", "agent").spec.template.spec;
     const secretNames = pod.volume.filter((v: any) => v.secret).map((v: any) => v.secret.secret_name).sort();
     expect(secretNames).toEqual(["agent-audit-signing", "agent-keyring", "agent-tls", "agent-tokens"]);
-    for (const v of pod.volume.filter((v: any) => v.secret)) expect(v.secret.default_mode).toBe("0400");
+    for (const v of pod.volume.filter((v: any) => v.secret)) expect(v.secret.default_mode).toBe("0440");
     const mounts = pod.container[0].volume_mount;
     for (const name of ["keyring", "tokens", "audit-signing", "tls", "config"]) {
       expect(mounts.find((m: any) => m.name === name)?.read_only, name).toBe(true);

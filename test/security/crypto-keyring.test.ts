@@ -38,12 +38,20 @@ describe("FileKeyring (directory layout, as a Secret mount presents it)", () => 
     expect(await keyring.versions()).toEqual([1]);
   });
 
-  it("refuses a key file readable by group or others, saying how to fix it", () => {
+  it("refuses a key file readable by others, saying how to fix it", () => {
     FileKeyring.create(join(dir, "keyring"));
-    chmodSync(join(dir, "keyring", "v1"), 0o640);
-    expect(() => FileKeyring.open(join(dir, "keyring"))).toThrow(/readable by group or others \(mode 0640\).*chmod 600/);
     chmodSync(join(dir, "keyring", "v1"), 0o604);
+    expect(() => FileKeyring.open(join(dir, "keyring"))).toThrow(/readable by others \(mode 0604\).*chmod 600/);
+    chmodSync(join(dir, "keyring", "v1"), 0o644);
     expect(() => FileKeyring.open(join(dir, "keyring"))).toThrow(KeyringError);
+  });
+
+  it("reads a group-readable key file only when root owns it, as a Secret volume with fsGroup presents it", () => {
+    FileKeyring.create(join(dir, "keyring"));
+    chmodSync(join(dir, "keyring", "v1"), 0o440);
+    const ownedByRoot = statSync(join(dir, "keyring", "v1")).uid === 0;
+    if (ownedByRoot) expect(FileKeyring.open(join(dir, "keyring")).layout).toBe("directory");
+    else expect(() => FileKeyring.open(join(dir, "keyring"))).toThrow(/readable by its group \(mode 0440\) and not owned by root/);
   });
 
   it("refuses keys that are not 32 bytes of base64, and a current version without a key", () => {
@@ -86,7 +94,7 @@ describe("FileKeyring (single JSON file)", () => {
     const file = join(dir, "keyring.json");
     FileKeyring.create(file, "file");
     chmodSync(file, 0o644);
-    expect(() => FileKeyring.open(file)).toThrow(/readable by group or others/);
+    expect(() => FileKeyring.open(file)).toThrow(/readable by others/);
     writeFileSync(file, JSON.stringify({ current: "v1", keys: { v1: 42 } }), { mode: 0o600 });
     chmodSync(file, 0o600);
     expect(() => FileKeyring.open(file)).toThrow(/keys\.v1 must be a base64 string/);

@@ -2,6 +2,7 @@ import canonicalize from "canonicalize";
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
 import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { keyFileProblem } from "../crypto/private-file.ts";
 
 /** What a checkpoint signs: the chain's head at `seq` and when it was taken. */
 export interface CheckpointClaim {
@@ -40,7 +41,8 @@ export function loadSigningKey(path: string): KeyObject {
     if (!stat.isFile()) throw new SigningKeyError(`${path} is not a regular file`);
     const mode = stat.mode & 0o777;
     if (mode & 0o222) throw new SigningKeyError(`the audit signing key ${path} is writable (mode ${octal(mode)}): the log writer must not be able to alter it; run 'chmod 400 ${path}'`);
-    if (mode & 0o077) throw new SigningKeyError(`the audit signing key ${path} is readable by group or others (mode ${octal(mode)}): run 'chmod 400 ${path}'`);
+    const problem = keyFileProblem(`the audit signing key ${path}`, { mode, uid: stat.uid });
+    if (problem !== undefined) throw new SigningKeyError(problem.replaceAll("chmod 600", "chmod 400"));
     const key = createPrivateKey(readFileSync(fd));
     if (key.asymmetricKeyType !== "ed25519") throw new SigningKeyError(`${path} holds a ${key.asymmetricKeyType ?? "non-asymmetric"} key: checkpoints are signed with Ed25519`);
     return key;

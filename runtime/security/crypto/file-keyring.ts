@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { keyFileProblem } from "./private-file.ts";
 import { DecryptionError, KeyringError, KeyUnavailableError, type RotatableKeyProvider, type UsageCount } from "./key-provider.ts";
 
 /** KEKs are 256-bit AES keys. */
@@ -238,10 +239,8 @@ function decodeKey(text: string, where: string): Buffer {
 function requirePrivate(file: string): void {
   const stat = statSync(file);
   if (!stat.isFile()) throw new KeyringError(`${file} is not a regular file`);
-  const mode = stat.mode & 0o777;
-  if (mode & 0o077) {
-    throw new KeyringError(`${file} is readable by group or others (mode ${mode.toString(8).padStart(4, "0")}): run 'chmod 600 ${file}' (for a Kubernetes Secret volume set defaultMode: 0400)`);
-  }
+  const problem = keyFileProblem(file, { mode: stat.mode & 0o777, uid: stat.uid });
+  if (problem !== undefined) throw new KeyringError(problem);
 }
 
 function jsonKeyring(keys: ReadonlyMap<number, Buffer>, current: number): string {
