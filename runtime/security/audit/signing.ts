@@ -27,7 +27,7 @@ export class SigningKeyError extends Error {
 /**
  * Loads the Ed25519 checkpoint signing key. The file is opened read-only and must grant no write
  * permission to anyone (nor read to group or others): the log writer can use the key but not replace it.
- * In a cluster it is a Secret mounted read-only with defaultMode 0400.
+ * In a cluster it is a Secret mounted read-only (defaultMode 0440: root-owned, read through the pod's fsGroup).
  */
 export function loadSigningKey(path: string): KeyObject {
   let fd: number;
