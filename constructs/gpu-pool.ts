@@ -1,10 +1,9 @@
-import { ConfigMapV1 } from "@cdktf/provider-kubernetes/lib/config-map-v1/index.js";
 import { PriorityClassV1 } from "@cdktf/provider-kubernetes/lib/priority-class-v1/index.js";
 import { ResourceQuotaV1 } from "@cdktf/provider-kubernetes/lib/resource-quota-v1/index.js";
 import { Construct } from "constructs";
-import { stringify as toYaml } from "yaml";
 import type { Device, PoolConfig, PriorityClass } from "../runtime/config/schema.ts";
 import { FabricStack } from "./fabric-stack.ts";
+import { GpuOperatorConfig } from "./gpu-operator-config.ts";
 import { GpuModel, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES } from "./gpu-model.ts";
 import { GpuSharing } from "./gpu-sharing.ts";
 import { Tenant } from "./tenant.ts";
@@ -29,7 +28,7 @@ export interface PoolPriorities {
 
 export interface GpuPoolProps {
   /**
-   * Name of the pool (a DNS-1123 label of at most 49 characters: derived names such as `<name>-device-plugin` stay label values).
+   * Name of the pool (a DNS-1123 label of at most 49 characters: derived names such as `<name>-interactive` stay label values).
    * @default the construct id, lower-cased
    */
   readonly name?: string;
@@ -107,7 +106,7 @@ export class GpuPool extends Construct {
       const stack = FabricStack.of(this);
       const name = props?.name ?? id.toLowerCase();
       const issues = new PropIssues(`GpuPool '${name}'`);
-      // Derived object names (`<name>-device-plugin`, the longest) are also label values: at most 63.
+      // Derived object names (`<name>-interactive`, `<name>-gpu-quota`) are also label values: at most 63; 49 keeps room.
       issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 63 - "-device-plugin".length);
       const model = props?.model;
       if (!(model instanceof GpuModel)) issues.add("model", "is required: pass a GpuModel such as GpuModel.H100_80GB, or GpuModel.custom({...})");
@@ -266,10 +265,9 @@ export class GpuPool extends Construct {
     }
   }
 
-  /** The GPU Operator's device-plugin config (and mig-parted config under MIG), keyed by the pool name. */
+  /** The pool's entries in the GPU Operator's device-plugin config (and mig-parted config under MIG), keyed by the pool name. */
   private declareSharingConfig(stack: FabricStack): void {
     if (this.sharing.mode === "exclusive") return;
-    const labels = (component: string, name: string) => ({ ...stack.labelsFor(component, name), "gpufabric.dev/pool": this.name });
     const devicePlugin =
       this.sharing.mode === "time-slicing"
         ? {
@@ -285,24 +283,9 @@ export class GpuPool extends Construct {
             },
           }
         : { version: "v1", flags: { migStrategy: this.migStrategy } };
-    const devicePluginName = `${this.name}-device-plugin`;
-    new ConfigMapV1(this, "device-plugin-config", {
-      metadata: { name: devicePluginName, namespace: this.operatorNamespace, labels: labels("device-plugin-config", devicePluginName) },
-      data: { [this.name]: toYaml(devicePlugin) },
-    });
-    if (this.sharing.mode !== "mig") return;
-    const migParted = {
-      version: "v1",
-      "mig-configs": {
-        "all-disabled": [{ devices: "all", "mig-enabled": false }],
-        [this.name]: [{ devices: "all", "mig-enabled": true, "mig-devices": { ...this.sharing.migProfiles } }],
-      },
-    };
-    const migName = `${this.name}-mig-parted`;
-    new ConfigMapV1(this, "mig-parted-config", {
-      metadata: { name: migName, namespace: this.operatorNamespace, labels: labels("mig-parted-config", migName) },
-      data: { "config.yaml": toYaml(migParted) },
-    });
+    const operator = GpuOperatorConfig.of(stack, this.operatorNamespace);
+    operator.addDevicePluginConfig(this.name, devicePlugin);
+    if (this.sharing.mode === "mig") operator.addMigConfig(this.name, [{ devices: "all", "mig-enabled": true, "mig-devices": { ...this.sharing.migProfiles } }]);
   }
 
   /**

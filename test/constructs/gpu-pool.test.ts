@@ -52,8 +52,8 @@ describe("GpuPool", () => {
   it("writes the GPU Operator's time-slicing config and selects the -SHARED product label", () => {
     const { stack } = setup();
     const pool = new GpuPool(stack, "interactive-l40s", { model: GpuModel.L40S_48GB, nodes: 3, gpusPerNode: 4, sharing: GpuSharing.timeSlicing(4) });
-    const cm = synth(stack).find(CM, "interactive-l40s-device-plugin", "gpu-operator");
-    expect(metadataOf(cm).labels).toMatchObject({ "gpufabric.dev/pool": "interactive-l40s" });
+    const cm = synth(stack).find(CM, "gpufabric-device-plugin", "gpu-operator");
+    expect(metadataOf(cm).labels).toMatchObject({ "app.kubernetes.io/name": "gpufabric-device-plugin-config" });
     expect(Object.keys(cm.config.data)).toEqual(["interactive-l40s"]);
     expect(parseYaml(cm.config.data["interactive-l40s"])).toEqual({
       version: "v1",
@@ -77,10 +77,9 @@ describe("GpuPool", () => {
     const { stack } = setup();
     const pool = new GpuPool(stack, "mig", { model: GpuModel.A100_40GB, nodes: 1, gpusPerNode: 2, sharing: GpuSharing.mig({ "1g.5gb": 7 }), operatorNamespace: "nvidia-gpu-operator" });
     const out = synth(stack);
-    const plugin = out.find(CM, "mig-device-plugin", "nvidia-gpu-operator");
+    const plugin = out.find(CM, "gpufabric-device-plugin", "nvidia-gpu-operator");
     expect(parseYaml(plugin.config.data.mig)).toEqual({ version: "v1", flags: { migStrategy: "single" } });
-    const parted = out.find(CM, "mig-mig-parted", "nvidia-gpu-operator");
-    expect(metadataOf(parted).labels).toMatchObject({ "gpufabric.dev/pool": "mig" });
+    const parted = out.find(CM, "gpufabric-mig-parted", "nvidia-gpu-operator");
     expect(parseYaml(parted.config.data["config.yaml"])).toEqual({
       version: "v1",
       "mig-configs": {
@@ -98,6 +97,29 @@ describe("GpuPool", () => {
     expect(pool.deviceMemoryMiB).toBe(4864);
   });
 
+  it("puts every shared pool's config in the one device-plugin and mig-parted ConfigMap the GPU Operator reads", () => {
+    const { stack } = setup();
+    new GpuPool(stack, "slices", { model: GpuModel.L40S_48GB, nodes: 1, gpusPerNode: 4, sharing: GpuSharing.timeSlicing(2) });
+    new GpuPool(stack, "mig-small", { model: GpuModel.A100_40GB, nodes: 1, gpusPerNode: 2, sharing: GpuSharing.mig({ "1g.5gb": 7 }) });
+    new GpuPool(stack, "mig-large", { model: GpuModel.H100_80GB, nodes: 1, gpusPerNode: 8, sharing: GpuSharing.mig({ "3g.40gb": 2 }) });
+    new GpuPool(stack, "whole", { model: GpuModel.H100_80GB, nodes: 1, gpusPerNode: 8 });
+    const out = synth(stack);
+    expect(out.resources(CM).map((cm) => metadataOf(cm).name).sort()).toEqual(["gpufabric-device-plugin", "gpufabric-mig-parted"]);
+    const plugin = out.find(CM, "gpufabric-device-plugin", "gpu-operator");
+    expect(Object.keys(plugin.config.data)).toEqual(["mig-large", "mig-small", "slices"]);
+    expect(parseYaml(plugin.config.data.slices).sharing.timeSlicing.resources).toEqual([{ name: "nvidia.com/gpu", replicas: 2 }]);
+    const parted = parseYaml(out.find(CM, "gpufabric-mig-parted", "gpu-operator").config.data["config.yaml"]);
+    expect(Object.keys(parted["mig-configs"])).toEqual(["all-disabled", "mig-large", "mig-small"]);
+    expect(parted["mig-configs"]["mig-large"]).toEqual([{ devices: "all", "mig-enabled": true, "mig-devices": { "3g.40gb": 2 } }]);
+  });
+
+  it("refuses a MIG pool named like the operator's reserved 'all-disabled' config, naming the fix", () => {
+    const { stack } = setup();
+    expect(() => new GpuPool(stack, "all-disabled", { model: GpuModel.A100_40GB, nodes: 1, gpusPerNode: 1, sharing: GpuSharing.mig({ "1g.5gb": 7 }) })).toThrow(
+      /config key 'all-disabled'.*give each GpuPool a unique name \(and not 'all-disabled'\)/,
+    );
+  });
+
   it("uses the mixed strategy and per-profile resources for several MIG profiles", () => {
     const { stack } = setup();
     const pool = new GpuPool(stack, "mixed", { model: GpuModel.H100_80GB, nodes: 1, gpusPerNode: 1, sharing: GpuSharing.mig({ "1g.10gb": 2, "3g.40gb": 1, "2g.20gb": 1 }) });
@@ -106,7 +128,7 @@ describe("GpuPool", () => {
     expect(pool.gpuResourceName).toBe("nvidia.com/mig-3g.40gb");
     expect(pool.deviceMemoryMiB).toBe(40448);
     expect(pool.nodeSelector["nvidia.com/gpu.product"]).toBe("NVIDIA-H100-80GB-HBM3");
-    const plugin = synth(stack).find(CM, "mixed-device-plugin", "gpu-operator");
+    const plugin = synth(stack).find(CM, "gpufabric-device-plugin", "gpu-operator");
     expect(parseYaml(plugin.config.data.mixed)).toEqual({ version: "v1", flags: { migStrategy: "mixed" } });
   });
 
@@ -182,7 +204,7 @@ describe("GpuPool", () => {
     const name = "p".repeat(49);
     new GpuPool(stack, "long", { name, model: GpuModel.H100_80GB, nodes: 1, gpusPerNode: 1, sharing: GpuSharing.mig({ "7g.80gb": 1 }), tenantQuotas: [{ tenant: acme, gpus: 1 }] });
     const objects = synth(stack).allResources().filter((r) => metadataOf(r)?.labels?.["gpufabric.dev/pool"] === name);
-    expect(objects.map((r) => r.type).sort()).toEqual([CM, CM, PC, PC, RQ]);
+    expect(objects.map((r) => r.type).sort()).toEqual([PC, PC, RQ]);
     for (const r of objects) {
       expect(metadataOf(r).name.length).toBeLessThanOrEqual(63);
       expect(metadataOf(r).labels["app.kubernetes.io/instance"]).toMatch(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
