@@ -48,6 +48,10 @@ const BATCH = 0;
 const INTERACTIVE = 2;
 const LEVELS = 3;
 const LEVEL_NAMES: readonly QueueLevel[] = ["batch", "batch-aged", "interactive"];
+/** What a GPU search keeps away from: nothing, the node reserved for a gang, or that and the large GPUs reserved for an interactive stage. */
+const AVOID_NONE = 0;
+const AVOID_NODE = 1;
+const AVOID_ALL = 2;
 /** Free GPUs with resident models looked at when searching a tenant's queue for a stage that reuses one. */
 const AFFINITY_SCAN = 16;
 
@@ -182,8 +186,13 @@ export class Scheduler {
   private refusal: WaitReason | null = null;
   /** This round, lower-level stages may not take GPUs this large (kept for a waiting interactive-level stage). */
   private reservedMiB = Infinity;
-  /** This round, lower-level stages may not take GPUs on these nodes (kept for waiting gangs). */
-  private readonly reservedNodes = new Set<number>();
+  /**
+   * This round, the node kept for a waiting interactive-level gang (-1: none): no stage examined
+   * after the gang takes a GPU there, whatever its level, or gangs at the top level would starve
+   * behind the 1-GPU stages that take each GPU as it frees.
+   */
+  private reservedNode = -1;
+  private reservedReason: WaitReason | null = null;
   /** Per-round scratch, kept to spare the allocations. */
   private readonly blocked: QueueEntry[] = [];
   private readonly failMiB = new Map<number, number>();
@@ -471,11 +480,14 @@ export class Scheduler {
     let examined = 0;
     let reserving = false;
     this.reservedMiB = Infinity;
-    this.reservedNodes.clear();
+    this.reservedNode = -1;
+    this.reservedReason = null;
     // Few free GPUs need few candidates: the window grows with them, up to backfillWindow.
     const window = Math.min(this.backfillWindow, 16 + 4 * this.index.freeSlots);
     while (examined < window) {
-      if (this.index.freeSlots === 0 && (this.settings.preemption !== "kill" || examined > 0)) break;
+      // GPUs free only on the node kept for a gang are no use to the stages after it.
+      const usable = this.index.freeSlots - (this.reservedNode >= 0 ? this.index.nodeFreeSlots[this.reservedNode]! : 0);
+      if (usable === 0 && (this.settings.preemption !== "kill" || examined > 0)) break;
       const tenant = this.pickTenant();
       if (tenant === null) break;
       const level = this.pickedLevel;
@@ -496,11 +508,11 @@ export class Scheduler {
       let found: GpuState[] | null = null;
       this.refusal = null;
       if (knownFail === undefined || s.spec.vramMiB < knownFail) {
-        found = this.findGpus(s, level < INTERACTIVE && reserving, now);
+        found = this.findGpus(s, level < INTERACTIVE && reserving ? AVOID_ALL : AVOID_NODE, now);
       }
       if (found === null && level === INTERACTIVE && s.run.original === INTERACTIVE && this.settings.preemption === "kill" && gpus === 1) {
         const victim = this.killFor(s, now, decisions);
-        if (victim) found = this.findGpus(s, false, now);
+        if (victim) found = this.findGpus(s, AVOID_NONE, now);
       }
       if (found === null) {
         const refusal = this.refusal;
@@ -552,7 +564,7 @@ export class Scheduler {
         if (q === undefined) continue;
         while (q.size > 0 && !this.live(q.peek()!)) q.pop();
         const top = q.peek();
-        if (top === undefined || !this.fits(g, top.s, false)) continue;
+        if (top === undefined || !this.fits(g, top.s, AVOID_NONE)) continue;
         q.pop();
         this.refusal = refusal;
         // A fresh token leaves the entry in the main queue stale.
@@ -577,7 +589,7 @@ export class Scheduler {
       for (let c = 0; c < classes; c++) eligible[c] = mayKill || this.classEligible(level, c);
       // When no node has two free slots, gangs are looked at only at the interactive level and only
       // until one has reserved a node (no starvation): the others could not start this round anyway.
-      eligible[classes] = this.roundMaxNodeFree >= 2 || (level === INTERACTIVE && this.reservedNodes.size === 0);
+      eligible[classes] = this.roundMaxNodeFree >= 2 || (level === INTERACTIVE && this.reservedNode < 0);
       const before = orderFor(level);
       let best: TenantState | null = null;
       let bestQueue: Heap<QueueEntry> | null = null;
@@ -650,18 +662,24 @@ export class Scheduler {
   }
 
   /** Best GPUs for a stage now, or null. Prefers a resident model, then no eviction, then input locality, then the tightest fit. */
-  private findGpus(s: StageState, avoidReserved: boolean, now: number): GpuState[] | null {
+  private findGpus(s: StageState, avoid: number, now: number): GpuState[] | null {
     if (s.spec.gpus === 1) {
-      const best = this.bestSingle(s, avoidReserved);
+      const best = this.bestSingle(s, avoid);
       if (best === null) return null;
       return this.worthWaitingForModel(s, best, now) ? null : [best];
     }
-    return this.bestGang(s, avoidReserved);
+    return this.bestGang(s, avoid);
   }
 
-  private fits(g: GpuState, s: StageState, avoidReserved: boolean): boolean {
+  private fits(g: GpuState, s: StageState, avoid: number): boolean {
     if (g.freeSlots === 0 || g.availableMiB < s.spec.vramMiB) return false;
-    if (avoidReserved && (g.usableMiB >= this.reservedMiB || this.reservedNodes.has(g.node))) return false;
+    if (avoid !== AVOID_NONE) {
+      if (g.node === this.reservedNode) {
+        this.refusal ??= this.reservedReason;
+        return false;
+      }
+      if (avoid === AVOID_ALL && g.usableMiB >= this.reservedMiB) return false;
+    }
     if (g.sizeClass > s.sizeClass && s.spec.gpus === 1) {
       // Take a larger GPU only when more of them are free than stages at this level or above need them.
       const spare = this.largerSpare(s.run.level, s.sizeClass);
@@ -743,11 +761,11 @@ export class Scheduler {
     return saved * 1e6 + (noEviction ? 1e4 : 0) + locality * 1e2 - leftover * 10 - g.index * 1e-9;
   }
 
-  private bestSingle(s: StageState, avoidReserved: boolean): GpuState | null {
+  private bestSingle(s: StageState, avoid: number): GpuState | null {
     let best: GpuState | null = null;
     let bestScore = -Infinity;
     const consider = (g: GpuState) => {
-      if (!this.fits(g, s, avoidReserved)) return;
+      if (!this.fits(g, s, avoid)) return;
       const sc = this.score(g, s);
       if (sc > bestScore) {
         best = g;
@@ -776,7 +794,7 @@ export class Scheduler {
       let looked = 0;
       for (const g of bucket) {
         if (++looked > 4) break;
-        if (!this.fits(g, s, avoidReserved)) continue;
+        if (!this.fits(g, s, avoid)) continue;
         consider(g);
         collected++;
         if (g.freeWithoutEviction(model) >= s.spec.vramMiB) cleanFound = true;
@@ -786,13 +804,13 @@ export class Scheduler {
     return best;
   }
 
-  private bestGang(s: StageState, avoidReserved: boolean): GpuState[] | null {
+  private bestGang(s: StageState, avoid: number): GpuState[] | null {
     const need = s.spec.gpus;
     let best: GpuState[] | null = null;
     let bestScore = -Infinity;
     for (let n = 0; n < this.index.nodes.length; n++) {
       if (this.index.nodeFreeSlots[n]! < need) continue;
-      const fitting = this.index.nodeGpus[n]!.filter((g) => this.fits(g, s, avoidReserved));
+      const fitting = this.index.nodeGpus[n]!.filter((g) => this.fits(g, s, avoid));
       if (fitting.length < need) continue;
       const scored = fitting.map((g) => ({ g, sc: this.score(g, s) })).sort((a, b) => b.sc - a.sc || a.g.index - b.g.index);
       const chosen = scored.slice(0, need);
@@ -989,7 +1007,7 @@ export class Scheduler {
     }
     // A gang keeps the node closest to holding it: stages there end and nothing lower starts.
     // One reserved node per round is enough to make progress and keeps the round cheap.
-    if (this.reservedNodes.size > 0) return;
+    if (this.reservedNode >= 0) return;
     let best = -1;
     let bestFree = -1;
     const free = this.index.nodeFreeSlots;
@@ -1008,7 +1026,10 @@ export class Scheduler {
         bestFree = fitting;
       }
     }
-    if (best >= 0) this.reservedNodes.add(best);
+    if (best >= 0) {
+      this.reservedNode = best;
+      this.reservedReason = { code: "reserved", forStage: `${s.run.spec.id}/${s.spec.id}` };
+    }
   }
 
   private wait(s: StageState, reason: WaitReason): Waiting {
@@ -1066,7 +1087,7 @@ export class Scheduler {
     if (s.state !== READY) return null;
     const quota = this.quotaReason(s.run.tenant, s);
     if (quota !== null) return quota;
-    if (s.spec.gpus > 0 && this.findGpus(s, false, Number.NEGATIVE_INFINITY) === null) return this.noFitReason(s);
+    if (s.spec.gpus > 0 && this.findGpus(s, AVOID_NONE, Number.NEGATIVE_INFINITY) === null) return this.noFitReason(s);
     if (s.lastWait !== null && s.lastWait.code !== "no-fit" && s.lastWait.code !== "gang") return s.lastWait;
     let ahead = 0;
     for (const t of this.tenantList) for (let level = s.run.level; level < LEVELS; level++) for (const q of t.queues[level]!) ahead += q.size;

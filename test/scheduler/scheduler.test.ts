@@ -70,6 +70,24 @@ describe("gang placement", () => {
     expect(g[0]!.gpuIds).toHaveLength(3);
     expect(new Set(g[0]!.gpuIds.map((id) => id.split("-g")[0]))).toEqual(new Set(["h100-80-n1"]));
   });
+
+  it("keeps the node it reserved for a waiting interactive gang from later stages of the same level", () => {
+    // One node of 2 GPUs, both busy. A gang of 2 waits at the interactive level ahead of a stream
+    // of interactive 1-GPU stages: a GPU that frees stays free for the gang instead of going to them.
+    const s = new Scheduler({ gpus: parsePoolSpec("1x2xH100-80"), settings: { headroomMiB: 0 } });
+    s.submit(run("f0", [stage("s", 10)], { priority: "interactive" }), 0);
+    s.submit(run("f1", [stage("s", 10)], { priority: "interactive" }), 0);
+    expect(placed(s.schedule(0))).toHaveLength(2);
+    s.submit(run("gang", [stage("g", 40, { gpus: 2 })], { priority: "interactive" }), 1);
+    for (let k = 0; k < 3; k++) s.submit(run(`u${k}`, [stage("s", 10)], { priority: "interactive" }), 1);
+    s.finished("f0", "s", 2, "succeeded");
+    const d = s.schedule(2);
+    expect(placed(d)).toEqual([]);
+    expect(waiting(d).find((w) => w.runId === "gang")!.reason).toMatchObject({ code: "gang", gpus: 2, bestNodeFitting: 1 });
+    expect(waiting(d).find((w) => w.runId === "u0")!.reason).toEqual({ code: "reserved", forStage: "gang/g" });
+    s.finished("f1", "s", 3, "succeeded");
+    expect(placed(s.schedule(3)).map((p) => p.runId)).toEqual(["gang"]);
+  });
 });
 
 describe("priority", () => {
