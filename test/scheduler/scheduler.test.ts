@@ -72,14 +72,14 @@ describe("gang placement", () => {
   });
 
   it("keeps the node it reserved for a waiting interactive gang from later stages of the same level", () => {
-    // One node of 2 GPUs, both busy. A gang of 2 waits at the interactive level ahead of a stream
-    // of interactive 1-GPU stages: a GPU that frees stays free for the gang instead of going to them.
-    const s = new Scheduler({ gpus: parsePoolSpec("1x2xH100-80"), settings: { headroomMiB: 0 } });
-    s.submit(run("f0", [stage("s", 10)], { priority: "interactive" }), 0);
-    s.submit(run("f1", [stage("s", 10)], { priority: "interactive" }), 0);
+    // A node of 2 H100s, both busy, and a free A10G too small for the work. A gang of 2 waits at the
+    // interactive level ahead of interactive 1-GPU stages: an H100 that frees stays free for the gang.
+    const s = new Scheduler({ gpus: parsePoolSpec("1x2xH100-80,1x1xA10G-24"), settings: { headroomMiB: 0 } });
+    s.submit(run("f0", [stage("s", 40)], { priority: "interactive" }), 0);
+    s.submit(run("f1", [stage("s", 40)], { priority: "interactive" }), 0);
     expect(placed(s.schedule(0))).toHaveLength(2);
     s.submit(run("gang", [stage("g", 40, { gpus: 2 })], { priority: "interactive" }), 1);
-    for (let k = 0; k < 3; k++) s.submit(run(`u${k}`, [stage("s", 10)], { priority: "interactive" }), 1);
+    for (let k = 0; k < 3; k++) s.submit(run(`u${k}`, [stage("s", 40)], { priority: "interactive" }), 1);
     s.finished("f0", "s", 2, "succeeded");
     const d = s.schedule(2);
     expect(placed(d)).toEqual([]);
