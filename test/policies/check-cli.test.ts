@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,14 +6,11 @@ import { XMLValidator } from "fast-xml-parser";
 import { describe, expect, it } from "vitest";
 import { agentPod, editConfig, securePlatform } from "./support/platform.ts";
 import { runtimeRulesFor } from "../../policies/index.ts";
+import { runCli } from "../support/cli.ts";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
-function gpufabric(...args: string[]) {
-  const run = spawnSync(process.execPath, [join(root, "bin/gpufabric.mjs"), "check", ...args], { encoding: "utf8", cwd: root });
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
-}
+const gpufabric = (...args: string[]) => runCli("check", ...args);
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "gpufabric-check-"));

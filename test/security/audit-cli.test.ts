@@ -1,17 +1,12 @@
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog, auditPaths, DirectoryCheckpointSink, generateSigningKeyPair } from "../../runtime/security/audit/index.ts";
+import { runCli } from "../support/cli.ts";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
-function gpufabric(...args: string[]) {
-  const run = spawnSync(process.execPath, [join(root, "bin/gpufabric.mjs"), ...args], { encoding: "utf8", cwd: root });
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
-}
+const gpufabric = runCli;
 
 let dataDir: string;
 let logFile: string;

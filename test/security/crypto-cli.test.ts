@@ -1,17 +1,12 @@
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FileKeyring, fileKeyVersion, readDecryptedFileToBuffer, rewrapFile, writeEncryptedFile } from "../../runtime/security/crypto/index.ts";
+import { runCli } from "../support/cli.ts";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
-function gpufabric(...args: string[]) {
-  const run = spawnSync(process.execPath, [join(root, "bin/gpufabric.mjs"), "keys", ...args], { encoding: "utf8", cwd: root });
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
-}
+const gpufabric = (...args: string[]) => runCli("keys", ...args);
 
 let dataDir: string;
 beforeEach(() => {

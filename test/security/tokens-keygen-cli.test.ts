@@ -1,18 +1,13 @@
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { checkpointSignatureValid, loadPublicKey, loadSigningKey, keyId, signCheckpoint } from "../../runtime/security/audit/index.ts";
 import { StaticTokenVerifier } from "../../runtime/security/identity/index.ts";
+import { runCli } from "../support/cli.ts";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
-function gpufabric(...args: string[]) {
-  const run = spawnSync(process.execPath, [join(root, "bin/gpufabric.mjs"), ...args], { encoding: "utf8", cwd: root });
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
-}
+const gpufabric = runCli;
 
 let dir: string;
 beforeEach(() => {
