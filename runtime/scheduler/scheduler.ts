@@ -952,16 +952,7 @@ export class Scheduler {
       s.attempts++;
       if (s.attempts >= this.maxAttempts) {
         s.state = FAILED;
-        run.failed = true;
-        for (const other of run.stages) {
-          if (other.state === READY) this.countReady(other, run.level, -1);
-          if (other.state === READY || other.state === WAITING) {
-            other.state = FAILED;
-            other.token++;
-          }
-        }
-        run.ready.clear();
-        this.forgetIfIdle(run);
+        this.abandon(run);
         return "failed";
       }
       this.makeReady(s, now);
@@ -975,6 +966,35 @@ export class Scheduler {
       return "succeeded";
     }
     return "running";
+  }
+
+  /**
+   * Cancels a run: its queued and waiting stages leave the queues and are never placed; a stage of
+   * it still running ends through finished() as usual (which then reports the run failed). Returns
+   * how many of its stages still run: 0 means the scheduler has forgotten the run (or never knew it).
+   */
+  cancel(runId: string): number {
+    const run = this.runs.get(runId);
+    if (run === undefined) return 0;
+    this.abandon(run);
+    let running = 0;
+    for (const s of run.stages) if (s.state === RUNNING) running++;
+    return running;
+  }
+
+  /** Fails a run for good: no stage of it is placed again. */
+  private abandon(run: RunState): void {
+    run.failed = true;
+    for (const other of run.stages) {
+      if (other.state === READY) this.countReady(other, run.level, -1);
+      if (other.state === READY || other.state === WAITING) {
+        other.state = FAILED;
+        // A new token makes its queue entries stale: they are dropped, never placed.
+        other.token++;
+      }
+    }
+    run.ready.clear();
+    this.forgetIfIdle(run);
   }
 
   /** Drops a failed run once none of its stages runs any more. */

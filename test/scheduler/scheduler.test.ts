@@ -226,3 +226,29 @@ describe("dependencies", () => {
     expect(s.explain("r", "b")).toEqual({ code: "dependencies", pending: ["a"] });
   });
 });
+
+describe("cancel", () => {
+  it("takes a cancelled run's queued stages out: they are never placed, and its running stage ends as usual", () => {
+    const s = new Scheduler({ gpus: [gpu("g0", "n0", 80)], settings: { headroomMiB: 0 } });
+    s.submit(run("a", [stage("a1", 10), stage("a2", 10), stage("a3", 10, { needs: ["a1"] })]), 0);
+    s.submit(run("b", [stage("b1", 10)]), 1);
+    expect(placed(s.schedule(1)).map((p) => `${p.runId}/${p.stageId}`)).toEqual(["a/a1"]);
+    expect(s.cancel("a")).toBe(1);
+    expect(s.explain("a", "a2")).toBeNull();
+    expect(s.finished("a", "a1", 5, "succeeded")).toBe("failed");
+    // Run a's other stages were ahead of b; after the cancel only b is placed, then nothing.
+    expect(placed(s.schedule(5)).map((p) => `${p.runId}/${p.stageId}`)).toEqual(["b/b1"]);
+    expect(s.finished("b", "b1", 6, "succeeded")).toBe("succeeded");
+    expect(s.schedule(6)).toEqual([]);
+  });
+
+  it("forgets a cancelled run with nothing running at once, and ignores unknown runs", () => {
+    const s = new Scheduler({ gpus: [gpu("g0", "n0", 80)], settings: { headroomMiB: 0 } });
+    s.submit(run("a", [stage("a1", 10)]), 0);
+    expect(s.cancel("a")).toBe(0);
+    expect(s.schedule(0)).toEqual([]);
+    // Forgotten: the id may be used again.
+    expect(s.submit(run("a", [stage("a1", 10)]), 1)).toEqual({ accepted: true });
+    expect(s.cancel("nope")).toBe(0);
+  });
+});

@@ -192,6 +192,8 @@ export class AgentLoop {
     if (result === undefined) return undefined;
     if (result.cancelled) {
       this.abandoned.add(runId);
+      // Its queued stages leave the scheduler now; running ones are released as they stop.
+      if (this.o.scheduler.cancel(runId) === 0) this.forget(runId);
       for (const stage of this.running.values()) {
         if (stage.runId !== runId) continue;
         stage.stop = "cancel";
@@ -465,13 +467,16 @@ export class AgentLoop {
     } catch {
       state = "failed";
     }
-    if (state !== "running") {
-      this.active.delete(runId);
-      this.abandoned.delete(runId);
-      for (const k of this.readySince.keys()) if (k.startsWith(`${runId}/`)) this.readySince.delete(k);
-      for (const k of this.lastWait.keys()) if (k.startsWith(`${runId}/`)) this.lastWait.delete(k);
-    }
+    if (state !== "running") this.forget(runId);
     return state;
+  }
+
+  /** Drops what the loop keeps of a run the scheduler no longer holds. */
+  private forget(runId: string): void {
+    this.active.delete(runId);
+    this.abandoned.delete(runId);
+    for (const k of this.readySince.keys()) if (k.startsWith(`${runId}/`)) this.readySince.delete(k);
+    for (const k of this.lastWait.keys()) if (k.startsWith(`${runId}/`)) this.lastWait.delete(k);
   }
 
   private preempt(kill: Kill): void {
