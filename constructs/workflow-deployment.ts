@@ -38,6 +38,7 @@ export const AGENT_PATHS = {
   tokens: "/var/run/secrets/gpufabric/tokens",
   auditSigning: "/var/run/secrets/gpufabric/audit-signing",
   tls: "/var/run/secrets/gpufabric/tls",
+  clientCa: "/var/run/secrets/gpufabric/client-ca",
   auditSink: "/var/lib/gpufabric-audit",
   scratch: "/tmp",
 } as const;
@@ -117,6 +118,12 @@ export interface WorkflowDeploymentProps {
   readonly oidc?: OidcSettings;
   /** Audit checkpoints: every N entries and at least every M seconds. @default 1000 entries, 60 s */
   readonly auditCheckpoint?: { readonly everyEntries?: number; readonly intervalSeconds?: number };
+  /**
+   * Mutual TLS: the name of a Secret (in the segment's namespace) holding `ca.crt`; callers must then
+   * present a client certificate signed by it on every route but the probes, in addition to their token.
+   * @default no client certificate required
+   */
+  readonly clientCaSecretName?: string;
   /** Minimum agent pods kept through voluntary disruptions (node drains). @default 1 */
   readonly minAvailable?: number;
 }
@@ -301,6 +308,7 @@ export class WorkflowDeployment extends Construct {
                   { name: "tokens", mountPath: AGENT_PATHS.tokens, readOnly: true },
                   { name: "audit-signing", mountPath: AGENT_PATHS.auditSigning, readOnly: true },
                   { name: "tls", mountPath: AGENT_PATHS.tls, readOnly: true },
+                  ...(props.clientCaSecretName ? [{ name: "client-ca", mountPath: AGENT_PATHS.clientCa, readOnly: true }] : []),
                   { name: "state", mountPath: AGENT_PATHS.data },
                   { name: "audit-sink", mountPath: AGENT_PATHS.auditSink },
                   { name: "models", mountPath: `${props.tier.mountPath}/models` },
@@ -315,6 +323,7 @@ export class WorkflowDeployment extends Construct {
               secretVolume("tokens", this.secretNames.tokens),
               secretVolume("audit-signing", this.secretNames.auditSigning),
               secretVolume("tls", this.secretNames.tls),
+              ...(props.clientCaSecretName ? [secretVolume("client-ca", props.clientCaSecretName)] : []),
               { name: "state", persistentVolumeClaim: { claimName: stateClaim.metadata.name } },
               { name: "audit-sink", persistentVolumeClaim: { claimName: auditClaim.metadata.name } },
               { name: "models", persistentVolumeClaim: { claimName: claims.models } },
@@ -456,7 +465,11 @@ export class WorkflowDeployment extends Construct {
         checkpointEvery: this.props.auditCheckpoint?.everyEntries ?? 1000,
         checkpointIntervalSeconds: this.props.auditCheckpoint?.intervalSeconds ?? 60,
       },
-      tls: { enabled: true, certificate: { secretName: this.secretNames.tls, mountPath: AGENT_PATHS.tls } },
+      tls: {
+        enabled: true,
+        certificate: { secretName: this.secretNames.tls, mountPath: AGENT_PATHS.tls },
+        ...(this.props.clientCaSecretName ? { clientCa: { secretName: this.props.clientCaSecretName, mountPath: AGENT_PATHS.clientCa } } : {}),
+      },
     };
   }
 }
@@ -470,6 +483,7 @@ function validate(name: string, props: WorkflowDeploymentProps, gpus: number): v
   const issues = new PropIssues(`WorkflowDeployment '${name}'`);
   // Objects get suffixes such as '-audit-signing': keep room for them.
   issues.dnsLabel("name", name, 50);
+  if (props.clientCaSecretName !== undefined) issues.dnsLabel("clientCaSecretName", props.clientCaSecretName);
   if (props.tenants.length === 0) issues.add("tenants", "must name at least one Tenant: the agent serves only the tenants listed here");
   if (issues.positiveInt("gpus", gpus) && gpus > props.pool.gpusPerNode) {
     issues.add("gpus", `${gpus} GPUs cannot fit on one node of pool '${props.pool.name}' (${props.pool.gpusPerNode} per node): request at most ${props.pool.gpusPerNode}`);

@@ -208,7 +208,22 @@ export const SecuritySchema = z
         checkpointIntervalSeconds: z.number().int().positive(),
       })
       .strict(),
-    tls: z.object({ enabled: z.boolean(), certificate: secretRef.optional() }).strict(),
+    tls: z
+      .object({
+        enabled: z.boolean(),
+        /** Secret with `tls.crt` and `tls.key`. */
+        certificate: secretRef.optional(),
+        /**
+         * Mutual TLS: a Secret with `ca.crt`; every route but the probes then also requires a client
+         * certificate signed by that CA (workers and other agents calling this one).
+         */
+        clientCa: secretRef.optional(),
+      })
+      .strict()
+      .refine((tls) => tls.clientCa === undefined || (tls.enabled && tls.certificate !== undefined), {
+        message: "clientCa (mutual TLS) needs TLS: set enabled: true and a certificate",
+        path: ["clientCa"],
+      }),
   })
   .strict();
 export type SecurityConfig = z.infer<typeof SecuritySchema>;

@@ -47,6 +47,12 @@ describe("the constructs' toConfig() pieces", () => {
     expect(config.segments[1]!.allowedFrom).toEqual([{ segment: "studio", ports: [8443] }]);
     expect(config.tenants[1]!.isolation).toBe("dedicated");
     expect(config.tiers[0]).toMatchObject({ encrypted: true, retentionDays: 14 });
+
+    // Mutual TLS only on top of TLS: the refusal names the field and the fix.
+    const plainWithClientCa = { ...config, security: { ...config.security, tls: { enabled: false, clientCa: { secretName: "workers-ca", mountPath: "/var/run/secrets/ca" } } } };
+    const refused = PlatformConfigSchema.safeParse(plainWithClientCa);
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues[0]).toMatchObject({ path: ["security", "tls", "clientCa"], message: expect.stringMatching(/needs TLS: set enabled: true and a certificate/) });
   });
 });
 

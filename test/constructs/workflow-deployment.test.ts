@@ -109,6 +109,21 @@ describe("WorkflowDeployment", () => {
     expect(scratchEnv.value.startsWith(`${scratch.mount_path}/`)).toBe(true);
   });
 
+  it("mounts a client CA Secret for mutual TLS when given one, and validates its name", () => {
+    const f = fixture();
+    new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow], clientCaSecretName: "workers-ca" });
+    const r = synth(f.stack);
+    const pod = only(r, "kubernetes_deployment_v1", "agent").spec.template.spec;
+    expect(pod.volume.find((v: any) => v.name === "client-ca").secret).toMatchObject({ secret_name: "workers-ca", default_mode: "0440" });
+    const mount = pod.container[0].volume_mount.find((m: any) => m.name === "client-ca");
+    expect(mount.read_only).toBe(true);
+    expect(configOf(r, "agent").security.tls.clientCa).toEqual({ secretName: "workers-ca", mountPath: mount.mount_path });
+    const g = fixture();
+    expect(
+      () => new WorkflowDeployment(g.stack, "Agent", { name: "agent", pool: g.pool, tier: g.tier, segment: g.work, tenants: [g.alpha], workflows: [g.workflow], clientCaSecretName: "Workers_CA" }),
+    ).toThrow(/clientCaSecretName/);
+  });
+
   it("serializes a platform config that the runtime's schema accepts", () => {
     const f = fixture();
     new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha, f.beta], workflows: [f.workflow] });

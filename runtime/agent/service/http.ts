@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { extname, join, relative, sep } from "node:path";
+import type { TLSSocket } from "node:tls";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { ValidationError } from "../../config/errors.ts";
@@ -80,12 +81,30 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
   ".yaml": "text/yaml; charset=utf-8",
 };
 
+/** A file of a mounted Secret, or a config error naming the field and the file the Secret must hold. */
+function readSecretFile(mountPath: string, file: string, field: string): Buffer {
+  try {
+    return readFileSync(join(mountPath, file));
+  } catch (err) {
+    throw new ValidationError("platform config", [
+      { field: `${field}.mountPath`, message: `cannot read ${join(mountPath, file)} (${(err as NodeJS.ErrnoException).code ?? String(err)}): mount a Secret holding '${file}' there` },
+    ]);
+  }
+}
+
 export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   const { config, store, loop } = parts;
   const tls = config.security.tls;
+  // Mutual TLS: the handshake asks for a client certificate but admits callers without one, so the
+  // kubelet's probes still pass; the onRequest hook refuses every other route without a verified one.
+  const clientCa = tls.enabled && tls.clientCa ? readSecretFile(tls.clientCa.mountPath, "ca.crt", "security.tls.clientCa") : undefined;
   const https =
     tls.enabled && tls.certificate
-      ? { key: readFileSync(join(tls.certificate.mountPath, "tls.key")), cert: readFileSync(join(tls.certificate.mountPath, "tls.crt")) }
+      ? {
+          key: readSecretFile(tls.certificate.mountPath, "tls.key", "security.tls.certificate"),
+          cert: readSecretFile(tls.certificate.mountPath, "tls.crt", "security.tls.certificate"),
+          ...(clientCa && { ca: clientCa, requestCert: true, rejectUnauthorized: false }),
+        }
       : undefined;
   if (tls.enabled && !tls.certificate) {
     throw new ValidationError("platform config", [
@@ -146,6 +165,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     if (action === undefined) throw new ApiError(403, "undeclared-route", `${request.method} ${template} declares no action`);
     if (action === PUBLIC) return;
     request.auditInfo.action = action;
+    if (clientCa) await requireClientCertificate(request, template);
     const auth = await parts.authenticator.authenticate(request.headers.authorization);
     if (!auth.ok) {
       request.log.info({ reason: auth.reason }, "authentication refused");
@@ -173,6 +193,22 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
       );
     request.identity = auth.identity;
   });
+
+  async function requireClientCertificate(request: FastifyRequest, template: string): Promise<void> {
+    const socket = request.raw.socket as TLSSocket;
+    if (socket.authorized) return;
+    const reason = socket.authorizationError === null || socket.authorizationError === undefined ? "no client certificate" : String(socket.authorizationError);
+    request.log.info({ reason }, "client certificate refused");
+    await parts.audit.note({
+      actor: "anonymous",
+      action: "auth.failure",
+      outcome: "denied",
+      source: request.ip,
+      object: auditObject(request),
+      data: { reason: "client-certificate", detail: reason.slice(0, 500), method: request.method, route: template },
+    });
+    throw new ApiError(401, "unauthenticated:client-certificate", `this agent requires mutual TLS: present a client certificate signed by its client CA (${reason})`);
+  }
 
   // Fail closed: a change, or an artifact read, that cannot be recorded does not happen.
   app.addHook("preHandler", async (request) => {
