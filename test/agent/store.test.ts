@@ -3,7 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { LATEST_SCHEMA_VERSION, SQLITE_MIGRATIONS, migrate, openSqliteStore, type SqliteStore } from "../../runtime/agent/store/index.ts";
+import {
+  LATEST_SCHEMA_VERSION,
+  SQLITE_MIGRATIONS,
+  StoreUnavailableError,
+  migrate,
+  openSqliteStore,
+  timeOrderedUuid,
+  type SqliteStore,
+} from "../../runtime/agent/store/index.ts";
 import { diamondRun } from "./fixtures/runs.ts";
 import { describeStoreContract } from "./store-contract.ts";
 
@@ -27,12 +35,76 @@ describeStoreContract("SqliteStore", {
 });
 
 describe("SqliteStore", () => {
-  it("opens in WAL mode with synchronous=FULL, at the latest schema version", async () => {
-    expect(store.settings()).toEqual({ journalMode: "wal", synchronous: 2 });
+  it("opens in WAL mode, syncing each group commit at durability full, at the latest schema version", async () => {
+    // SQLite syncs the WAL before checkpoints (NORMAL); the store syncs it after each group commit.
+    expect(store.settings()).toEqual({ journalMode: "wal", synchronous: 1, syncEachCommit: true });
     expect(store.schemaVersion).toBe(LATEST_SCHEMA_VERSION);
     const normal = openSqliteStore(join(dir, "normal.db"), { durability: "normal" });
-    expect(normal.settings().synchronous).toBe(1);
+    expect(normal.settings()).toEqual({ journalMode: "wal", synchronous: 1, syncEachCommit: false });
     await normal.close();
+    const memory = openSqliteStore(":memory:");
+    expect(memory.settings().syncEachCommit).toBe(true);
+    expect(memory.settings().synchronous).toBe(2);
+    await memory.close();
+  });
+
+  it("at durability full, settles a write only once the WAL holding its commit is synced; writes queued meanwhile share the next sync", async () => {
+    const syncs: Array<{ fd: number; release: () => void }> = [];
+    const slow = openSqliteStore(join(dir, "slow.db"), {
+      syncWal: (fd) => new Promise<void>((resolve) => syncs.push({ fd, release: resolve })),
+    });
+    let settled = 0;
+    const first = slow.createRun(diamondRun("studio", "first")).then((r) => (settled++, r));
+    await until(() => syncs.length === 1);
+    expect(settled).toBe(0);
+    // Committed (another connection reads it) but not yet acknowledged.
+    const reader = new Database(join(dir, "slow.db"), { readonly: true });
+    expect(reader.prepare("SELECT COUNT(*) AS n FROM runs").get()).toEqual({ n: 1 });
+    // Submitted while the first sync runs: they wait, and are committed and synced together afterwards.
+    const later = [slow.createRun(diamondRun("studio", "second")), slow.createRun(diamondRun("studio", "third"))];
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(reader.prepare("SELECT COUNT(*) AS n FROM runs").get()).toEqual({ n: 1 });
+    syncs[0]!.release();
+    expect((await first).created).toBe(true);
+    await until(() => syncs.length === 2);
+    expect(reader.prepare("SELECT COUNT(*) AS n FROM runs").get()).toEqual({ n: 3 });
+    syncs[1]!.release();
+    expect((await Promise.all(later)).map((r) => r.created)).toEqual([true, true]);
+    expect(syncs).toHaveLength(2);
+    reader.close();
+    const closing = slow.close();
+    await until(() => syncs.length === 2 || syncs.length === 3);
+    syncs.slice(2).forEach((s) => s.release());
+    await closing;
+  });
+
+  it("fails closed when the WAL cannot be synced: the writes it covered and every later write are refused", async () => {
+    let fail = false;
+    const failing = openSqliteStore(join(dir, "failing.db"), {
+      syncWal: async () => {
+        if (fail) throw Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" });
+      },
+    });
+    await failing.createRun(diamondRun("studio", "ok"));
+    fail = true;
+    await expect(failing.createRun(diamondRun("studio", "lost"))).rejects.toBeInstanceOf(StoreUnavailableError);
+    fail = false;
+    await expect(failing.createRun(diamondRun("studio", "after"))).rejects.toThrow(/could not sync its write-ahead log \(EIO/);
+    expect((await failing.listRuns("studio")).map((r) => r.idempotencyKey)).toContain("ok");
+    await failing.close();
+  });
+
+  it("names runs and attempts with time-ordered UUIDs (version 7)", async () => {
+    const ids = [timeOrderedUuid(1_000), timeOrderedUuid(2_000), timeOrderedUuid(2_000)];
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(ids[0]! < ids[1]!).toBe(true);
+    expect(ids[1]!.slice(0, 13)).toBe(ids[2]!.slice(0, 13));
+    expect(ids[1]).not.toBe(ids[2]);
+    const { run } = await store.createRun(diamondRun("studio"));
+    const attempt = await store.markPlaced({ runId: run.id, stageId: "a", gpus: ["g"], explanation: null });
+    expect(run.id[14]).toBe("7");
+    expect(attempt.id[14]).toBe("7");
+    expect(run.id <= attempt.id).toBe(true);
   });
 
   it("settles every queued write before closing", async () => {
@@ -43,6 +115,11 @@ describe("SqliteStore", () => {
     expect((await store.listRuns("studio")).map((r) => r.idempotencyKey).sort()).toEqual(["late-1", "late-2"]);
   });
 });
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !condition(); i++) await new Promise((r) => setTimeout(r, 2));
+  expect(condition()).toBe(true);
+}
 
 describe("SqliteStore migrations", () => {
   it("migrates a database created by an older schema, keeping its runs", async () => {

@@ -3,8 +3,8 @@
  * inputs) are sealed with envelope encryption before they reach the store. The context binds the tenant,
  * the run id and the field, so a sealed value copied into another run or tenant fails to open.
  */
-import { randomUUID } from "node:crypto";
 import { openValue, sealValue, type KeyProvider, type ObjectContext } from "../../security/crypto/index.ts";
+import { timeOrderedUuid } from "../store/ids.ts";
 import type { NewRun } from "../store/types.ts";
 
 /** How a sealed field is stored: the envelope, base64, under one key no submitted document uses at its top. */
@@ -17,7 +17,7 @@ export function fieldContext(tenant: string, runId: string, field: SealedField):
 
 /** The run with its id chosen here and its document and inputs sealed. */
 export async function sealRunFields(keys: KeyProvider, run: NewRun): Promise<NewRun & { id: string }> {
-  const id = run.id ?? randomUUID();
+  const id = run.id ?? timeOrderedUuid();
   const seal = async (field: SealedField, value: unknown) => ({
     [SEALED_KEY]: (await sealValue(keys, Buffer.from(JSON.stringify(value ?? null), "utf8"), fieldContext(run.tenant, id, field))).toString("base64"),
   });

@@ -1,5 +1,6 @@
 /** The agent's durable store: the interface, and the embedded SQLite implementation. */
 export * from "./types.ts";
 export { validateNewRun, validateTransition, IDEMPOTENCY_KEY } from "./validate-run.ts";
-export { openSqliteStore, migrate, SqliteStore, type Durability, type SqliteStoreOptions } from "./sqlite-store.ts";
+export { openSqliteStore, migrate, SqliteStore, StoreUnavailableError, type Durability, type SqliteStoreOptions } from "./sqlite-store.ts";
 export { SQLITE_MIGRATIONS, LATEST_SCHEMA_VERSION, type Migration } from "./sqlite-migrations.ts";
+export { timeOrderedUuid } from "./ids.ts";

@@ -1,23 +1,30 @@
 /**
  * The embedded store: one SQLite database file (better-sqlite3) in the agent's data directory.
  *
- * Durability: WAL journal with `synchronous=FULL` by default. WAL with NORMAL survives a crash of the
- * agent process (`kill -9`) but may lose the last commits on power loss or a kernel panic, and a run
- * the API answered 202 for must not vanish, so FULL (an fsync of the WAL on every commit) is the
- * default; `durability: "normal"` trades that for throughput where the host's loss is acceptable.
+ * Durability: WAL journal. `full` (the default) survives power loss: a write settles only once the WAL
+ * frames of its commit are on disk (fdatasync of the WAL file), which is what synchronous=FULL does in WAL
+ * mode; the sync runs on libuv's thread pool instead of inside COMMIT on the event loop's thread, so the
+ * agent keeps parsing and answering requests while the disk syncs. SQLite itself runs with
+ * synchronous=NORMAL, which still syncs the WAL before every checkpoint and the database after it.
+ * `normal` skips the per-commit sync: it survives a crash of the agent process (`kill -9`) but may lose
+ * the last commits on power loss or a kernel panic.
  *
- * Group commit: writes called in the same turn of the event loop (concurrent API requests, a scheduler
- * placing several stages) are applied in order in one transaction, each under its own savepoint so one
- * failing write leaves the others intact, and every promise settles only after that transaction has
- * committed. One fsync then covers many writes: durability at FULL without paying an fsync per run.
+ * Group commit: writes queued while the previous group is being synced (or, when idle, in the same turn
+ * of the event loop) are applied in order in one transaction, each under its own savepoint so one failing
+ * write leaves the others intact, and every promise settles only after that transaction has committed
+ * (and, at `full`, been synced). One commit and one fsync then cover many writes, and the group grows with
+ * the load: the slower the disk, the more writes each sync covers.
+ *
+ * A failed sync leaves unknown what reached the disk, so the store then refuses every write (fail closed)
+ * until it is reopened.
  */
-import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { closeSync, fdatasync, fstatSync, fsyncSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { ValidationError } from "../../config/errors.ts";
 import type { PriorityClass } from "../../config/schema.ts";
 import type { Stage, StageResources, WorkflowFormat } from "../../graph/model.ts";
+import { timeOrderedUuid } from "./ids.ts";
 import { SQLITE_MIGRATIONS, type Migration } from "./sqlite-migrations.ts";
 import {
   TransitionError,
@@ -55,12 +62,30 @@ export interface SqliteStoreOptions {
   readonly migrations?: readonly Migration[];
   /** Most writes committed in one transaction (default 512); more wait for the next. */
   readonly maxBatch?: number;
+  /** Makes the WAL durable (default: fdatasync on the thread pool); tests stand in a slow or failing disk. */
+  readonly syncWal?: (fd: number) => Promise<void>;
 }
+
+/** The WAL's sync failed: what reached the disk is unknown, so this store takes no more writes. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
+  }
+}
+
+const fdatasyncAsync = (fd: number) => new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 
 interface PendingWrite {
   readonly apply: () => unknown;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
+}
+
+/** A committed write waiting for the sync that makes it durable. */
+interface Committed {
+  readonly op: PendingWrite;
+  readonly outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
 }
 
 interface RunRow {
@@ -128,7 +153,7 @@ const RUN_COLUMNS = "id, tenant, workflow, format, priority, status, idempotency
 /** Opens (creating if needed) the database at `file` and brings its schema up to date. */
 export function openSqliteStore(file: string, options: SqliteStoreOptions = {}): SqliteStore {
   if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
-  return new SqliteStore(new Database(file), options);
+  return new SqliteStore(new Database(file), options, file === ":memory:" ? undefined : file);
 }
 
 /** Applies the migrations a database lacks; refuses a database written by a newer agent. */
@@ -161,15 +186,28 @@ export class SqliteStore implements Store {
   private readonly pending: PendingWrite[] = [];
   private flushScheduled = false;
   private readonly inSavepoint: (apply: () => unknown) => unknown;
+  /** The WAL file, synced after each group commit (durability `full` on a file database); undefined: no per-commit sync. */
+  private readonly walPath: string | undefined;
+  private walFd: { fd: number; ino: number } | undefined;
+  private readonly syncWal: (fd: number) => Promise<void>;
+  /** Committed writes the next sync covers. */
+  private unsynced: Committed[] = [];
+  private syncing: Promise<void> | undefined;
+  private failure: StoreUnavailableError | undefined;
 
-  constructor(db: Database.Database, options: SqliteStoreOptions = {}) {
+  /** `file`: the database file, whose WAL is synced at durability `full` (without it, SQLite's synchronous=FULL is used). */
+  constructor(db: Database.Database, options: SqliteStoreOptions = {}, file?: string) {
     this.db = db;
     this.now = options.now ?? (() => new Date());
     this.maxBatch = options.maxBatch ?? 512;
+    this.syncWal = options.syncWal ?? fdatasyncAsync;
     // Called inside the batch's transaction, better-sqlite3 runs this as a SAVEPOINT.
     this.inSavepoint = db.transaction((apply: () => unknown) => apply());
-    db.pragma("journal_mode = WAL");
-    db.pragma(`synchronous = ${options.durability === "normal" ? "NORMAL" : "FULL"}`);
+    const full = options.durability !== "normal";
+    const wal = String(db.pragma("journal_mode = WAL", { simple: true })) === "wal";
+    this.walPath = full && wal && file !== undefined ? `${file}-wal` : undefined;
+    // At `full` the store syncs the WAL itself after each group commit (see above); SQLite syncs it before checkpoints.
+    db.pragma(`synchronous = ${full && this.walPath === undefined ? "FULL" : "NORMAL"}`);
     db.pragma("foreign_keys = ON");
     // Replaced values (rewrapped fields) are zeroed, not left in free pages.
     db.pragma("secure_delete = ON");
@@ -179,11 +217,13 @@ export class SqliteStore implements Store {
     this.stmt = this.prepare();
   }
 
-  /** The pragmas in effect, for diagnostics and tests. */
-  settings(): { journalMode: string; synchronous: number } {
+  /** The pragmas in effect, and whether each group commit is synced to disk before its writes settle. */
+  settings(): { journalMode: string; synchronous: number; syncEachCommit: boolean } {
+    const synchronous = Number(this.db.pragma("synchronous", { simple: true }));
     return {
       journalMode: String(this.db.pragma("journal_mode", { simple: true })),
-      synchronous: Number(this.db.pragma("synchronous", { simple: true })),
+      synchronous,
+      syncEachCommit: this.walPath !== undefined || synchronous >= 2,
     };
   }
 
@@ -264,7 +304,7 @@ export class SqliteStore implements Store {
         if (existing) return { run: toRun(existing), created: false };
       }
       const now = this.stamp();
-      const id = input.id ?? randomUUID();
+      const id = input.id ?? timeOrderedUuid();
       s.insertRun.run({
         id,
         tenant: input.tenant,
@@ -328,7 +368,7 @@ export class SqliteStore implements Store {
   }
 
   async compact(): Promise<void> {
-    while (this.pending.length > 0) this.flush();
+    await this.drain();
     this.db.pragma("wal_checkpoint(TRUNCATE)");
   }
 
@@ -369,7 +409,7 @@ export class SqliteStore implements Store {
         throw new TransitionError(`stage '${stage.stage_id}' of run '${run.id}' is ${stage.status}, not ready: it cannot be placed`, stage.status);
       }
       const now = this.stamp();
-      const id = randomUUID();
+      const id = timeOrderedUuid();
       const number = stage.attempts + 1;
       const gpus = JSON.stringify(placement.gpus);
       s.bumpStageAttempts.run(now, run.id, stage.stage_id);
@@ -544,29 +584,53 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    while (this.pending.length > 0) this.flush();
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    try {
+      await this.drain();
+    } finally {
+      if (this.walFd) closeSync(this.walFd.fd);
+      this.walFd = undefined;
+      this.db.close();
+    }
   }
 
-  /** Queues a write for the next group commit; settles once it is committed (or has failed). */
+  /** Commits and syncs every queued write now, settling them all. */
+  private async drain(): Promise<void> {
+    while (this.syncing) await this.syncing.catch(() => undefined);
+    while (this.pending.length > 0) this.commit(this.pending.splice(0, this.maxBatch));
+    if (this.unsynced.length > 0) await this.sync();
+  }
+
+  /** Queues a write for the next group commit; settles once it is committed and durable (or has failed). */
   private write<T>(apply: () => T): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ apply, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
     });
+  }
+
+  /** While a sync runs, writes wait and join the group committed when it ends. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.syncing) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
   }
 
   private flush(): void {
     this.flushScheduled = false;
-    const batch = this.pending.splice(0, this.maxBatch);
-    if (this.pending.length > 0) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
+    if (this.syncing || this.pending.length === 0) return;
+    this.commit(this.pending.splice(0, this.maxBatch));
+    if (this.walPath !== undefined) void this.sync();
+    else if (this.pending.length > 0) this.scheduleFlush();
+  }
+
+  /** Applies a group of writes in one transaction; settles them now (no per-commit sync) or queues them for the sync. */
+  private commit(batch: PendingWrite[]): void {
+    if (this.failure) {
+      for (const op of batch) op.reject(this.failure);
+      return;
     }
-    if (batch.length === 0) return;
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     try {
       this.db
@@ -585,11 +649,54 @@ export class SqliteStore implements Store {
       for (const op of batch) op.reject(error);
       return;
     }
-    batch.forEach((op, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) op.resolve(outcome.value);
-      else op.reject(outcome.error);
+    if (this.walPath === undefined) {
+      batch.forEach((op, i) => settle(op, outcomes[i]!));
+      return;
+    }
+    batch.forEach((op, i) => this.unsynced.push({ op, outcome: outcomes[i]! }));
+  }
+
+  /** Syncs the WAL, then settles the writes committed before the sync began; then commits what queued meanwhile. */
+  private sync(): Promise<void> {
+    const covered = this.unsynced;
+    this.unsynced = [];
+    const run = (async () => {
+      try {
+        await this.syncWal(this.openWal());
+      } catch (err) {
+        this.failure ??= new StoreUnavailableError(
+          `the store could not sync its write-ahead log (${(err as Error).message}): what reached the disk is unknown, so it takes no more writes; restart the agent`,
+          { cause: err }
+        );
+        for (const c of covered) c.op.reject(this.failure);
+        for (const op of this.pending.splice(0)) op.reject(this.failure);
+        return;
+      }
+      for (const c of covered) settle(c.op, c.outcome);
+    })();
+    this.syncing = run.finally(() => {
+      this.syncing = undefined;
+      if (this.pending.length > 0) this.scheduleFlush();
     });
+    return this.syncing;
+  }
+
+  /** The WAL's descriptor, reopened if SQLite replaced the file; a new file's directory entry is synced once. */
+  private openWal(): number {
+    const path = this.walPath!;
+    const ino = statSync(path).ino;
+    if (this.walFd?.ino === ino) return this.walFd.fd;
+    if (this.walFd) closeSync(this.walFd.fd);
+    this.walFd = undefined;
+    const fd = openSync(path, "r");
+    this.walFd = { fd, ino: fstatSync(fd).ino };
+    const dir = openSync(dirname(path), "r");
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+    return fd;
   }
 
   /** Moves an open attempt and its stage from one state to the next, in one transaction. */
@@ -631,6 +738,11 @@ export class SqliteStore implements Store {
   private stamp(): string {
     return this.now().toISOString();
   }
+}
+
+function settle(op: PendingWrite, outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void {
+  if (outcome.ok) op.resolve(outcome.value);
+  else op.reject(outcome.error);
 }
 
 function closeParams(id: string, status: AttemptStatus, reason: string, f: FinishInput, now: string) {
