@@ -74,6 +74,8 @@ interface TenantState {
   /** The same stages per level and model, to find one that reuses a model resident on a free GPU. */
   readonly modelQueues: Map<string, Heap<QueueEntry>>[];
   blockedRound: number[];
+  /** Ready GPU stages per level: a level with none is not looked at. */
+  readonly readyAt: number[];
 }
 
 interface RunState {
@@ -89,7 +91,8 @@ interface RunState {
   promotedAt: number;
   /** Due time of the run's entry in the aging heap (Infinity: none): one entry per run, not per stage. */
   agingDue: number;
-  readonly ready: Set<StageState>;
+  /** Ready stages, in no particular order (swap-removed by position). */
+  readonly ready: StageState[];
   remaining: number;
   failed: boolean;
 }
@@ -117,6 +120,8 @@ interface StageState {
   lastWait: WaitReason | null;
   /** When aging lifts its run next, counted from when it was queued at its level (Infinity: not counting). */
   due: number;
+  /** Its position in run.ready while ready (-1: not there). */
+  readyPos: number;
 }
 
 interface QueueEntry {
@@ -160,6 +165,16 @@ const batchEntryBefore = (a: QueueEntry, b: QueueEntry): boolean => {
 /** Dispatch order inside a queue level. */
 const orderFor = (level: number) => (level === BATCH ? batchEntryBefore : entryBefore);
 
+function removeReady(s: StageState): void {
+  const list = s.run.ready;
+  const last = list.pop()!;
+  if (last !== s) {
+    list[s.readyPos] = last;
+    last.readyPos = s.readyPos;
+  }
+  s.readyPos = -1;
+}
+
 function entryFor(s: StageState, due: number, fresh = false): QueueEntry {
   return { s, token: s.token, vt: s.run.virtualTime, seq: s.run.seq, key: s.key, index: s.index, due, fresh };
 }
@@ -180,6 +195,8 @@ export class Scheduler {
   private readonly planOptions: { readonly budget?: number; readonly seed?: number };
   /** Ready GPU stages per queue level and size class, to keep scarce large GPUs for stages that need them. */
   private readonly readyByClass: number[][];
+  /** Ready GPU stages per queue level, all tenants. */
+  private readonly readyAtLevel: number[] = new Array<number>(LEVELS).fill(0);
   /** Most free slots on one node, as of the start of the round (gang stages need several). */
   private roundMaxNodeFree = 0;
   /** Why the last GPU search came back empty, when not for lack of room. */
@@ -195,7 +212,8 @@ export class Scheduler {
   private reservedReason: WaitReason | null = null;
   /** Per-round scratch, kept to spare the allocations. */
   private readonly blocked: QueueEntry[] = [];
-  private readonly failMiB = new Map<number, number>();
+  /** Per GPU count, the least VRAM a stage asked for and found no room for this round (Infinity: none). */
+  private readonly failMiB: number[];
   private readonly eligible: boolean[] = [];
   /** No-fit reasons computed this round, by GPUs and VRAM; cleared whenever a placement changes the GPUs. */
   private readonly noFitCache = new Map<number, WaitReason>();
@@ -216,12 +234,17 @@ export class Scheduler {
     this.backfillWindow = options.backfillWindow ?? 256;
     this.maxAttempts = options.maxAttempts ?? 3;
     this.planOptions = options.plan ?? {};
+    this.failMiB = new Array<number>(Math.max(...this.index.nodeGpus.map((n) => n.length)) + 1).fill(Infinity);
     this.readyByClass = Array.from({ length: LEVELS }, () => new Array<number>(this.index.sizeClasses.length + 1).fill(0));
   }
 
   /** Counts ready 1-GPU stages (gangs wait for whole nodes, which the node counts track). */
   private countReady(s: StageState, level: number, delta: number): void {
-    if (s.spec.gpus === 1) this.readyByClass[level]![s.sizeClass]! += delta;
+    const gpus = s.spec.gpus;
+    if (gpus === 0) return;
+    if (gpus === 1) this.readyByClass[level]![s.sizeClass]! += delta;
+    s.run.tenant.readyAt[level]! += delta;
+    this.readyAtLevel[level]! += delta;
   }
 
   get gpuCount(): number {
@@ -258,6 +281,7 @@ export class Scheduler {
       queues: Array.from({ length: LEVELS }, (_, level) => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new Heap<QueueEntry>(orderFor(level)))),
       modelQueues: Array.from({ length: LEVELS }, () => new Map<string, Heap<QueueEntry>>()),
       blockedRound: new Array<number>(LEVELS).fill(-1),
+      readyAt: new Array<number>(LEVELS).fill(0),
     };
     this.tenants.set(t.name, state);
     this.tenantList.push(state);
@@ -284,7 +308,7 @@ export class Scheduler {
       virtualTime: now - (level === INTERACTIVE ? 2 * this.settings.agingSeconds : 0),
       promotedAt: now,
       agingDue: Infinity,
-      ready: new Set(),
+      ready: [],
       remaining: run.stages.length,
       failed: false,
     };
@@ -309,6 +333,7 @@ export class Scheduler {
         gpus: [],
         lastWait: null,
         due: Infinity,
+        readyPos: -1,
       };
       state.stages.push(s);
       state.byId.set(spec.id, s);
@@ -384,7 +409,10 @@ export class Scheduler {
     s.state = READY;
     s.readyAt = now;
     s.lastWait = null;
-    s.run.ready.add(s);
+    if (s.readyPos < 0) {
+      s.readyPos = s.run.ready.length;
+      s.run.ready.push(s);
+    }
     this.countReady(s, s.run.level, 1);
     this.enqueue(s, s.run.level, now);
   }
@@ -473,7 +501,7 @@ export class Scheduler {
     const blocked = this.blocked;
     blocked.length = 0;
     const failMiB = this.failMiB;
-    failMiB.clear();
+    failMiB.fill(Infinity);
     this.noFitCache.clear();
     this.roundMaxNodeFree = 0;
     for (const f of this.index.nodeFreeSlots) if (f > this.roundMaxNodeFree) this.roundMaxNodeFree = f;
@@ -504,10 +532,10 @@ export class Scheduler {
         examined++;
         continue;
       }
-      const knownFail = failMiB.get(gpus);
+      const knownFail = failMiB[gpus]!;
       let found: GpuState[] | null = null;
       this.refusal = null;
-      if (knownFail === undefined || s.spec.vramMiB < knownFail) {
+      if (s.spec.vramMiB < knownFail) {
         found = this.findGpus(s, level < INTERACTIVE && reserving ? AVOID_ALL : AVOID_NODE, now);
       }
       if (found === null && level === INTERACTIVE && s.run.original === INTERACTIVE && this.settings.preemption === "kill" && gpus === 1) {
@@ -516,7 +544,7 @@ export class Scheduler {
       }
       if (found === null) {
         const refusal = this.refusal;
-        if (refusal === null && (knownFail === undefined || s.spec.vramMiB < knownFail)) failMiB.set(gpus, s.spec.vramMiB);
+        if (refusal === null && s.spec.vramMiB < knownFail) failMiB[gpus] = s.spec.vramMiB;
         decisions.push(this.wait(s, refusal ?? this.noFitReason(s)));
         if (refusal === null && level === INTERACTIVE && this.settings.preemption !== "never") {
           reserving = true;
@@ -584,6 +612,7 @@ export class Scheduler {
     const classes = this.index.sizeClasses.length;
     const eligible = this.eligible;
     for (let level = INTERACTIVE; level >= BATCH; level--) {
+      if (this.readyAtLevel[level] === 0) continue;
       // Under policy `kill` an interactive stage may take a GPU from batch work, so every class is looked at.
       const mayKill = level === INTERACTIVE && this.settings.preemption === "kill";
       for (let c = 0; c < classes; c++) eligible[c] = mayKill || this.classEligible(level, c);
@@ -595,7 +624,7 @@ export class Scheduler {
       let bestQueue: Heap<QueueEntry> | null = null;
       let bestShare = Infinity;
       for (const t of this.tenantList) {
-        if (t.blockedRound[level] === this.round) continue;
+        if (t.readyAt[level] === 0 || t.blockedRound[level] === this.round) continue;
         let head: QueueEntry | null = null;
         let headQueue: Heap<QueueEntry> | null = null;
         const queues = t.queues[level]!;
@@ -634,8 +663,7 @@ export class Scheduler {
    * stage's GPU, so it is always looked at.
    */
   private knownNotToFit(s: StageState): boolean {
-    const failed = this.failMiB.get(s.spec.gpus);
-    return failed !== undefined && s.spec.vramMiB >= failed && !(s.spec.gpus === 1 && this.settings.preemption === "kill");
+    return s.spec.vramMiB >= this.failMiB[s.spec.gpus]! && !(s.spec.gpus === 1 && this.settings.preemption === "kill");
   }
 
   /**
@@ -882,9 +910,9 @@ export class Scheduler {
     s.startedAt = now;
     s.gpus = gpus;
     s.lastWait = null;
-    run.ready.delete(s);
+    removeReady(s);
     this.countReady(s, run.level, -1);
-    if (run.original === BATCH && gpus.length > 0) this.runningBatch.add(s);
+    if (run.original === BATCH && gpus.length > 0 && this.settings.preemption === "kill") this.runningBatch.add(s);
     this.placementsMade++;
     return {
       kind: "placed",
@@ -931,7 +959,7 @@ export class Scheduler {
     tenant.heldGpus -= s.gpus.length;
     tenant.heldMiB -= s.gpus.length * s.spec.vramMiB;
     tenant.gpuSeconds += s.gpus.length * (now - s.startedAt);
-    this.runningBatch.delete(s);
+    if (this.runningBatch.size > 0) this.runningBatch.delete(s);
   }
 
   /**
@@ -993,7 +1021,8 @@ export class Scheduler {
         other.token++;
       }
     }
-    run.ready.clear();
+    for (const r of run.ready) r.readyPos = -1;
+    run.ready.length = 0;
     this.forgetIfIdle(run);
   }
 
