@@ -45,3 +45,45 @@ export class Heap<T> {
     return top;
   }
 }
+
+/**
+ * A min-queue by `due` for items pushed mostly in order of `due` (times that only move forward):
+ * those go to a FIFO in O(1); one pushed earlier than the last goes to a heap. Items with equal
+ * `due` come out in no particular order.
+ */
+export class DueQueue<T extends { readonly due: number }> {
+  private fifo: T[] = [];
+  private head = 0;
+  private readonly late = new Heap<T>((a, b) => a.due < b.due);
+
+  get size(): number {
+    return this.fifo.length - this.head + this.late.size;
+  }
+
+  push(item: T): void {
+    const fifo = this.fifo;
+    if (fifo.length === this.head || fifo[fifo.length - 1]!.due <= item.due) fifo.push(item);
+    else this.late.push(item);
+  }
+
+  peek(): T | undefined {
+    const first = this.head < this.fifo.length ? this.fifo[this.head] : undefined;
+    const late = this.late.peek();
+    if (late !== undefined && (first === undefined || late.due < first.due)) return late;
+    return first;
+  }
+
+  pop(): T | undefined {
+    const first = this.head < this.fifo.length ? this.fifo[this.head] : undefined;
+    const late = this.late.peek();
+    if (late !== undefined && (first === undefined || late.due < first.due)) return this.late.pop();
+    if (first === undefined) return undefined;
+    this.head++;
+    // Drop the consumed prefix now and then, so the array does not grow without bound.
+    if (this.head >= 1024 && this.head * 2 >= this.fifo.length) {
+      this.fifo = this.fifo.slice(this.head);
+      this.head = 0;
+    }
+    return first;
+  }
+}

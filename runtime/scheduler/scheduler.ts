@@ -8,7 +8,7 @@ import type { SchedulerSettings } from "../config/schema.ts";
 import type { FieldIssue } from "../config/errors.ts";
 import { buildDag, upwardRank, type Dag } from "./dag.ts";
 import { GpuIndex, type GpuState } from "./gpu-state.ts";
-import { Heap } from "./heap.ts";
+import { DueQueue, Heap } from "./heap.ts";
 import { MIB_PER_GIB, type GpuSpec } from "./inventory.ts";
 import { planRun } from "./planner.ts";
 import type { Decision, Kill, Placement, QueueLevel, RunSpec, StageSpec, SubmitResult, WaitReason, Waiting } from "./types.ts";
@@ -186,7 +186,8 @@ export class Scheduler {
   private readonly tenantList: TenantState[] = [];
   private readonly closedTenants: boolean;
   private readonly runs = new Map<string, RunState>();
-  private readonly aging = new Heap<AgingEntry>((a, b) => a.due < b.due || (a.due === b.due && a.run.seq < b.run.seq));
+  /** When runs are due to be lifted by aging; due times are pushed mostly in order, so a FIFO serves most. */
+  private readonly aging = new DueQueue<AgingEntry>();
   private readonly cpuReady: QueueEntry[] = [];
   private readonly runningBatch = new Set<StageState>();
   private readonly fitCache = new Map<number, boolean>();
@@ -215,6 +216,8 @@ export class Scheduler {
   /** Per GPU count, the least VRAM a stage asked for and found no room for this round (Infinity: none). */
   private readonly failMiB: number[];
   private readonly eligible: boolean[] = [];
+  /** Per tenant, its weighted share while pickTenant looks at a level (NaN: not a candidate). */
+  private readonly shares: number[] = [];
   /** No-fit reasons computed this round, by GPUs and VRAM; cleared whenever a placement changes the GPUs. */
   private readonly noFitCache = new Map<number, WaitReason>();
   /** What pickTenant chose besides the tenant (kept in fields to spare an allocation per pick). */
@@ -620,11 +623,30 @@ export class Scheduler {
       // until one has reserved a node (no starvation): the others could not start this round anyway.
       eligible[classes] = this.roundMaxNodeFree >= 2 || (level === INTERACTIVE && this.reservedNode < 0);
       const before = orderFor(level);
-      let best: TenantState | null = null;
-      let bestQueue: Heap<QueueEntry> | null = null;
-      let bestShare = Infinity;
-      for (const t of this.tenantList) {
-        if (t.readyAt[level] === 0 || t.blockedRound[level] === this.round) continue;
+      // Tenants are tried lowest share first (ties: declaration order) and the first with a stage
+      // that could start wins, so only that tenant's queues are looked at, not every tenant's.
+      const shares = this.shares;
+      const tenants = this.tenantList;
+      let candidates = 0;
+      for (const t of tenants) {
+        if (t.readyAt[level] === 0 || t.blockedRound[level] === this.round) shares[t.index] = NaN;
+        else {
+          shares[t.index] = this.shareOf(t);
+          candidates++;
+        }
+      }
+      for (; candidates > 0; candidates--) {
+        let t: TenantState | null = null;
+        let share = Infinity;
+        for (let i = 0; i < tenants.length; i++) {
+          const sh = shares[i]!;
+          if (sh < share || (t === null && sh === Infinity)) {
+            t = tenants[i]!;
+            share = sh;
+          }
+        }
+        if (t === null) break;
+        shares[t.index] = NaN;
         let head: QueueEntry | null = null;
         let headQueue: Heap<QueueEntry> | null = null;
         const queues = t.queues[level]!;
@@ -640,18 +662,10 @@ export class Scheduler {
           }
         }
         if (headQueue === null) continue;
-        const share = this.shareOf(t);
-        if (share < bestShare) {
-          best = t;
-          bestShare = share;
-          bestQueue = headQueue;
-        }
-      }
-      if (best !== null) {
         this.pickedLevel = level;
-        this.pickedShare = bestShare;
-        this.pickedQueue = bestQueue;
-        return best;
+        this.pickedShare = share;
+        this.pickedQueue = headQueue;
+        return t;
       }
     }
     return null;
