@@ -8,7 +8,7 @@ import type { SchedulerSettings } from "../config/schema.ts";
 import type { FieldIssue } from "../config/errors.ts";
 import { buildDag, upwardRank, type Dag } from "./dag.ts";
 import { GpuIndex, type GpuState } from "./gpu-state.ts";
-import { DueQueue, Heap } from "./heap.ts";
+import { DueQueue } from "./heap.ts";
 import { MIB_PER_GIB, type GpuSpec } from "./inventory.ts";
 import { planRun } from "./planner.ts";
 import type { Decision, Kill, Placement, QueueLevel, RunSpec, StageSpec, SubmitResult, WaitReason, Waiting } from "./types.ts";
@@ -70,9 +70,9 @@ interface TenantState {
    * gangs), each in dispatch order. Split by class so that a round only looks at stages that could
    * get one of the GPUs free now, instead of popping and pushing back those that could not.
    */
-  readonly queues: Heap<QueueEntry>[][];
+  readonly queues: EntryQueue[][];
   /** The same stages per level and model, to find one that reuses a model resident on a free GPU. */
-  readonly modelQueues: Map<string, Heap<QueueEntry>>[];
+  readonly modelQueues: Map<string, EntryQueue>[];
   blockedRound: number[];
   /** Ready GPU stages per level: a level with none is not looked at. */
   readonly readyAt: number[];
@@ -146,24 +146,73 @@ interface AgingEntry {
   readonly due: number;
 }
 
-const entryBefore = (a: QueueEntry, b: QueueEntry): boolean => {
-  if (a.vt !== b.vt) return a.vt < b.vt;
-  if (a.seq !== b.seq) return a.seq < b.seq;
-  if (a.key !== b.key) return a.key > b.key;
-  return a.index < b.index;
-};
 
 /**
- * Fresh batch work goes longest remaining path first across runs (upward rank), so a run whose
- * first stage leads to long work on scarce GPUs starts it early; aged work goes back to run order.
+ * A binary min-heap of queue entries in dispatch order. The shared Heap calls its comparator
+ * through a field, a call V8 cannot inline once heaps of several orders exist; here the order
+ * is a method of the one class, so the hot sift loops inline it.
  */
-const batchEntryBefore = (a: QueueEntry, b: QueueEntry): boolean => {
-  if (a.key !== b.key) return a.key > b.key;
-  return entryBefore(a, b);
-};
+class EntryQueue {
+  private readonly items: QueueEntry[] = [];
 
-/** Dispatch order inside a queue level. */
-const orderFor = (level: number) => (level === BATCH ? batchEntryBefore : entryBefore);
+  constructor(private readonly batch: boolean) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): QueueEntry | undefined {
+    return this.items[0];
+  }
+
+  /**
+   * Dispatch order inside a queue level: run order (virtual time, then submission), then rank.
+   * Fresh batch work goes longest remaining path first across runs (upward rank), so a run whose
+   * first stage leads to long work on scarce GPUs starts it early; aged work goes back to run order.
+   */
+  before(a: QueueEntry, b: QueueEntry): boolean {
+    if (this.batch && a.key !== b.key) return a.key > b.key;
+    if (a.vt !== b.vt) return a.vt < b.vt;
+    if (a.seq !== b.seq) return a.seq < b.seq;
+    if (a.key !== b.key) return a.key > b.key;
+    return a.index < b.index;
+  }
+
+  push(item: QueueEntry): void {
+    const items = this.items;
+    let i = items.length;
+    items.push(item);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = items[parent]!;
+      if (!this.before(item, p)) break;
+      items[i] = p;
+      i = parent;
+    }
+    items[i] = item;
+  }
+
+  pop(): QueueEntry | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length === 0 || last === undefined) return top;
+    const n = items.length;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= n) break;
+      const right = left + 1;
+      const child = right < n && this.before(items[right]!, items[left]!) ? right : left;
+      const c = items[child]!;
+      if (!this.before(c, last)) break;
+      items[i] = c;
+      i = child;
+    }
+    items[i] = last;
+    return top;
+  }
+}
 
 function removeReady(s: StageState): void {
   const list = s.run.ready;
@@ -223,7 +272,7 @@ export class Scheduler {
   /** What pickTenant chose besides the tenant (kept in fields to spare an allocation per pick). */
   private pickedLevel = 0;
   private pickedShare = 0;
-  private pickedQueue: Heap<QueueEntry> | null = null;
+  private pickedQueue: EntryQueue | null = null;
   private runSeq = 0;
   private round = 0;
   private placementsMade = 0;
@@ -281,8 +330,8 @@ export class Scheduler {
       heldGpus: 0,
       heldMiB: 0,
       gpuSeconds: 0,
-      queues: Array.from({ length: LEVELS }, (_, level) => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new Heap<QueueEntry>(orderFor(level)))),
-      modelQueues: Array.from({ length: LEVELS }, () => new Map<string, Heap<QueueEntry>>()),
+      queues: Array.from({ length: LEVELS }, (_, level) => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new EntryQueue(level === BATCH))),
+      modelQueues: Array.from({ length: LEVELS }, () => new Map<string, EntryQueue>()),
       blockedRound: new Array<number>(LEVELS).fill(-1),
       readyAt: new Array<number>(LEVELS).fill(0),
     };
@@ -435,7 +484,7 @@ export class Scheduler {
     if (model !== undefined && s.spec.gpus === 1) {
       let q = tenant.modelQueues[level]!.get(model);
       if (q === undefined) {
-        q = new Heap(orderFor(level));
+        q = new EntryQueue(level === BATCH);
         tenant.modelQueues[level]!.set(model, q);
       }
       q.push(entry);
@@ -505,7 +554,7 @@ export class Scheduler {
     blocked.length = 0;
     const failMiB = this.failMiB;
     failMiB.fill(Infinity);
-    this.noFitCache.clear();
+    if (this.noFitCache.size > 0) this.noFitCache.clear();
     this.roundMaxNodeFree = 0;
     for (const f of this.index.nodeFreeSlots) if (f > this.roundMaxNodeFree) this.roundMaxNodeFree = f;
     let examined = 0;
@@ -578,7 +627,7 @@ export class Scheduler {
    * and level whose model sits on a free GPU goes first: the load is saved and the order inside a
    * tenant's level is all that bends (aging still lifts whatever waits).
    */
-  private affinityPick(tenant: TenantState, level: number, queue: Heap<QueueEntry>): QueueEntry | null {
+  private affinityPick(tenant: TenantState, level: number, queue: EntryQueue): QueueEntry | null {
     if (this.index.freeWithModels.size === 0) return null;
     const head = queue.peek()!;
     const model = head.s.spec.model;
@@ -622,7 +671,6 @@ export class Scheduler {
       // When no node has two free slots, gangs are looked at only at the interactive level and only
       // until one has reserved a node (no starvation): the others could not start this round anyway.
       eligible[classes] = this.roundMaxNodeFree >= 2 || (level === INTERACTIVE && this.reservedNode < 0);
-      const before = orderFor(level);
       // Tenants are tried lowest share first (ties: declaration order) and the first with a stage
       // that could start wins, so only that tenant's queues are looked at, not every tenant's.
       const shares = this.shares;
@@ -648,7 +696,7 @@ export class Scheduler {
         if (t === null) break;
         shares[t.index] = NaN;
         let head: QueueEntry | null = null;
-        let headQueue: Heap<QueueEntry> | null = null;
+        let headQueue: EntryQueue | null = null;
         const queues = t.queues[level]!;
         for (let c = 0; c <= classes; c++) {
           if (!eligible[c]) continue;
@@ -656,7 +704,7 @@ export class Scheduler {
           while (q.size > 0 && !this.live(q.peek()!)) q.pop();
           const top = q.peek();
           // A queue whose first stage is known not to fit this round is left for the next one.
-          if (top !== undefined && (head === null || before(top, head)) && !this.knownNotToFit(top.s)) {
+          if (top !== undefined && (head === null || q.before(top, head)) && !this.knownNotToFit(top.s)) {
             head = top;
             headQueue = q;
           }
@@ -886,7 +934,7 @@ export class Scheduler {
   private commit(s: StageState, gpus: GpuState[], evictions: { gpu: GpuState; model: string }[], now: number, level: number, share: number, candidates: number): Placement {
     const run = s.run;
     const tenant = run.tenant;
-    this.noFitCache.clear();
+    if (this.noFitCache.size > 0) this.noFitCache.clear();
     const availableMiB = gpus.map((g) => g.availableMiB);
     const evicted = evictions.length === 0 ? NONE : evictions.map((e) => ({ gpu: e.gpu.spec.id, model: e.model, mib: e.gpu.resident.get(e.model)!.mib }));
     for (const e of evictions) this.index.evict(e.gpu, e.model);
@@ -953,7 +1001,7 @@ export class Scheduler {
   }
 
   private release(s: StageState, now: number): void {
-    this.noFitCache.clear();
+    if (this.noFitCache.size > 0) this.noFitCache.clear();
     const model = s.spec.model;
     for (const g of s.gpus) {
       g.runningMiB -= s.spec.vramMiB;
