@@ -635,6 +635,11 @@ export class SqliteStore implements Store {
     try {
       this.db
         .transaction(() => {
+          // A write alone in its group needs no savepoint: if it fails, the transaction rolls back and commits nothing.
+          if (batch.length === 1) {
+            outcomes.push({ ok: true, value: batch[0]!.apply() });
+            return;
+          }
           for (const op of batch) {
             try {
               outcomes.push({ ok: true, value: this.inSavepoint(op.apply) });
@@ -645,7 +650,7 @@ export class SqliteStore implements Store {
         })
         .immediate();
     } catch (error) {
-      // The commit itself failed (disk full, I/O error): nothing of the batch is durable.
+      // A lone write failed (rolled back), or the commit itself failed (disk full, I/O error): nothing of the batch is durable.
       for (const op of batch) op.reject(error);
       return;
     }

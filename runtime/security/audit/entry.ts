@@ -59,22 +59,100 @@ const AuditEventSchema = z
 
 /** Validates an event at the edge, naming each bad field. */
 export function auditEvent(input: unknown): AuditEvent {
+  // Every request records events: the common, well-formed ones are checked by hand; anything else goes
+  // through the schema, which decides and names the field at fault.
+  return wellFormedEvent(input) ?? auditEventBySchema(input);
+}
+
+/** The schema's verdict alone (what the fast path must agree with). */
+export function auditEventBySchema(input: unknown): AuditEvent {
   // z.json() reports "Invalid input" deep in a union; say what data may hold instead.
   const parsed = AuditEventSchema.safeParse(input, { error: (issue) => (issue.path?.[0] === "data" && issue.path.length > 1 ? PLAIN_JSON : undefined) });
   if (!parsed.success) throw new ValidationError("audit event", issuesFromZod(parsed.error));
   return parsed.data;
 }
 
+const EVENT_KEYS = new Set(["actor", "tenant", "action", "object", "outcome", "source", "data"]);
+const MAX_FAST_DEPTH = 32;
+
+const text_ = (v: unknown, max: number): v is string => typeof v === "string" && v.length >= 1 && v.length <= max;
+const optionalText = (v: unknown, max: number) => v === undefined || v === null || text_(v, max);
+
+/** The event when it is plainly valid (what AuditEventSchema accepts, checked by hand); undefined: let the schema decide. */
+function wellFormedEvent(input: unknown): AuditEvent | undefined {
+  if (!isPlainObject(input)) return undefined;
+  for (const key in input) if (!EVENT_KEYS.has(key)) return undefined;
+  const e = input as Record<string, unknown>;
+  if (!text_(e.actor, 256) || !text_(e.action, 128) || !optionalText(e.tenant, 128) || !optionalText(e.object, 1024) || !optionalText(e.source, 256)) return undefined;
+  if (typeof e.outcome !== "string" || !(OUTCOMES as readonly string[]).includes(e.outcome)) return undefined;
+  if (e.data !== undefined && !(isPlainObject(e.data) && isPlainJson(e.data, 0))) return undefined;
+  return {
+    actor: e.actor,
+    action: e.action,
+    outcome: e.outcome as AuditOutcome,
+    ...(e.tenant !== undefined && { tenant: e.tenant as string | null }),
+    ...(e.object !== undefined && { object: e.object as string | null }),
+    ...(e.source !== undefined && { source: e.source as string | null }),
+    ...(e.data !== undefined && { data: e.data as Record<string, unknown> }),
+  };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/** Strings, finite numbers, booleans, null, arrays and plain objects of them, not too deep to check here. */
+function isPlainJson(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(v);
+    case "object": {
+      if (v === null) return true;
+      if (depth >= MAX_FAST_DEPTH) return false;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!(i in v) || !isPlainJson(v[i], depth + 1)) return false;
+        return true;
+      }
+      if (!isPlainObject(v)) return false;
+      for (const key in v) if (!isPlainJson(v[key], depth + 1)) return false;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 /** The canonical line of an entry (without its newline); throws a ValidationError for data JSON cannot hold. */
 export function serializeEntry(entry: AuditEntry): string {
   let line: string | undefined;
   try {
-    line = canonicalize(entry);
+    line = canonicalLine(entry) ?? canonicalize(entry);
   } catch (err) {
     throw new ValidationError("audit event", [{ field: "data", message: `must be plain JSON (${(err as Error).message})` }]);
   }
   if (line === undefined) throw new ValidationError("audit event", [{ field: "data", message: "must be plain JSON" }]);
   return line;
+}
+
+const nullableString = (v: unknown) => v === null || typeof v === "string";
+
+/**
+ * RFC 8785 for the usual entry: its keys in sorted order (ENTRY_KEYS), strings as JSON.stringify writes
+ * them (as the RFC specifies), `data` through the general canonicalizer; undefined for anything unusual.
+ */
+function canonicalLine(e: AuditEntry): string | undefined {
+  if (!Number.isSafeInteger(e.seq) || typeof e.action !== "string" || typeof e.actor !== "string" || typeof e.outcome !== "string") return undefined;
+  if (typeof e.prev !== "string" || typeof e.time !== "string" || !nullableString(e.object) || !nullableString(e.source) || !nullableString(e.tenant)) return undefined;
+  if (Object.keys(e).length !== ENTRY_KEYS.length) return undefined;
+  const data = canonicalize(e.data);
+  if (data === undefined || typeof e.data !== "object" || e.data === null || Array.isArray(e.data)) return undefined;
+  const q = JSON.stringify;
+  return `{"action":${q(e.action)},"actor":${q(e.actor)},"data":${data},"object":${q(e.object)},"outcome":${q(e.outcome)},"prev":${q(e.prev)},"seq":${e.seq},"source":${q(e.source)},"tenant":${q(e.tenant)},"time":${q(e.time)}}`;
 }
 
 /** SHA-256 over the previous entry's hash (32 raw bytes) and the entry's canonical line; hex. */

@@ -1,7 +1,8 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { objectContext, payloadAad, wrapAad, type ObjectContext } from "./context.ts";
 import { decodeKeyPrefix, encodeKeyPrefix, IV_BYTES, TAG_BYTES, type KeyPrefix } from "./header.ts";
 import { DecryptionError, type KeyProvider } from "./key-provider.ts";
+import { randomBytesPooled } from "./random.ts";
 
 export const DATA_KEY_BYTES = 32;
 
@@ -14,7 +15,7 @@ export interface WrappedDataKey {
 
 export async function newDataKey(provider: KeyProvider, context: ObjectContext): Promise<WrappedDataKey> {
   const keyVersion = await provider.currentVersion();
-  const dataKey = randomBytes(DATA_KEY_BYTES);
+  const dataKey = randomBytesPooled(DATA_KEY_BYTES);
   const wrappedKey = await provider.wrap(dataKey, keyVersion, wrapAad(context, keyVersion));
   return { dataKey, keyVersion, wrappedKey };
 }
@@ -32,7 +33,7 @@ export async function unwrapDataKey(provider: KeyProvider, prefix: KeyPrefix, co
 export async function sealValue(provider: KeyProvider, plaintext: Uint8Array, context: ObjectContext): Promise<Buffer> {
   const ctx = objectContext(context);
   const { dataKey, keyVersion, wrappedKey } = await newDataKey(provider, ctx);
-  const iv = randomBytes(IV_BYTES);
+  const iv = randomBytesPooled(IV_BYTES);
   const cipher = createCipheriv("aes-256-gcm", dataKey, iv);
   cipher.setAAD(payloadAad(ctx));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);

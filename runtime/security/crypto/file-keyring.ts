@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { keyFileProblem } from "./private-file.ts";
+import { randomBytesPooled } from "./random.ts";
 import { DecryptionError, KeyringError, KeyUnavailableError, type RotatableKeyProvider, type UsageCount } from "./key-provider.ts";
 
 /** KEKs are 256-bit AES keys. */
@@ -81,7 +82,7 @@ export class FileKeyring implements RotatableKeyProvider {
 
   async wrap(dataKey: Uint8Array, version: number, aad: Uint8Array): Promise<Uint8Array> {
     const kek = this.kek(version);
-    const iv = randomBytes(WRAP_IV_BYTES);
+    const iv = randomBytesPooled(WRAP_IV_BYTES);
     const cipher = createCipheriv("aes-256-gcm", kek, iv);
     cipher.setAAD(aad);
     return Buffer.concat([iv, cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
