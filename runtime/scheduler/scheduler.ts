@@ -83,7 +83,8 @@ interface RunState {
   readonly spec: RunSpec;
   readonly tenant: TenantState;
   readonly stages: StageState[];
-  readonly byId: Map<string, StageState>;
+  /** Stages by id, for runs too large to search (null: look through `stages`). */
+  readonly byId: Map<string, StageState> | null;
   readonly original: number;
   level: number;
   /** Submission time shifted earlier by the aging steps of its class: the order inside a level. */
@@ -107,8 +108,8 @@ interface StageState {
   readonly sizeClass: number;
   /** Its queue within a tenant's level: the size class, or the gang class. */
   readonly queueClass: number;
-  readonly parents: StageState[];
-  readonly children: StageState[];
+  parents: readonly StageState[];
+  children: readonly StageState[];
   pendingParents: number;
   state: number;
   readyAt: number;
@@ -116,7 +117,7 @@ interface StageState {
   attempts: number;
   startedAt: number;
   expectedEnd: number;
-  gpus: GpuState[];
+  gpus: readonly GpuState[];
   lastWait: WaitReason | null;
   /** When aging lifts its run next, counted from when it was queued at its level (Infinity: not counting). */
   due: number;
@@ -212,6 +213,18 @@ class EntryQueue {
     items[i] = last;
     return top;
   }
+}
+
+/** Runs with more stages than this index them by id; smaller ones are searched. */
+const BY_ID_MIN = 16;
+/** Shared empty lists: most stages have no parents or no children, and no GPUs until placed. */
+const NO_STAGES: readonly StageState[] = Object.freeze([]);
+const NO_GPUS: readonly GpuState[] = Object.freeze([]);
+
+function stageOf(run: RunState, id: string): StageState | undefined {
+  if (run.byId !== null) return run.byId.get(id);
+  for (const s of run.stages) if (s.spec.id === id) return s;
+  return undefined;
 }
 
 function removeReady(s: StageState): void {
@@ -354,7 +367,7 @@ export class Scheduler {
       spec: run,
       tenant,
       stages: [],
-      byId: new Map(),
+      byId: run.stages.length > BY_ID_MIN ? new Map() : null,
       original: level,
       level,
       virtualTime: now - (level === INTERACTIVE ? 2 * this.settings.agingSeconds : 0),
@@ -364,17 +377,20 @@ export class Scheduler {
       remaining: run.stages.length,
       failed: false,
     };
-    run.stages.forEach((spec, i) => {
+    const specs = run.stages;
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i]!;
+      const sizeClass = this.index.classFor(spec.vramMiB);
       const s: StageState = {
         index: i,
         run: state,
         spec,
         modelMiB: Math.min(spec.vramMiB, spec.modelMiB ?? spec.vramMiB),
         key: keys[i]!,
-        sizeClass: this.index.classFor(spec.vramMiB),
-        queueClass: spec.gpus > 1 ? this.index.sizeClasses.length : this.index.classFor(spec.vramMiB),
-        parents: [],
-        children: [],
+        sizeClass,
+        queueClass: spec.gpus > 1 ? this.index.sizeClasses.length : sizeClass,
+        parents: NO_STAGES,
+        children: NO_STAGES,
         pendingParents: dag.parents[i]!.length,
         state: WAITING,
         readyAt: now,
@@ -382,18 +398,22 @@ export class Scheduler {
         attempts: 0,
         startedAt: 0,
         expectedEnd: 0,
-        gpus: [],
+        gpus: NO_GPUS,
         lastWait: null,
         due: Infinity,
         readyPos: -1,
       };
       state.stages.push(s);
-      state.byId.set(spec.id, s);
-    });
-    state.stages.forEach((s, i) => {
-      for (const p of dag.parents[i]!) s.parents.push(state.stages[p]!);
-      for (const c of dag.children[i]!) s.children.push(state.stages[c]!);
-    });
+      state.byId?.set(spec.id, s);
+    }
+    const stages = state.stages;
+    for (let i = 0; i < stages.length; i++) {
+      const s = stages[i]!;
+      const parents = dag.parents[i]!;
+      const children = dag.children[i]!;
+      if (parents.length > 0) s.parents = parents.map((p) => stages[p]!);
+      if (children.length > 0) s.children = children.map((c) => stages[c]!);
+    }
     this.runs.set(run.id, state);
     for (const s of state.stages) if (s.pendingParents === 0) this.makeReady(s, now);
     return { accepted: true };
@@ -424,9 +444,8 @@ export class Scheduler {
     }
     const tenant = this.tenants.get(run.tenant);
     run.stages.forEach((s, i) => {
-      const f = `stages[${i}]`;
       const stageId = s.id;
-      const bad = (field: string, message: string) => issues.push({ field: `${f}.${field}`, message, stageId });
+      const bad = (field: string, message: string) => issues.push({ field: `stages[${i}].${field}`, message, stageId });
       if (!Number.isInteger(s.gpus) || s.gpus < 0) return bad("gpus", `must be a whole number of GPUs, 0 or more (got ${s.gpus})`);
       if (!Number.isFinite(s.vramMiB) || s.vramMiB < 0) return bad("vramMiB", `must be a non-negative number of MiB (got ${s.vramMiB})`);
       if (!Number.isFinite(s.durationS) || s.durationS < 0) return bad("durationS", `must be a non-negative number of seconds (got ${s.durationS})`);
@@ -1030,7 +1049,7 @@ export class Scheduler {
    */
   finished(runId: string, stageId: string, now: number, outcome: "succeeded" | "failed"): "running" | "succeeded" | "failed" {
     const run = this.runs.get(runId);
-    const s = run?.byId.get(stageId);
+    const s = run === undefined ? undefined : stageOf(run, stageId);
     if (run === undefined || s === undefined || s.state !== RUNNING) throw new Error(`stage '${stageId}' of run '${runId}' is not running`);
     this.release(s, now);
     if (run.failed) {
@@ -1192,7 +1211,8 @@ export class Scheduler {
 
   /** Why a stage is not running right now (null when it runs or is unknown). */
   explain(runId: string, stageId: string): WaitReason | null {
-    const s = this.runs.get(runId)?.byId.get(stageId);
+    const run = this.runs.get(runId);
+    const s = run === undefined ? undefined : stageOf(run, stageId);
     if (s === undefined) return null;
     if (s.state === WAITING) return { code: "dependencies", pending: s.parents.filter((p) => p.state !== DONE).map((p) => p.spec.id) };
     if (s.state !== READY) return null;
