@@ -23,6 +23,10 @@ export class GpuState {
   readonly expectedEnds: number[] = [];
   /** Index of its size class among the pool's distinct usable sizes (0: smallest). */
   sizeClass = 0;
+  /** Itself, its id and its index as one-element lists, shared by every 1-GPU placement on it. */
+  readonly asList: readonly GpuState[];
+  readonly idList: readonly string[];
+  readonly indexList: readonly number[];
 
   constructor(
     readonly index: number,
@@ -32,6 +36,9 @@ export class GpuState {
   ) {
     this.usableMiB = Math.max(0, spec.memoryMiB - headroomMiB);
     this.freeSlots = spec.slots;
+    this.asList = Object.freeze([this]);
+    this.idList = Object.freeze([spec.id]);
+    this.indexList = Object.freeze([index]);
   }
 
   /** VRAM a new stage can get, counting idle resident models as reclaimable. */
@@ -55,6 +62,8 @@ export class GpuIndex {
   readonly nodes: string[];
   readonly nodeGpus: GpuState[][];
   readonly nodeFreeSlots: number[];
+  /** nodesByFree[k]: nodes with exactly k free slots, so the most free on one node is found in a few steps. */
+  private readonly nodesByFree: number[];
   /** buckets[k]: GPUs with a free slot and floor(availableMiB / 1 GiB) = k. */
   readonly buckets: Set<GpuState>[];
   private readonly modelFree = new Map<string, Set<GpuState>>();
@@ -96,6 +105,9 @@ export class GpuIndex {
       this.freeByClass[g.sizeClass]! += g.freeSlots;
     }
     this.totalMiB = this.gpus.reduce((m, g) => m + g.usableMiB, 0);
+    const nodeSlots = this.nodeGpus.map((list) => list.reduce((m, g) => m + g.spec.slots, 0));
+    this.nodesByFree = new Array<number>(Math.max(...nodeSlots) + 1).fill(0);
+    for (const slots of nodeSlots) this.nodesByFree[slots]!++;
     this.buckets = Array.from({ length: Math.floor(this.largestUsableMiB / MIB_PER_GIB) + 1 }, () => new Set<GpuState>());
     for (const g of this.gpus) {
       this.freeSlots += g.freeSlots;
@@ -127,11 +139,21 @@ export class GpuIndex {
     return this.modelHolders.get(model);
   }
 
+  /** The most free slots on one node. */
+  maxNodeFree(): number {
+    const counts = this.nodesByFree;
+    let k = counts.length - 1;
+    while (k > 0 && counts[k] === 0) k--;
+    return k;
+  }
+
   takeSlot(g: GpuState): void {
     g.freeSlots--;
     this.freeSlots--;
     this.freeByClass[g.sizeClass]!--;
-    this.nodeFreeSlots[g.node]!--;
+    const free = this.nodeFreeSlots[g.node]!--;
+    this.nodesByFree[free]!--;
+    this.nodesByFree[free - 1]!++;
     if (g.freeSlots === 0) {
       for (const m of g.resident.keys()) this.modelFree.get(m)?.delete(g);
       this.freeWithModels.delete(g);
@@ -143,7 +165,9 @@ export class GpuIndex {
     g.freeSlots++;
     this.freeSlots++;
     this.freeByClass[g.sizeClass]!++;
-    this.nodeFreeSlots[g.node]!++;
+    const free = this.nodeFreeSlots[g.node]!++;
+    this.nodesByFree[free]!--;
+    this.nodesByFree[free + 1]!++;
   }
 
   addResident(g: GpuState, model: string, mib: number, now: number): void {

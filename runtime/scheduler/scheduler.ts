@@ -83,8 +83,10 @@ interface RunState {
   readonly spec: RunSpec;
   readonly tenant: TenantState;
   readonly stages: StageState[];
-  /** Stages by id, for runs too large to search (null: look through `stages`). */
+  /** Stages by id, for runs too large to search (null: look through `ids`). */
   readonly byId: Map<string, StageState> | null;
+  /** Stage ids in stage order, searched for small runs (one array instead of a map per run). */
+  readonly ids: readonly string[];
   readonly original: number;
   level: number;
   /** Submission time shifted earlier by the aging steps of its class: the order inside a level. */
@@ -223,8 +225,8 @@ const NO_GPUS: readonly GpuState[] = Object.freeze([]);
 
 function stageOf(run: RunState, id: string): StageState | undefined {
   if (run.byId !== null) return run.byId.get(id);
-  for (const s of run.stages) if (s.spec.id === id) return s;
-  return undefined;
+  const i = run.ids.indexOf(id);
+  return i < 0 ? undefined : run.stages[i];
 }
 
 function removeReady(s: StageState): void {
@@ -368,6 +370,7 @@ export class Scheduler {
       tenant,
       stages: [],
       byId: run.stages.length > BY_ID_MIN ? new Map() : null,
+      ids: run.stages.map((s) => s.id),
       original: level,
       level,
       virtualTime: now - (level === INTERACTIVE ? 2 * this.settings.agingSeconds : 0),
@@ -574,8 +577,7 @@ export class Scheduler {
     const failMiB = this.failMiB;
     failMiB.fill(Infinity);
     if (this.noFitCache.size > 0) this.noFitCache.clear();
-    this.roundMaxNodeFree = 0;
-    for (const f of this.index.nodeFreeSlots) if (f > this.roundMaxNodeFree) this.roundMaxNodeFree = f;
+    this.roundMaxNodeFree = this.index.maxNodeFree();
     let examined = 0;
     let reserving = false;
     this.reservedMiB = Infinity;
@@ -604,7 +606,7 @@ export class Scheduler {
         continue;
       }
       const knownFail = failMiB[gpus]!;
-      let found: GpuState[] | null = null;
+      let found: readonly GpuState[] | null = null;
       this.refusal = null;
       if (s.spec.vramMiB < knownFail) {
         found = this.findGpus(s, level < INTERACTIVE && reserving ? AVOID_ALL : AVOID_NODE, now);
@@ -771,11 +773,11 @@ export class Scheduler {
   }
 
   /** Best GPUs for a stage now, or null. Prefers a resident model, then no eviction, then input locality, then the tightest fit. */
-  private findGpus(s: StageState, avoid: number, now: number): GpuState[] | null {
+  private findGpus(s: StageState, avoid: number, now: number): readonly GpuState[] | null {
     if (s.spec.gpus === 1) {
       const best = this.bestSingle(s, avoid);
       if (best === null) return null;
-      return this.worthWaitingForModel(s, best, now) ? null : [best];
+      return this.worthWaitingForModel(s, best, now) ? null : best.asList;
     }
     return this.bestGang(s, avoid);
   }
@@ -917,6 +919,7 @@ export class Scheduler {
     const need = s.spec.gpus;
     let best: GpuState[] | null = null;
     let bestScore = -Infinity;
+    if (this.index.maxNodeFree() < need) return null;
     for (let n = 0; n < this.index.nodes.length; n++) {
       if (this.index.nodeFreeSlots[n]! < need) continue;
       const fitting = this.index.nodeGpus[n]!.filter((g) => this.fits(g, s, avoid));
@@ -950,11 +953,11 @@ export class Scheduler {
     return out;
   }
 
-  private commit(s: StageState, gpus: GpuState[], evictions: { gpu: GpuState; model: string }[], now: number, level: number, share: number, candidates: number): Placement {
+  private commit(s: StageState, gpus: readonly GpuState[], evictions: { gpu: GpuState; model: string }[], now: number, level: number, share: number, candidates: number): Placement {
     const run = s.run;
     const tenant = run.tenant;
     if (this.noFitCache.size > 0) this.noFitCache.clear();
-    const availableMiB = gpus.map((g) => g.availableMiB);
+    const availableMiB = gpus.length === 1 ? [gpus[0]!.availableMiB] : gpus.map((g) => g.availableMiB);
     const evicted = evictions.length === 0 ? NONE : evictions.map((e) => ({ gpu: e.gpu.spec.id, model: e.model, mib: e.gpu.resident.get(e.model)!.mib }));
     for (const e of evictions) this.index.evict(e.gpu, e.model);
     const model = s.spec.model;
@@ -1000,8 +1003,8 @@ export class Scheduler {
       runId: run.spec.id,
       stageId: s.spec.id,
       tenant: tenant.name,
-      gpuIds: gpus.map((g) => g.spec.id),
-      gpus: gpus.map((g) => g.index),
+      gpuIds: gpus.length === 1 ? gpus[0]!.idList : gpus.map((g) => g.spec.id),
+      gpus: gpus.length === 1 ? gpus[0]!.indexList : gpus.map((g) => g.index),
       evict: evictions.length === 0 ? NONE : evictions.map((e) => ({ gpu: e.gpu.index, model: e.model })),
       reason: {
         needMiB: s.spec.vramMiB,
