@@ -3,6 +3,7 @@
  * and rebuilds the scheduler's state, starts the loop, then serves the API.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
@@ -196,6 +197,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     openInputs: (run, stageId, attempt, inputs) => sealer.openInputs(run, stageId, attempt, inputs),
     sealLogs: (run, logs) => sealer.sealLogs(run, logs),
     discardWorkspaces: true,
+    discardRun: (runId) => sealer.discardRun(runId),
   });
   const graphOf = async (run: { id: string; tenant: string }): Promise<WorkflowGraph | undefined> => {
     const detail = await store.getRun(run.tenant, run.id);
@@ -208,6 +210,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
       return undefined;
     }
   };
+  await sealer.clearScratch();
   const recovered = await loop.start(graphOf);
   const rotation = new KeyRotationFollower({
     keyring: security.keyring,
@@ -268,6 +271,8 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
         await app.close();
         await rotation.stop();
         await loop.stop();
+        await sealer.clearScratch().catch((err: unknown) => logger.warn({ err }, "the scratch directory could not be emptied"));
+        if (scratch.ownFolder) await rm(scratch.dir, { recursive: true, force: true }).catch(() => undefined);
         await store.close();
         await security.audit.close().catch((err: unknown) => logger.error({ err }, "the audit log could not be sealed on close"));
       })();

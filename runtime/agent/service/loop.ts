@@ -62,6 +62,8 @@ export interface LoopOptions {
   readonly sealLogs?: (run: { id: string; tenant: string }, logs: { stdout: string; stderr: string }) => Promise<void>;
   /** Deletes each attempt's workspace once it ended (its outputs sealed first). */
   readonly discardWorkspaces?: boolean;
+  /** Deletes what is left of a run's scratch folders once nothing of it runs any more. */
+  readonly discardRun?: (runId: string) => Promise<void>;
   /** How often waiting work is looked at again even when nothing happened (aging), in ms. */
   readonly agingTickMs?: number;
 }
@@ -473,6 +475,7 @@ export class AgentLoop {
 
   /** Drops what the loop keeps of a run the scheduler no longer holds. */
   private forget(runId: string): void {
+    if (this.active.has(runId)) void this.o.discardRun?.(runId).catch((err: unknown) => this.o.logger.warn({ err, runId }, "the run's scratch folders could not be removed"));
     this.active.delete(runId);
     this.abandoned.delete(runId);
     for (const k of this.readySince.keys()) if (k.startsWith(`${runId}/`)) this.readySince.delete(k);

@@ -20,7 +20,12 @@ export interface ScratchChoice {
   readonly dir: string;
   /** True when the directory is on a tmpfs (plaintext never reaches a disk); false: a data-dir folder whose files are deleted right after sealing. */
   readonly inMemory: boolean;
+  /** True when the agent made the folder for itself (under /dev/shm) and removes it when it stops. */
+  readonly ownFolder: boolean;
 }
+
+/** What stages leave in the scratch directory, one folder per run in each. */
+const SCRATCH_AREAS = ["workspaces", "logs", "artifacts", "staging"] as const;
 
 /**
  * Where stages work: `given` when set (e.g. a memory-backed volume in a cluster), else a folder of
@@ -29,7 +34,7 @@ export interface ScratchChoice {
 export function chooseScratch(dataDir: string, given?: string): ScratchChoice {
   if (given !== undefined) {
     mkdirSync(given, { recursive: true, mode: 0o700 });
-    return { dir: given, inMemory: isTmpfs(given) };
+    return { dir: given, inMemory: isTmpfs(given), ownFolder: false };
   }
   if (isTmpfs("/dev/shm")) {
     try {
@@ -37,14 +42,14 @@ export function chooseScratch(dataDir: string, given?: string): ScratchChoice {
       // One folder per data directory, so two agents on one machine never share a workspace.
       const dir = join("/dev/shm", `gpufabric-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}`);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      return { dir, inMemory: true };
+      return { dir, inMemory: true, ownFolder: true };
     } catch {
       // not writable: fall through to the data directory
     }
   }
   const dir = join(dataDir, "scratch");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return { dir, inMemory: false };
+  return { dir, inMemory: false, ownFolder: false };
 }
 
 /** Whether `path` lies on a tmpfs, from the longest matching mount point in /proc/self/mounts (false where there is none). */
@@ -93,6 +98,20 @@ export class ArtifactSealer {
   ) {
     this.artifactsRoot = join(dataDir, "artifacts");
     this.logsRoot = join(dataDir, "logs");
+  }
+
+  /**
+   * Empties the scratch directory's areas: at start (attempts that were running rerun in fresh
+   * workspaces, so what a stopped agent left there is plaintext no one needs) and when the agent stops.
+   */
+  async clearScratch(): Promise<void> {
+    await Promise.all(SCRATCH_AREAS.map((area) => rm(join(this.scratchDir, area), { recursive: true, force: true })));
+  }
+
+  /** Removes what is left of a run in the scratch directory once nothing of it runs. */
+  async discardRun(runId: string): Promise<void> {
+    if (runId === "" || runId.includes("/") || runId.includes("\\") || runId === "." || runId === "..") return;
+    await Promise.all(SCRATCH_AREAS.map((area) => rm(join(this.scratchDir, area, runId), { recursive: true, force: true })));
   }
 
   /** Encrypts committed outputs (in the scratch directory) into the data directory and deletes the plaintext. */

@@ -4,7 +4,7 @@
  * refusal to start without a keyring or an audit sink, and 503 for changes once the audit sink fails.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditPaths, loadPublicKey, verifyAuditLog } from "../../../runtime/security/audit/index.ts";
@@ -83,16 +83,24 @@ describe("agent with encryption at rest and the audit log", () => {
         return logs.status === 200 && logs.body.stdout.includes(outputMarker) && !existsSync(join(inMemoryScratchOf(platform.dataDir), "logs", run.id, "make", "1.stdout.log"));
       });
 
+      // Once nothing of the run runs, nothing of it is left in the stage scratch area (a tmpfs here, or DATA_DIR/scratch).
+      const inMemory = inMemoryScratchOf(platform.dataDir);
+      const scratch = existsSync(inMemory) ? inMemory : join(platform.dataDir, "scratch");
+      await waitFor("the run's scratch folders to go", async () =>
+        ["workspaces", "logs", "artifacts", "staging"].every((area) => !existsSync(join(scratch, area, run.id))),
+      );
+
       await agent.stop(); // the store's WAL and the audit log are flushed and closed
       expect(filesContaining(platform.dataDir, outputMarker)).toEqual([]);
       expect(filesContaining(platform.dataDir, inputMarker)).toEqual([]);
-      // Nor in the stage scratch area (a tmpfs here, or DATA_DIR/scratch): workspaces go once outputs are sealed.
-      const inMemory = inMemoryScratchOf(platform.dataDir);
-      if (existsSync(inMemory)) {
-        expect(filesContaining(inMemory, outputMarker)).toEqual([]);
-        rmSync(inMemory, { recursive: true, force: true });
-      }
+      // The agent's own in-memory folder goes when it stops.
+      expect(existsSync(inMemory)).toBe(false);
+      // What a killed agent left in the scratch area is plaintext nobody needs: the next start empties it.
+      const stale = join(scratch, "workspaces", "stale-run", "make", "1");
+      mkdirSync(stale, { recursive: true });
+      writeFileSync(join(stale, "left.txt"), outputMarker);
       agent = await startAgentProcess(platform);
+      expect(existsSync(join(scratch, "workspaces", "stale-run"))).toBe(false);
       // After a restart the sealed document still opens (the run's graph) and artifacts still decrypt.
       const again = await client(agent.url, platform.tokens.studio!).raw(`/v1/runs/${run.id}/artifacts/secret.txt`);
       expect(await again.text()).toBe(outputMarker);
