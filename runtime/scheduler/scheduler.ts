@@ -125,6 +125,8 @@ interface StageState {
   due: number;
   /** Its position in run.ready while ready (-1: not there). */
   readyPos: number;
+  /** The reason given to stages kept off the node it reserves, made once (a waiting gang reserves every round). */
+  reservedFor: WaitReason | null;
 }
 
 interface QueueEntry {
@@ -288,6 +290,9 @@ export class Scheduler {
   private pickedLevel = 0;
   private pickedShare = 0;
   private pickedQueue: EntryQueue | null = null;
+  /** bestSingle's choice so far. */
+  private bestGpu: GpuState | null = null;
+  private bestScore = -Infinity;
   private runSeq = 0;
   private round = 0;
   private placementsMade = 0;
@@ -405,6 +410,7 @@ export class Scheduler {
         lastWait: null,
         due: Infinity,
         readyPos: -1,
+        reservedFor: null,
       };
       state.stages.push(s);
       state.byId?.set(spec.id, s);
@@ -568,7 +574,7 @@ export class Scheduler {
     if (this.cpuReady.length > 0) {
       for (const entry of this.cpuReady.splice(0)) {
         if (entry.token !== entry.s.token || entry.s.state !== READY) continue;
-        decisions.push(this.commit(entry.s, [], [], now, entry.s.run.level, 0, 0));
+        decisions.push(this.commit(entry.s, NO_GPUS, NONE, now, entry.s.run.level, 0, 0));
       }
     }
     if (this.index.freeSlots === 0 && this.settings.preemption !== "kill") return decisions;
@@ -872,29 +878,30 @@ export class Scheduler {
     return saved * 1e6 + (noEviction ? 1e4 : 0) + locality * 1e2 - leftover * 10 - g.index * 1e-9;
   }
 
+  /** Keeps `g` as bestSingle's choice if it scores higher than the one kept (fields, not a closure, spare an allocation per search). */
+  private consider(g: GpuState, s: StageState): void {
+    const sc = this.score(g, s);
+    if (sc > this.bestScore) {
+      this.bestGpu = g;
+      this.bestScore = sc;
+    }
+  }
+
   private bestSingle(s: StageState, avoid: number): GpuState | null {
-    let best: GpuState | null = null;
-    let bestScore = -Infinity;
-    const consider = (g: GpuState) => {
-      if (!this.fits(g, s, avoid)) return;
-      const sc = this.score(g, s);
-      if (sc > bestScore) {
-        best = g;
-        bestScore = sc;
-      }
-    };
+    this.bestGpu = null;
+    this.bestScore = -Infinity;
     const model = s.spec.model;
     if (model !== undefined) {
       const holders = this.index.gpusWithModel(model);
       if (holders !== undefined) {
         let n = 0;
         for (const g of holders) {
-          consider(g);
+          if (this.fits(g, s, avoid)) this.consider(g, s);
           if (++n >= 32) break;
         }
       }
     }
-    for (const p of s.parents) for (const g of p.gpus) consider(g);
+    for (const p of s.parents) for (const g of p.gpus) if (this.fits(g, s, avoid)) this.consider(g, s);
     const buckets = this.index.buckets;
     let collected = 0;
     let cleanFound = false;
@@ -906,13 +913,13 @@ export class Scheduler {
       for (const g of bucket) {
         if (++looked > 4) break;
         if (!this.fits(g, s, avoid)) continue;
-        consider(g);
+        this.consider(g, s);
         collected++;
         if (g.freeWithoutEviction(model) >= s.spec.vramMiB) cleanFound = true;
       }
       if (collected >= 6 || (cleanFound && collected >= 2)) break;
     }
-    return best;
+    return this.bestGpu;
   }
 
   private bestGang(s: StageState, avoid: number): GpuState[] | null {
@@ -937,12 +944,13 @@ export class Scheduler {
   }
 
   /** Idle resident models to unload, least recently used first, only as far as room is needed. */
-  private evictionsFor(s: StageState, gpus: readonly GpuState[]): { gpu: GpuState; model: string }[] {
-    const out: { gpu: GpuState; model: string }[] = [];
+  private evictionsFor(s: StageState, gpus: readonly GpuState[]): readonly { gpu: GpuState; model: string }[] {
+    let out: { gpu: GpuState; model: string }[] | null = null;
     const model = s.spec.model;
     for (const g of gpus) {
       let free = g.freeWithoutEviction(model);
       if (free >= s.spec.vramMiB) continue;
+      out ??= [];
       const idle = [...g.resident.values()].filter((m) => m.inUse === 0 && m.name !== model).sort((a, b) => a.lastUse - b.lastUse || (a.name < b.name ? -1 : 1));
       for (const m of idle) {
         if (free >= s.spec.vramMiB) break;
@@ -950,10 +958,10 @@ export class Scheduler {
         free += m.mib;
       }
     }
-    return out;
+    return out ?? NONE;
   }
 
-  private commit(s: StageState, gpus: readonly GpuState[], evictions: { gpu: GpuState; model: string }[], now: number, level: number, share: number, candidates: number): Placement {
+  private commit(s: StageState, gpus: readonly GpuState[], evictions: readonly { gpu: GpuState; model: string }[], now: number, level: number, share: number, candidates: number): Placement {
     const run = s.run;
     const tenant = run.tenant;
     if (this.noFitCache.size > 0) this.noFitCache.clear();
@@ -1161,7 +1169,7 @@ export class Scheduler {
     }
     if (best >= 0) {
       this.reservedNode = best;
-      this.reservedReason = { code: "reserved", forStage: `${s.run.spec.id}/${s.spec.id}` };
+      this.reservedReason = s.reservedFor ??= { code: "reserved", forStage: `${s.run.spec.id}/${s.spec.id}` };
     }
   }
 
