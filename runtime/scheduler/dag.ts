@@ -10,27 +10,45 @@ export interface Dag {
   readonly order: readonly number[];
 }
 
+/** Runs with at most this many stages look ids up by scanning instead of building a map. */
+const SCAN_MAX = 16;
+
 /** Builds the DAG of a run's stages, or returns the issues (duplicate ids, unknown needs, cycles). */
 export function buildDag(stages: readonly StageSpec[], field = "stages"): Dag | FieldIssue[] {
   const issues: FieldIssue[] = [];
-  const index = new Map<string, number>();
-  stages.forEach((s, i) => {
-    if (index.has(s.id)) issues.push({ field: `${field}[${i}].id`, message: `duplicate stage id '${s.id}': ids must be unique within a run` });
-    else index.set(s.id, i);
-  });
-  const parents: number[][] = stages.map(() => []);
-  const children: number[][] = stages.map(() => []);
-  stages.forEach((s, i) =>
-    s.needs.forEach((need, j) => {
-      const p = index.get(need);
+  const n = stages.length;
+  // Small runs (most) find ids by a scan of the stage list; larger ones through a map.
+  const index = n > SCAN_MAX ? new Map<string, number>() : null;
+  const indexOf = (id: string): number | undefined => {
+    if (index !== null) return index.get(id);
+    for (let k = 0; k < n; k++) if (stages[k]!.id === id) return k;
+    return undefined;
+  };
+  for (let i = 0; i < n; i++) {
+    const s = stages[i]!;
+    if (index !== null ? index.has(s.id) : indexOf(s.id)! < i) issues.push({ field: `${field}[${i}].id`, message: `duplicate stage id '${s.id}': ids must be unique within a run` });
+    else index?.set(s.id, i);
+  }
+  const parents: number[][] = new Array(n);
+  const children: number[][] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    parents[i] = [];
+    children[i] = [];
+  }
+  for (let i = 0; i < n; i++) {
+    const s = stages[i]!;
+    const needs = s.needs;
+    for (let j = 0; j < needs.length; j++) {
+      const need = needs[j]!;
+      const p = indexOf(need);
       if (p === undefined) issues.push({ field: `${field}[${i}].needs[${j}]`, message: `unknown stage '${need}': name a stage of the same run` });
       else if (p === i) issues.push({ field: `${field}[${i}].needs[${j}]`, message: `stage '${s.id}' needs itself: remove it` });
       else if (!parents[i]!.includes(p)) {
         parents[i]!.push(p);
         children[p]!.push(i);
       }
-    }),
-  );
+    }
+  }
   if (issues.length > 0) return issues;
   // Kahn's algorithm; FIFO by index keeps the order deterministic.
   const pending = parents.map((p) => p.length);

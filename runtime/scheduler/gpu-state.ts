@@ -127,8 +127,9 @@ export class GpuIndex {
 
   /** Size class of the smallest GPUs that can hold `mib` (sizeClasses.length when none can). */
   classFor(mib: number): number {
-    const c = this.sizeClasses.findIndex((size) => size >= mib);
-    return c < 0 ? this.sizeClasses.length : c;
+    const sizes = this.sizeClasses;
+    for (let c = 0; c < sizes.length; c++) if (sizes[c]! >= mib) return c;
+    return sizes.length;
   }
 
   gpusWithModel(model: string): Set<GpuState> | undefined {

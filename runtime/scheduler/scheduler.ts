@@ -219,6 +219,7 @@ class EntryQueue {
   }
 }
 
+const ACCEPTED: SubmitResult = Object.freeze({ accepted: true });
 /** Runs with more stages than this index them by id; smaller ones are searched. */
 const BY_ID_MIN = 16;
 /** Shared empty lists: most stages have no parents or no children, and no GPUs until placed. */
@@ -425,7 +426,7 @@ export class Scheduler {
     }
     this.runs.set(run.id, state);
     for (const s of state.stages) if (s.pendingParents === 0) this.makeReady(s, now);
-    return { accepted: true };
+    return ACCEPTED;
   }
 
   private stageKeys(run: RunSpec, dag: Dag): ArrayLike<number> {
