@@ -9,6 +9,7 @@ import {
   StoreUnavailableError,
   migrate,
   openSqliteStore,
+  openThreadedSqliteStore,
   timeOrderedUuid,
   type SqliteStore,
 } from "../../runtime/agent/store/index.ts";
@@ -32,6 +33,38 @@ describeStoreContract("SqliteStore", {
   open: async () => openSqliteStore(join(dir, "contract.db")),
   reopen: async () => openSqliteStore(join(dir, "contract.db")),
   cleanup: async () => undefined,
+});
+
+// The agent runs the same store on a thread of its own: the contract holds across the thread boundary.
+describeStoreContract("ThreadedSqliteStore", {
+  open: async () => openThreadedSqliteStore(join(dir, "threaded.db")),
+  reopen: async () => openThreadedSqliteStore(join(dir, "threaded.db")),
+  cleanup: async () => undefined,
+});
+
+describe("ThreadedSqliteStore", () => {
+  it("reports a database it cannot open on the first call, with the reason", async () => {
+    const db = new Database(join(dir, "newer.db"));
+    migrate(db);
+    db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 'now')").run(LATEST_SCHEMA_VERSION + 1);
+    db.close();
+    const threaded = openThreadedSqliteStore(join(dir, "newer.db"));
+    await expect(threaded.recover()).rejects.toThrow(/version \d+ but this agent knows versions up to/);
+    await threaded.close();
+  });
+
+  it("keeps the order of calls, settles queued writes on close, and refuses calls after it", async () => {
+    const threaded = openThreadedSqliteStore(join(dir, "order.db"));
+    const created = await Promise.all(Array.from({ length: 50 }, (_, i) => threaded.createRun(diamondRun("studio", `k${i}`))));
+    expect(new Set(created.map((c) => c.run.id)).size).toBe(50);
+    const late = threaded.createRun(diamondRun("studio", "late"));
+    await threaded.close();
+    expect((await late).created).toBe(true);
+    await expect(threaded.listRuns("studio")).rejects.toBeInstanceOf(StoreUnavailableError);
+    const reopened = openSqliteStore(join(dir, "order.db"));
+    expect(await reopened.listRuns("studio", { limit: 100 })).toHaveLength(51);
+    await reopened.close();
+  });
 });
 
 describe("SqliteStore", () => {

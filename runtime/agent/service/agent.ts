@@ -18,7 +18,7 @@ import { Authorizer, RoleBindings } from "../../security/authz/index.ts";
 import { identityFromConfig } from "../../security/identity/index.ts";
 import { ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
 import { NvidiaSmiVramSampler, discoverGpus, type Inventory } from "../inventory/index.ts";
-import { openSqliteStore } from "../store/index.ts";
+import { openThreadedSqliteStore } from "../store/index.ts";
 import { buildHttpApi } from "./http.ts";
 import { AgentLoop } from "./loop.ts";
 import { AgentMetrics } from "./metrics.ts";
@@ -170,7 +170,8 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   if (identity.oidc) logger.info({ issuer: config.security.auth.oidc?.issuer }, "OIDC bearer tokens accepted");
   const authorizer = new Authorizer(new RoleBindings(config.tenants));
 
-  const store = openSqliteStore(join(dataDir, "agent.db"), { durability: options.durability ?? "full" });
+  // On a thread of its own: statements, group commits and checkpoints stay off the event loop that serves the API.
+  const store = openThreadedSqliteStore(join(dataDir, "agent.db"), { durability: options.durability ?? "full" });
   let loop: AgentLoop | undefined;
   const metrics = new AgentMetrics({ store, scheduler, devices: inventory.devices, loop: () => loop });
   const sampler = inventory.nvidiaSmi ? new NvidiaSmiVramSampler(inventory.nvidiaSmi) : undefined;

@@ -4,3 +4,4 @@ export { validateNewRun, validateTransition, IDEMPOTENCY_KEY } from "./validate-
 export { openSqliteStore, migrate, SqliteStore, StoreUnavailableError, type Durability, type SqliteStoreOptions } from "./sqlite-store.ts";
 export { SQLITE_MIGRATIONS, LATEST_SCHEMA_VERSION, type Migration } from "./sqlite-migrations.ts";
 export { timeOrderedUuid } from "./ids.ts";
+export { openThreadedSqliteStore, ThreadedSqliteStore, type ThreadedStoreOptions } from "./sqlite-thread.ts";
