@@ -8,6 +8,7 @@ import type { SchedulerSettings } from "../config/schema.ts";
 import type { FieldIssue } from "../config/errors.ts";
 import { buildDag, upwardRank, type Dag } from "./dag.ts";
 import { GpuIndex, type GpuState } from "./gpu-state.ts";
+import { EntryQueue as Queue } from "./entry-queue.ts";
 import { DueQueue } from "./heap.ts";
 import { MIB_PER_GIB, type GpuSpec } from "./inventory.ts";
 import { planRun } from "./planner.ts";
@@ -152,72 +153,7 @@ interface AgingEntry {
 }
 
 
-/**
- * A binary min-heap of queue entries in dispatch order. The shared Heap calls its comparator
- * through a field, a call V8 cannot inline once heaps of several orders exist; here the order
- * is a method of the one class, so the hot sift loops inline it.
- */
-class EntryQueue {
-  private readonly items: QueueEntry[] = [];
-
-  constructor(private readonly batch: boolean) {}
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  peek(): QueueEntry | undefined {
-    return this.items[0];
-  }
-
-  /**
-   * Dispatch order inside a queue level: run order (virtual time, then submission), then rank.
-   * Fresh batch work goes longest remaining path first across runs (upward rank), so a run whose
-   * first stage leads to long work on scarce GPUs starts it early; aged work goes back to run order.
-   */
-  before(a: QueueEntry, b: QueueEntry): boolean {
-    if (this.batch && a.key !== b.key) return a.key > b.key;
-    if (a.vt !== b.vt) return a.vt < b.vt;
-    if (a.seq !== b.seq) return a.seq < b.seq;
-    if (a.key !== b.key) return a.key > b.key;
-    return a.index < b.index;
-  }
-
-  push(item: QueueEntry): void {
-    const items = this.items;
-    let i = items.length;
-    items.push(item);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = items[parent]!;
-      if (!this.before(item, p)) break;
-      items[i] = p;
-      i = parent;
-    }
-    items[i] = item;
-  }
-
-  pop(): QueueEntry | undefined {
-    const items = this.items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length === 0 || last === undefined) return top;
-    const n = items.length;
-    let i = 0;
-    for (;;) {
-      const left = 2 * i + 1;
-      if (left >= n) break;
-      const right = left + 1;
-      const child = right < n && this.before(items[right]!, items[left]!) ? right : left;
-      const c = items[child]!;
-      if (!this.before(c, last)) break;
-      items[i] = c;
-      i = child;
-    }
-    items[i] = last;
-    return top;
-  }
-}
+type EntryQueue = Queue<QueueEntry>;
 
 const ACCEPTED: SubmitResult = Object.freeze({ accepted: true });
 /** Runs with more stages than this index them by id; smaller ones are searched. */
@@ -351,7 +287,7 @@ export class Scheduler {
       heldGpus: 0,
       heldMiB: 0,
       gpuSeconds: 0,
-      queues: Array.from({ length: LEVELS }, (_, level) => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new EntryQueue(level === BATCH))),
+      queues: Array.from({ length: LEVELS }, (_, level) => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new Queue<QueueEntry>(level === BATCH))),
       modelQueues: Array.from({ length: LEVELS }, () => new Map<string, EntryQueue>()),
       blockedRound: new Array<number>(LEVELS).fill(-1),
       readyAt: new Array<number>(LEVELS).fill(0),
@@ -513,7 +449,7 @@ export class Scheduler {
     if (model !== undefined && s.spec.gpus === 1) {
       let q = tenant.modelQueues[level]!.get(model);
       if (q === undefined) {
-        q = new EntryQueue(level === BATCH);
+        q = new Queue<QueueEntry>(level === BATCH);
         tenant.modelQueues[level]!.set(model, q);
       }
       q.push(entry);
