@@ -10,16 +10,15 @@ export interface SortFields {
 
 /**
  * A binary min-heap of queue entries in dispatch order. The sort fields of the entry in each slot
- * are kept beside it in typed arrays, so a sift compares numbers in a few contiguous arrays
- * instead of reaching into entry objects scattered over a large heap (cache misses dominated).
+ * are kept beside it in one typed array (four numbers a slot), so a sift compares numbers in
+ * contiguous memory instead of reaching into entry objects scattered over a large heap, where
+ * cache misses dominated.
  * The order is a method of the one class, so the sift loops inline it.
  */
 export class EntryQueue<T extends SortFields> {
-  private items: T[] = [];
-  private vt = new Float64Array(8);
-  private seq = new Float64Array(8);
-  private key = new Float64Array(8);
-  private idx = new Float64Array(8);
+  private readonly items: T[] = [];
+  /** Per slot i: vt, seq, key and index at 4i .. 4i + 3. */
+  private f = new Float64Array(32);
 
   constructor(private readonly batch: boolean) {}
 
@@ -44,64 +43,60 @@ export class EntryQueue<T extends SortFields> {
     return a.index < b.index;
   }
 
-  /** before() for the fields given against the entry in slot j. */
+  /** before() for the fields given against the entry in the slot at offset j (4 × slot). */
   private beforeSlot(vt: number, seq: number, key: number, index: number, j: number): boolean {
-    const kj = this.key[j]!;
+    const f = this.f;
+    const kj = f[j + 2]!;
     if (this.batch && key !== kj) return key > kj;
-    const vj = this.vt[j]!;
+    const vj = f[j]!;
     if (vt !== vj) return vt < vj;
-    const sj = this.seq[j]!;
+    const sj = f[j + 1]!;
     if (seq !== sj) return seq < sj;
     if (key !== kj) return key > kj;
-    return index < this.idx[j]!;
+    return index < f[j + 3]!;
   }
 
-  /** before() for the entries in slots i and j. */
+  /** before() for the entries at slot offsets i and j. */
   private slotBefore(i: number, j: number): boolean {
-    return this.beforeSlot(this.vt[i]!, this.seq[i]!, this.key[i]!, this.idx[i]!, j);
+    const f = this.f;
+    return this.beforeSlot(f[i]!, f[i + 1]!, f[i + 2]!, f[i + 3]!, j);
   }
 
+  /** Moves slot `from` to slot `to` (slot numbers). */
   private move(from: number, to: number): void {
     this.items[to] = this.items[from]!;
-    this.vt[to] = this.vt[from]!;
-    this.seq[to] = this.seq[from]!;
-    this.key[to] = this.key[from]!;
-    this.idx[to] = this.idx[from]!;
+    const f = this.f;
+    const a = from << 2;
+    const b = to << 2;
+    f[b] = f[a]!;
+    f[b + 1] = f[a + 1]!;
+    f[b + 2] = f[a + 2]!;
+    f[b + 3] = f[a + 3]!;
   }
 
   private place(item: T, vt: number, seq: number, key: number, index: number, to: number): void {
     this.items[to] = item;
-    this.vt[to] = vt;
-    this.seq[to] = seq;
-    this.key[to] = key;
-    this.idx[to] = index;
-  }
-
-  private grow(): void {
-    const size = this.vt.length * 2;
-    const vt = new Float64Array(size);
-    vt.set(this.vt);
-    this.vt = vt;
-    const seq = new Float64Array(size);
-    seq.set(this.seq);
-    this.seq = seq;
-    const key = new Float64Array(size);
-    key.set(this.key);
-    this.key = key;
-    const idx = new Float64Array(size);
-    idx.set(this.idx);
-    this.idx = idx;
+    const f = this.f;
+    const b = to << 2;
+    f[b] = vt;
+    f[b + 1] = seq;
+    f[b + 2] = key;
+    f[b + 3] = index;
   }
 
   push(item: T): void {
     const items = this.items;
     let i = items.length;
-    if (i === this.vt.length) this.grow();
+    if (i << 2 === this.f.length) {
+      const f = new Float64Array(this.f.length * 2);
+      f.set(this.f);
+      this.f = f;
+    }
     items.push(item);
     const { vt, seq, key, index } = item;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.beforeSlot(vt, seq, key, index, parent)) break;
+      if (!this.beforeSlot(vt, seq, key, index, parent << 2)) break;
       this.move(parent, i);
       i = parent;
     }
@@ -111,25 +106,23 @@ export class EntryQueue<T extends SortFields> {
   pop(): T | undefined {
     const items = this.items;
     const top = items[0];
-    const n = items.length - 1;
-    if (n <= 0) {
-      items.length = 0;
-      return top;
-    }
-    const last = items[n]!;
-    const vt = this.vt[n]!;
-    const seq = this.seq[n]!;
-    const key = this.key[n]!;
-    const index = this.idx[n]!;
-    items.length = n;
+    const last = items.pop();
+    const n = items.length;
+    if (n === 0 || last === undefined) return top;
+    const f = this.f;
+    const m = n << 2;
+    const vt = f[m]!;
+    const seq = f[m + 1]!;
+    const key = f[m + 2]!;
+    const index = f[m + 3]!;
     let i = 0;
     for (;;) {
       const left = 2 * i + 1;
       if (left >= n) break;
       const right = left + 1;
-      const child = right < n && this.slotBefore(right, left) ? right : left;
-      // Slot n still holds the moved entry's fields (items was shortened, the arrays were not).
-      if (!this.slotBefore(child, n)) break;
+      const child = right < n && this.slotBefore(right << 2, left << 2) ? right : left;
+      // Slot n still holds the moved entry's fields (items was shortened, the array was not).
+      if (!this.slotBefore(child << 2, m)) break;
       this.move(child, i);
       i = child;
     }
