@@ -75,6 +75,13 @@ describe("SqliteStore", () => {
     const normal = openSqliteStore(join(dir, "normal.db"), { durability: "normal" });
     expect(normal.settings()).toEqual({ journalMode: "wal", synchronous: 1, syncEachCommit: false });
     await normal.close();
+    // On its own thread the store lets SQLite sync inside COMMIT instead.
+    let calls = 0;
+    const inCommit = openSqliteStore(join(dir, "in-commit.db"), { syncInCommit: true, syncWal: async () => void calls++ });
+    expect(inCommit.settings()).toEqual({ journalMode: "wal", synchronous: 2, syncEachCommit: true });
+    await inCommit.createRun(diamondRun("studio"));
+    expect(calls).toBe(0);
+    await inCommit.close();
     const memory = openSqliteStore(":memory:");
     expect(memory.settings().syncEachCommit).toBe(true);
     expect(memory.settings().synchronous).toBe(2);

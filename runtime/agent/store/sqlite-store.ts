@@ -64,6 +64,11 @@ export interface SqliteStoreOptions {
   readonly maxBatch?: number;
   /** Makes the WAL durable (default: fdatasync on the thread pool); tests stand in a slow or failing disk. */
   readonly syncWal?: (fd: number) => Promise<void>;
+  /**
+   * At `full`, sync inside COMMIT (synchronous=FULL) instead of after it on the thread pool: for a store on a
+   * thread of its own, which has nothing else to do meanwhile (calls arriving during the sync form the next group).
+   */
+  readonly syncInCommit?: boolean;
 }
 
 /** The WAL's sync failed: what reached the disk is unknown, so this store takes no more writes. */
@@ -205,7 +210,7 @@ export class SqliteStore implements Store {
     this.inSavepoint = db.transaction((apply: () => unknown) => apply());
     const full = options.durability !== "normal";
     const wal = String(db.pragma("journal_mode = WAL", { simple: true })) === "wal";
-    this.walPath = full && wal && file !== undefined ? `${file}-wal` : undefined;
+    this.walPath = full && wal && file !== undefined && options.syncInCommit !== true ? `${file}-wal` : undefined;
     // At `full` the store syncs the WAL itself after each group commit (see above); SQLite syncs it before checkpoints.
     db.pragma(`synchronous = ${full && this.walPath === undefined ? "FULL" : "NORMAL"}`);
     db.pragma("foreign_keys = ON");

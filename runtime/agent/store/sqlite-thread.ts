@@ -4,7 +4,8 @@
  * that calls it. Under a submission storm that is a third of the agent's event loop, time in which it
  * parses, authenticates, audits and answers nothing. Here the same SqliteStore runs in a worker thread and
  * this class forwards the Store calls to it: the calls keep their order, writes still settle only once
- * durable, and errors come back as the same classes (ValidationError, TransitionError, RangeError).
+ * durable (at `full`, SQLite's synchronous=FULL syncs the WAL inside each group's COMMIT, on that thread),
+ * and errors come back as the same classes (ValidationError, TransitionError, RangeError).
  */
 import { Worker } from "node:worker_threads";
 import { ValidationError, type FieldIssue } from "../../config/errors.ts";

@@ -9,7 +9,9 @@ const methods = new Set<string>(STORE_METHODS);
 let store: SqliteStore | undefined;
 let openError: unknown;
 try {
-  store = openSqliteStore(file, options);
+  // This thread has nothing else to do while the WAL syncs: SQLite syncs inside COMMIT (synchronous=FULL at
+  // `full`), saving a hop to the thread pool per group; calls arriving meanwhile queue up and form the next group.
+  store = openSqliteStore(file, { ...options, syncInCommit: true });
 } catch (err) {
   // Reported to each call (the first one is the agent's recovery at start), as the in-thread store would throw.
   openError = err;
