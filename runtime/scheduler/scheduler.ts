@@ -130,18 +130,10 @@ interface StageState {
   reservedFor: WaitReason | null;
 }
 
-interface QueueEntry {
+/** A CPU-only stage waiting for the next round (GPU stages wait in queues that hold no entry objects). */
+interface CpuEntry {
   readonly s: StageState;
   readonly token: number;
-  // Sort fields copied from the stage and its run, so comparisons touch one object.
-  readonly vt: number;
-  readonly seq: number;
-  readonly key: number;
-  readonly index: number;
-  /** For aging entries: when the stage's run is due for its next lift. */
-  readonly due: number;
-  /** Made when the stage was taken out of turn, so it is in no other queue. */
-  readonly fresh?: boolean;
 }
 
 /** Shared empty list for placements that evict nothing (most of them). */
@@ -153,7 +145,7 @@ interface AgingEntry {
 }
 
 
-type EntryQueue = Queue<QueueEntry>;
+type EntryQueue = Queue<StageState>;
 
 const ACCEPTED: SubmitResult = Object.freeze({ accepted: true });
 /** Runs with more stages than this index them by id; smaller ones are searched. */
@@ -178,8 +170,9 @@ function removeReady(s: StageState): void {
   s.readyPos = -1;
 }
 
-function entryFor(s: StageState, due: number, fresh = false): QueueEntry {
-  return { s, token: s.token, vt: s.run.virtualTime, seq: s.run.seq, key: s.key, index: s.index, due, fresh };
+/** Queues a stage with its current token and `due`. */
+function push(q: EntryQueue, s: StageState, due: number): void {
+  q.push(s, s.run.virtualTime, s.run.seq, s.key, s.index, s.token, due);
 }
 
 export class Scheduler {
@@ -191,7 +184,7 @@ export class Scheduler {
   private readonly runs = new Map<string, RunState>();
   /** When runs are due to be lifted by aging; due times are pushed mostly in order, so a FIFO serves most. */
   private readonly aging = new DueQueue<AgingEntry>();
-  private readonly cpuReady: QueueEntry[] = [];
+  private readonly cpuReady: CpuEntry[] = [];
   private readonly runningBatch = new Set<StageState>();
   private readonly fitCache = new Map<number, boolean>();
   private readonly backfillWindow: number;
@@ -214,8 +207,16 @@ export class Scheduler {
    */
   private reservedNode = -1;
   private reservedReason: WaitReason | null = null;
-  /** Per-round scratch, kept to spare the allocations. */
-  private readonly blocked: QueueEntry[] = [];
+  /**
+   * Per-round scratch, kept to spare the allocations: the stages examined and left waiting, with
+   * their token and due when taken, and whether they were taken out of turn (then in no queue).
+   */
+  private readonly blocked: StageState[] = [];
+  private readonly blockedToken: number[] = [];
+  private readonly blockedDue: number[] = [];
+  private readonly blockedFresh: boolean[] = [];
+  /** What affinityPick took besides the stage: its due (its token is the stage's new one). */
+  private pickedDue = 0;
   /** Per GPU count, the least VRAM a stage asked for and found no room for this round (Infinity: none). */
   private readonly failMiB: number[];
   private readonly eligible: boolean[] = [];
@@ -287,7 +288,7 @@ export class Scheduler {
       heldGpus: 0,
       heldMiB: 0,
       gpuSeconds: 0,
-      queues: Array.from({ length: LEVELS }, (_, level) => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new Queue<QueueEntry>(level === BATCH))),
+      queues: Array.from({ length: LEVELS }, (_, level) => Array.from({ length: this.index.sizeClasses.length + 1 }, () => new Queue<StageState>(level === BATCH))),
       modelQueues: Array.from({ length: LEVELS }, () => new Map<string, EntryQueue>()),
       blockedRound: new Array<number>(LEVELS).fill(-1),
       readyAt: new Array<number>(LEVELS).fill(0),
@@ -438,21 +439,20 @@ export class Scheduler {
   private enqueue(s: StageState, level: number, now: number, due = now + this.settings.agingSeconds): void {
     s.token++;
     s.due = due;
-    const entry = entryFor(s, due);
     if (s.spec.gpus === 0) {
-      this.cpuReady.push(entry);
+      this.cpuReady.push({ s, token: s.token });
       return;
     }
     const tenant = s.run.tenant;
-    tenant.queues[level]![s.queueClass]!.push(entry);
+    push(tenant.queues[level]![s.queueClass]!, s, due);
     const model = s.spec.model;
     if (model !== undefined && s.spec.gpus === 1) {
       let q = tenant.modelQueues[level]!.get(model);
       if (q === undefined) {
-        q = new Queue<QueueEntry>(level === BATCH);
+        q = new Queue<StageState>(level === BATCH);
         tenant.modelQueues[level]!.set(model, q);
       }
-      q.push(entry);
+      push(q, s, due);
     }
     const run = s.run;
     if (level < INTERACTIVE && due < run.agingDue) {
@@ -516,7 +516,13 @@ export class Scheduler {
     }
     if (this.index.freeSlots === 0 && this.settings.preemption !== "kill") return decisions;
     const blocked = this.blocked;
+    const blockedToken = this.blockedToken;
+    const blockedDue = this.blockedDue;
+    const blockedFresh = this.blockedFresh;
     blocked.length = 0;
+    blockedToken.length = 0;
+    blockedDue.length = 0;
+    blockedFresh.length = 0;
     const failMiB = this.failMiB;
     failMiB.fill(Infinity);
     if (this.noFitCache.size > 0) this.noFitCache.clear();
@@ -537,14 +543,23 @@ export class Scheduler {
       const level = this.pickedLevel;
       const share = this.pickedShare;
       const queue = this.pickedQueue!;
-      const entry = this.affinityPick(tenant, level, queue) ?? queue.pop()!;
-      const s = entry.s;
+      let s = this.affinityPick(tenant, level, queue);
+      const fresh = s !== null;
+      let due = this.pickedDue;
+      const token = fresh ? s!.token : queue.topToken();
+      if (s === null) {
+        due = queue.topDue();
+        s = queue.pop()!;
+      }
       const gpus = s.spec.gpus;
       const quota = this.quotaReason(tenant, s);
       if (quota !== null) {
         tenant.blockedRound[level] = this.round;
         decisions.push(this.wait(s, quota));
-        blocked.push(entry);
+        blocked.push(s);
+        blockedToken.push(token);
+        blockedDue.push(due);
+        blockedFresh.push(fresh);
         examined++;
         continue;
       }
@@ -566,24 +581,29 @@ export class Scheduler {
           reserving = true;
           this.reserveFor(s);
         }
-        blocked.push(entry);
+        blocked.push(s);
+        blockedToken.push(token);
+        blockedDue.push(due);
+        blockedFresh.push(fresh);
         examined++;
         continue;
       }
       decisions.push(this.commit(s, found, this.evictionsFor(s, found), now, level, share, found.length));
     }
-    for (const entry of blocked) {
-      if (entry.token !== entry.s.token || entry.s.state !== READY) continue;
-      // Entries taken out of turn for affinity got a fresh token; the others are still live in the model and aging queues.
-      if (entry.fresh) this.enqueue(entry.s, entry.s.run.level, now, entry.due);
-      else entry.s.run.tenant.queues[entry.s.run.level]![entry.s.queueClass]!.push(entry);
+    for (let i = 0; i < blocked.length; i++) {
+      const s = blocked[i]!;
+      if (blockedToken[i] !== s.token || s.state !== READY) continue;
+      // Stages taken out of turn for affinity got a fresh token; the others are still live in the model and aging queues.
+      if (blockedFresh[i]) this.enqueue(s, s.run.level, now, blockedDue[i]);
+      else s.run.tenant.queues[s.run.level]![s.queueClass]!.push(s, s.run.virtualTime, s.run.seq, s.key, s.index, s.token, blockedDue[i]!);
     }
     return decisions;
   }
 
-  private live(entry: QueueEntry): boolean {
-    // Every change of a stage's state or level gives it a new token, so the token alone says whether an entry is current.
-    return entry.token === entry.s.token;
+  /** Drops the stale slots at the head of a queue. */
+  private dropStale(q: EntryQueue): void {
+    // Every change of a stage's state or level gives it a new token, so the token alone says whether a slot is current.
+    while (q.size > 0 && q.peek()!.token !== q.topToken()) q.pop();
   }
 
   /**
@@ -591,13 +611,13 @@ export class Scheduler {
    * and level whose model sits on a free GPU goes first: the load is saved and the order inside a
    * tenant's level is all that bends (aging still lifts whatever waits).
    */
-  private affinityPick(tenant: TenantState, level: number, queue: EntryQueue): QueueEntry | null {
+  private affinityPick(tenant: TenantState, level: number, queue: EntryQueue): StageState | null {
     if (this.index.freeWithModels.size === 0) return null;
     const head = queue.peek()!;
-    const model = head.s.spec.model;
-    if (model === undefined || head.s.spec.gpus !== 1) return null;
+    const model = head.spec.model;
+    if (model === undefined || head.spec.gpus !== 1) return null;
     const holders = this.index.gpusWithModel(model);
-    if (holders !== undefined) for (const g of holders) if (g.availableMiB >= head.s.spec.vramMiB) return null;
+    if (holders !== undefined) for (const g of holders) if (g.availableMiB >= head.spec.vramMiB) return null;
     const queues = tenant.modelQueues[level]!;
     const refusal = this.refusal;
     let scanned = 0;
@@ -606,14 +626,15 @@ export class Scheduler {
       for (const name of g.resident.keys()) {
         const q = queues.get(name);
         if (q === undefined) continue;
-        while (q.size > 0 && !this.live(q.peek()!)) q.pop();
+        this.dropStale(q);
         const top = q.peek();
-        if (top === undefined || !this.fits(g, top.s, AVOID_NONE)) continue;
+        if (top === undefined || !this.fits(g, top, AVOID_NONE)) continue;
+        this.pickedDue = q.topDue();
         q.pop();
         this.refusal = refusal;
-        // A fresh token leaves the entry in the main queue stale.
-        top.s.token++;
-        return entryFor(top.s, top.due, true);
+        // A fresh token leaves its slot in the main queue stale.
+        top.token++;
+        return top;
       }
     }
     this.refusal = refusal;
@@ -659,19 +680,15 @@ export class Scheduler {
         }
         if (t === null) break;
         shares[t.index] = NaN;
-        let head: QueueEntry | null = null;
         let headQueue: EntryQueue | null = null;
         const queues = t.queues[level]!;
         for (let c = 0; c <= classes; c++) {
           if (!eligible[c]) continue;
           const q = queues[c]!;
-          while (q.size > 0 && !this.live(q.peek()!)) q.pop();
+          this.dropStale(q);
           const top = q.peek();
           // A queue whose first stage is known not to fit this round is left for the next one.
-          if (top !== undefined && (head === null || q.before(top, head)) && !this.knownNotToFit(top.s)) {
-            head = top;
-            headQueue = q;
-          }
+          if (top !== undefined && (headQueue === null || q.topBefore(headQueue)) && !this.knownNotToFit(top)) headQueue = q;
         }
         if (headQueue === null) continue;
         this.pickedLevel = level;
