@@ -4,12 +4,65 @@
  */
 import { MIB_PER_GIB, type GpuSpec } from "./inventory.ts";
 
+/** A GPU's place in one GpuList: one link per GPU and list kind, so adding and removing allocate nothing. */
+export class GpuLink {
+  prev: GpuLink | null = null;
+  next: GpuLink | null = null;
+  list: GpuList | null = null;
+  constructor(readonly gpu: GpuState) {}
+}
+
+/**
+ * GPUs in the order a Set would iterate them (insertion order; adding one already there keeps its
+ * place), as an intrusive list: no hash table to grow and shrink, no iterator objects to walk it.
+ */
+export class GpuList {
+  first: GpuLink | null = null;
+  last: GpuLink | null = null;
+  size = 0;
+
+  add(l: GpuLink): void {
+    if (l.list === this) return;
+    if (l.list !== null) throw new Error("a GPU link is in one list at a time");
+    l.prev = this.last;
+    l.next = null;
+    if (this.last === null) this.first = l;
+    else this.last.next = l;
+    this.last = l;
+    l.list = this;
+    this.size++;
+  }
+
+  delete(l: GpuLink): void {
+    if (l.list !== this) return;
+    if (l.prev === null) this.first = l.next;
+    else l.prev.next = l.next;
+    if (l.next === null) this.last = l.prev;
+    else l.next.prev = l.prev;
+    l.prev = null;
+    l.next = null;
+    l.list = null;
+    this.size--;
+  }
+
+  /** The GPUs, first to last (for tests and cold paths). */
+  toArray(): GpuState[] {
+    const out: GpuState[] = [];
+    for (let l = this.first; l !== null; l = l.next) out.push(l.gpu);
+    return out;
+  }
+}
+
 export interface ResidentModel {
   readonly name: string;
   readonly mib: number;
   lastUse: number;
   /** Running stages using it; an idle model (0) may be evicted. */
   inUse: number;
+  /** Its GPU's place among the GPUs with a free slot that hold the model. */
+  readonly freeLink: GpuLink;
+  /** Its GPU's place among all the GPUs that hold the model. */
+  readonly holderLink: GpuLink;
 }
 
 export class GpuState {
@@ -18,7 +71,12 @@ export class GpuState {
   runningMiB = 0;
   idleResidentMiB = 0;
   readonly resident = new Map<string, ResidentModel>();
+  /** The same models in the map's order, walked without iterator objects. */
+  readonly residentList: ResidentModel[] = [];
   bucket = -1;
+  readonly bucketLink: GpuLink;
+  /** Its place in GpuIndex.freeWithModels. */
+  readonly freeLink: GpuLink;
   /** Expected end times of the stages running on it, from their estimates. */
   readonly expectedEnds: number[] = [];
   /** Index of its size class among the pool's distinct usable sizes (0: smallest). */
@@ -39,6 +97,8 @@ export class GpuState {
     this.asList = Object.freeze([this]);
     this.idList = Object.freeze([spec.id]);
     this.indexList = Object.freeze([index]);
+    this.bucketLink = new GpuLink(this);
+    this.freeLink = new GpuLink(this);
   }
 
   /** VRAM a new stage can get, counting idle resident models as reclaimable. */
@@ -65,16 +125,16 @@ export class GpuIndex {
   /** nodesByFree[k]: nodes with exactly k free slots, so the most free on one node is found in a few steps. */
   private readonly nodesByFree: number[];
   /** buckets[k]: GPUs with a free slot and floor(availableMiB / 1 GiB) = k. */
-  readonly buckets: Set<GpuState>[];
-  private readonly modelFree = new Map<string, Set<GpuState>>();
+  readonly buckets: GpuList[];
+  private readonly modelFree = new Map<string, GpuList>();
   /** Every GPU holding a model, busy or not. */
-  private readonly modelHolders = new Map<string, Set<GpuState>>();
+  private readonly modelHolders = new Map<string, GpuList>();
   /** Distinct usable sizes, ascending. */
   readonly sizeClasses: number[];
   /** Free slots per size class. */
   readonly freeByClass: number[];
   /** GPUs with a free slot that hold at least one model: where a queued stage could skip a load. */
-  readonly freeWithModels = new Set<GpuState>();
+  readonly freeWithModels = new GpuList();
   freeSlots = 0;
   readonly totalMiB: number;
   readonly largestUsableMiB: number;
@@ -108,7 +168,7 @@ export class GpuIndex {
     const nodeSlots = this.nodeGpus.map((list) => list.reduce((m, g) => m + g.spec.slots, 0));
     this.nodesByFree = new Array<number>(Math.max(...nodeSlots) + 1).fill(0);
     for (const slots of nodeSlots) this.nodesByFree[slots]!++;
-    this.buckets = Array.from({ length: Math.floor(this.largestUsableMiB / MIB_PER_GIB) + 1 }, () => new Set<GpuState>());
+    this.buckets = Array.from({ length: Math.floor(this.largestUsableMiB / MIB_PER_GIB) + 1 }, () => new GpuList());
     for (const g of this.gpus) {
       this.freeSlots += g.freeSlots;
       this.nodeFreeSlots[g.node]! += g.freeSlots;
@@ -120,8 +180,8 @@ export class GpuIndex {
   rebucket(g: GpuState): void {
     const want = g.freeSlots > 0 ? Math.max(0, Math.floor(g.availableMiB / MIB_PER_GIB)) : -1;
     if (want === g.bucket) return;
-    if (g.bucket >= 0) this.buckets[g.bucket]!.delete(g);
-    if (want >= 0) this.buckets[want]!.add(g);
+    if (g.bucket >= 0) this.buckets[g.bucket]!.delete(g.bucketLink);
+    if (want >= 0) this.buckets[want]!.add(g.bucketLink);
     g.bucket = want;
   }
 
@@ -132,11 +192,11 @@ export class GpuIndex {
     return sizes.length;
   }
 
-  gpusWithModel(model: string): Set<GpuState> | undefined {
+  gpusWithModel(model: string): GpuList | undefined {
     return this.modelFree.get(model);
   }
 
-  holdersOf(model: string): Set<GpuState> | undefined {
+  holdersOf(model: string): GpuList | undefined {
     return this.modelHolders.get(model);
   }
 
@@ -156,13 +216,17 @@ export class GpuIndex {
     this.nodesByFree[free]!--;
     this.nodesByFree[free - 1]!++;
     if (g.freeSlots === 0) {
-      for (const m of g.resident.keys()) this.modelFree.get(m)?.delete(g);
-      this.freeWithModels.delete(g);
+      const list = g.residentList;
+      for (let i = 0; i < list.length; i++) this.modelFree.get(list[i]!.name)?.delete(list[i]!.freeLink);
+      this.freeWithModels.delete(g.freeLink);
     }
   }
 
   releaseSlot(g: GpuState): void {
-    if (g.freeSlots === 0) for (const m of g.resident.keys()) this.trackModel(m, g);
+    if (g.freeSlots === 0) {
+      const list = g.residentList;
+      for (let i = 0; i < list.length; i++) this.trackModel(list[i]!, g);
+    }
     g.freeSlots++;
     this.freeSlots++;
     this.freeByClass[g.sizeClass]!++;
@@ -172,33 +236,36 @@ export class GpuIndex {
   }
 
   addResident(g: GpuState, model: string, mib: number, now: number): void {
-    g.resident.set(model, { name: model, mib, lastUse: now, inUse: 1 });
-    if (g.freeSlots > 0) this.trackModel(model, g);
+    const m: ResidentModel = { name: model, mib, lastUse: now, inUse: 1, freeLink: new GpuLink(g), holderLink: new GpuLink(g) };
+    g.resident.set(model, m);
+    g.residentList.push(m);
+    if (g.freeSlots > 0) this.trackModel(m, g);
     let holders = this.modelHolders.get(model);
     if (holders === undefined) {
-      holders = new Set();
+      holders = new GpuList();
       this.modelHolders.set(model, holders);
     }
-    holders.add(g);
+    holders.add(m.holderLink);
   }
 
   evict(g: GpuState, model: string): void {
     const m = g.resident.get(model);
     if (m === undefined || m.inUse > 0) return;
     g.resident.delete(model);
+    g.residentList.splice(g.residentList.indexOf(m), 1);
     g.idleResidentMiB -= m.mib;
-    this.modelFree.get(model)?.delete(g);
-    this.modelHolders.get(model)?.delete(g);
-    if (g.resident.size === 0) this.freeWithModels.delete(g);
+    this.modelFree.get(model)?.delete(m.freeLink);
+    this.modelHolders.get(model)?.delete(m.holderLink);
+    if (g.resident.size === 0) this.freeWithModels.delete(g.freeLink);
   }
 
-  private trackModel(model: string, g: GpuState): void {
-    let set = this.modelFree.get(model);
-    if (set === undefined) {
-      set = new Set();
-      this.modelFree.set(model, set);
+  private trackModel(m: ResidentModel, g: GpuState): void {
+    let list = this.modelFree.get(m.name);
+    if (list === undefined) {
+      list = new GpuList();
+      this.modelFree.set(m.name, list);
     }
-    set.add(g);
-    this.freeWithModels.add(g);
+    list.add(m.freeLink);
+    this.freeWithModels.add(g.freeLink);
   }
 }

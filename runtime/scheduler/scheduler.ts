@@ -362,7 +362,7 @@ export class Scheduler {
       if (children.length > 0) s.children = children.map((c) => stages[c]!);
     }
     this.runs.set(run.id, state);
-    for (const s of state.stages) if (s.pendingParents === 0) this.makeReady(s, now);
+    for (let i = 0; i < stages.length; i++) if (stages[i]!.pendingParents === 0) this.makeReady(stages[i]!, now);
     return ACCEPTED;
   }
 
@@ -479,7 +479,9 @@ export class Scheduler {
       const recent = now - run.promotedAt < this.settings.agingSeconds && run.level > run.original;
       let next = Infinity;
       let due = false;
-      for (const r of run.ready) {
+      const ready = run.ready;
+      for (let i = 0; i < ready.length; i++) {
+        const r = ready[i]!;
         if (r.due <= now) {
           due = true;
           // Lifted too recently: the stage stops counting until it is queued again.
@@ -493,12 +495,12 @@ export class Scheduler {
         }
         continue;
       }
-      for (const r of run.ready) this.countReady(r, run.level, -1);
+      for (let i = 0; i < ready.length; i++) this.countReady(ready[i]!, run.level, -1);
       run.level++;
       run.promotedAt = now;
-      for (const r of run.ready) {
-        this.countReady(r, run.level, 1);
-        this.enqueue(r, run.level, now);
+      for (let i = 0; i < ready.length; i++) {
+        this.countReady(ready[i]!, run.level, 1);
+        this.enqueue(ready[i]!, run.level, now);
       }
     }
   }
@@ -617,14 +619,16 @@ export class Scheduler {
     const model = head.spec.model;
     if (model === undefined || head.spec.gpus !== 1) return null;
     const holders = this.index.gpusWithModel(model);
-    if (holders !== undefined) for (const g of holders) if (g.availableMiB >= head.spec.vramMiB) return null;
+    if (holders !== undefined) for (let l = holders.first; l !== null; l = l.next) if (l.gpu.availableMiB >= head.spec.vramMiB) return null;
     const queues = tenant.modelQueues[level]!;
     const refusal = this.refusal;
     let scanned = 0;
-    for (const g of this.index.freeWithModels) {
+    for (let l = this.index.freeWithModels.first; l !== null; l = l.next) {
       if (++scanned > AFFINITY_SCAN) break;
-      for (const name of g.resident.keys()) {
-        const q = queues.get(name);
+      const g = l.gpu;
+      const resident = g.residentList;
+      for (let i = 0; i < resident.length; i++) {
+        const q = queues.get(resident[i]!.name);
         if (q === undefined) continue;
         this.dropStale(q);
         const top = q.peek();
@@ -661,7 +665,8 @@ export class Scheduler {
       const shares = this.shares;
       const tenants = this.tenantList;
       let candidates = 0;
-      for (const t of tenants) {
+      for (let i = 0; i < tenants.length; i++) {
+        const t = tenants[i]!;
         if (t.readyAt[level] === 0 || t.blockedRound[level] === this.round) shares[t.index] = NaN;
         else {
           shares[t.index] = this.shareOf(t);
@@ -800,11 +805,13 @@ export class Scheduler {
     const holders = this.index.holdersOf(model);
     if (holders === undefined) return false;
     let n = 0;
-    for (const h of holders) {
+    for (let l = holders.first; l !== null; l = l.next) {
       if (++n > 32) break;
+      const h = l.gpu;
       if (h.freeSlots > 0 || h.usableMiB < s.spec.vramMiB) continue;
       let soonest = Infinity;
-      for (const e of h.expectedEnds) if (e < soonest) soonest = e;
+      const ends = h.expectedEnds;
+      for (let i = 0; i < ends.length; i++) if (ends[i]! < soonest) soonest = ends[i]!;
       const eta = Math.max(0, soonest - now);
       if (eta < load && now + eta - s.readyAt < load) {
         this.refusal = { code: "affinity", model, gpu: h.spec.id, expectedFreeInS: eta, modelLoadS: load };
@@ -819,8 +826,12 @@ export class Scheduler {
     const resident = model !== undefined && g.resident.has(model);
     const noEviction = g.freeWithoutEviction(model) >= s.spec.vramMiB;
     let locality = 0;
-    for (const p of s.parents) {
-      for (const pg of p.gpus) {
+    // Indexed loops: for-of over the shared frozen lists is not optimized and allocates per step.
+    const parents = s.parents;
+    for (let i = 0; i < parents.length; i++) {
+      const pgs = parents[i]!.gpus;
+      for (let j = 0; j < pgs.length; j++) {
+        const pg = pgs[j]!;
         if (pg === g) locality = 2;
         else if (pg.node === g.node && locality < 1) locality = 1;
       }
@@ -849,13 +860,18 @@ export class Scheduler {
       const holders = this.index.gpusWithModel(model);
       if (holders !== undefined) {
         let n = 0;
-        for (const g of holders) {
+        for (let l = holders.first; l !== null; l = l.next) {
+          const g = l.gpu;
           if (this.fits(g, s, avoid)) this.consider(g, s);
           if (++n >= 32) break;
         }
       }
     }
-    for (const p of s.parents) for (const g of p.gpus) if (this.fits(g, s, avoid)) this.consider(g, s);
+    const parents = s.parents;
+    for (let i = 0; i < parents.length; i++) {
+      const pgs = parents[i]!.gpus;
+      for (let j = 0; j < pgs.length; j++) if (this.fits(pgs[j]!, s, avoid)) this.consider(pgs[j]!, s);
+    }
     const buckets = this.index.buckets;
     let collected = 0;
     let cleanFound = false;
@@ -864,8 +880,9 @@ export class Scheduler {
       const bucket = buckets[b]!;
       if (bucket.size === 0) continue;
       let looked = 0;
-      for (const g of bucket) {
+      for (let l = bucket.first; l !== null; l = l.next) {
         if (++looked > 4) break;
+        const g = l.gpu;
         if (!this.fits(g, s, avoid)) continue;
         this.consider(g, s);
         collected++;
@@ -901,11 +918,12 @@ export class Scheduler {
   private evictionsFor(s: StageState, gpus: readonly GpuState[]): readonly { gpu: GpuState; model: string }[] {
     let out: { gpu: GpuState; model: string }[] | null = null;
     const model = s.spec.model;
-    for (const g of gpus) {
+    for (let i = 0; i < gpus.length; i++) {
+      const g = gpus[i]!;
       let free = g.freeWithoutEviction(model);
       if (free >= s.spec.vramMiB) continue;
       out ??= [];
-      const idle = [...g.resident.values()].filter((m) => m.inUse === 0 && m.name !== model).sort((a, b) => a.lastUse - b.lastUse || (a.name < b.name ? -1 : 1));
+      const idle = g.residentList.filter((m) => m.inUse === 0 && m.name !== model).sort((a, b) => a.lastUse - b.lastUse || (a.name < b.name ? -1 : 1));
       for (const m of idle) {
         if (free >= s.spec.vramMiB) break;
         out.push({ gpu: g, model: m.name });
@@ -921,15 +939,21 @@ export class Scheduler {
     if (this.noFitCache.size > 0) this.noFitCache.clear();
     const availableMiB = gpus.length === 1 ? [gpus[0]!.availableMiB] : gpus.map((g) => g.availableMiB);
     const evicted = evictions.length === 0 ? NONE : evictions.map((e) => ({ gpu: e.gpu.spec.id, model: e.model, mib: e.gpu.resident.get(e.model)!.mib }));
-    for (const e of evictions) this.index.evict(e.gpu, e.model);
+    for (let i = 0; i < evictions.length; i++) this.index.evict(evictions[i]!.gpu, evictions[i]!.model);
     const model = s.spec.model;
     let residentEverywhere = model !== undefined && gpus.length > 0;
     let locality: "gpu" | "node" | "none" = "none";
     let loads = false;
-    for (const g of gpus) {
-      for (const p of s.parents) for (const pg of p.gpus) {
-        if (pg === g) locality = "gpu";
-        else if (pg.node === g.node && locality === "none") locality = "node";
+    const parents = s.parents;
+    for (let k = 0; k < gpus.length; k++) {
+      const g = gpus[k]!;
+      for (let i = 0; i < parents.length; i++) {
+        const pgs = parents[i]!.gpus;
+        for (let j = 0; j < pgs.length; j++) {
+          const pg = pgs[j]!;
+          if (pg === g) locality = "gpu";
+          else if (pg.node === g.node && locality === "none") locality = "node";
+        }
       }
       if (model !== undefined) {
         const m = g.resident.get(model);
@@ -948,7 +972,7 @@ export class Scheduler {
       this.index.rebucket(g);
     }
     s.expectedEnd = now + s.spec.durationS + (loads ? s.spec.modelLoadS : 0);
-    for (const g of gpus) g.expectedEnds.push(s.expectedEnd);
+    for (let k = 0; k < gpus.length; k++) gpus[k]!.expectedEnds.push(s.expectedEnd);
     tenant.heldGpus += gpus.length;
     tenant.heldMiB += gpus.length * s.spec.vramMiB;
     s.state = RUNNING;
@@ -987,7 +1011,9 @@ export class Scheduler {
   private release(s: StageState, now: number): void {
     if (this.noFitCache.size > 0) this.noFitCache.clear();
     const model = s.spec.model;
-    for (const g of s.gpus) {
+    const gpus = s.gpus;
+    for (let k = 0; k < gpus.length; k++) {
+      const g = gpus[k]!;
       g.runningMiB -= s.spec.vramMiB;
       const e = g.expectedEnds.indexOf(s.expectedEnd);
       if (e >= 0) g.expectedEnds.splice(e, 1);
@@ -1034,7 +1060,8 @@ export class Scheduler {
     }
     s.state = DONE;
     run.remaining--;
-    for (const c of s.children) if (--c.pendingParents === 0) this.makeReady(c, now);
+    const children = s.children;
+    for (let i = 0; i < children.length; i++) if (--children[i]!.pendingParents === 0) this.makeReady(children[i]!, now);
     if (run.remaining === 0) {
       this.runs.delete(runId);
       return "succeeded";
@@ -1112,7 +1139,9 @@ export class Scheduler {
       if (free[n]! <= bestFree) continue;
       let fitting = 0;
       let able = 0;
-      for (const g of this.index.nodeGpus[n]!) {
+      const gpus = this.index.nodeGpus[n]!;
+      for (let k = 0; k < gpus.length; k++) {
+        const g = gpus[k]!;
         if (g.usableMiB >= need) able++;
         if (g.freeSlots > 0 && g.availableMiB >= need) fitting++;
       }
@@ -1152,7 +1181,8 @@ export class Scheduler {
         // Only nodes that could beat the best so far are looked at GPU by GPU.
         if (free[n]! <= bestCount) continue;
         let c = 0;
-        for (const g of this.index.nodeGpus[n]!) if (g.freeSlots > 0 && g.availableMiB >= need) c++;
+        const gpus = this.index.nodeGpus[n]!;
+        for (let k = 0; k < gpus.length; k++) if (gpus[k]!.freeSlots > 0 && gpus[k]!.availableMiB >= need) c++;
         if (c > bestCount) {
           bestCount = c;
           bestNode = this.index.nodes[n]!;
@@ -1165,7 +1195,8 @@ export class Scheduler {
       const set = this.index.buckets[b]!;
       if (set.size === 0) continue;
       let looked = 0;
-      for (const g of set) {
+      for (let l = set.first; l !== null; l = l.next) {
+        const g = l.gpu;
         if (g.availableMiB > best) best = g.availableMiB;
         if (++looked >= 4) break;
       }
