@@ -97,7 +97,18 @@ interface RunState {
   agingDue: number;
   /** Ready stages, in no particular order (swap-removed by position). */
   readonly ready: StageState[];
+  /**
+   * Per ready stage (same positions): when aging lifts the run next, counted from when the stage
+   * was queued at its level (Infinity: not counting). Kept beside the list, not on each stage, so
+   * the aging scan reads one array of numbers instead of every stage and its boxed number.
+   */
+  readonly readyDue: number[];
   remaining: number;
+  /**
+   * Per stage, its parents not done yet. Kept on the run, not on each stage, so finishing a parent
+   * touches its children only when the last one finishes.
+   */
+  readonly pending: number[];
   failed: boolean;
 }
 
@@ -112,8 +123,8 @@ interface StageState {
   /** Its queue within a tenant's level: the size class, or the gang class. */
   readonly queueClass: number;
   parents: readonly StageState[];
-  children: readonly StageState[];
-  pendingParents: number;
+  /** Indexes of the stages that need it; their unfinished parents are counted in run.pending. */
+  children: readonly number[];
   state: number;
   readyAt: number;
   token: number;
@@ -122,8 +133,6 @@ interface StageState {
   expectedEnd: number;
   gpus: readonly GpuState[];
   lastWait: WaitReason | null;
-  /** When aging lifts its run next, counted from when it was queued at its level (Infinity: not counting). */
-  due: number;
   /** Its position in run.ready while ready (-1: not there). */
   readyPos: number;
   /** The reason given to stages kept off the node it reserves, made once (a waiting gang reserves every round). */
@@ -153,6 +162,7 @@ const BY_ID_MIN = 16;
 /** Shared empty lists: most stages have no parents or no children, and no GPUs until placed. */
 const NO_STAGES: readonly StageState[] = Object.freeze([]);
 const NO_GPUS: readonly GpuState[] = Object.freeze([]);
+const NO_INDEXES: readonly number[] = Object.freeze([]);
 
 function stageOf(run: RunState, id: string): StageState | undefined {
   if (run.byId !== null) return run.byId.get(id);
@@ -162,9 +172,12 @@ function stageOf(run: RunState, id: string): StageState | undefined {
 
 function removeReady(s: StageState): void {
   const list = s.run.ready;
+  const dues = s.run.readyDue;
   const last = list.pop()!;
+  const lastDue = dues.pop()!;
   if (last !== s) {
     list[s.readyPos] = last;
+    dues[s.readyPos] = lastDue;
     last.readyPos = s.readyPos;
   }
   s.readyPos = -1;
@@ -320,7 +333,9 @@ export class Scheduler {
       promotedAt: now,
       agingDue: Infinity,
       ready: [],
+      readyDue: [],
       remaining: run.stages.length,
+      pending: dag.parents.map((p) => p.length),
       failed: false,
     };
     const specs = run.stages;
@@ -336,8 +351,7 @@ export class Scheduler {
         sizeClass,
         queueClass: spec.gpus > 1 ? this.index.sizeClasses.length : sizeClass,
         parents: NO_STAGES,
-        children: NO_STAGES,
-        pendingParents: dag.parents[i]!.length,
+        children: NO_INDEXES,
         state: WAITING,
         readyAt: now,
         token: 0,
@@ -346,7 +360,6 @@ export class Scheduler {
         expectedEnd: 0,
         gpus: NO_GPUS,
         lastWait: null,
-        due: Infinity,
         readyPos: -1,
         reservedFor: null,
       };
@@ -359,10 +372,10 @@ export class Scheduler {
       const parents = dag.parents[i]!;
       const children = dag.children[i]!;
       if (parents.length > 0) s.parents = parents.map((p) => stages[p]!);
-      if (children.length > 0) s.children = children.map((c) => stages[c]!);
+      if (children.length > 0) s.children = children;
     }
     this.runs.set(run.id, state);
-    for (let i = 0; i < stages.length; i++) if (stages[i]!.pendingParents === 0) this.makeReady(stages[i]!, now);
+    for (let i = 0; i < stages.length; i++) if (state.pending[i] === 0) this.makeReady(stages[i]!, now);
     return ACCEPTED;
   }
 
@@ -430,6 +443,8 @@ export class Scheduler {
     if (s.readyPos < 0) {
       s.readyPos = s.run.ready.length;
       s.run.ready.push(s);
+      // Set by enqueue below.
+      s.run.readyDue.push(Infinity);
     }
     this.countReady(s, s.run.level, 1);
     this.enqueue(s, s.run.level, now);
@@ -438,7 +453,8 @@ export class Scheduler {
   /** Queues a ready stage at a level; `due` (when aging lifts it next) carries over when a blocked stage goes back. */
   private enqueue(s: StageState, level: number, now: number, due = now + this.settings.agingSeconds): void {
     s.token++;
-    s.due = due;
+    // Only ready stages are queued, so the stage has its place in run.ready.
+    s.run.readyDue[s.readyPos] = due;
     if (s.spec.gpus === 0) {
       this.cpuReady.push({ s, token: s.token });
       return;
@@ -480,13 +496,14 @@ export class Scheduler {
       let next = Infinity;
       let due = false;
       const ready = run.ready;
-      for (let i = 0; i < ready.length; i++) {
-        const r = ready[i]!;
-        if (r.due <= now) {
+      const dues = run.readyDue;
+      for (let i = 0; i < dues.length; i++) {
+        const d = dues[i]!;
+        if (d <= now) {
           due = true;
           // Lifted too recently: the stage stops counting until it is queued again.
-          if (recent) r.due = Infinity;
-        } else if (r.due < next) next = r.due;
+          if (recent) dues[i] = Infinity;
+        } else if (d < next) next = d;
       }
       if (!due || recent) {
         if (next < Infinity) {
@@ -1061,7 +1078,11 @@ export class Scheduler {
     s.state = DONE;
     run.remaining--;
     const children = s.children;
-    for (let i = 0; i < children.length; i++) if (--children[i]!.pendingParents === 0) this.makeReady(children[i]!, now);
+    const pending = run.pending;
+    for (let i = 0; i < children.length; i++) {
+      const c = children[i]!;
+      if (--pending[c]! === 0) this.makeReady(run.stages[c]!, now);
+    }
     if (run.remaining === 0) {
       this.runs.delete(runId);
       return "succeeded";
@@ -1096,6 +1117,7 @@ export class Scheduler {
     }
     for (const r of run.ready) r.readyPos = -1;
     run.ready.length = 0;
+    run.readyDue.length = 0;
     this.forgetIfIdle(run);
   }
 
