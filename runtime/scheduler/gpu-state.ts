@@ -77,8 +77,13 @@ export class GpuState {
   readonly bucketLink: GpuLink;
   /** Its place in GpuIndex.freeWithModels. */
   readonly freeLink: GpuLink;
-  /** Expected end times of the stages running on it, from their estimates. */
-  readonly expectedEnds: number[] = [];
+  /**
+   * Expected end times of the stages running on it, from their estimates, in no particular order:
+   * the first `runningEnds` of a typed array sized by its slots (an array emptied by splice gave its
+   * storage back, and the next placement allocated it again).
+   */
+  private ends: Float64Array;
+  runningEnds = 0;
   /** Index of its size class among the pool's distinct usable sizes (0: smallest). */
   sizeClass = 0;
   /** Itself, its id and its index as one-element lists, shared by every 1-GPU placement on it. */
@@ -97,8 +102,38 @@ export class GpuState {
     this.asList = Object.freeze([this]);
     this.idList = Object.freeze([spec.id]);
     this.indexList = Object.freeze([index]);
+    this.ends = new Float64Array(Math.max(1, spec.slots));
     this.bucketLink = new GpuLink(this);
     this.freeLink = new GpuLink(this);
+  }
+
+  addEnd(t: number): void {
+    if (this.runningEnds === this.ends.length) {
+      const more = new Float64Array(this.ends.length * 2);
+      more.set(this.ends);
+      this.ends = more;
+    }
+    this.ends[this.runningEnds++] = t;
+  }
+
+  /** Forgets one end time equal to `t`, if any. */
+  removeEnd(t: number): void {
+    const ends = this.ends;
+    const n = this.runningEnds;
+    for (let i = 0; i < n; i++) {
+      if (ends[i] === t) {
+        ends[i] = ends[n - 1]!;
+        this.runningEnds = n - 1;
+        return;
+      }
+    }
+  }
+
+  /** The earliest expected end of its running stages (Infinity: none). */
+  soonestEnd(): number {
+    let soonest = Infinity;
+    for (let i = 0; i < this.runningEnds; i++) if (this.ends[i]! < soonest) soonest = this.ends[i]!;
+    return soonest;
   }
 
   /** VRAM a new stage can get, counting idle resident models as reclaimable. */

@@ -235,8 +235,14 @@ export class Scheduler {
   private readonly eligible: boolean[] = [];
   /** Per tenant, its weighted share while pickTenant looks at a level (NaN: not a candidate). */
   private readonly shares: number[] = [];
-  /** No-fit reasons computed this round, by GPUs and VRAM; cleared whenever a placement changes the GPUs. */
-  private readonly noFitCache = new Map<number, WaitReason>();
+  /**
+   * No-fit reasons computed this round, by GPUs and VRAM; cleared whenever a placement changes the
+   * GPUs. Few at a time, so parallel lists searched in order and emptied by a count: Map.clear()
+   * allocated a new table at every placement.
+   */
+  private readonly noFitKeys: number[] = [];
+  private readonly noFitReasons: WaitReason[] = [];
+  private noFitCount = 0;
   /** What pickTenant chose besides the tenant (kept in fields to spare an allocation per pick). */
   private pickedLevel = 0;
   private pickedShare = 0;
@@ -544,7 +550,7 @@ export class Scheduler {
     blockedFresh.length = 0;
     const failMiB = this.failMiB;
     failMiB.fill(Infinity);
-    if (this.noFitCache.size > 0) this.noFitCache.clear();
+    this.noFitCount = 0;
     this.roundMaxNodeFree = this.index.maxNodeFree();
     let examined = 0;
     let reserving = false;
@@ -826,9 +832,7 @@ export class Scheduler {
       if (++n > 32) break;
       const h = l.gpu;
       if (h.freeSlots > 0 || h.usableMiB < s.spec.vramMiB) continue;
-      let soonest = Infinity;
-      const ends = h.expectedEnds;
-      for (let i = 0; i < ends.length; i++) if (ends[i]! < soonest) soonest = ends[i]!;
+      const soonest = h.soonestEnd();
       const eta = Math.max(0, soonest - now);
       if (eta < load && now + eta - s.readyAt < load) {
         this.refusal = { code: "affinity", model, gpu: h.spec.id, expectedFreeInS: eta, modelLoadS: load };
@@ -953,7 +957,7 @@ export class Scheduler {
   private commit(s: StageState, gpus: readonly GpuState[], evictions: readonly { gpu: GpuState; model: string }[], now: number, level: number, share: number, candidates: number): Placement {
     const run = s.run;
     const tenant = run.tenant;
-    if (this.noFitCache.size > 0) this.noFitCache.clear();
+    this.noFitCount = 0;
     const availableMiB = gpus.length === 1 ? [gpus[0]!.availableMiB] : gpus.map((g) => g.availableMiB);
     const evicted = evictions.length === 0 ? NONE : evictions.map((e) => ({ gpu: e.gpu.spec.id, model: e.model, mib: e.gpu.resident.get(e.model)!.mib }));
     for (let i = 0; i < evictions.length; i++) this.index.evict(evictions[i]!.gpu, evictions[i]!.model);
@@ -989,7 +993,7 @@ export class Scheduler {
       this.index.rebucket(g);
     }
     s.expectedEnd = now + s.spec.durationS + (loads ? s.spec.modelLoadS : 0);
-    for (let k = 0; k < gpus.length; k++) gpus[k]!.expectedEnds.push(s.expectedEnd);
+    for (let k = 0; k < gpus.length; k++) gpus[k]!.addEnd(s.expectedEnd);
     tenant.heldGpus += gpus.length;
     tenant.heldMiB += gpus.length * s.spec.vramMiB;
     s.state = RUNNING;
@@ -1026,14 +1030,13 @@ export class Scheduler {
   }
 
   private release(s: StageState, now: number): void {
-    if (this.noFitCache.size > 0) this.noFitCache.clear();
+    this.noFitCount = 0;
     const model = s.spec.model;
     const gpus = s.gpus;
     for (let k = 0; k < gpus.length; k++) {
       const g = gpus[k]!;
       g.runningMiB -= s.spec.vramMiB;
-      const e = g.expectedEnds.indexOf(s.expectedEnd);
-      if (e >= 0) g.expectedEnds.splice(e, 1);
+      g.removeEnd(s.expectedEnd);
       if (model !== undefined) {
         const m = g.resident.get(model);
         if (m !== undefined && --m.inUse === 0) {
@@ -1185,11 +1188,13 @@ export class Scheduler {
 
   private noFitReason(s: StageState): WaitReason {
     const key = s.spec.gpus * 1e9 + s.spec.vramMiB;
-    let reason = this.noFitCache.get(key);
-    if (reason === undefined) {
-      reason = this.computeNoFitReason(s);
-      this.noFitCache.set(key, reason);
-    }
+    const keys = this.noFitKeys;
+    const n = this.noFitCount;
+    for (let i = 0; i < n; i++) if (keys[i] === key) return this.noFitReasons[i]!;
+    const reason = this.computeNoFitReason(s);
+    keys[n] = key;
+    this.noFitReasons[n] = reason;
+    this.noFitCount = n + 1;
     return reason;
   }
 

@@ -35,3 +35,19 @@ describe("GpuList", () => {
     expect(a.first).toBeNull();
   });
 });
+
+describe("GpuState end times", () => {
+  it("keeps the expected ends of its running stages, one removed per matching end, past its slot count", () => {
+    const g = new GpuIndex(parsePoolSpec("1xA10G-24"), 1024).gpus[0]!;
+    expect(g.soonestEnd()).toBe(Infinity);
+    for (const t of [30.5, 12.25, 12.25, 40]) g.addEnd(t);
+    expect(g.runningEnds).toBe(4);
+    expect(g.soonestEnd()).toBe(12.25);
+    g.removeEnd(12.25);
+    expect(g.soonestEnd()).toBe(12.25);
+    g.removeEnd(12.25);
+    g.removeEnd(99);
+    expect(g.runningEnds).toBe(2);
+    expect(g.soonestEnd()).toBe(30.5);
+  });
+});
