@@ -18,6 +18,7 @@ import type { CommittedArtifact } from "../executors/types.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import { TransitionError, type RunRecord, type Store } from "../store/types.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
+import { restoreStageRuns } from "./sealed-fields.ts";
 import { resolveStageCommand } from "./stage-command.ts";
 
 /** What the loop reports as it works (metrics listen). */
@@ -142,8 +143,18 @@ export class AgentLoop {
         .filter((s) => s.status !== "succeeded" && s.status !== "failed" && s.status !== "cancelled")
         .map((s) => ({ ...s.spec, needs: s.spec.needs.filter((n) => !done.has(n)) }));
       if (left.length === 0) continue;
-      const graph = run.format === "comfyui" ? await graphOf(run) : undefined;
-      this.accept(run, left, graph, now);
+      const graph = await graphOf(run).catch((err: unknown) => {
+        this.o.logger.error({ err, runId: run.id }, "the run's document could not be opened");
+        return undefined;
+      });
+      const runnable = restoreStageRuns(left, graph);
+      if (runnable === undefined) {
+        // Without its document the stages' commands are unknown: running a placeholder would be worse than stopping.
+        this.o.logger.error({ runId: run.id }, "the run's document could not be opened to restore its stage commands; the run is cancelled");
+        await this.o.store.cancelRun(run.tenant, run.id).catch(() => undefined);
+        continue;
+      }
+      this.accept(run, runnable, graph, now);
     }
     this.timer = setInterval(() => this.wake(), this.o.agingTickMs ?? 1000);
     this.timer.unref();

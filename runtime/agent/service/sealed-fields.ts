@@ -5,6 +5,7 @@
  */
 import { openValue, sealValue, type KeyProvider, type ObjectContext } from "../../security/crypto/index.ts";
 import { timeOrderedUuid } from "../store/ids.ts";
+import type { Stage, WorkflowGraph } from "../../graph/model.ts";
 import type { NewRun } from "../store/types.ts";
 
 /** How a sealed field is stored: the envelope, base64, under one key no submitted document uses at its top. */
@@ -15,7 +16,41 @@ export function fieldContext(tenant: string, runId: string, field: SealedField):
   return { tenant, run: runId, objectId: `run.${field}` };
 }
 
-/** The run with its id chosen here and its document and inputs sealed. */
+/**
+ * What the store keeps of a stage's command: a placeholder. The command and its environment (which may
+ * carry prompts or paths) live only in the sealed document; the loop runs accepted stages from memory and,
+ * after a restart, restores each command from the opened document (restoreStageRuns).
+ */
+export const COMMAND_IN_DOCUMENT = "(sealed in the run document)";
+
+function withoutCommand(stage: Stage): Stage {
+  if (stage.run === undefined) return stage;
+  return { ...stage, run: { command: [COMMAND_IN_DOCUMENT], env: {} } };
+}
+
+function commandIsSealed(stage: Stage): boolean {
+  return stage.run !== undefined && stage.run.command.length === 1 && stage.run.command[0] === COMMAND_IN_DOCUMENT;
+}
+
+/**
+ * Stored stages with their commands restored from the run's (opened) workflow graph; undefined when a
+ * sealed command has no counterpart there (the document could not be opened or no longer matches).
+ */
+export function restoreStageRuns(stages: readonly Stage[], graph: WorkflowGraph | undefined): Stage[] | undefined {
+  const restored: Stage[] = [];
+  for (const stage of stages) {
+    if (!commandIsSealed(stage)) {
+      restored.push(stage);
+      continue;
+    }
+    const run = graph?.stages.find((s) => s.id === stage.id)?.run;
+    if (run === undefined) return undefined;
+    restored.push({ ...stage, run });
+  }
+  return restored;
+}
+
+/** The run with its id chosen here, its document and inputs sealed, and its stages' commands left to the document. */
 export async function sealRunFields(keys: KeyProvider, run: NewRun): Promise<NewRun & { id: string }> {
   const id = run.id ?? timeOrderedUuid();
   const seal = async (field: SealedField, value: unknown) => ({
@@ -25,6 +60,7 @@ export async function sealRunFields(keys: KeyProvider, run: NewRun): Promise<New
     ...run,
     id,
     document: await seal("document", run.document),
+    stages: run.stages.map(withoutCommand),
     ...(run.inputs !== undefined && { inputs: await seal("inputs", run.inputs) }),
   };
 }

@@ -42,6 +42,8 @@ describe("agent with encryption at rest and the audit log", () => {
   const outputMarker = `out-marker-${Date.now().toString(36)}-${process.pid}`;
   const inputMarker = `in-marker-${Date.now().toString(36)}-${process.pid}`;
   const reversed = [...outputMarker].reverse().join("");
+  // Written literally into a stage's command (as a prompt would be): the store keeps commands only in the sealed document.
+  const commandMarker = `cmd-marker-${Date.now().toString(36)}-${process.pid}`;
 
   beforeAll(async () => {
     platform = createPlatform({ devices: DEVICES });
@@ -64,7 +66,7 @@ describe("agent with encryption at rest and the audit log", () => {
         {
           id: "copy",
           needs: ["make"],
-          script: `const fs = require("fs"); fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/copy.txt", fs.readFileSync(process.env.GPUFABRIC_INPUT_DIR + "/make/secret.txt"))`,
+          script: `const prompt = "${commandMarker}"; const fs = require("fs"); fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/copy.txt", fs.readFileSync(process.env.GPUFABRIC_INPUT_DIR + "/make/secret.txt"))`,
         },
       ]);
       const submitted = await studio.post("/v1/runs", { workflow, inputs: { prompt: inputMarker } });
@@ -93,6 +95,7 @@ describe("agent with encryption at rest and the audit log", () => {
       await agent.stop(); // the store's WAL and the audit log are flushed and closed
       expect(filesContaining(platform.dataDir, outputMarker)).toEqual([]);
       expect(filesContaining(platform.dataDir, inputMarker)).toEqual([]);
+      expect(filesContaining(platform.dataDir, commandMarker)).toEqual([]);
       // The agent's own in-memory folder goes when it stops.
       expect(existsSync(inMemory)).toBe(false);
       // What a killed agent left in the scratch area is plaintext nobody needs: the next start empties it.
