@@ -223,6 +223,7 @@ export class Scheduler {
   /**
    * Per-round scratch, kept to spare the allocations: the stages examined and left waiting, with
    * their token and due when taken, and whether they were taken out of turn (then in no queue).
+   * Filled by index up to a count: emptying an array by its length gives its storage back.
    */
   private readonly blocked: StageState[] = [];
   private readonly blockedToken: number[] = [];
@@ -544,10 +545,7 @@ export class Scheduler {
     const blockedToken = this.blockedToken;
     const blockedDue = this.blockedDue;
     const blockedFresh = this.blockedFresh;
-    blocked.length = 0;
-    blockedToken.length = 0;
-    blockedDue.length = 0;
-    blockedFresh.length = 0;
+    let nBlocked = 0;
     const failMiB = this.failMiB;
     failMiB.fill(Infinity);
     this.noFitCount = 0;
@@ -581,10 +579,11 @@ export class Scheduler {
       if (quota !== null) {
         tenant.blockedRound[level] = this.round;
         decisions.push(this.wait(s, quota));
-        blocked.push(s);
-        blockedToken.push(token);
-        blockedDue.push(due);
-        blockedFresh.push(fresh);
+        blocked[nBlocked] = s;
+        blockedToken[nBlocked] = token;
+        blockedDue[nBlocked] = due;
+        blockedFresh[nBlocked] = fresh;
+        nBlocked++;
         examined++;
         continue;
       }
@@ -606,16 +605,17 @@ export class Scheduler {
           reserving = true;
           this.reserveFor(s);
         }
-        blocked.push(s);
-        blockedToken.push(token);
-        blockedDue.push(due);
-        blockedFresh.push(fresh);
+        blocked[nBlocked] = s;
+        blockedToken[nBlocked] = token;
+        blockedDue[nBlocked] = due;
+        blockedFresh[nBlocked] = fresh;
+        nBlocked++;
         examined++;
         continue;
       }
       decisions.push(this.commit(s, found, this.evictionsFor(s, found), now, level, share, found.length));
     }
-    for (let i = 0; i < blocked.length; i++) {
+    for (let i = 0; i < nBlocked; i++) {
       const s = blocked[i]!;
       if (blockedToken[i] !== s.token || s.state !== READY) continue;
       // Stages taken out of turn for affinity got a fresh token; the others are still live in the model and aging queues.
