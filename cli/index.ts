@@ -1,7 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { ValidationError } from "../runtime/config/errors.ts";
-import { commands } from "./commands/index.ts";
+import { registrationsFor } from "./commands/index.ts";
 import { CliError, EXIT } from "./errors.ts";
 
 export { CliError, EXIT } from "./errors.ts";
@@ -11,18 +11,19 @@ function packageVersion(): string {
   return pkg.version;
 }
 
-export function buildProgram(): Command {
+/** The program for `argv`, with the verbs it needs registered (see registrationsFor). */
+export async function buildProgram(argv: readonly string[]): Promise<Command> {
   const program = new Command("gpufabric")
     .description("Declare GPU platforms for AI workflows, synthesize them for Kubernetes, and schedule workflow stages across GPUs.")
     .version(packageVersion())
     .exitOverride()
     .showHelpAfterError();
-  for (const register of commands) register(program);
+  for (const register of await registrationsFor(argv)) register(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,14 +1,28 @@
 import type { Command } from "commander";
-import { register as agent } from "./agent.ts";
-import { register as audit } from "./audit.ts";
-import { register as check } from "./check.ts";
-import { register as dev } from "./dev.ts";
-import { register as keys } from "./keys.ts";
-import { register as plan } from "./plan.ts";
-import { register as simulate } from "./simulate.ts";
-import { register as synth } from "./synth.ts";
-import { register as tokens } from "./tokens.ts";
-import { register as validate } from "./validate.ts";
 
-/** Every verb of the CLI registers itself here, one module per verb. */
-export const commands: ReadonlyArray<(program: Command) => void> = [synth, validate, check, simulate, plan, keys, tokens, audit, agent, dev];
+type Register = (program: Command) => void;
+
+/**
+ * Every verb of the CLI, one module per verb, loaded on demand: a run of `gpufabric check` should not pay
+ * for importing the agent, cdktf or the simulator. The order is the order of `gpufabric --help`.
+ */
+export const VERBS: ReadonlyArray<{ readonly name: string; readonly load: () => Promise<{ register: Register }> }> = [
+  { name: "synth", load: () => import("./synth.ts") },
+  { name: "validate", load: () => import("./validate.ts") },
+  { name: "check", load: () => import("./check.ts") },
+  { name: "simulate", load: () => import("./simulate.ts") },
+  { name: "plan", load: () => import("./plan.ts") },
+  { name: "keys", load: () => import("./keys.ts") },
+  { name: "tokens", load: () => import("./tokens.ts") },
+  { name: "audit", load: () => import("./audit.ts") },
+  { name: "agent", load: () => import("./agent.ts") },
+  { name: "dev", load: () => import("./dev.ts") },
+];
+
+/** The register functions for a command line: only its verb's when it names one, else every verb's (help, typos). */
+export async function registrationsFor(argv: readonly string[]): Promise<Register[]> {
+  const verb = argv.slice(2).find((arg) => !arg.startsWith("-"));
+  const named = VERBS.find((v) => v.name === verb);
+  const chosen = named ? [named] : VERBS;
+  return (await Promise.all(chosen.map((v) => v.load()))).map((m) => m.register);
+}
