@@ -116,6 +116,13 @@ interface StageState {
   readonly index: number;
   readonly run: RunState;
   readonly spec: StageSpec;
+  // The spec's fields the hot path reads, copied flat: the specs lie elsewhere in memory, and
+  // reaching into one costs a cache miss on every look.
+  readonly gpuCount: number;
+  readonly vramMiB: number;
+  readonly model: string | undefined;
+  readonly durationS: number;
+  readonly modelLoadS: number;
   readonly modelMiB: number;
   readonly key: number;
   /** Size class of the smallest GPUs that hold it. */
@@ -270,7 +277,7 @@ export class Scheduler {
 
   /** Counts ready 1-GPU stages (gangs wait for whole nodes, which the node counts track). */
   private countReady(s: StageState, level: number, delta: number): void {
-    const gpus = s.spec.gpus;
+    const gpus = s.gpuCount;
     if (gpus === 0) return;
     if (gpus === 1) this.readyByClass[level]![s.sizeClass]! += delta;
     s.run.tenant.readyAt[level]! += delta;
@@ -353,6 +360,11 @@ export class Scheduler {
         index: i,
         run: state,
         spec,
+        gpuCount: spec.gpus,
+        vramMiB: spec.vramMiB,
+        model: spec.model,
+        durationS: spec.durationS,
+        modelLoadS: spec.modelLoadS,
         modelMiB: Math.min(spec.vramMiB, spec.modelMiB ?? spec.vramMiB),
         key: keys[i]!,
         sizeClass,
@@ -462,14 +474,14 @@ export class Scheduler {
     s.token++;
     // Only ready stages are queued, so the stage has its place in run.ready.
     s.run.readyDue[s.readyPos] = due;
-    if (s.spec.gpus === 0) {
+    if (s.gpuCount === 0) {
       this.cpuReady.push({ s, token: s.token });
       return;
     }
     const tenant = s.run.tenant;
     push(tenant.queues[level]![s.queueClass]!, s, due);
-    const model = s.spec.model;
-    if (model !== undefined && s.spec.gpus === 1) {
+    const model = s.model;
+    if (model !== undefined && s.gpuCount === 1) {
       let q = tenant.modelQueues[level]!.get(model);
       if (q === undefined) {
         q = new Queue<StageState>(level === BATCH);
@@ -574,7 +586,7 @@ export class Scheduler {
         due = queue.topDue();
         s = queue.pop()!;
       }
-      const gpus = s.spec.gpus;
+      const gpus = s.gpuCount;
       const quota = this.quotaReason(tenant, s);
       if (quota !== null) {
         tenant.blockedRound[level] = this.round;
@@ -590,7 +602,7 @@ export class Scheduler {
       const knownFail = failMiB[gpus]!;
       let found: readonly GpuState[] | null = null;
       this.refusal = null;
-      if (s.spec.vramMiB < knownFail) {
+      if (s.vramMiB < knownFail) {
         found = this.findGpus(s, level < INTERACTIVE && reserving ? AVOID_ALL : AVOID_NODE, now);
       }
       if (found === null && level === INTERACTIVE && s.run.original === INTERACTIVE && this.settings.preemption === "kill" && gpus === 1) {
@@ -599,7 +611,7 @@ export class Scheduler {
       }
       if (found === null) {
         const refusal = this.refusal;
-        if (refusal === null && s.spec.vramMiB < knownFail) failMiB[gpus] = s.spec.vramMiB;
+        if (refusal === null && s.vramMiB < knownFail) failMiB[gpus] = s.vramMiB;
         decisions.push(this.wait(s, refusal ?? this.noFitReason(s)));
         if (refusal === null && level === INTERACTIVE && this.settings.preemption !== "never") {
           reserving = true;
@@ -639,10 +651,10 @@ export class Scheduler {
   private affinityPick(tenant: TenantState, level: number, queue: EntryQueue): StageState | null {
     if (this.index.freeWithModels.size === 0) return null;
     const head = queue.peek()!;
-    const model = head.spec.model;
-    if (model === undefined || head.spec.gpus !== 1) return null;
+    const model = head.model;
+    if (model === undefined || head.gpuCount !== 1) return null;
     const holders = this.index.gpusWithModel(model);
-    if (holders !== undefined) for (let l = holders.first; l !== null; l = l.next) if (l.gpu.availableMiB >= head.spec.vramMiB) return null;
+    if (holders !== undefined) for (let l = holders.first; l !== null; l = l.next) if (l.gpu.availableMiB >= head.vramMiB) return null;
     const queues = tenant.modelQueues[level]!;
     const refusal = this.refusal;
     let scanned = 0;
@@ -734,7 +746,7 @@ export class Scheduler {
    * stage's GPU, so it is always looked at.
    */
   private knownNotToFit(s: StageState): boolean {
-    return s.spec.vramMiB >= this.failMiB[s.spec.gpus]! && !(s.spec.gpus === 1 && this.settings.preemption === "kill");
+    return s.vramMiB >= this.failMiB[s.gpuCount]! && !(s.gpuCount === 1 && this.settings.preemption === "kill");
   }
 
   /**
@@ -753,16 +765,16 @@ export class Scheduler {
   }
 
   private quotaReason(t: TenantState, s: StageState): WaitReason | null {
-    const gpus = s.spec.gpus;
+    const gpus = s.gpuCount;
     if (t.gpuQuota !== null && t.heldGpus + gpus > t.gpuQuota) return { code: "quota", resource: "gpus", held: t.heldGpus, requested: gpus, quota: t.gpuQuota };
-    const mib = gpus * s.spec.vramMiB;
+    const mib = gpus * s.vramMiB;
     if (t.vramQuotaMiB !== null && t.heldMiB + mib > t.vramQuotaMiB) return { code: "quota", resource: "vram", held: t.heldMiB, requested: mib, quota: t.vramQuotaMiB };
     return null;
   }
 
   /** Best GPUs for a stage now, or null. Prefers a resident model, then no eviction, then input locality, then the tightest fit. */
   private findGpus(s: StageState, avoid: number, now: number): readonly GpuState[] | null {
-    if (s.spec.gpus === 1) {
+    if (s.gpuCount === 1) {
       const best = this.bestSingle(s, avoid);
       if (best === null) return null;
       return this.worthWaitingForModel(s, best, now) ? null : best.asList;
@@ -771,7 +783,7 @@ export class Scheduler {
   }
 
   private fits(g: GpuState, s: StageState, avoid: number): boolean {
-    if (g.freeSlots === 0 || g.availableMiB < s.spec.vramMiB) return false;
+    if (g.freeSlots === 0 || g.availableMiB < s.vramMiB) return false;
     if (avoid !== AVOID_NONE) {
       if (g.node === this.reservedNode) {
         this.refusal ??= this.reservedReason;
@@ -779,11 +791,11 @@ export class Scheduler {
       }
       if (avoid === AVOID_ALL && g.usableMiB >= this.reservedMiB) return false;
     }
-    if (g.sizeClass > s.sizeClass && s.spec.gpus === 1) {
+    if (g.sizeClass > s.sizeClass && s.gpuCount === 1) {
       // Take a larger GPU only when more of them are free than stages at this level or above need them.
       const spare = this.largerSpare(s.run.level, s.sizeClass);
       if (spare <= 0) {
-        this.refusal ??= { code: "kept-for-larger", needMiB: s.spec.vramMiB, waitingLarger: this.waitingLarger(s.run.level, s.sizeClass) };
+        this.refusal ??= { code: "kept-for-larger", needMiB: s.vramMiB, waitingLarger: this.waitingLarger(s.run.level, s.sizeClass) };
         return false;
       }
     }
@@ -822,8 +834,8 @@ export class Scheduler {
    * most for its model's load time in all.
    */
   private worthWaitingForModel(s: StageState, best: GpuState, now: number): boolean {
-    const model = s.spec.model;
-    const load = s.spec.modelLoadS;
+    const model = s.model;
+    const load = s.modelLoadS;
     if (model === undefined || load <= 0 || best.resident.has(model) || now - s.readyAt >= load) return false;
     const holders = this.index.holdersOf(model);
     if (holders === undefined) return false;
@@ -831,7 +843,7 @@ export class Scheduler {
     for (let l = holders.first; l !== null; l = l.next) {
       if (++n > 32) break;
       const h = l.gpu;
-      if (h.freeSlots > 0 || h.usableMiB < s.spec.vramMiB) continue;
+      if (h.freeSlots > 0 || h.usableMiB < s.vramMiB) continue;
       const soonest = h.soonestEnd();
       const eta = Math.max(0, soonest - now);
       if (eta < load && now + eta - s.readyAt < load) {
@@ -843,9 +855,9 @@ export class Scheduler {
   }
 
   private score(g: GpuState, s: StageState): number {
-    const model = s.spec.model;
+    const model = s.model;
     const resident = model !== undefined && g.resident.has(model);
-    const noEviction = g.freeWithoutEviction(model) >= s.spec.vramMiB;
+    const noEviction = g.freeWithoutEviction(model) >= s.vramMiB;
     let locality = 0;
     // Indexed loops: for-of over the shared frozen lists is not optimized and allocates per step.
     const parents = s.parents;
@@ -859,8 +871,8 @@ export class Scheduler {
     }
     // Lexicographic preference folded into one number: saved load seconds dominate, then no eviction,
     // then locality, then a tighter fit (less VRAM left over), then the lower index.
-    const saved = resident ? 1 + s.spec.modelLoadS : 0;
-    const leftover = (g.availableMiB - s.spec.vramMiB) / (this.index.largestUsableMiB + 1);
+    const saved = resident ? 1 + s.modelLoadS : 0;
+    const leftover = (g.availableMiB - s.vramMiB) / (this.index.largestUsableMiB + 1);
     return saved * 1e6 + (noEviction ? 1e4 : 0) + locality * 1e2 - leftover * 10 - g.index * 1e-9;
   }
 
@@ -876,7 +888,7 @@ export class Scheduler {
   private bestSingle(s: StageState, avoid: number): GpuState | null {
     this.bestGpu = null;
     this.bestScore = -Infinity;
-    const model = s.spec.model;
+    const model = s.model;
     if (model !== undefined) {
       const holders = this.index.gpusWithModel(model);
       if (holders !== undefined) {
@@ -896,7 +908,7 @@ export class Scheduler {
     const buckets = this.index.buckets;
     let collected = 0;
     let cleanFound = false;
-    for (let b = Math.floor(s.spec.vramMiB / MIB_PER_GIB); b < buckets.length; b++) {
+    for (let b = Math.floor(s.vramMiB / MIB_PER_GIB); b < buckets.length; b++) {
       // GPUs of one bucket are alike: looking at a few of each bounds the cost of a crowded bucket.
       const bucket = buckets[b]!;
       if (bucket.size === 0) continue;
@@ -907,7 +919,7 @@ export class Scheduler {
         if (!this.fits(g, s, avoid)) continue;
         this.consider(g, s);
         collected++;
-        if (g.freeWithoutEviction(model) >= s.spec.vramMiB) cleanFound = true;
+        if (g.freeWithoutEviction(model) >= s.vramMiB) cleanFound = true;
       }
       if (collected >= 6 || (cleanFound && collected >= 2)) break;
     }
@@ -915,7 +927,7 @@ export class Scheduler {
   }
 
   private bestGang(s: StageState, avoid: number): GpuState[] | null {
-    const need = s.spec.gpus;
+    const need = s.gpuCount;
     let best: GpuState[] | null = null;
     let bestScore = -Infinity;
     if (this.index.maxNodeFree() < need) return null;
@@ -938,15 +950,15 @@ export class Scheduler {
   /** Idle resident models to unload, least recently used first, only as far as room is needed. */
   private evictionsFor(s: StageState, gpus: readonly GpuState[]): readonly { gpu: GpuState; model: string }[] {
     let out: { gpu: GpuState; model: string }[] | null = null;
-    const model = s.spec.model;
+    const model = s.model;
     for (let i = 0; i < gpus.length; i++) {
       const g = gpus[i]!;
       let free = g.freeWithoutEviction(model);
-      if (free >= s.spec.vramMiB) continue;
+      if (free >= s.vramMiB) continue;
       out ??= [];
       const idle = g.residentList.filter((m) => m.inUse === 0 && m.name !== model).sort((a, b) => a.lastUse - b.lastUse || (a.name < b.name ? -1 : 1));
       for (const m of idle) {
-        if (free >= s.spec.vramMiB) break;
+        if (free >= s.vramMiB) break;
         out.push({ gpu: g, model: m.name });
         free += m.mib;
       }
@@ -961,7 +973,7 @@ export class Scheduler {
     const availableMiB = gpus.length === 1 ? [gpus[0]!.availableMiB] : gpus.map((g) => g.availableMiB);
     const evicted = evictions.length === 0 ? NONE : evictions.map((e) => ({ gpu: e.gpu.spec.id, model: e.model, mib: e.gpu.resident.get(e.model)!.mib }));
     for (let i = 0; i < evictions.length; i++) this.index.evict(evictions[i]!.gpu, evictions[i]!.model);
-    const model = s.spec.model;
+    const model = s.model;
     let residentEverywhere = model !== undefined && gpus.length > 0;
     let locality: "gpu" | "node" | "none" = "none";
     let loads = false;
@@ -988,14 +1000,14 @@ export class Scheduler {
           m.lastUse = now;
         }
       }
-      g.runningMiB += s.spec.vramMiB;
+      g.runningMiB += s.vramMiB;
       this.index.takeSlot(g);
       this.index.rebucket(g);
     }
-    s.expectedEnd = now + s.spec.durationS + (loads ? s.spec.modelLoadS : 0);
+    s.expectedEnd = now + s.durationS + (loads ? s.modelLoadS : 0);
     for (let k = 0; k < gpus.length; k++) gpus[k]!.addEnd(s.expectedEnd);
     tenant.heldGpus += gpus.length;
-    tenant.heldMiB += gpus.length * s.spec.vramMiB;
+    tenant.heldMiB += gpus.length * s.vramMiB;
     s.state = RUNNING;
     s.token++;
     s.startedAt = now;
@@ -1014,11 +1026,11 @@ export class Scheduler {
       gpus: gpus.length === 1 ? gpus[0]!.indexList : gpus.map((g) => g.index),
       evict: evictions.length === 0 ? NONE : evictions.map((e) => ({ gpu: e.gpu.index, model: e.model })),
       reason: {
-        needMiB: s.spec.vramMiB,
+        needMiB: s.vramMiB,
         availableMiB,
         headroomMiB: this.settings.headroomMiB,
         residentModel: residentEverywhere,
-        modelLoadS: residentEverywhere ? 0 : model === undefined ? 0 : s.spec.modelLoadS,
+        modelLoadS: residentEverywhere ? 0 : model === undefined ? 0 : s.modelLoadS,
         inputLocality: locality,
         evicted,
         level: LEVEL_NAMES[level]!,
@@ -1031,11 +1043,11 @@ export class Scheduler {
 
   private release(s: StageState, now: number): void {
     this.noFitCount = 0;
-    const model = s.spec.model;
+    const model = s.model;
     const gpus = s.gpus;
     for (let k = 0; k < gpus.length; k++) {
       const g = gpus[k]!;
-      g.runningMiB -= s.spec.vramMiB;
+      g.runningMiB -= s.vramMiB;
       g.removeEnd(s.expectedEnd);
       if (model !== undefined) {
         const m = g.resident.get(model);
@@ -1049,7 +1061,7 @@ export class Scheduler {
     }
     const tenant = s.run.tenant;
     tenant.heldGpus -= s.gpus.length;
-    tenant.heldMiB -= s.gpus.length * s.spec.vramMiB;
+    tenant.heldMiB -= s.gpus.length * s.vramMiB;
     tenant.gpuSeconds += s.gpus.length * (now - s.startedAt);
     if (this.runningBatch.size > 0) this.runningBatch.delete(s);
   }
@@ -1133,7 +1145,7 @@ export class Scheduler {
   private killFor(s: StageState, now: number, decisions: Decision[]): boolean {
     let victim: StageState | null = null;
     for (const r of this.runningBatch) {
-      if (r.gpus.length !== 1 || r.gpus[0]!.usableMiB < s.spec.vramMiB) continue;
+      if (r.gpus.length !== 1 || r.gpus[0]!.usableMiB < s.vramMiB) continue;
       if (victim === null || r.startedAt > victim.startedAt || (r.startedAt === victim.startedAt && r.run.seq > victim.run.seq)) victim = r;
     }
     if (victim === null) return false;
@@ -1148,8 +1160,8 @@ export class Scheduler {
 
   /** Keeps the GPUs that could serve a waiting interactive-level stage away from lower-level stages this round. */
   private reserveFor(s: StageState): void {
-    if (s.spec.gpus === 1) {
-      if (s.spec.vramMiB < this.reservedMiB) this.reservedMiB = s.spec.vramMiB;
+    if (s.gpuCount === 1) {
+      if (s.vramMiB < this.reservedMiB) this.reservedMiB = s.vramMiB;
       return;
     }
     // A gang keeps the node closest to holding it: stages there end and nothing lower starts.
@@ -1158,7 +1170,7 @@ export class Scheduler {
     let best = -1;
     let bestFree = -1;
     const free = this.index.nodeFreeSlots;
-    const need = s.spec.vramMiB;
+    const need = s.vramMiB;
     for (let n = 0; n < free.length; n++) {
       // A node cannot fit more stages than it has free slots: only nodes that could beat the best are counted.
       if (free[n]! <= bestFree) continue;
@@ -1170,7 +1182,7 @@ export class Scheduler {
         if (g.usableMiB >= need) able++;
         if (g.freeSlots > 0 && g.availableMiB >= need) fitting++;
       }
-      if (able >= s.spec.gpus && fitting > bestFree) {
+      if (able >= s.gpuCount && fitting > bestFree) {
         best = n;
         bestFree = fitting;
       }
@@ -1187,7 +1199,7 @@ export class Scheduler {
   }
 
   private noFitReason(s: StageState): WaitReason {
-    const key = s.spec.gpus * 1e9 + s.spec.vramMiB;
+    const key = s.gpuCount * 1e9 + s.vramMiB;
     const keys = this.noFitKeys;
     const n = this.noFitCount;
     for (let i = 0; i < n; i++) if (keys[i] === key) return this.noFitReasons[i]!;
@@ -1199,8 +1211,8 @@ export class Scheduler {
   }
 
   private computeNoFitReason(s: StageState): WaitReason {
-    const need = s.spec.vramMiB;
-    if (s.spec.gpus > 1) {
+    const need = s.vramMiB;
+    if (s.gpuCount > 1) {
       let bestNode: string | null = null;
       let bestCount = -1;
       const free = this.index.nodeFreeSlots;
@@ -1215,7 +1227,7 @@ export class Scheduler {
           bestNode = this.index.nodes[n]!;
         }
       }
-      return { code: "gang", gpus: s.spec.gpus, needMiB: need, bestNode, bestNodeFitting: Math.max(0, bestCount) };
+      return { code: "gang", gpus: s.gpuCount, needMiB: need, bestNode, bestNodeFitting: Math.max(0, bestCount) };
     }
     let best = 0;
     for (let b = this.index.buckets.length - 1; b >= 0; b--) {
@@ -1241,7 +1253,7 @@ export class Scheduler {
     if (s.state !== READY) return null;
     const quota = this.quotaReason(s.run.tenant, s);
     if (quota !== null) return quota;
-    if (s.spec.gpus > 0 && this.findGpus(s, AVOID_NONE, Number.NEGATIVE_INFINITY) === null) return this.noFitReason(s);
+    if (s.gpuCount > 0 && this.findGpus(s, AVOID_NONE, Number.NEGATIVE_INFINITY) === null) return this.noFitReason(s);
     if (s.lastWait !== null && s.lastWait.code !== "no-fit" && s.lastWait.code !== "gang") return s.lastWait;
     let ahead = 0;
     for (const t of this.tenantList) for (let level = s.run.level; level < LEVELS; level++) for (const q of t.queues[level]!) ahead += q.size;
