@@ -251,4 +251,21 @@ describe("cancel", () => {
     expect(s.submit(run("a", [stage("a1", 10)]), 1)).toEqual({ accepted: true });
     expect(s.cancel("nope")).toBe(0);
   });
+
+  it("never wakes a forgotten run's queued stages when a later run's stages take over their ids", () => {
+    const s = new Scheduler({ gpus: [gpu("g0", "n0", 80)], settings: { headroomMiB: 0 } });
+    s.submit(run("a", [stage("a1", 10), stage("a2", 10), stage("a3", 10)]), 0);
+    // Forgotten at once (nothing of it runs); its stages' stale queue slots stay behind.
+    expect(s.cancel("a")).toBe(0);
+    s.submit(run("c", [stage("c1", 10), stage("c2", 10), stage("c3", 10)]), 1);
+    const order: string[] = [];
+    for (let t = 1; t < 10; t++) {
+      const now = placed(s.schedule(t));
+      for (const p of now) {
+        order.push(`${p.runId}/${p.stageId}`);
+        s.finished(p.runId, p.stageId, t + 0.5, "succeeded");
+      }
+    }
+    expect(order).toEqual(["c/c1", "c/c2", "c/c3"]);
+  });
 });
