@@ -59,8 +59,9 @@ export interface ResidentModel {
   lastUse: number;
   /** Running stages using it; an idle model (0) may be evicted. */
   inUse: number;
-  /** Its GPU's place among the GPUs with a free slot that hold the model. */
+  /** Its GPU's place among the GPUs with a free slot that hold the model, and that list (found once, not per slot change). */
   readonly freeLink: GpuLink;
+  readonly freeList: GpuList;
   /** Its GPU's place among all the GPUs that hold the model. */
   readonly holderLink: GpuLink;
 }
@@ -252,7 +253,7 @@ export class GpuIndex {
     this.nodesByFree[free - 1]!++;
     if (g.freeSlots === 0) {
       const list = g.residentList;
-      for (let i = 0; i < list.length; i++) this.modelFree.get(list[i]!.name)?.delete(list[i]!.freeLink);
+      for (let i = 0; i < list.length; i++) list[i]!.freeList.delete(list[i]!.freeLink);
       this.freeWithModels.delete(g.freeLink);
     }
   }
@@ -271,7 +272,12 @@ export class GpuIndex {
   }
 
   addResident(g: GpuState, model: string, mib: number, now: number): void {
-    const m: ResidentModel = { name: model, mib, lastUse: now, inUse: 1, freeLink: new GpuLink(g), holderLink: new GpuLink(g) };
+    let free = this.modelFree.get(model);
+    if (free === undefined) {
+      free = new GpuList();
+      this.modelFree.set(model, free);
+    }
+    const m: ResidentModel = { name: model, mib, lastUse: now, inUse: 1, freeLink: new GpuLink(g), freeList: free, holderLink: new GpuLink(g) };
     g.resident.set(model, m);
     g.residentList.push(m);
     if (g.freeSlots > 0) this.trackModel(m, g);
@@ -289,18 +295,13 @@ export class GpuIndex {
     g.resident.delete(model);
     g.residentList.splice(g.residentList.indexOf(m), 1);
     g.idleResidentMiB -= m.mib;
-    this.modelFree.get(model)?.delete(m.freeLink);
+    m.freeList.delete(m.freeLink);
     this.modelHolders.get(model)?.delete(m.holderLink);
     if (g.resident.size === 0) this.freeWithModels.delete(g.freeLink);
   }
 
   private trackModel(m: ResidentModel, g: GpuState): void {
-    let list = this.modelFree.get(m.name);
-    if (list === undefined) {
-      list = new GpuList();
-      this.modelFree.set(m.name, list);
-    }
-    list.add(m.freeLink);
+    m.freeList.add(m.freeLink);
     this.freeWithModels.add(g.freeLink);
   }
 }
