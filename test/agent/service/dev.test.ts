@@ -16,7 +16,12 @@ describe("gpufabric dev --once --json", () => {
       encoding: "utf8",
       timeout: 240_000,
     });
-    expect(result.status, result.stderr).toBe(0);
+    // On failure, the agent's own account of it (its log lives in the data dir, removed after the test).
+    const agentErrors = () => {
+      const log = join(dataDir, "agent.log");
+      return existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => /"level":(40|50|60)/.test(l)).slice(-5).join("\n") : "(no agent.log)";
+    };
+    expect(result.status, `${result.stderr}\nagent log warnings and errors:\n${agentErrors()}`).toBe(0);
     const summary = JSON.parse(result.stdout) as {
       ok: boolean;
       url: string;
