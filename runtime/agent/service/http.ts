@@ -169,14 +169,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const auth = await parts.authenticator.authenticate(request.headers.authorization);
     if (!auth.ok) {
       request.log.info({ reason: auth.reason }, "authentication refused");
-      await parts.audit.note({
-        actor: "anonymous",
-        action: "auth.failure",
-        outcome: "denied",
-        source: request.ip,
-        object: auditObject(request),
-        data: { reason: auth.reason, detail: auth.detail.slice(0, 500), method: request.method, route: template },
-      });
+      await noteAuthFailure(request, template, auth.reason, auth.detail);
       throw new ApiError(
         auth.status,
         auth.reason === "missing" ? "unauthenticated" : `unauthenticated:${auth.reason}`,
@@ -194,19 +187,24 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     request.identity = auth.identity;
   });
 
-  async function requireClientCertificate(request: FastifyRequest, template: string): Promise<void> {
-    const socket = request.raw.socket as TLSSocket;
-    if (socket.authorized) return;
-    const reason = socket.authorizationError === null || socket.authorizationError === undefined ? "no client certificate" : String(socket.authorizationError);
-    request.log.info({ reason }, "client certificate refused");
-    await parts.audit.note({
+  /** Every refused credential is audited, with what was refused (never the credential itself). */
+  function noteAuthFailure(request: FastifyRequest, template: string, reason: string, detail: string): Promise<void> {
+    return parts.audit.note({
       actor: "anonymous",
       action: "auth.failure",
       outcome: "denied",
       source: request.ip,
       object: auditObject(request),
-      data: { reason: "client-certificate", detail: reason.slice(0, 500), method: request.method, route: template },
+      data: { reason, detail: detail.slice(0, 500), method: request.method, route: template },
     });
+  }
+
+  async function requireClientCertificate(request: FastifyRequest, template: string): Promise<void> {
+    const socket = request.raw.socket as TLSSocket;
+    if (socket.authorized) return;
+    const reason = socket.authorizationError === null || socket.authorizationError === undefined ? "no client certificate" : String(socket.authorizationError);
+    request.log.info({ reason }, "client certificate refused");
+    await noteAuthFailure(request, template, "client-certificate", reason);
     throw new ApiError(401, "unauthenticated:client-certificate", `this agent requires mutual TLS: present a client certificate signed by its client CA (${reason})`);
   }
 
