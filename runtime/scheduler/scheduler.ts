@@ -170,6 +170,8 @@ const BY_ID_MIN = 16;
 const NO_STAGES: readonly StageState[] = Object.freeze([]);
 const NO_GPUS: readonly GpuState[] = Object.freeze([]);
 const NO_INDEXES: readonly number[] = Object.freeze([]);
+/** Runs with at most this many stages (and no planning) build their DAG as bit masks in scratch buffers. */
+const SMALL_DAG = 16;
 
 function stageOf(run: RunState, id: string): StageState | undefined {
   if (run.byId !== null) return run.byId.get(id);
@@ -258,6 +260,12 @@ export class Scheduler {
   /** bestSingle's choice so far. */
   private bestGpu: GpuState | null = null;
   private bestScore = -Infinity;
+  /** submit's scratch for small runs (see smallDag): per stage, the bit mask of its children, its parent count, and more. */
+  private readonly childMask = new Int32Array(SMALL_DAG);
+  private readonly parentCount = new Int32Array(SMALL_DAG);
+  private readonly pendingScratch = new Int32Array(SMALL_DAG);
+  private readonly orderScratch = new Int32Array(SMALL_DAG);
+  private readonly rankScratch = new Float64Array(SMALL_DAG);
   private runSeq = 0;
   private round = 0;
   private placementsMade = 0;
@@ -327,20 +335,37 @@ export class Scheduler {
 
   /** Accepts a run, or rejects it with the field at fault; a stage no GPU could ever hold is rejected here, never queued. */
   submit(run: RunSpec, now: number): SubmitResult {
-    const checked = this.validate(run);
-    if (Array.isArray(checked)) return { accepted: false, field: checked[0]!.field, message: checked[0]!.message, ...(checked[0]!.stageId ? { stageId: checked[0]!.stageId } : {}) };
-    const dag = checked;
+    const issue = this.validate(run);
+    if (issue !== null) return { accepted: false, field: issue.field, message: issue.message, ...(issue.stageId ? { stageId: issue.stageId } : {}) };
+    const specs = run.stages;
+    const n = specs.length;
+    // Small runs without planning (most) get their DAG and ranks in the scratch buffers; the rest
+    // through buildDag. Either way a malformed DAG is reported by buildDag, for its messages.
+    const small = n <= SMALL_DAG && !(run.planAhead && n > 1);
+    let dag: Dag | null = null;
+    if (!small || !this.smallDag(specs)) {
+      const built = buildDag(specs);
+      if (Array.isArray(built)) return { accepted: false, field: built[0]!.field, message: built[0]!.message };
+      dag = built;
+    }
     let tenant = this.tenants.get(run.tenant);
     if (tenant === undefined) tenant = this.addTenant({ name: run.tenant, weight: 1 });
-    const keys = this.stageKeys(run, dag);
+    const keys = dag === null ? this.rankScratch : this.stageKeys(run, dag);
     const level = run.priority === "interactive" ? INTERACTIVE : BATCH;
+    // Filled by push, not preallocated: a preallocated array stays holey, slower to read.
+    const ids: string[] = [];
+    const pending: number[] = [];
+    for (let i = 0; i < n; i++) {
+      ids.push(specs[i]!.id);
+      pending.push(dag === null ? this.parentCount[i]! : dag.parents[i]!.length);
+    }
     const state: RunState = {
       seq: this.runSeq++,
       spec: run,
       tenant,
       stages: [],
-      byId: run.stages.length > BY_ID_MIN ? new Map() : null,
-      ids: run.stages.map((s) => s.id),
+      byId: n > BY_ID_MIN ? new Map() : null,
+      ids,
       original: level,
       level,
       virtualTime: now - (level === INTERACTIVE ? 2 * this.settings.agingSeconds : 0),
@@ -348,12 +373,13 @@ export class Scheduler {
       agingDue: Infinity,
       ready: [],
       readyDue: [],
-      remaining: run.stages.length,
-      pending: dag.parents.map((p) => p.length),
+      remaining: n,
+      pending,
       failed: false,
     };
-    const specs = run.stages;
-    for (let i = 0; i < specs.length; i++) {
+    const stages = state.stages;
+    const gangClass = this.index.sizeClasses.length;
+    for (let i = 0; i < n; i++) {
       const spec = specs[i]!;
       const sizeClass = this.index.classFor(spec.vramMiB);
       const s: StageState = {
@@ -368,7 +394,7 @@ export class Scheduler {
         modelMiB: Math.min(spec.vramMiB, spec.modelMiB ?? spec.vramMiB),
         key: keys[i]!,
         sizeClass,
-        queueClass: spec.gpus > 1 ? this.index.sizeClasses.length : sizeClass,
+        queueClass: spec.gpus > 1 ? gangClass : sizeClass,
         parents: NO_STAGES,
         children: NO_INDEXES,
         state: WAITING,
@@ -382,20 +408,118 @@ export class Scheduler {
         readyPos: -1,
         reservedFor: null,
       };
-      state.stages.push(s);
+      stages.push(s);
       state.byId?.set(spec.id, s);
     }
-    const stages = state.stages;
-    for (let i = 0; i < stages.length; i++) {
-      const s = stages[i]!;
-      const parents = dag.parents[i]!;
-      const children = dag.children[i]!;
-      if (parents.length > 0) s.parents = parents.map((p) => stages[p]!);
-      if (children.length > 0) s.children = children;
+    if (dag === null) this.linkSmall(stages);
+    else {
+      for (let i = 0; i < n; i++) {
+        const s = stages[i]!;
+        const parents = dag.parents[i]!;
+        const children = dag.children[i]!;
+        if (parents.length > 0) s.parents = parents.map((p) => stages[p]!);
+        if (children.length > 0) s.children = children;
+      }
     }
     this.runs.set(run.id, state);
-    for (let i = 0; i < stages.length; i++) if (state.pending[i] === 0) this.makeReady(stages[i]!, now);
+    for (let i = 0; i < n; i++) if (pending[i] === 0) this.makeReady(stages[i]!, now);
     return ACCEPTED;
+  }
+
+  /**
+   * The DAG of a run of at most SMALL_DAG stages, as bit masks in the scratch buffers: childMask,
+   * parentCount, and the upward rank in rankScratch (the same sums as upwardRank, in
+   * the same topological order). False when the DAG is malformed (duplicate or unknown ids, a stage
+   * that needs itself, a cycle): buildDag then says how.
+   */
+  private smallDag(specs: readonly StageSpec[]): boolean {
+    const n = specs.length;
+    const childMask = this.childMask;
+    const parentCount = this.parentCount;
+    for (let i = 0; i < n; i++) {
+      const id = specs[i]!.id;
+      for (let k = 0; k < i; k++) if (specs[k]!.id === id) return false;
+      childMask[i] = 0;
+    }
+    for (let i = 0; i < n; i++) {
+      const needs = specs[i]!.needs;
+      let mask = 0;
+      let count = 0;
+      for (let j = 0; j < needs.length; j++) {
+        const need = needs[j]!;
+        let p = 0;
+        while (p < n && specs[p]!.id !== need) p++;
+        if (p === n || p === i) return false;
+        const bit = 1 << p;
+        if ((mask & bit) === 0) {
+          mask |= bit;
+          count++;
+          childMask[p]! |= 1 << i;
+        }
+      }
+      parentCount[i] = count;
+    }
+    // Kahn's algorithm, FIFO by index, as buildDag: the same order, so the same ranks.
+    const order = this.orderScratch;
+    const left = this.pendingScratch;
+    let len = 0;
+    for (let i = 0; i < n; i++) {
+      left[i] = parentCount[i]!;
+      if (left[i] === 0) order[len++] = i;
+    }
+    for (let k = 0; k < len; k++) {
+      let m = childMask[order[k]!]!;
+      while (m !== 0) {
+        const c = 31 - Math.clz32(m & -m);
+        m &= m - 1;
+        if (--left[c]! === 0) order[len++] = c;
+      }
+    }
+    if (len < n) return false;
+    const rank = this.rankScratch;
+    for (let k = n - 1; k >= 0; k--) {
+      const i = order[k]!;
+      let best = 0;
+      let m = childMask[i]!;
+      while (m !== 0) {
+        const c = 31 - Math.clz32(m & -m);
+        m &= m - 1;
+        if (rank[c]! > best) best = rank[c]!;
+      }
+      rank[i] = specs[i]!.durationS + specs[i]!.modelLoadS + best;
+    }
+    return true;
+  }
+
+  /** Links a small run's stages from the masks smallDag left: parents in the order of needs, children by index (as buildDag). */
+  private linkSmall(stages: StageState[]): void {
+    const n = stages.length;
+    for (let i = 0; i < n; i++) {
+      const s = stages[i]!;
+      if (this.parentCount[i]! > 0) {
+        const needs = s.spec.needs;
+        const parents: StageState[] = [];
+        let seen = 0;
+        for (let j = 0; j < needs.length; j++) {
+          let p = 0;
+          while (stages[p]!.spec.id !== needs[j]) p++;
+          if ((seen & (1 << p)) === 0) {
+            seen |= 1 << p;
+            parents.push(stages[p]!);
+          }
+        }
+        s.parents = parents;
+      }
+      let m = this.childMask[i]!;
+      if (m !== 0) {
+        const children: number[] = [];
+        while (m !== 0) {
+          children.push(31 - Math.clz32(m & -m));
+          m &= m - 1;
+        }
+        s.children = children;
+      }
+    }
   }
 
   private stageKeys(run: RunSpec, dag: Dag): ArrayLike<number> {
@@ -408,41 +532,45 @@ export class Scheduler {
     return upwardRank(dag, cost);
   }
 
-  /** The run's DAG, or its issues (at least one). */
-  private validate(run: RunSpec): Dag | (FieldIssue & { stageId?: string })[] {
-    const issues: (FieldIssue & { stageId?: string })[] = [];
-    if (typeof run.id !== "string" || run.id === "") issues.push({ field: "id", message: "a run needs a non-empty id" });
-    else if (this.runs.has(run.id)) issues.push({ field: "id", message: `run '${run.id}' was already submitted: give each run its own id` });
+  /**
+   * The first issue with the run, the DAG aside (null: none); submit reports only the first, so the
+   * checks stop there.
+   */
+  private validate(run: RunSpec): (FieldIssue & { stageId?: string }) | null {
+    if (typeof run.id !== "string" || run.id === "") return { field: "id", message: "a run needs a non-empty id" };
+    if (this.runs.has(run.id)) return { field: "id", message: `run '${run.id}' was already submitted: give each run its own id` };
     if (this.closedTenants && !this.tenants.has(run.tenant)) {
-      issues.push({ field: "tenant", message: `unknown tenant '${run.tenant}': declare it under tenants (known: ${[...this.tenants.keys()].join(", ")})` });
+      return { field: "tenant", message: `unknown tenant '${run.tenant}': declare it under tenants (known: ${[...this.tenants.keys()].join(", ")})` };
     }
-    if (run.priority !== "interactive" && run.priority !== "batch") issues.push({ field: "priority", message: `must be 'interactive' or 'batch' (got ${JSON.stringify(run.priority)})` });
-    if (!Array.isArray(run.stages) || run.stages.length === 0) {
-      issues.push({ field: "stages", message: "a run needs at least one stage" });
-      return issues;
-    }
+    if (run.priority !== "interactive" && run.priority !== "batch") return { field: "priority", message: `must be 'interactive' or 'batch' (got ${JSON.stringify(run.priority)})` };
+    const stages = run.stages;
+    if (!Array.isArray(stages) || stages.length === 0) return { field: "stages", message: "a run needs at least one stage" };
     const tenant = this.tenants.get(run.tenant);
-    run.stages.forEach((s, i) => {
-      const stageId = s.id;
-      const bad = (field: string, message: string) => issues.push({ field: `stages[${i}].${field}`, message, stageId });
-      if (!Number.isInteger(s.gpus) || s.gpus < 0) return bad("gpus", `must be a whole number of GPUs, 0 or more (got ${s.gpus})`);
-      if (!Number.isFinite(s.vramMiB) || s.vramMiB < 0) return bad("vramMiB", `must be a non-negative number of MiB (got ${s.vramMiB})`);
-      if (!Number.isFinite(s.durationS) || s.durationS < 0) return bad("durationS", `must be a non-negative number of seconds (got ${s.durationS})`);
-      if (!Number.isFinite(s.modelLoadS) || s.modelLoadS < 0) return bad("modelLoadS", `must be a non-negative number of seconds (got ${s.modelLoadS})`);
-      if (s.gpus > 0 && !this.fitsSomewhere(s.gpus, s.vramMiB)) {
+    const gpuQuota = tenant?.gpuQuota ?? null;
+    const vramQuota = tenant?.vramQuotaMiB ?? null;
+    for (let i = 0; i < stages.length; i++) {
+      const s = stages[i]!;
+      const gpus = s.gpus;
+      const vramMiB = s.vramMiB;
+      if (!Number.isInteger(gpus) || gpus < 0) return stageIssue(i, s, "gpus", `must be a whole number of GPUs, 0 or more (got ${gpus})`);
+      if (!Number.isFinite(vramMiB) || vramMiB < 0) return stageIssue(i, s, "vramMiB", `must be a non-negative number of MiB (got ${vramMiB})`);
+      if (!Number.isFinite(s.durationS) || s.durationS < 0) return stageIssue(i, s, "durationS", `must be a non-negative number of seconds (got ${s.durationS})`);
+      if (!Number.isFinite(s.modelLoadS) || s.modelLoadS < 0) return stageIssue(i, s, "modelLoadS", `must be a non-negative number of seconds (got ${s.modelLoadS})`);
+      if (gpus > 0 && !this.fitsSomewhere(gpus, vramMiB)) {
         const largest = Math.round(this.index.largestUsableMiB / MIB_PER_GIB);
-        return bad(
+        return stageIssue(
+          i,
+          s,
           "resources",
-          s.gpus === 1
-            ? `stage '${s.id}' needs ${fmtGiB(s.vramMiB)} GiB but the largest GPU offers ${largest} GiB after ${fmtGiB(this.settings.headroomMiB)} GiB headroom: lower its VRAM or add larger GPUs`
-            : `stage '${s.id}' needs ${s.gpus} GPUs with ${fmtGiB(s.vramMiB)} GiB each on one node, and no node has that many: lower gpus/VRAM or add larger nodes`,
+          gpus === 1
+            ? `stage '${s.id}' needs ${fmtGiB(vramMiB)} GiB but the largest GPU offers ${largest} GiB after ${fmtGiB(this.settings.headroomMiB)} GiB headroom: lower its VRAM or add larger GPUs`
+            : `stage '${s.id}' needs ${gpus} GPUs with ${fmtGiB(vramMiB)} GiB each on one node, and no node has that many: lower gpus/VRAM or add larger nodes`,
         );
       }
-      if (tenant?.gpuQuota != null && s.gpus > tenant.gpuQuota) bad("gpus", `needs ${s.gpus} GPUs but tenant '${tenant.name}' may hold ${tenant.gpuQuota}: raise its gpuQuota`);
-      if (tenant?.vramQuotaMiB != null && s.gpus * s.vramMiB > tenant.vramQuotaMiB) bad("vramMiB", `needs ${s.gpus * s.vramMiB} MiB but tenant '${tenant.name}' may hold ${tenant.vramQuotaMiB} MiB: raise its vramQuotaMiB`);
-    });
-    if (issues.length > 0) return issues;
-    return buildDag(run.stages);
+      if (gpuQuota !== null && gpus > gpuQuota) return stageIssue(i, s, "gpus", `needs ${gpus} GPUs but tenant '${tenant!.name}' may hold ${gpuQuota}: raise its gpuQuota`);
+      if (vramQuota !== null && gpus * vramMiB > vramQuota) return stageIssue(i, s, "vramMiB", `needs ${gpus * vramMiB} MiB but tenant '${tenant!.name}' may hold ${vramQuota} MiB: raise its vramQuotaMiB`);
+    }
+    return null;
   }
 
   private fitsSomewhere(gpus: number, vramMiB: number): boolean {
@@ -1259,6 +1387,10 @@ export class Scheduler {
     for (const t of this.tenantList) for (let level = s.run.level; level < LEVELS; level++) for (const q of t.queues[level]!) ahead += q.size;
     return { code: "priority", ahead: Math.max(0, ahead - 1), level: LEVEL_NAMES[s.run.level]! };
   }
+}
+
+function stageIssue(i: number, s: StageSpec, field: string, message: string): FieldIssue & { stageId?: string } {
+  return { field: `stages[${i}].${field}`, message, stageId: s.id };
 }
 
 function fmtGiB(mib: number): string {

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { buildDag, upwardRank, type Dag } from "../../runtime/scheduler/dag.ts";
+import { Scheduler } from "../../runtime/scheduler/scheduler.ts";
+import type { FieldIssue } from "../../runtime/config/errors.ts";
+import type { StageSpec } from "../../runtime/scheduler/types.ts";
+import { gpu, placed, run, stage } from "./helpers.ts";
+
+// submit builds small runs' DAGs (up to 16 stages) on its own and larger ones through buildDag:
+// both must reject with buildDag's first issue and accept with the same links and ranks.
+describe.each([5, 16, 17, 40])("submit on a run of %i stages", (n) => {
+  const scheduler = () => new Scheduler({ gpus: [gpu("g0", "n0", 80)], settings: { headroomMiB: 0 } });
+  // A fan-in: stage k needs k-1 and k/2 (a need given twice once), durations vary so ranks differ.
+  const dag = (): StageSpec[] =>
+    Array.from({ length: n }, (_, i) =>
+      stage(`s${i}`, 1, { durationS: 1 + ((i * 37) % 11), modelLoadS: i % 3, needs: i === 0 ? [] : [`s${i - 1}`, `s${Math.floor(i / 2)}`, `s${i - 1}`] }),
+    );
+  const firstIssue = (stages: StageSpec[]) => {
+    const issues = buildDag(stages) as FieldIssue[];
+    expect(Array.isArray(issues)).toBe(true);
+    return { accepted: false, field: issues[0]!.field, message: issues[0]!.message };
+  };
+  const malformed: [string, (stages: StageSpec[]) => void][] = [
+    ["a duplicate id", (st) => (st[n - 1] = { ...st[n - 1]!, id: "s1" })],
+    ["an unknown need", (st) => (st[n - 2] = { ...st[n - 2]!, needs: ["s0", "nope"] })],
+    ["a stage that needs itself", (st) => (st[2] = { ...st[2]!, needs: ["s2"] })],
+    ["a cycle", (st) => (st[0] = { ...st[0]!, needs: [`s${n - 1}`] })],
+  ];
+
+  it.each(malformed)("rejects %s with buildDag's first issue", (_, spoil) => {
+    const stages = dag();
+    spoil(stages);
+    expect(scheduler().submit(run("r", stages), 0)).toEqual(firstIssue(stages));
+  });
+
+  it("waits on each parent once, in the order of needs", () => {
+    const s = scheduler();
+    expect(s.submit(run("r", dag()), 0)).toEqual({ accepted: true });
+    expect(s.explain("r", `s${n - 1}`)).toEqual({ code: "dependencies", pending: [`s${n - 2}`, `s${Math.floor((n - 1) / 2)}`] });
+  });
+
+  it("runs the stages in upward-rank order, children after parents", () => {
+    const stages = dag().map((st, i) => (i === 0 ? st : { ...st, needs: [`s${Math.floor((i - 1) / 3)}`] }));
+    const rank = upwardRank(buildDag(stages) as Dag, stages.map((st) => st.durationS + st.modelLoadS));
+    const s = scheduler();
+    s.submit(run("r", stages), 0);
+    const done = new Set<number>();
+    const order: number[] = [];
+    for (let t = 0; order.length < n; t++) {
+      const p = placed(s.schedule(t));
+      expect(p).toHaveLength(1);
+      const i = Number(p[0]!.stageId.slice(1));
+      // Of the stages ready now (parents done), the one placed has the highest rank.
+      const ready = stages.map((_, k) => k).filter((k) => !done.has(k) && stages[k]!.needs.every((id) => done.has(Number(id.slice(1)))));
+      expect(rank[i]).toBe(Math.max(...ready.map((k) => rank[k]!)));
+      order.push(i);
+      done.add(i);
+      s.finished("r", p[0]!.stageId, t + 1, "succeeded");
+    }
+  });
+});
+
+describe("submit's validation", () => {
+  it("reports the first issue only, in the order id, tenant, priority, stages", () => {
+    const s = new Scheduler({ gpus: [gpu("g0", "n0", 80)], tenants: [{ name: "t", weight: 1, gpuQuota: 1 }] });
+    expect(s.submit({ ...run("", [stage("a", 1)]), tenant: "x" }, 0)).toMatchObject({ field: "id" });
+    expect(s.submit({ ...run("r", [stage("a", 1)]), tenant: "x", priority: "soon" as never }, 0)).toMatchObject({ field: "tenant" });
+    expect(s.submit({ ...run("r", []), priority: "soon" as never }, 0)).toMatchObject({ field: "priority" });
+    const quota = s.submit(run("r", [stage("a", 1), stage("b", 1, { gpus: 2, durationS: -1 }), stage("c", 1, { gpus: 2 })]), 0);
+    expect(quota).toEqual({ accepted: false, field: "stages[1].durationS", message: "must be a non-negative number of seconds (got -1)", stageId: "b" });
+  });
+});
