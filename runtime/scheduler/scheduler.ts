@@ -208,7 +208,13 @@ export class Scheduler {
   private readonly aging = new DueQueue<AgingEntry>();
   private readonly cpuReady: CpuEntry[] = [];
   private readonly runningBatch = new Set<StageState>();
-  private readonly fitCache = new Map<number, boolean>();
+  /**
+   * Per GPU count k, the most VRAM (MiB) a stage may ask for on each of k GPUs of one node (the
+   * k-th largest usable GPU of the best node); a stage of more GPUs than any node has fits nowhere.
+   */
+  private readonly fitMiB: number[] = [0];
+  /** Children lists of small runs' stages by bit mask, shared: they are only read, and most runs repeat a few shapes. */
+  private readonly childLists = new Map<number, readonly number[]>();
   private readonly backfillWindow: number;
   private readonly maxAttempts: number;
   private readonly planOptions: { readonly budget?: number; readonly seed?: number };
@@ -279,6 +285,10 @@ export class Scheduler {
     this.backfillWindow = options.backfillWindow ?? 256;
     this.maxAttempts = options.maxAttempts ?? 3;
     this.planOptions = options.plan ?? {};
+    for (const list of this.index.nodeGpus) {
+      const usable = list.map((g) => g.usableMiB).sort((a, b) => b - a);
+      for (let k = 1; k <= usable.length; k++) this.fitMiB[k] = Math.max(this.fitMiB[k] ?? 0, usable[k - 1]!);
+    }
     this.failMiB = new Array<number>(Math.max(...this.index.nodeGpus.map((n) => n.length)) + 1).fill(Infinity);
     this.readyByClass = Array.from({ length: LEVELS }, () => new Array<number>(this.index.sizeClasses.length + 1).fill(0));
   }
@@ -510,12 +520,14 @@ export class Scheduler {
         }
         s.parents = parents;
       }
-      let m = this.childMask[i]!;
-      if (m !== 0) {
-        const children: number[] = [];
-        while (m !== 0) {
-          children.push(31 - Math.clz32(m & -m));
-          m &= m - 1;
+      const mask = this.childMask[i]!;
+      if (mask !== 0) {
+        let children = this.childLists.get(mask);
+        if (children === undefined) {
+          const list: number[] = [];
+          for (let m = mask; m !== 0; m &= m - 1) list.push(31 - Math.clz32(m & -m));
+          children = Object.freeze(list);
+          this.childLists.set(mask, children);
         }
         s.children = children;
       }
@@ -574,13 +586,7 @@ export class Scheduler {
   }
 
   private fitsSomewhere(gpus: number, vramMiB: number): boolean {
-    const key = gpus * 1e9 + vramMiB;
-    let ok = this.fitCache.get(key);
-    if (ok === undefined) {
-      ok = this.index.nodeGpus.some((list) => list.filter((g) => g.usableMiB >= vramMiB).length >= gpus);
-      this.fitCache.set(key, ok);
-    }
-    return ok;
+    return gpus < this.fitMiB.length && vramMiB <= this.fitMiB[gpus]!;
   }
 
   private makeReady(s: StageState, now: number): void {

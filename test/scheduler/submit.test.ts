@@ -69,3 +69,20 @@ describe("submit's validation", () => {
     expect(quota).toEqual({ accepted: false, field: "stages[1].durationS", message: "must be a non-negative number of seconds (got -1)", stageId: "b" });
   });
 });
+
+describe("submit's room check", () => {
+  // n0: one 80 GiB and one 48 GiB GPU; n1: two 48 GiB GPUs (no headroom).
+  const s = new Scheduler({ gpus: [gpu("a", "n0", 80), gpu("b", "n0", 48), gpu("c", "n1", 48), gpu("d", "n1", 48)], settings: { headroomMiB: 0 } });
+  const verdict = (id: string, gpus: number, vramGiB: number) => s.submit(run(id, [stage("x", vramGiB, { gpus })]), 0).accepted;
+
+  it("accepts a stage some node has room for, on that many of its GPUs", () => {
+    expect(verdict("one-large", 1, 80)).toBe(true);
+    expect(verdict("two-mid", 2, 48)).toBe(true);
+  });
+
+  it("rejects a stage no single node has room for, even when GPUs of several nodes together would", () => {
+    expect(verdict("one-too-large", 1, 81)).toBe(false);
+    expect(verdict("two-large", 2, 49)).toBe(false);
+    expect(verdict("three", 3, 1)).toBe(false);
+  });
+});
