@@ -7,6 +7,8 @@ import { FabricStack } from "./fabric-stack.ts";
 export const DEVICE_PLUGIN_CONFIG_NAME = "gpufabric-device-plugin";
 /** The ConfigMap the ClusterPolicy's `migManager.config.name` names: one `config.yaml` for all MIG pools. */
 export const MIG_PARTED_CONFIG_NAME = "gpufabric-mig-parted";
+/** The mig-parted entry that turns MIG off; no pool may be named like it. */
+export const RESERVED_OPERATOR_CONFIG = "all-disabled";
 
 /**
  * The NVIDIA GPU Operator's sharing configs for every shared pool of a stack in one operator namespace.
@@ -37,9 +39,8 @@ export class GpuOperatorConfig extends Construct {
     super(stack, id);
   }
 
-  /** Adds a pool's device-plugin config under the key `pool` (the node label value). */
+  /** Adds a pool's device-plugin config under the key `pool` (the node label value; GpuPool keeps names unique per stack). */
   addDevicePluginConfig(pool: string, config: unknown): void {
-    this.claim(this.devicePluginEntries, pool, "device-plugin");
     this.devicePluginEntries.set(pool, toYaml(config));
     this.devicePlugin ??= this.configMap("DevicePlugin", DEVICE_PLUGIN_CONFIG_NAME, "device-plugin-config");
     this.devicePlugin.data = sortedRecord(this.devicePluginEntries);
@@ -47,19 +48,10 @@ export class GpuOperatorConfig extends Construct {
 
   /** Adds a pool's MIG layout as the mig-parted config named `pool`. */
   addMigConfig(pool: string, devices: readonly unknown[]): void {
-    this.claim(this.migEntries, pool, "mig-parted");
     this.migEntries.set(pool, devices);
     this.migParted ??= this.configMap("MigParted", MIG_PARTED_CONFIG_NAME, "mig-parted-config");
-    const migConfigs = { "all-disabled": [{ devices: "all", "mig-enabled": false }], ...sortedRecord(this.migEntries) };
+    const migConfigs = { [RESERVED_OPERATOR_CONFIG]: [{ devices: "all", "mig-enabled": false }], ...sortedRecord(this.migEntries) };
     this.migParted.data = { "config.yaml": toYaml({ version: "v1", "mig-configs": migConfigs }) };
-  }
-
-  private claim(entries: ReadonlyMap<string, unknown>, pool: string, what: string): void {
-    if (pool === "all-disabled" || entries.has(pool)) {
-      throw new Error(
-        `GpuPool '${pool}': another pool of this stack already uses the ${what} config key '${pool}' in namespace '${this.namespace}': give each GpuPool a unique name (and not 'all-disabled')`,
-      );
-    }
   }
 
   private configMap(id: string, name: string, component: string): ConfigMapV1 {

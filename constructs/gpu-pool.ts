@@ -3,7 +3,7 @@ import { ResourceQuotaV1 } from "@cdktf/provider-kubernetes/lib/resource-quota-v
 import { Construct } from "constructs";
 import type { Device, PoolConfig, PriorityClass } from "../runtime/config/schema.ts";
 import { FabricStack } from "./fabric-stack.ts";
-import { GpuOperatorConfig } from "./gpu-operator-config.ts";
+import { GpuOperatorConfig, RESERVED_OPERATOR_CONFIG } from "./gpu-operator-config.ts";
 import { GpuModel, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES } from "./gpu-model.ts";
 import { GpuSharing } from "./gpu-sharing.ts";
 import { Tenant } from "./tenant.ts";
@@ -108,6 +108,9 @@ export class GpuPool extends Construct {
       const issues = new PropIssues(`GpuPool '${name}'`);
       // Derived object names (`<name>-interactive`, `<name>-gpu-quota`) are also label values: at most 63; 49 keeps room.
       issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 63 - "-device-plugin".length);
+      if (name === RESERVED_OPERATOR_CONFIG) {
+        issues.add("name", `'${name}' is the GPU Operator's mig-parted config key '${RESERVED_OPERATOR_CONFIG}' (MIG off): give each GpuPool a unique name (and not '${RESERVED_OPERATOR_CONFIG}')`);
+      }
       const model = props?.model;
       if (!(model instanceof GpuModel)) issues.add("model", "is required: pass a GpuModel such as GpuModel.H100_80GB, or GpuModel.custom({...})");
       issues.positiveInt("nodes", props?.nodes);
