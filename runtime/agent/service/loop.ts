@@ -139,9 +139,8 @@ export class AgentLoop {
     const runs = await this.o.store.activeRuns();
     for (const { run, stages } of runs) {
       const done = new Set(stages.filter((s) => s.status === "succeeded").map((s) => s.stageId));
-      const left = stages
-        .filter((s) => s.status !== "succeeded" && s.status !== "failed" && s.status !== "cancelled")
-        .map((s) => ({ ...s.spec, needs: s.spec.needs.filter((n) => !done.has(n)) }));
+      // Every need is kept: the succeeded ones are left out only of what the scheduler waits for (accept).
+      const left = stages.filter((s) => s.status !== "succeeded" && s.status !== "failed" && s.status !== "cancelled").map((s) => s.spec);
       if (left.length === 0) continue;
       const graph = await graphOf(run).catch((err: unknown) => {
         this.o.logger.error({ err, runId: run.id }, "the run's document could not be opened");
@@ -154,7 +153,7 @@ export class AgentLoop {
         await this.o.store.cancelRun(run.tenant, run.id).catch(() => undefined);
         continue;
       }
-      this.accept(run, runnable, graph, now);
+      this.accept(run, runnable, graph, now, done);
     }
     this.timer = setInterval(() => this.wake(), this.o.agingTickMs ?? 1000);
     this.timer.unref();
@@ -162,9 +161,20 @@ export class AgentLoop {
     return { interrupted: report.interrupted.length, resumedRuns: this.active.size };
   }
 
-  /** Hands a run the store has accepted to the scheduler. */
-  accept(run: Pick<RunRecord, "id" | "tenant" | "priority">, stages: readonly Stage[], graph: WorkflowGraph | undefined, nowMs = Date.now()): void {
-    const result = this.o.scheduler.submit(runSpecFromStages(run.id, run.tenant, stages, run.priority), nowMs / 1000);
+  /**
+   * Hands a run the store has accepted to the scheduler. `succeeded`: stages of a recovered run that
+   * already succeeded. The scheduler is not told to wait for them, but the loop keeps every need of a
+   * stage, because its inputs are the committed outputs of all of them (a rerun after a restart too).
+   */
+  accept(
+    run: Pick<RunRecord, "id" | "tenant" | "priority">,
+    stages: readonly Stage[],
+    graph: WorkflowGraph | undefined,
+    nowMs = Date.now(),
+    succeeded: ReadonlySet<string> = new Set()
+  ): void {
+    const scheduled = succeeded.size === 0 ? stages : stages.map((s) => ({ ...s, needs: s.needs.filter((n) => !succeeded.has(n)) }));
+    const result = this.o.scheduler.submit(runSpecFromStages(run.id, run.tenant, scheduled, run.priority), nowMs / 1000);
     if (!result.accepted) {
       // Submissions are checked before the store accepts them; a refusal here is a bug, not bad input.
       this.o.logger.error({ runId: run.id, field: result.field }, `scheduler refused an accepted run: ${result.message}`);
@@ -180,7 +190,7 @@ export class AgentLoop {
       return;
     }
     this.active.set(run.id, { id: run.id, tenant: run.tenant, graph, stages: new Map(stages.map((s) => [s.id, s])) });
-    for (const s of stages) if (s.needs.length === 0) this.readySince.set(key(run.id, s.id), nowMs);
+    for (const s of scheduled) if (s.needs.length === 0) this.readySince.set(key(run.id, s.id), nowMs);
     this.wake();
   }
 
