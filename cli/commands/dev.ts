@@ -54,7 +54,7 @@ export function register(program: Command): void {
       if (!(timeScale >= 0)) throw new CliError(`--time-scale must be a number of 0 or more (got '${options.timeScale}')`, EXIT.usage);
       // Human output goes to stderr under --json, so stdout holds only the summary.
       const say = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
-      mkdirSync(dataDir, { recursive: true });
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // private to this user: the agent keeps its keys and store here
 
       const outdir = join(dataDir, "cdktf.out");
       const app = options.app ?? appFromCdktfJson();

@@ -2,7 +2,7 @@
  * The agent's composition root: validates the config, discovers the GPUs, opens the store, recovers
  * and rebuilds the scheduler's state, starts the loop, then serves the API.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -26,8 +26,10 @@ import { parseConfigWorkflows } from "./submission.ts";
 import { AGENT_ACTOR, AuditTrail } from "./audit-trail.ts";
 import { openAgentSecurity } from "./security.ts";
 import { ArtifactSealer, chooseScratch } from "./sealing.ts";
+import { isolateStages } from "./isolation.ts";
 import { openRunField } from "./sealed-fields.ts";
 import { KeyRotationFollower } from "./rewrap.ts";
+import { ensurePrivateDirectory, ensurePrivateStoreFiles } from "./private-files.ts";
 import canonicalize from "canonicalize";
 import { createHash } from "node:crypto";
 
@@ -53,6 +55,14 @@ const AgentOptionsSchema = z
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
     /** Serve plain HTTP on a non-loopback address (bearer tokens in clear text): only for a trusted network, logged loudly. */
     insecure: z.boolean().optional(),
+    /**
+     * Run stages without a sandbox, as the agent's own user with its view of the files: stages can then
+     * read the keys, tokens and store. Only for a machine where every stage is trusted; logged at error
+     * level and recorded in the audit log.
+     */
+    unsafeSharedIdentity: z.boolean().optional(),
+    /** The platform config file, which stages must not see (the CLI passes it). */
+    configFile: z.string().refine(isAbsolute, "must be an absolute path").optional(),
   })
   .strict();
 
@@ -103,7 +113,8 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     ]);
   }
   const dataDir = options.dataDir ?? config.deployment.dataDir;
-  mkdirSync(dataDir, { recursive: true });
+  // Private to the agent's user: the keyring, the store and the sealed artifacts live in it.
+  ensurePrivateDirectory(dataDir, logger);
   // Encryption and audit are not optional: without a keyring, a signing key and a sink the agent does not start.
   const security = await openAgentSecurity(config, dataDir, logger);
   const audit = new AuditTrail(security.audit, logger);
@@ -126,6 +137,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const scratch = chooseScratch(dataDir, options.scratchDir);
   logger.info({ scratch: scratch.dir, inMemory: scratch.inMemory }, scratch.inMemory ? "stage workspaces are in memory (tmpfs)" : "no tmpfs for stage workspaces: they are on disk and deleted as soon as outputs are sealed");
   const sealer = new ArtifactSealer(security.keyring, dataDir, scratch.dir);
+  const sandbox = await isolateStages(config, options, { dataDir, scratchDir: scratch.dir }, audit, logger);
 
   const pool = config.pools.find((p) => p.name === config.deployment.pool)!;
   const inventory = await discoverGpus({ pool, mode: options.inventory ?? "auto" });
@@ -171,6 +183,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const authorizer = new Authorizer(new RoleBindings(config.tenants));
 
   // On a thread of its own: statements, group commits and checkpoints stay off the event loop that serves the API.
+  ensurePrivateStoreFiles(join(dataDir, "agent.db"), logger);
   const store = openThreadedSqliteStore(join(dataDir, "agent.db"), { durability: options.durability ?? "full" });
   let loop: AgentLoop | undefined;
   const metrics = new AgentMetrics({ store, scheduler, devices: inventory.devices, loop: () => loop });
@@ -182,6 +195,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     executors: {
       process: new ProcessExecutor({
         dataDir: scratch.dir,
+        ...(sandbox && { sandbox }),
         ...(sampler && { vramSampler: sampler }),
         ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }),
       }),
