@@ -17,6 +17,7 @@ interface AgentCliOptions {
   keyCheckInterval: string;
   insecure?: boolean;
   scratchDir?: string;
+  unsafeSharedIdentity?: boolean;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -38,6 +39,10 @@ export function register(program: Command): void {
       )
     )
     .option("--insecure", "allow plain HTTP on a non-loopback address (tokens in clear text; logged loudly): a trusted network only")
+    .option(
+      "--unsafe-shared-identity",
+      "run stages without the sandbox, as the agent's own user (they can read its keys, tokens and store; logged at error level and audited): trusted stages only"
+    )
     .option("--key-check-interval <s>", "seconds between looks at the keyring: a new current version (keys rotate) starts a background rewrap", "10")
     .action(async (options: AgentCliOptions) => {
       if (!existsSync(options.config))
@@ -54,6 +59,8 @@ export function register(program: Command): void {
         keyCheckIntervalS: numberOption("--key-check-interval", options.keyCheckInterval),
         ...(options.insecure === true && { insecure: true }),
         ...(options.scratchDir !== undefined && { scratchDir: resolve(options.scratchDir) }),
+        ...(options.unsafeSharedIdentity === true && { unsafeSharedIdentity: true }),
+        configFile: resolve(options.config),
       });
       await untilSignalled(agent);
     });

@@ -18,6 +18,7 @@ interface DevOptions {
   port: string;
   app?: string;
   timeScale: string;
+  unsafeSharedIdentity?: boolean;
 }
 
 interface RunProgress {
@@ -47,6 +48,7 @@ export function register(program: Command): void {
     .option("--port <n>", "port to listen on; 0 picks a free one", "0")
     .option("--app <command>", "command that runs the cdktf app (default: the app in ./cdktf.json)")
     .option("--time-scale <x>", "multiplies the estimated durations of simulated stages", "0.2")
+    .option("--unsafe-shared-identity", "run stages without the sandbox, as your own user (only where bubblewrap cannot run; logged and audited)")
     .action(async (options: DevOptions) => {
       const dataDir = resolve(options.dataDir);
       const port = intOption("--port", options.port);
@@ -68,6 +70,7 @@ export function register(program: Command): void {
         config: local.config,
         dataDir,
         simulatedTimeScale: timeScale,
+        ...(options.unsafeSharedIdentity === true && { unsafeSharedIdentity: true }),
         logger: pino(
           { level: "info", redact: { paths: ["req.headers.authorization", "headers.authorization"], censor: "[redacted]" } },
           pino.destination({ dest: logFile, mkdir: true, sync: false })

@@ -228,6 +228,48 @@ export const SecuritySchema = z
   .strict();
 export type SecurityConfig = z.infer<typeof SecuritySchema>;
 
+/**
+ * How stage processes are kept apart from the agent and from each other. Every field has a default, so
+ * a config without this section gets the secure one: bubblewrap sandboxes, one uid per tenant, no network.
+ */
+export const IsolationSchema = z
+  .object({
+    /**
+     * `bubblewrap`: the agent starts each stage in its own mount, PID, IPC, UTS and network namespaces
+     * (a host, or `gpufabric dev`). `runner`: a runner container of the same pod starts them (Kubernetes:
+     * no Secret is ever mounted into that container); the runner applies the same sandbox where it can.
+     */
+    mode: z.enum(["bubblewrap", "runner"]).default("bubblewrap"),
+    /**
+     * Stages run as `uidRangeStart + i` (uid and gid), `i` being the tenant's position in `tenants`, when
+     * the agent may change users (root or CAP_SETUID); otherwise as the agent's own uid, behind namespaces.
+     */
+    uidRangeStart: z.number().int().min(1000, "must be 1000 or more: below are system users").max(4_294_000_000).default(200_000),
+    /** Whether stages that declare `run.network: egress` may reach the network (outside the cluster: the segment's egress rules still apply). */
+    allowEgress: z.boolean().default(false),
+    /** A read-only model cache every stage sees at the same path (GPUFABRIC_MODEL_DIR); null: none. */
+    modelCacheDir: z.string().startsWith("/", "must be an absolute path").nullable().default(null),
+    /** Unix socket of the runner container (mode `runner`), in the volume the two containers share. */
+    runnerSocket: z.string().startsWith("/", "must be an absolute path").default("/var/run/gpufabric-runner/runner.sock"),
+    limits: z
+      .object({
+        /** Memory of one stage (cgroup memory.max; RLIMIT_DATA where there is no cgroup v2), in MiB. */
+        memoryMiB: z.number().int().min(64).default(65_536),
+        /** CPUs of one stage (cgroup cpu.max); with rlimits only, CPU seconds are capped at cpus × timeout. */
+        cpus: z.number().positive().max(1024).default(8),
+        /** Processes and threads of one stage (cgroup pids.max; RLIMIT_NPROC per tenant uid otherwise). */
+        processes: z.number().int().min(8).max(1_000_000).default(4096),
+        /** Open files of one stage process (RLIMIT_NOFILE). */
+        openFiles: z.number().int().min(64).max(1_048_576).default(65_536),
+        /** Largest file a stage may write, in MiB (RLIMIT_FSIZE). */
+        fileSizeMiB: z.number().int().min(1).default(65_536),
+      })
+      .strict()
+      .default({ memoryMiB: 65_536, cpus: 8, processes: 4096, openFiles: 65_536, fileSizeMiB: 65_536 }),
+  })
+  .strict();
+export type IsolationConfig = z.infer<typeof IsolationSchema>;
+
 /** A rule the agent enforces when a run is submitted; produced by the compliance packs. */
 export const RuntimeRuleSchema = z
   .object({
@@ -279,6 +321,7 @@ export const PlatformConfigSchema = z
     workflows: z.array(WorkflowSchema),
     scheduler: SchedulerSettingsSchema,
     security: SecuritySchema,
+    isolation: IsolationSchema.default(IsolationSchema.parse({})),
     runtimeRules: z.array(RuntimeRuleSchema),
   })
   .strict()

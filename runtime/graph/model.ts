@@ -23,6 +23,8 @@ export interface StageRun {
   readonly image?: string;
   readonly env: Readonly<Record<string, string>>;
   readonly timeoutSeconds?: number;
+  /** Set when the stage needs the network; stages are offline otherwise. */
+  readonly network?: "egress";
 }
 
 /** An input of a ComfyUI node that comes from another node's output. */

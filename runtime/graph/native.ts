@@ -54,6 +54,8 @@ const RunSchema = z
     image: z.string().min(1).optional(),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "environment variable names are letters, digits and '_', not starting with a digit"), z.string()).optional(),
     timeoutSeconds: z.number().positive("must be more than 0 seconds").optional(),
+    /** `egress`: the stage may open network connections (only where the platform's isolation.allowEgress is true). */
+    network: z.enum(["none", "egress"], { error: "must be 'none' (the default) or 'egress'" }).optional(),
   })
   .strict();
 
@@ -136,6 +138,7 @@ export function parseNativeWorkflow(doc: unknown, source: string, nameOverride?:
           env: { ...s.run.env },
           ...(s.run.image !== undefined && { image: s.run.image }),
           ...(s.run.timeoutSeconds !== undefined && { timeoutSeconds: s.run.timeoutSeconds }),
+          ...(s.run.network === "egress" && { network: "egress" as const }),
         },
       }),
       ...(s.priority !== undefined && { priority: s.priority }),

@@ -4,9 +4,11 @@
  * cloud credentials) never reach a stage.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { ValidationError, type FieldIssue } from "../../config/errors.ts";
 import { visibleDeviceId, type VramSampler } from "../inventory/types.ts";
+import { SandboxRefusal, type StageSandbox } from "../sandbox/index.ts";
 import { CappedLog } from "./capped-log.ts";
 import type { AttemptEndReason, AttemptOutcome, AttemptSpec, CommittedArtifact, Executor, RunningAttempt } from "./types.ts";
 import { attemptPaths, commitOutputs, prepareWorkspace, type AttemptPaths, type InputMode } from "./workspace.ts";
@@ -27,6 +29,11 @@ export interface ProcessExecutorOptions {
   readonly sampleIntervalMs?: number;
   /** Where PATH, LANG and TZ for stages come from (default: the agent's environment). */
   readonly baseEnv?: Readonly<Record<string, string | undefined>>;
+  /**
+   * The sandbox every stage runs in. Absent only when the agent was started with
+   * --unsafe-shared-identity (or in unit tests of the executor itself): stages then see what the agent sees.
+   */
+  readonly sandbox?: StageSandbox;
 }
 
 const DEFAULT_LOG_CAP = 16 * 1024 * 1024;
@@ -68,7 +75,29 @@ export class ProcessExecutor implements Executor {
     } catch (err) {
       return endedAtSetup(attempt, `could not prepare the workspace: ${(err as Error).message}`);
     }
-    const env = stageEnvironment(attempt, paths, this.options.baseEnv ?? process.env);
+    const sandbox = this.options.sandbox;
+    const env = stageEnvironment(attempt, sandbox ? sandboxView(sandbox) : paths, this.options.baseEnv ?? process.env);
+    let launch: { file: string; args: readonly string[]; cwd: string; uid?: number; gid?: number };
+    try {
+      launch = sandbox
+        ? await sandbox.prepare({
+            tenant: attempt.tenant,
+            command,
+            env,
+            network: attempt.stage.run?.network === "egress",
+            timeoutS: attempt.stage.run?.timeoutSeconds ?? this.options.defaultTimeoutS,
+            realGpus: attempt.gpus.some((g) => !g.simulated),
+            workspace: paths.workspace,
+            traverseFrom: this.options.dataDir,
+            inputs: paths.inputs,
+            outputs: paths.outputs,
+            tmp: paths.tmp,
+          })
+        : { file: command[0]!, args: command.slice(1), cwd: paths.workspace };
+    } catch (err) {
+      const why = err instanceof SandboxRefusal ? err.message : `could not prepare the sandbox: ${(err as Error).message}`;
+      return endedAtSetup(attempt, why);
+    }
     const cap = this.options.logCapBytes ?? DEFAULT_LOG_CAP;
     let stdout: CappedLog;
     let stderr: CappedLog;
@@ -80,12 +109,13 @@ export class ProcessExecutor implements Executor {
     }
     let child: ChildProcess;
     try {
-      child = spawn(command[0]!, command.slice(1), {
-        cwd: paths.workspace,
+      child = spawn(launch.file, launch.args, {
+        cwd: launch.cwd,
         env,
         // Its own process group, so that stopping the stage stops everything it started.
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],
+        ...(launch.uid !== undefined && { uid: launch.uid, gid: launch.gid }),
       });
     } catch (err) {
       // Node refuses some arguments outright (a NUL byte in argv or env).
@@ -93,14 +123,24 @@ export class ProcessExecutor implements Executor {
       stderr.close();
       return endedAtSetup(attempt, `could not start '${command[0]}': ${(err as Error).message}`);
     }
-    const running = new ProcessAttempt(attempt, paths, child, stdout, stderr, this.options);
+    const running = new ProcessAttempt(attempt, paths, child, stdout, stderr, this.options, sandbox !== undefined);
     if (child.pid === undefined) await running.done;
     return running;
   }
 }
 
+/** Where a sandboxed stage finds its folders: the sandbox's fixed paths, not the agent's layout. */
+function sandboxView(sandbox: StageSandbox): StageFolders {
+  const view = sandbox.view;
+  const cache = sandbox.options.isolation.modelCacheDir;
+  return { workspace: view.home, inputs: view.inputs, outputs: view.outputs, tmp: view.tmp, ...(cache !== null && { modelDir: cache }) };
+}
+
+/** The folders named in a stage's environment. */
+export type StageFolders = Pick<AttemptPaths, "workspace" | "inputs" | "outputs" | "tmp"> & { readonly modelDir?: string };
+
 /** The environment a stage sees: a few basics, its declared env, then what the agent sets. */
-export function stageEnvironment(attempt: AttemptSpec, paths: AttemptPaths, base: Readonly<Record<string, string | undefined>>): Record<string, string> {
+export function stageEnvironment(attempt: AttemptSpec, paths: StageFolders, base: Readonly<Record<string, string | undefined>>): Record<string, string> {
   const devices = attempt.gpus.map(visibleDeviceId).join(",");
   return {
     PATH: base.PATH ?? "/usr/local/bin:/usr/bin:/bin",
@@ -114,6 +154,7 @@ export function stageEnvironment(attempt: AttemptSpec, paths: AttemptPaths, base
     GPUFABRIC_ATTEMPT: String(attempt.number),
     GPUFABRIC_INPUT_DIR: paths.inputs,
     GPUFABRIC_OUTPUT_DIR: paths.outputs,
+    ...(paths.modelDir !== undefined && { GPUFABRIC_MODEL_DIR: paths.modelDir }),
     // An empty CUDA_VISIBLE_DEVICES hides every GPU from a CPU-only stage.
     CUDA_VISIBLE_DEVICES: devices,
     NVIDIA_VISIBLE_DEVICES: devices === "" ? "none" : devices,
@@ -143,7 +184,9 @@ class ProcessAttempt implements RunningAttempt {
     private readonly child: ChildProcess,
     private readonly stdout: CappedLog,
     private readonly stderr: CappedLog,
-    private readonly options: ProcessExecutorOptions
+    private readonly options: ProcessExecutorOptions,
+    /** Run through bwrap: the stage's processes are bwrap's descendants, in a PID namespace of their own. */
+    private readonly sandboxed: boolean
   ) {
     this.attemptId = attempt.attemptId;
     this.pid = child.pid ?? null;
@@ -202,7 +245,10 @@ class ProcessAttempt implements RunningAttempt {
   private stop(reason: "timeout" | "cancelled"): void {
     if (this.exited || this.stopReason || this.pid === null) return;
     this.stopReason = reason;
-    this.signalGroup("SIGTERM");
+    // bwrap does not pass signals on, and dying it takes the sandbox with it: a sandboxed stage's own
+    // processes get the SIGTERM, so they may finish cleanly within the grace period.
+    if (this.sandboxed) signalDescendants(this.pid, "SIGTERM");
+    else this.signalGroup("SIGTERM");
     this.timers.push(setTimeout(() => this.signalGroup("SIGKILL"), this.options.killGraceMs ?? DEFAULT_GRACE_MS));
   }
 
@@ -276,9 +322,54 @@ class ProcessAttempt implements RunningAttempt {
     }
     if (this.stopReason === "cancelled") return { reason: "cancelled", message: "stopped: the run was cancelled" };
     if (code === 0) return { reason: "completed", message: "exited with code 0" };
+    // bwrap reports a stage killed by signal N as exit code 128 + N.
+    if (this.sandboxed && code !== null && code > 128 && code < 160) {
+      return { reason: "signal", message: `killed by signal ${code - 128}, not sent by the agent (out of memory, or a sandbox limit?)` };
+    }
     if (code !== null) return { reason: "exit-code", message: `exited with code ${code}: see the stage's stderr log` };
     return { reason: "signal", message: `killed by ${signal}, not sent by the agent (out of memory?)` };
   }
+}
+
+/** Signals every descendant of `pid` (not `pid` itself), from /proc; never throws. */
+function signalDescendants(pid: number, signal: NodeJS.Signals): void {
+  for (const child of descendantsOf(pid)) {
+    try {
+      process.kill(child, signal);
+    } catch {
+      // gone already
+    }
+  }
+}
+
+function descendantsOf(root: number): number[] {
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.pop()!;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      let children = "";
+      try {
+        children = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8");
+      } catch {
+        continue;
+      }
+      for (const c of children.split(" ")) {
+        const n = Number(c);
+        if (Number.isInteger(n) && n > 0) {
+          found.push(n);
+          queue.push(n);
+        }
+      }
+    }
+  }
+  return found;
 }
 
 function endedAtSetup(attempt: AttemptSpec, message: string): RunningAttempt {

@@ -12,15 +12,25 @@ export interface AttemptGpu {
   readonly simulated: boolean;
 }
 
-/** The committed outputs of a stage this one needs. */
-export interface AttemptInput {
+/** What an attempt finds in `$GPUFABRIC_INPUT_DIR`: the outputs of a stage it needs, or the run's inputs. */
+export type AttemptInput = NeededStageInput | RunInputsInput;
+
+/** The committed outputs of a stage this one needs: placed in `inputs/<stageId>/`. */
+export interface NeededStageInput {
   readonly stageId: string;
   readonly artifacts: ReadonlyArray<{ readonly name: string; readonly path: string }>;
+}
+
+/** The run's `inputs` object (opened from its sealed field), a JSON file at `path`: placed as `inputs/run-inputs.json`. */
+export interface RunInputsInput {
+  readonly runInputs: string;
 }
 
 export interface AttemptSpec {
   readonly attemptId: string;
   readonly runId: string;
+  /** The run's tenant: a sandboxed stage runs as the tenant's own uid. */
+  readonly tenant?: string;
   readonly stageId: string;
   /** 1 for the first attempt; each attempt gets its own fresh workspace. */
   readonly number: number;

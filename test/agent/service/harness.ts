@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
-import type { PlatformConfig, RuntimeRule, TenantConfig } from "../../../runtime/config/schema.ts";
+import { IsolationSchema, type PlatformConfig, type RuntimeRule, type TenantConfig } from "../../../runtime/config/schema.ts";
 import { generateToken } from "../../../runtime/security/identity/index.ts";
 import { FileKeyring } from "../../../runtime/security/crypto/index.ts";
 import { generateSigningKeyPair } from "../../../runtime/security/audit/index.ts";
@@ -56,6 +56,8 @@ export function createPlatform(options: {
   readonly preemption?: PlatformConfig["scheduler"]["preemption"];
   readonly tenants?: readonly TenantConfig[];
   readonly runtimeRules?: readonly RuntimeRule[];
+  /** The stage sandbox's settings (default: the contract's defaults). */
+  readonly isolation?: Partial<PlatformConfig["isolation"]>;
   /** Audit checkpoints every this many entries (default 1000). */
   readonly checkpointEvery?: number;
 }): TestPlatform {
@@ -128,6 +130,7 @@ export function createPlatform(options: {
       },
       tls: { enabled: false },
     },
+    isolation: IsolationSchema.parse(options.isolation ?? {}),
     runtimeRules: [...(options.runtimeRules ?? [])],
   };
   const configFile = join(dir, "platform.json");

@@ -1,0 +1,98 @@
+/**
+ * At start the agent proves it can isolate stages: it finds bwrap and prlimit, decides whether stages
+ * get uids of their own (the agent may change users) or share the agent's behind namespaces, and runs
+ * one trivial stage through the real sandbox. If any of that fails the agent does not start, unless it
+ * was told `--unsafe-shared-identity`.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { IsolationConfig } from "../../config/schema.ts";
+import { StageSandbox, resolveProgram, type SandboxIdentity } from "./sandbox.ts";
+
+export interface ProbeInput {
+  readonly isolation: IsolationConfig;
+  readonly tenants: readonly string[];
+  readonly protectedPaths: readonly string[];
+  /** The scratch area stages will work in: the trial stage works there too, so a folder it cannot pass fails here. */
+  readonly scratchDir: string;
+  /** PATH to look for bwrap and prlimit in (default: the agent's). */
+  readonly path?: string;
+}
+
+export type ProbeResult =
+  | { readonly ok: true; readonly sandbox: StageSandbox; readonly identity: SandboxIdentity["mode"] }
+  | { readonly ok: false; readonly reason: string };
+
+/** Whether this process may switch to other uids: root, or CAP_SETUID and CAP_SETGID in its effective set. */
+export function canChangeUsers(): boolean {
+  if (process.getuid?.() === 0) return true;
+  try {
+    const line = readFileSync("/proc/self/status", "utf8").split("\n").find((l) => l.startsWith("CapEff:"));
+    if (!line) return false;
+    const caps = BigInt(`0x${line.slice(7).trim()}`);
+    return (caps & (1n << 6n)) !== 0n && (caps & (1n << 7n)) !== 0n; // CAP_SETGID (6), CAP_SETUID (7)
+  } catch {
+    return false;
+  }
+}
+
+export async function probeSandbox(input: ProbeInput): Promise<ProbeResult> {
+  const path = input.path ?? process.env.PATH ?? "/usr/bin:/bin";
+  const bwrap = resolveProgram("bwrap", path);
+  if (bwrap === null) return { ok: false, reason: "bubblewrap (bwrap) is not installed: install it (Debian: apt-get install bubblewrap)" };
+  const prlimit = resolveProgram("prlimit", path);
+  if (prlimit === null) return { ok: false, reason: "prlimit (util-linux) is not installed: install util-linux" };
+  const identity: SandboxIdentity = {
+    mode: canChangeUsers() ? "per-tenant" : "agent",
+    uidRangeStart: input.isolation.uidRangeStart,
+    tenants: input.tenants,
+  };
+  const sandbox = new StageSandbox({ bwrap, prlimit, identity, isolation: input.isolation, protectedPaths: input.protectedPaths });
+  const dir = mkdtempSync(join(input.scratchDir, "probe-"));
+  try {
+    for (const sub of ["inputs", "outputs", "tmp"]) mkdirSync(join(dir, sub));
+    const launch = await sandbox.prepare({
+      tenant: input.tenants[0],
+      command: ["/bin/sh", "-c", "echo ok > /stage/outputs/probe"],
+      env: { PATH: "/usr/bin:/bin" },
+      network: false,
+      timeoutS: 10,
+      realGpus: false,
+      workspace: dir,
+      traverseFrom: input.scratchDir,
+      inputs: join(dir, "inputs"),
+      outputs: join(dir, "outputs"),
+      tmp: join(dir, "tmp"),
+    });
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(launch.file, launch.args, {
+        cwd: launch.cwd,
+        env: { PATH: "/usr/bin:/bin" },
+        stdio: ["ignore", "ignore", "pipe"],
+        ...(launch.uid !== undefined && { uid: launch.uid, gid: launch.gid }),
+      });
+      let stderr = "";
+      child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()).slice(0, 4096));
+      child.on("error", (err) => resolve({ code: null, stderr: err.message }));
+      child.on("close", (code) => resolve({ code, stderr }));
+    });
+    let wrote = "";
+    try {
+      wrote = readFileSync(join(dir, "outputs", "probe"), "utf8");
+    } catch {
+      // checked below
+    }
+    if (result.code !== 0 || wrote.trim() !== "ok") {
+      return {
+        ok: false,
+        reason: `a trial stage could not run in the bubblewrap sandbox (exit ${result.code}): ${result.stderr.trim().split("\n")[0] || "no output written"}; the kernel must allow user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), and a container needs a seccomp profile that allows them`,
+      };
+    }
+    return { ok: true, sandbox, identity: identity.mode };
+  } catch (err) {
+    return { ok: false, reason: `the sandbox could not be prepared: ${(err as Error).message}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
