@@ -26,6 +26,7 @@ import { parseConfigWorkflows } from "./submission.ts";
 import { AGENT_ACTOR, AuditTrail } from "./audit-trail.ts";
 import { openAgentSecurity } from "./security.ts";
 import { ArtifactSealer, chooseScratch } from "./sealing.ts";
+import { isolateStages } from "./isolation.ts";
 import { openRunField } from "./sealed-fields.ts";
 import { KeyRotationFollower } from "./rewrap.ts";
 import { ensurePrivateDirectory, ensurePrivateStoreFiles } from "./private-files.ts";
@@ -54,6 +55,14 @@ const AgentOptionsSchema = z
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
     /** Serve plain HTTP on a non-loopback address (bearer tokens in clear text): only for a trusted network, logged loudly. */
     insecure: z.boolean().optional(),
+    /**
+     * Run stages without a sandbox, as the agent's own user with its view of the files: stages can then
+     * read the keys, tokens and store. Only for a machine where every stage is trusted; logged at error
+     * level and recorded in the audit log.
+     */
+    unsafeSharedIdentity: z.boolean().optional(),
+    /** The platform config file, which stages must not see (the CLI passes it). */
+    configFile: z.string().refine(isAbsolute, "must be an absolute path").optional(),
   })
   .strict();
 
@@ -128,6 +137,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const scratch = chooseScratch(dataDir, options.scratchDir);
   logger.info({ scratch: scratch.dir, inMemory: scratch.inMemory }, scratch.inMemory ? "stage workspaces are in memory (tmpfs)" : "no tmpfs for stage workspaces: they are on disk and deleted as soon as outputs are sealed");
   const sealer = new ArtifactSealer(security.keyring, dataDir, scratch.dir);
+  const sandbox = await isolateStages(config, options, { dataDir, scratchDir: scratch.dir }, audit, logger);
 
   const pool = config.pools.find((p) => p.name === config.deployment.pool)!;
   const inventory = await discoverGpus({ pool, mode: options.inventory ?? "auto" });
@@ -185,6 +195,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     executors: {
       process: new ProcessExecutor({
         dataDir: scratch.dir,
+        ...(sandbox && { sandbox }),
         ...(sampler && { vramSampler: sampler }),
         ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }),
       }),
