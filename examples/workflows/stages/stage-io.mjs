@@ -1,6 +1,6 @@
 // What every example stage shares: arguments, the input and output folders gpufabric gives a stage,
 // and failing with a clear message.
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -42,6 +42,22 @@ export function inputDir() {
   if (!dir) fail("GPUFABRIC_INPUT_DIR is not set: gpufabric sets it to the folder with the outputs of the stages this one needs");
   if (!existsSync(dir)) fail(`GPUFABRIC_INPUT_DIR '${dir}' does not exist`);
   return dir;
+}
+
+/**
+ * The run's inputs: the `inputs` object the run was submitted with, which gpufabric gives every stage as
+ * $GPUFABRIC_INPUT_DIR/run-inputs.json. An empty object when run by hand without one.
+ */
+export function runInputs() {
+  const dir = process.env.GPUFABRIC_INPUT_DIR;
+  const file = dir ? join(dir, "run-inputs.json") : undefined;
+  if (file === undefined || !existsSync(file)) return {};
+  try {
+    const value = JSON.parse(readFileSync(file, "utf8"));
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : {};
+  } catch (err) {
+    fail(`run-inputs.json could not be read: ${err.message}`);
+  }
 }
 
 const natural = new Intl.Collator("en", { numeric: true });

@@ -21,7 +21,7 @@ export interface NeededStageInput {
   readonly artifacts: ReadonlyArray<{ readonly name: string; readonly path: string }>;
 }
 
-/** The run's `inputs` object (opened from its sealed field), a JSON file at `path`: placed as `inputs/run-inputs.json`. */
+/** The run's `inputs` object (opened from its sealed field), in the JSON file at `runInputs`: placed as `inputs/run-inputs.json`. */
 export interface RunInputsInput {
   readonly runInputs: string;
 }

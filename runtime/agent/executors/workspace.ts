@@ -42,9 +42,13 @@ export function attemptPaths(dataDir: string, runId: string, stageId: string, at
 /** How needed outputs appear in a workspace: copies (reflinks where the file system can) or hard links. */
 export type InputMode = "copy" | "hardlink";
 
+/** The run's `inputs` object, as every stage of the run finds it in `$GPUFABRIC_INPUT_DIR`. */
+export const RUN_INPUTS_FILE = "run-inputs.json";
+
 /**
- * Creates a fresh workspace (whatever an earlier try left there is removed) and places each needed
- * stage's committed outputs in `inputs/<stage>/`. Only regular files are taken: never a symlink.
+ * Creates a fresh workspace (whatever an earlier try left there is removed), places each needed
+ * stage's committed outputs in `inputs/<stage>/` and the run's inputs in `inputs/run-inputs.json`
+ * (no stage id has a dot, so it never meets a stage's folder). Only regular files are taken: never a symlink.
  */
 export async function prepareWorkspace(paths: AttemptPaths, inputs: readonly AttemptInput[], mode: InputMode): Promise<void> {
   await rm(paths.workspace, { recursive: true, force: true });
@@ -53,16 +57,20 @@ export async function prepareWorkspace(paths: AttemptPaths, inputs: readonly Att
   await mkdir(paths.inputs, { recursive: true });
   await mkdir(join(paths.stdoutLog, ".."), { recursive: true });
   for (const input of inputs) {
+    if ("runInputs" in input) {
+      await placeRegularFile(input.runInputs, join(paths.inputs, RUN_INPUTS_FILE), "the run's inputs");
+      continue;
+    }
     assertSafeSegment("needed stage id", input.stageId);
     const dir = join(paths.inputs, input.stageId);
     await mkdir(dir, { recursive: true });
     for (const artifact of input.artifacts) {
       const problem = artifactNameProblem(artifact.name);
       if (problem) throw new Error(`input '${artifact.name}' of stage '${input.stageId}' ${problem}`);
-      const info = await lstat(artifact.path);
-      if (!info.isFile()) throw new Error(`input '${artifact.name}' of stage '${input.stageId}' at ${artifact.path} is not a regular file`);
       const target = join(dir, artifact.name);
+      const what = `input '${artifact.name}' of stage '${input.stageId}'`;
       if (mode === "hardlink") {
+        await assertRegularFile(artifact.path, what);
         try {
           await link(artifact.path, target);
           continue;
@@ -71,9 +79,19 @@ export async function prepareWorkspace(paths: AttemptPaths, inputs: readonly Att
           if (!["EXDEV", "EPERM", "EMLINK"].includes((err as NodeJS.ErrnoException).code ?? "")) throw err;
         }
       }
-      await copyFile(artifact.path, target, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      await placeRegularFile(artifact.path, target, what);
     }
   }
+}
+
+async function assertRegularFile(path: string, what: string): Promise<void> {
+  if (!(await lstat(path)).isFile()) throw new Error(`${what} at ${path} is not a regular file`);
+}
+
+/** Copies a regular file (a reflink where the file system can) to a new name. */
+async function placeRegularFile(source: string, target: string, what: string): Promise<void> {
+  await assertRegularFile(source, what);
+  await copyFile(source, target, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
 }
 
 /**

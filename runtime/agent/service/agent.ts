@@ -27,7 +27,7 @@ import { AGENT_ACTOR, AuditTrail } from "./audit-trail.ts";
 import { openAgentSecurity } from "./security.ts";
 import { ArtifactSealer, chooseScratch } from "./sealing.ts";
 import { isolateStages } from "./isolation.ts";
-import { openRunField } from "./sealed-fields.ts";
+import { RunInputsSource, openRunField } from "./sealed-fields.ts";
 import { KeyRotationFollower } from "./rewrap.ts";
 import { ensurePrivateDirectory, ensurePrivateStoreFiles } from "./private-files.ts";
 import canonicalize from "canonicalize";
@@ -185,6 +185,8 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   // On a thread of its own: statements, group commits and checkpoints stay off the event loop that serves the API.
   ensurePrivateStoreFiles(join(dataDir, "agent.db"), logger);
   const store = openThreadedSqliteStore(join(dataDir, "agent.db"), { durability: options.durability ?? "full" });
+  // Every stage of a run finds the run's inputs, opened from their sealed field, as run-inputs.json.
+  const runInputs = new RunInputsSource(security.keyring, async (tenant, runId) => (await store.getRun(tenant, runId))?.inputs);
   let loop: AgentLoop | undefined;
   const metrics = new AgentMetrics({ store, scheduler, devices: inventory.devices, loop: () => loop });
   const sampler = inventory.nvidiaSmi ? new NvidiaSmiVramSampler(inventory.nvidiaSmi) : undefined;
@@ -209,10 +211,13 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     onCostModelChange: saveCostModel,
     audit: (event) => void audit.note(event),
     sealOutputs: (run, artifacts) => sealer.sealOutputs(run, artifacts),
-    openInputs: (run, stageId, attempt, inputs) => sealer.openInputs(run, stageId, attempt, inputs),
+    openInputs: async (run, stageId, attempt, inputs) => sealer.openInputs(run, stageId, attempt, inputs, await runInputs.open(run)),
     sealLogs: (run, logs) => sealer.sealLogs(run, logs),
     discardWorkspaces: true,
-    discardRun: (runId) => sealer.discardRun(runId),
+    discardRun: (runId) => {
+      runInputs.forget(runId);
+      return sealer.discardRun(runId);
+    },
   });
   const graphOf = async (run: { id: string; tenant: string }): Promise<WorkflowGraph | undefined> => {
     const detail = await store.getRun(run.tenant, run.id);

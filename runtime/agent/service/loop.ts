@@ -14,11 +14,12 @@ import { observeStage } from "../../graph/index.ts";
 import { runSpecFromStages } from "../../scheduler/from-graph.ts";
 import type { Kill, Placement, Scheduler, WaitReason } from "../../scheduler/index.ts";
 import { executorFor, stopOrphanedAttempt, type AttemptOutcome, type Executor, type RunningAttempt } from "../executors/index.ts";
-import type { CommittedArtifact } from "../executors/types.ts";
+import type { AttemptInput, CommittedArtifact } from "../executors/types.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import { TransitionError, type RunRecord, type Store } from "../store/types.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
 import { restoreStageRuns } from "./sealed-fields.ts";
+import type { OpenedInputs } from "./sealing.ts";
 import { resolveStageCommand } from "./stage-command.ts";
 
 /** What the loop reports as it works (metrics listen). */
@@ -52,13 +53,16 @@ export interface LoopOptions {
    * returns them as the store records them. Without it the outputs are recorded where the executor put them.
    */
   readonly sealOutputs?: (run: { id: string; tenant: string }, artifacts: CommittedArtifact[]) => Promise<CommittedArtifact[]>;
-  /** Makes the committed outputs a stage needs readable to the executor (decrypted), and cleans them up after. */
+  /**
+   * Makes the committed outputs a stage needs readable to the executor (decrypted), with the run's
+   * inputs as a file, and cleans them up after.
+   */
   readonly openInputs?: (
     run: { id: string; tenant: string },
     stageId: string,
     attempt: number,
     inputs: ReadonlyArray<{ stageId: string; name: string; path: string }>
-  ) => Promise<{ inputs: Array<{ stageId: string; name: string; path: string }>; release(): Promise<void> }>;
+  ) => Promise<OpenedInputs>;
   /** Seals an ended attempt's stdout and stderr logs into the data directory and deletes the plaintext. */
   readonly sealLogs?: (run: { id: string; tenant: string }, logs: { stdout: string; stderr: string }) => Promise<void>;
   /** Deletes each attempt's workspace once it ended (its outputs sealed first). */
@@ -313,7 +317,7 @@ export class AgentLoop {
       slot.attemptId = attempt.id;
       this.changes.emit("run", p.runId);
       const needed = (await this.o.store.artifactsOf(p.runId, stage.needs)).map((a) => ({ stageId: a.stageId, name: a.name, path: a.path }));
-      const opened = this.o.openInputs
+      const opened: OpenedInputs = this.o.openInputs
         ? await this.o.openInputs(run, p.stageId, attempt.number, needed)
         : { inputs: needed, release: async () => undefined };
       const inputs = new Map<string, Array<{ name: string; path: string }>>();
@@ -330,6 +334,7 @@ export class AgentLoop {
         .start({
         attemptId: attempt.id,
         runId: p.runId,
+        tenant: run.tenant,
         stageId: p.stageId,
         number: attempt.number,
         stage: spec,
@@ -337,7 +342,10 @@ export class AgentLoop {
           const device = this.device(id);
           return { id, uuid: device?.uuid ?? null, simulated: device?.simulated ?? true };
         }),
-        inputs: [...inputs].map(([stageId, artifacts]) => ({ stageId, artifacts })),
+        inputs: [
+          ...[...inputs].map(([stageId, artifacts]): AttemptInput => ({ stageId, artifacts })),
+          ...(opened.runInputs !== undefined ? [{ runInputs: opened.runInputs }] : []),
+        ],
         })
         .finally(() => opened.release());
       slot.handle = handle;

@@ -75,3 +75,38 @@ export async function openRunField(keys: KeyProvider, tenant: string, runId: str
   const plain = await openValue(keys, Buffer.from(stored[SEALED_KEY], "base64"), fieldContext(tenant, runId, field));
   return JSON.parse(plain.toString("utf8")) as unknown;
 }
+
+/**
+ * The run's inputs as its stages see them (`run-inputs.json`): read from the store once per run, kept
+ * sealed in memory, and opened for each attempt. A run submitted without inputs gets `{}`.
+ */
+export class RunInputsSource {
+  private readonly stored = new Map<string, unknown>();
+
+  constructor(
+    private readonly keys: KeyProvider,
+    private readonly read: (tenant: string, runId: string) => Promise<unknown>
+  ) {}
+
+  async open(run: { id: string; tenant: string }): Promise<Readonly<Record<string, unknown>>> {
+    const cached = this.stored.has(run.id);
+    let stored = cached ? this.stored.get(run.id) : await this.read(run.tenant, run.id);
+    this.stored.set(run.id, stored);
+    let value: unknown;
+    try {
+      value = await openRunField(this.keys, run.tenant, run.id, "inputs", stored);
+    } catch (err) {
+      if (!cached) throw err;
+      // A key rotation may have rewrapped the field (and retired the old version) since it was read.
+      stored = await this.read(run.tenant, run.id);
+      this.stored.set(run.id, stored);
+      value = await openRunField(this.keys, run.tenant, run.id, "inputs", stored);
+    }
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  }
+
+  /** Drops a run once nothing of it runs any more. */
+  forget(runId: string): void {
+    this.stored.delete(runId);
+  }
+}

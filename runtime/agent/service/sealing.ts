@@ -9,12 +9,21 @@
  */
 import { createHash } from "node:crypto";
 import { accessSync, constants, createWriteStream, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdir, open, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createDecryptStream, readDecryptedFile, writeEncryptedFile, type KeyProvider, type ObjectContext } from "../../security/crypto/index.ts";
 import type { CommittedArtifact } from "../executors/types.ts";
+import { RUN_INPUTS_FILE } from "../executors/workspace.ts";
+
+/** Plaintext copies of what an attempt needs, in the scratch directory, until `release`. */
+export interface OpenedInputs {
+  readonly inputs: Array<{ stageId: string; name: string; path: string }>;
+  /** The run's inputs as a JSON file, when they were given to open. */
+  readonly runInputs?: string;
+  release(): Promise<void>;
+}
 
 export interface ScratchChoice {
   readonly dir: string;
@@ -170,16 +179,21 @@ export class ArtifactSealer {
     return Buffer.concat(parts);
   }
 
-  /** Decrypts the outputs a stage needs into the scratch directory; `release` deletes them. */
+  /**
+   * Decrypts the outputs a stage needs into the scratch directory, and writes the run's inputs (opened
+   * from their sealed field by the caller) beside them as `run-inputs.json`; `release` deletes them.
+   */
   async openInputs(
     run: { id: string; tenant: string },
     stageId: string,
     attempt: number,
-    inputs: ReadonlyArray<{ stageId: string; name: string; path: string }>
-  ): Promise<{ inputs: Array<{ stageId: string; name: string; path: string }>; release(): Promise<void> }> {
+    inputs: ReadonlyArray<{ stageId: string; name: string; path: string }>,
+    runInputs?: Readonly<Record<string, unknown>>
+  ): Promise<OpenedInputs> {
     const staging = join(this.scratchDir, "staging", run.id, stageId, String(attempt));
     const release = () => rm(staging, { recursive: true, force: true });
     const opened: Array<{ stageId: string; name: string; path: string }> = [];
+    let runInputsFile: string | undefined;
     try {
       for (const input of inputs) {
         const target = join(staging, input.stageId, input.name);
@@ -188,11 +202,17 @@ export class ArtifactSealer {
         await pipeline(plain, createWriteStream(target, { flags: "wx", mode: 0o600 }));
         opened.push({ ...input, path: target });
       }
+      if (runInputs !== undefined) {
+        // Stage ids have no dot: the file never meets a needed stage's folder.
+        runInputsFile = join(staging, RUN_INPUTS_FILE);
+        await mkdir(staging, { recursive: true, mode: 0o700 });
+        await writeFile(runInputsFile, `${JSON.stringify(runInputs, null, 2)}\n`, { flag: "wx", mode: 0o600 });
+      }
     } catch (err) {
       await release();
       throw err;
     }
-    return { inputs: opened, release };
+    return { inputs: opened, ...(runInputsFile !== undefined && { runInputs: runInputsFile }), release };
   }
 
   /** A readable of an artifact's plaintext, decrypted as it is read, from an already opened (and checked) file. */

@@ -2,35 +2,11 @@
  * A restarted agent reruns an interrupted stage with every upstream output in place: the outputs of
  * stages that succeeded before the restart are opened from their sealed artifacts, not left out.
  */
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO_ROOT, client, createPlatform, removePlatform, startAgentProcess, waitFor, type AgentProcess } from "./harness.ts";
+import { chainedWorkflow } from "./chained.ts";
+import { client, createPlatform, removePlatform, startAgentProcess, waitFor, type AgentProcess } from "./harness.ts";
 
 const TIMEOUT = 90_000;
-/** Checks its inputs (exit code 3 when one is missing), works, then writes `<stage>.txt`. */
-export const CHAINED_STAGE = join(REPO_ROOT, "test/agent/fixtures/chained-stage.mjs");
-
-/** A native workflow whose stages run the chained-stage fixture: each needs the stages listed, and checks their outputs. */
-export function chainedWorkflow(
-  name: string,
-  stages: ReadonlyArray<{ id: string; needs?: string[]; ms: number }>,
-  env: Record<string, string> = {}
-): Record<string, unknown> {
-  return {
-    apiVersion: "gpufabric.dev/v1",
-    kind: "Workflow",
-    metadata: { name },
-    spec: {
-      stages: stages.map((s) => ({
-        id: s.id,
-        ...(s.needs && { needs: s.needs }),
-        resources: { gpus: 1, vram: "1Gi" },
-        run: { command: [process.execPath, CHAINED_STAGE, s.id, String(s.ms), ...(s.needs ?? [])], env, timeoutSeconds: 60 },
-        estimate: { durationSeconds: s.ms / 1000 },
-      })),
-    },
-  };
-}
 
 describe.each([
   ["SIGTERM", (agent: AgentProcess) => agent.stop()],
