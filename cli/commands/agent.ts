@@ -18,6 +18,7 @@ interface AgentCliOptions {
   insecure?: boolean;
   scratchDir?: string;
   unsafeSharedIdentity?: boolean;
+  maxJsonDepth?: string;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -43,6 +44,7 @@ export function register(program: Command): void {
       "--unsafe-shared-identity",
       "run stages without the sandbox, as the agent's own user (they can read its keys, tokens and store; logged at error level and audited): trusted stages only"
     )
+    .option("--max-json-depth <n>", "refuse request bodies whose arrays and objects nest deeper than this (default 64)")
     .option("--key-check-interval <s>", "seconds between looks at the keyring: a new current version (keys rotate) starts a background rewrap", "10")
     .action(async (options: AgentCliOptions) => {
       if (!existsSync(options.config))
@@ -59,6 +61,7 @@ export function register(program: Command): void {
         keyCheckIntervalS: numberOption("--key-check-interval", options.keyCheckInterval),
         ...(options.insecure === true && { insecure: true }),
         ...(options.scratchDir !== undefined && { scratchDir: resolve(options.scratchDir) }),
+        ...(options.maxJsonDepth !== undefined && { maxJsonDepth: intOption("--max-json-depth", options.maxJsonDepth) }),
         ...(options.unsafeSharedIdentity === true && { unsafeSharedIdentity: true }),
         configFile: resolve(options.config),
       });

@@ -10,11 +10,13 @@ import { looksLikeComfyPrompt, looksLikeComfyUiWorkflow, parseComfyPrompt } from
 import type { WorkflowFormat, WorkflowGraph } from "./model.ts";
 import { NATIVE_API_VERSION, parseNativeWorkflow } from "./native.ts";
 import { parseDocumentText } from "./text.ts";
+import { DEFAULT_MAX_JSON_DEPTH, findTooDeep, formatJsonPath, tooDeepMessage } from "./json-depth.ts";
 
 export * from "./model.ts";
 export { parseQuantityMiB, tryParseQuantityMiB } from "./quantity.ts";
 export { NATIVE_API_VERSION, STAGE_ID, DEFAULT_STAGE_VRAM_MIB, NativeWorkflowSchema, type NativeWorkflowDocument } from "./native.ts";
 export { isComfyLink } from "./comfyui.ts";
+export { DEFAULT_MAX_JSON_DEPTH, findTooDeep, formatJsonPath, scanJsonTextDepth, tooDeepMessage, type TooDeep } from "./json-depth.ts";
 
 export interface ParseOptions {
   /** Name of the workflow; a native workflow otherwise uses metadata.name, a ComfyUI prompt "comfyui". */
@@ -23,6 +25,8 @@ export interface ParseOptions {
   readonly format?: WorkflowFormat;
   /** What the document is called in error messages (a file name). */
   readonly source?: string;
+  /** Arrays and objects nested deeper than this are refused before the document is walked (default 64). */
+  readonly maxDepth?: number;
 }
 
 /** Tells a native workflow from a ComfyUI API-format prompt; throws a ValidationError when it is neither. */
@@ -49,6 +53,9 @@ export function detectFormat(doc: unknown, source = "workflow"): WorkflowFormat 
 /** Validates a workflow document (already parsed from JSON or YAML) and returns its graph. */
 export function parseWorkflow(doc: unknown, options: ParseOptions = {}): WorkflowGraph {
   const source = options.source ?? "workflow";
+  // Checked without recursion before the importers, which recurse (a 50,000-deep node input would overflow them).
+  const tooDeep = findTooDeep(doc, options.maxDepth ?? DEFAULT_MAX_JSON_DEPTH);
+  if (tooDeep !== undefined) throw new ValidationError(source, [{ field: formatJsonPath(tooDeep.path), message: tooDeepMessage(tooDeep) }]);
   const format = options.format ?? detectFormat(doc, source);
   if (format === "native") return parseNativeWorkflow(doc, source, options.name);
   return parseComfyPrompt(doc, source, options.name ?? "comfyui");

@@ -47,6 +47,8 @@ const AgentOptionsSchema = z
     /** Multiplies simulated stages' estimated durations (1: as estimated). */
     simulatedTimeScale: z.number().min(0).max(1000).optional(),
     bodyLimitBytes: z.number().int().min(1024).optional(),
+    /** Arrays and objects nested deeper than this in a request body are refused (default 64). */
+    maxJsonDepth: z.number().int().min(2).max(10_000).optional(),
     /** Seconds between SIGTERM and SIGKILL when a stage is stopped. */
     killGraceS: z.number().positive().max(3600).optional(),
     durability: z.enum(["full", "normal"]).optional(),
@@ -265,6 +267,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     scratchDir: scratch.dir,
     loopbackOnly: isLoopback(host),
     bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+    ...(options.maxJsonDepth !== undefined && { maxJsonDepth: options.maxJsonDepth }),
     isReady: () => ready,
   });
   await app.listen({ host, port: options.port ?? config.deployment.listen.port });

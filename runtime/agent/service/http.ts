@@ -16,7 +16,7 @@ import { PUBLIC, type Authorizer } from "../../security/authz/index.ts";
 import { checkName, openInside, UnsafePathError } from "../../security/names/index.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { RunDetail, RunStatus, Store } from "../store/types.ts";
-import { RUN_STATUSES } from "../store/types.ts";
+import { RUN_STATUSES, TERMINAL_RUN_STATUSES } from "../store/types.ts";
 import { AuditUnavailableError } from "../../security/audit/index.ts";
 import { ApiError } from "./api-error.ts";
 import type { AuditTrail } from "./audit-trail.ts";
@@ -26,6 +26,7 @@ import { sealRunFields } from "./sealed-fields.ts";
 import type { AgentLoop } from "./loop.ts";
 import { scheduledMiB, type AgentMetrics } from "./metrics.ts";
 import { agentRouteTable } from "./routes.ts";
+import { DEFAULT_MAX_JSON_DEPTH, formatJsonPath, scanJsonTextDepth, tooDeepMessage } from "../../graph/json-depth.ts";
 import { prepareRun, type SubmissionContext } from "./submission.ts";
 
 declare module "fastify" {
@@ -66,6 +67,8 @@ export interface HttpParts {
   /** Listening on a loopback address only: then the Host header must name loopback too (DNS rebinding). */
   readonly loopbackOnly: boolean;
   readonly bodyLimitBytes: number;
+  /** Arrays and objects nested deeper than this in a body are refused before anything walks them. */
+  readonly maxJsonDepth?: number;
   readonly isReady: () => boolean;
 }
 
@@ -118,6 +121,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     ...(https && { https }),
   }) as unknown as FastifyInstance;
+  installJsonParser(app, parts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
   app.decorateRequest("identity", null);
   app.decorateRequest("auditInfo", null);
   const routes = agentRouteTable();
@@ -166,6 +170,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     if (action === PUBLIC) return;
     request.auditInfo.action = action;
     if (clientCa) await requireClientCertificate(request, template);
+    checkSingleCredential(request);
     const auth = await parts.authenticator.authenticate(request.headers.authorization);
     if (!auth.ok) {
       request.log.info({ reason: auth.reason }, "authentication refused");
@@ -318,8 +323,8 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const tenant = request.identity!.tenant;
     const id = validId("run", request.params.runId, "runId");
     const fromHeader = request.headers["last-event-id"];
-    const after = Number(typeof fromHeader === "string" ? fromHeader : request.query.after ?? 0);
-    if (!Number.isInteger(after) || after < 0) throw new ApiError(400, "invalid-request", "Last-Event-ID: must be the id of an event, or 0", "Last-Event-ID");
+    const field = typeof fromHeader === "string" ? "Last-Event-ID" : "after";
+    const after = eventId(typeof fromHeader === "string" ? fromHeader : request.query.after ?? "0", field);
     if ((await store.eventsSince(tenant, id, after, 1)) === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
     streamEvents(request, reply, store, loop, tenant, id, after);
   });
@@ -429,6 +434,27 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   return app;
 }
 
+/**
+ * JSON bodies are checked for depth on their raw text, without recursion, before JSON.parse: the parser,
+ * the schema checks and every later walk (canonical JSON, sealing, the ComfyUI importer) recurse, and a
+ * body nested 200,000 levels deep would overflow their stacks (a 500, or worse, a stalled agent).
+ */
+function installJsonParser(app: FastifyInstance, maxDepth: number): void {
+  // Fastify's own parser after the scan: it keeps refusing '__proto__' keys (prototype poisoning).
+  const parse = app.getDefaultJsonParser("error", "ignore");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = body as string;
+    const tooDeep = scanJsonTextDepth(text, maxDepth);
+    if (tooDeep !== undefined) {
+      const field = formatJsonPath(tooDeep.path);
+      done(new ApiError(400, "too-deep", `${field}: ${tooDeepMessage(tooDeep)}`, field), undefined);
+      return;
+    }
+    parse(request, text, done);
+  });
+}
+
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
 
 /**
@@ -453,6 +479,23 @@ function checkBrowserHeaders(request: FastifyRequest, loopbackOnly: boolean): vo
   }
 }
 
+/**
+ * One credential per request. Node keeps only the first of two Authorization headers, and a proxy may
+ * join them with a comma: either way the agent would authenticate one credential while a proxy or log
+ * in front of it saw another, so both forms are refused.
+ */
+function checkSingleCredential(request: FastifyRequest): void {
+  const raw = request.raw.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== "authorization") continue;
+    seen++;
+    if (seen > 1 || raw[i + 1]!.includes(",")) {
+      throw new ApiError(400, "duplicate-credential", "authorization: send exactly one 'Authorization: Bearer <token>' header holding one credential", "authorization");
+    }
+  }
+}
+
 /** `run/<id>[/artifact/<name>|/stage/<id>]` from the route's parameters, as the client sent them (capped). */
 function auditObject(request: FastifyRequest): string | null {
   const params = (request.params ?? {}) as Record<string, string | undefined>;
@@ -467,6 +510,15 @@ function outcomeOf(status: number): "success" | "denied" | "failure" | "error" {
   if (status < 400) return "success";
   if (status === 401 || status === 403 || status === 404) return "denied";
   return status >= 500 ? "error" : "failure";
+}
+
+/** An event id to resume after: a whole number from 0 to 2^53 - 1 (1e308 or 1.5 would pass a looser check and match nothing). */
+function eventId(value: string, field: string): number {
+  const n = /^\d{1,16}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new ApiError(400, "invalid-request", `${field}: must be the id of an event (a whole number from 0 to ${Number.MAX_SAFE_INTEGER}), or 0 for the whole stream`, field);
+  }
+  return n;
 }
 
 function validId(kind: "run" | "stage", value: string, field: string): string {
@@ -577,6 +629,8 @@ function streamEvents(request: FastifyRequest, reply: FastifyReply, store: Store
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+  // Headers go out now, not with the first event: a stream that starts past the end has none to send yet.
+  raw.flushHeaders();
   let last = after;
   let closed = false;
   let pumping: Promise<void> | null = null;
@@ -587,6 +641,10 @@ function streamEvents(request: FastifyRequest, reply: FastifyReply, store: Store
     loop.changes.off("run", onChange);
     clearInterval(heartbeat);
     raw.end();
+  };
+  const runIsOver = async (): Promise<boolean> => {
+    const detail = await store.getRun(tenant, runId);
+    return detail === undefined || TERMINAL_RUN_STATUSES.includes(detail.run.status);
   };
   const pump = async (): Promise<void> => {
     do {
@@ -599,6 +657,9 @@ function streamEvents(request: FastifyRequest, reply: FastifyReply, store: Store
         if (TERMINAL_EVENTS.has(e.type)) return close();
       }
       if (events.length === 1000) again = true;
+      // Nothing (more) to send and the run is over: its terminal event lies at or before `after`, so the
+      // stream would otherwise stay open forever.
+      else if (events.length === 0 && (await runIsOver())) return close();
     } while (again && !closed);
   };
   const onChange = (id: string) => {

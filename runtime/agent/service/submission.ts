@@ -46,6 +46,8 @@ export interface SubmissionContext {
   readonly gpus: readonly GpuSpec[];
   readonly headroomMiB: number;
   readonly costModel: CostModel;
+  /** Arrays and objects nested deeper than this in a submitted document are refused (default 64). */
+  readonly maxJsonDepth?: number;
 }
 
 /** Parses every workflow the config declares, so a broken one stops the agent at start, not a client later. */
@@ -88,7 +90,7 @@ export function prepareRun(body: unknown, tenant: string, idempotencyKey: string
   if (request.workflowRef !== undefined) graph = ctx.workflows.get(request.workflowRef)!;
   else {
     try {
-      graph = parseWorkflow(request.workflow, { source: "workflow" });
+      graph = parseWorkflow(request.workflow, { source: "workflow", ...(ctx.maxJsonDepth !== undefined && { maxDepth: ctx.maxJsonDepth }) });
     } catch (err) {
       if (err instanceof ValidationError) throw ApiError.fromIssues(err.issues, "workflow");
       throw err;
