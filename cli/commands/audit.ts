@@ -8,6 +8,7 @@ interface VerifyOptions {
   dataDir: string;
   checkpoints?: string;
   publicKey?: string;
+  requireSealed?: boolean;
   json?: boolean;
 }
 
@@ -27,10 +28,11 @@ export function register(program: Command): void {
     });
   audit
     .command("verify")
-    .description("verify the audit log: exit 0 when intact, 1 naming the first bad entry")
+    .description("verify the audit log: exit 0 when intact, 1 naming the first bad entry (or, with --require-sealed, when entries follow the last checkpoint)")
     .option("--data-dir <dir>", "the agent's data directory (the log is DATA_DIR/audit/log.jsonl)", ".gpufabric")
     .option("--checkpoints <dir>", "exported checkpoints to check the log against (default: DATA_DIR/audit-checkpoints)")
     .option("--public-key <path>", "Ed25519 public key (PEM) checkpoints are signed with; prefer a copy kept apart from the log (default: DATA_DIR/audit-signing/public.pem)")
+    .option("--require-sealed", "also exit 1 when any entry follows the last signed checkpoint (nothing proves such entries unaltered, nor that none after them were dropped): for a log whose agent has stopped")
     .option("--json", "print the report as JSON")
     .action(async (options: VerifyOptions) => {
       const paths = auditPaths(options.dataDir);
@@ -51,17 +53,26 @@ export function register(program: Command): void {
         if (err instanceof AuditLogMissingError) throw new CliError(err.message, EXIT.failure);
         throw err;
       }
-      if (options.json) process.stdout.write(`${JSON.stringify({ log: paths.logDir, checkpointsDir: checkpointsDir ?? null, ...report }, null, 2)}\n`);
-      else process.stdout.write(describe(report, checkpointsDir));
-      if (!report.ok) process.exitCode = EXIT.failure;
+      const sealed = report.unsealedEntries === 0;
+      const failed = !report.ok || (options.requireSealed === true && !sealed);
+      if (options.json) process.stdout.write(`${JSON.stringify({ log: paths.logDir, checkpointsDir: checkpointsDir ?? null, ...report, sealed, requireSealed: options.requireSealed === true, passed: !failed }, null, 2)}\n`);
+      else process.stdout.write(describe(report, checkpointsDir, options.requireSealed === true));
+      if (failed) process.exitCode = EXIT.failure;
     });
 }
 
-function describe(report: AuditVerifyReport, checkpointsDir: string | undefined): string {
+function describe(report: AuditVerifyReport, checkpointsDir: string | undefined, requireSealed: boolean): string {
   const notes: string[] = [];
   if (!checkpointsDir) notes.push("note: no exported checkpoints were given (--checkpoints): truncation of the log's tail cannot be detected");
-  if (report.ok && report.unsealedEntries > 0) notes.push(`note: the last ${report.unsealedEntries} entries follow the last checkpoint: chained but not yet signed`);
-  const counts = `${report.checkpointsInLog} checkpoints in the log, ${report.exportedCheckpointsMatched}/${report.exportedCheckpoints} exported checkpoints matched`;
+  const unsealed = report.unsealedEntries;
+  if (report.ok && unsealed > 0) {
+    notes.push(
+      requireSealed
+        ? `NOT sealed (--require-sealed): entries ${report.lastSeq - unsealed + 1}..${report.lastSeq} follow the last checkpoint; no signature covers them, so nothing proves them unaltered or that none after them were dropped`
+        : `note: entries ${report.lastSeq - unsealed + 1}..${report.lastSeq} follow the last checkpoint: chained but not yet signed (a running agent signs them within its checkpoint interval; pass --require-sealed for a stopped agent's log)`
+    );
+  }
+  const counts = `${report.checkpointsInLog} checkpoints in the log, ${report.exportedCheckpointsMatched}/${report.exportedCheckpoints} exported checkpoints matched, ${unsealed} entries after the last checkpoint`;
   const head = report.ok
     ? `audit log intact: ${report.entries} entries (last seq ${report.lastSeq}), ${counts}\n`
     : `audit log NOT intact: first bad entry seq ${report.firstBad!.seq}${report.firstBad!.line ? ` (line ${report.firstBad!.line})` : ""}: ${report.firstBad!.reason}\n${report.entries} entries verified before it; ${counts}\n`;

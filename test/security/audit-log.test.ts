@@ -167,9 +167,11 @@ describe("reopening", () => {
     writeFileSync(path, `${readFileSync(path, "utf8")}{"action":"run.sub`);
     rmSync(join(logDir(), "writer.lock")); // the crashed writer is gone
     const second = await open({ checkpointEvery: 100 });
-    expect(second.position.seq).toBe(4); // entries 1..3, then the checkpoint written on open
+    // Entries 1..3 (unsealed: the writer crashed), then on open: a checkpoint, the note of the unsealed tail, a checkpoint.
+    expect(second.position.seq).toBe(6);
+    expect(second.unsealedTail).toEqual({ entries: 3, firstSeq: 1, lastSeq: 3, latestExportedSeq: 0 });
     await second.close();
-    expect(entries().map((e) => e.action)).toEqual(["run.submit", "run.submit", "run.submit", "audit.checkpoint"]);
+    expect(entries().map((e) => e.action)).toEqual(["run.submit", "run.submit", "run.submit", "audit.checkpoint", "audit.unsealed-tail", "audit.checkpoint"]);
     expect((await verify()).ok).toBe(true);
   });
 });
@@ -196,8 +198,9 @@ describe("failing closed", () => {
   });
 
   it("append throws when the checkpoint sink cannot take the checkpoint (its directory is unusable)", async () => {
-    writeFileSync(join(dir, "not-a-dir"), "");
-    const log = await open({ sink: new DirectoryCheckpointSink(join(dir, "not-a-dir", "checkpoints")), checkpointEvery: 3 });
+    const log = await open({ checkpointEvery: 3 });
+    rmSync(cpDir(), { recursive: true, force: true });
+    writeFileSync(cpDir(), "a file where the sink's directory was\n");
     await log.append(event(1));
     await log.append(event(2));
     await expect(log.append(event(3))).rejects.toThrow(/checkpoint export failed/);
@@ -206,7 +209,7 @@ describe("failing closed", () => {
 
   it("a failing idle checkpoint closes the log to appends and is reported", async () => {
     let reported: unknown;
-    const failing: CheckpointSink = { export: async () => Promise.reject(new Error("sink unreachable")) };
+    const failing: CheckpointSink = { export: async () => Promise.reject(new Error("sink unreachable")), latest: async () => undefined };
     const log = await open({ sink: failing, checkpointEvery: 1000, onBackgroundError: (err) => (reported = err) });
     await log.append(event(1));
     clock.advance(60_000);
@@ -221,7 +224,9 @@ describe("failing closed", () => {
     await first.whenIdle();
     // Simulate a crash: the entry is on disk with no checkpoint after it, and the writer is gone.
     rmSync(join(logDir(), "writer.lock"));
-    await expect(open({ sink: { export: () => Promise.reject(new Error("down")) } })).rejects.toThrow(/down/);
+    const down = new DirectoryCheckpointSink(cpDir());
+    down.export = () => Promise.reject(new Error("down"));
+    await expect(open({ sink: down })).rejects.toThrow(/down/);
     // The failed open released its lock: a healthy sink opens the log and seals it.
     const third = await open();
     await third.append(event(2));
@@ -313,7 +318,7 @@ describe("verifyAuditLog", () => {
     expect((await verify()).firstBad).toMatchObject({ seq: 4 });
     reset();
     rewrite((ls) => ls.slice(0, 9));
-    expect((await verify()).firstBad).toMatchObject({ seq: 10, reason: expect.stringMatching(/ends at entry 9 but checkpoint .* was exported at entry 12/) });
+    expect((await verify()).firstBad).toMatchObject({ seq: 10, reason: expect.stringMatching(/ends at entry 9 but checkpoint .* was exported at entry 15: entries 10\.\.15 were removed/) });
     reset();
     writeFileSync(join(logDir(), "log.jsonl"), `${original.join("\n")}\n`.slice(0, -20));
     expect((await verify()).firstBad).toMatchObject({ seq: 15, reason: expect.stringMatching(/incomplete/) });

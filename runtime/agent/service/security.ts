@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { ValidationError } from "../../config/errors.ts";
 import type { PlatformConfig } from "../../config/schema.ts";
-import { AuditLog, auditPaths, DirectoryCheckpointSink, SigningKeyError, AuditLockedError } from "../../security/audit/index.ts";
+import { AuditLog, auditPaths, AuditTailError, CheckpointSinkConflictError, DirectoryCheckpointSink, LOG_FILE, SigningKeyError, AuditLockedError } from "../../security/audit/index.ts";
 import { FileKeyring, KeyringError } from "../../security/crypto/index.ts";
 
 export interface AgentSecurity {
@@ -65,17 +65,26 @@ export async function openAgentSecurity(config: PlatformConfig, dataDir: string,
       },
     ]);
   }
+  const logDir = auditPaths(dataDir).logDir;
   try {
     const log = await AuditLog.open({
-      dir: auditPaths(dataDir).logDir,
+      dir: logDir,
       signingKeyPath,
       sink: new DirectoryCheckpointSink(sinkDir),
       checkpointEvery: audit.checkpointEvery,
       checkpointIntervalMs: audit.checkpointIntervalSeconds * 1000,
       onBackgroundError: (error) => logger.error({ err: error }, "AUDIT LOG UNAVAILABLE: a checkpoint failed; mutating requests are refused (503) until the agent restarts with a working log and sink"),
     });
+    const tail = log.unsealedTail;
+    if (tail) {
+      // Verified against the chain and the sink's latest checkpoint before it was signed; recorded in the log too.
+      logger.warn({ ...tail }, `the audit log held ${tail.entries} entries no checkpoint had signed (the agent stopped without sealing it): verified, sealed and recorded`);
+    }
     return { keyring, audit: log, sinkDir };
   } catch (err) {
+    // The log contradicts its chain or the exported checkpoints: refuse to start rather than sign over it.
+    if (err instanceof AuditTailError) throw new ValidationError("audit log", [{ field: join(logDir, LOG_FILE), message: err.message }]);
+    if (err instanceof CheckpointSinkConflictError) throw new ValidationError("platform config", [{ field: "security.audit.sink.mountPath", message: err.message }]);
     if (err instanceof SigningKeyError) throw new ValidationError("platform config", [{ field: "security.audit.signingKey.mountPath", message: err.message }]);
     if (err instanceof AuditLockedError) throw new ValidationError("agent options", [{ field: "dataDir", message: err.message }]);
     throw err;

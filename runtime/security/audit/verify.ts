@@ -24,7 +24,15 @@ export interface AuditVerifyReport {
   readonly checkpointsInLog: number;
   readonly exportedCheckpoints: number;
   readonly exportedCheckpointsMatched: number;
-  /** Entries after the last checkpoint: chained, but not yet signed (a checkpoint covers them within the interval). */
+  /** The seq of the last checkpoint entry in the log (0 when none). */
+  readonly lastCheckpointSeq: number;
+  /** The highest seq an exported checkpoint covers (0 when none was given). */
+  readonly latestExportedSeq: number;
+  /**
+   * Entries after the last checkpoint: chained, but not signed. A running agent signs them within its
+   * checkpoint interval and at shutdown; after a crash they stay unsealed until it restarts. Nothing proves
+   * they were not altered or that more of them once followed (see --require-sealed).
+   */
   readonly unsealedEntries: number;
   readonly firstBad?: BadEntry;
 }
@@ -65,18 +73,30 @@ class Bad extends Error {
   }
 }
 
+export interface StreamVerifyOptions {
+  readonly publicKey: KeyObject;
+  readonly exported?: ExportedCheckpoints;
+  /**
+   * Where the bytes start: just after entry `seq`, whose chain hash is `head` (already checked by the caller
+   * against a signed checkpoint, which then counts as the last one). Default: the start of the log.
+   */
+  readonly from?: { readonly seq: number; readonly head: string };
+}
+
 /** The verifier over any byte source (a file stream, or a buffer in tests). */
-export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable<Buffer>, options: { publicKey: KeyObject; exported?: ExportedCheckpoints }): Promise<AuditVerifyReport> {
+export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable<Buffer>, options: StreamVerifyOptions): Promise<AuditVerifyReport> {
   const expectedKeyId = keyId(options.publicKey);
   const exported = options.exported ?? { checkpoints: [], malformed: [] };
   const bySeq = new Map<number, SignedCheckpoint & { file: string }>();
-  let head = GENESIS_HASH;
-  let headBytes = Buffer.from(GENESIS_HASH, "hex");
-  let lastSeq = 0;
-  let lineNo = 0;
+  let head = options.from?.head ?? GENESIS_HASH;
+  let headBytes = Buffer.from(head, "hex");
+  let lastSeq = options.from?.seq ?? 0;
+  // Line k holds entry k in an intact log.
+  let lineNo = lastSeq;
   let checkpointsInLog = 0;
-  let lastCheckpointSeq = 0;
+  let lastCheckpointSeq = lastSeq;
   let matched = 0;
+  const latestExportedSeq = exported.checkpoints.reduce((max, cp) => Math.max(max, cp.seq), 0);
   const result = (firstBad?: BadEntry): AuditVerifyReport => ({
     ok: !firstBad,
     entries: lastSeq,
@@ -85,6 +105,8 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
     checkpointsInLog,
     exportedCheckpoints: exported.checkpoints.length + exported.malformed.length,
     exportedCheckpointsMatched: matched,
+    lastCheckpointSeq,
+    latestExportedSeq,
     unsealedEntries: lastSeq - lastCheckpointSeq,
     ...(firstBad && { firstBad }),
   });
@@ -159,7 +181,8 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
       if (start < chunk.length) leftover = Buffer.from(chunk.subarray(start));
     }
     if (leftover && leftover.length > 0) throw new Bad({ seq: lastSeq + 1, line: lineNo + 1, reason: `the last line (entry ${lastSeq + 1}) is incomplete: the log was cut mid-entry` });
-    const beyond = exported.checkpoints.find((cp) => cp.seq > lastSeq);
+    // The latest exported checkpoint says how far the log reached: name all that was removed, not the first gap.
+    const beyond = exported.checkpoints.reduce<(typeof exported.checkpoints)[number] | undefined>((latest, cp) => (cp.seq > lastSeq && cp.seq > (latest?.seq ?? 0) ? cp : latest), undefined);
     if (beyond) throw new Bad({ seq: lastSeq + 1, line: lineNo + 1, reason: `the log ends at entry ${lastSeq} but checkpoint ${beyond.file} was exported at entry ${beyond.seq}: entries ${lastSeq + 1}..${beyond.seq} were removed (truncated)` });
     return result();
   } catch (err) {

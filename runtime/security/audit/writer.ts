@@ -1,9 +1,10 @@
-import type { KeyObject } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { auditEvent, chainHash, GENESIS_HASH, MAX_ENTRY_BYTES, serializeEntry, type AuditEntry, type AuditEvent } from "./entry.ts";
 import { openNodeLogFile, type AuditLogFile, type OpenAuditLogFile } from "./log-file.ts";
 import { keyId, loadSigningKey, signCheckpoint, type SignedCheckpoint } from "./signing.ts";
 import type { CheckpointSink } from "./sink.ts";
+import { verifyTailAtOpen } from "./tail.ts";
 import { acquireWriterLock } from "./writer-lock.ts";
 
 /** The log file inside the audit directory. */
@@ -11,6 +12,17 @@ export const LOG_FILE = "log.jsonl";
 /** Checkpoint entries carry this action; verify checks every one of them. */
 export const CHECKPOINT_ACTION = "audit.checkpoint";
 export const CHECKPOINT_ACTOR = "gpufabric-audit";
+/** Recorded at open when the log held entries no checkpoint had signed (the writer stopped without sealing). */
+export const UNSEALED_TAIL_ACTION = "audit.unsealed-tail";
+
+/** The entries an open found unsealed, verified and then signed. */
+export interface UnsealedTail {
+  readonly entries: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** The entry the sink's latest checkpoint covered, which the tail was verified against (0: none). */
+  readonly latestExportedSeq: number;
+}
 
 /** Time and timers, injectable so tests drive idle checkpoints without waiting. */
 export interface Clock {
@@ -33,7 +45,7 @@ export interface AuditLogOptions {
   /** The Ed25519 private key (PEM), opened read-only; see loadSigningKey. */
   readonly signingKeyPath: string;
   readonly sink: CheckpointSink;
-  /** A checkpoint after this many entries (default 1000). */
+  /** A checkpoint after this many entries (default 1000). Entries since the last checkpoint are what a crash leaves unsealed. */
   readonly checkpointEvery?: number;
   /** And at least this often, even when idle (default 60 000 ms). */
   readonly checkpointIntervalMs?: number;
@@ -90,6 +102,7 @@ export class AuditLog {
   private failure: AuditUnavailableError | undefined;
   private closed = false;
   private timer: { cancel(): void } | undefined;
+  private unsealedAtOpen: UnsealedTail | undefined;
   private readonly every: number;
   private readonly intervalMs: number;
   private readonly clock: Clock;
@@ -108,8 +121,10 @@ export class AuditLog {
   }
 
   /**
-   * Opens (or creates) the log, recovers its head from the last complete line, and seals what is on disk
-   * with a checkpoint unless the last line already is one. Throws if the key, file or sink is unusable.
+   * Opens (or creates) the log and verifies its tail against the chain and the sink's latest exported checkpoint
+   * (AuditTailError when they disagree: nothing is signed over such a log). A tail no checkpoint signed (the
+   * writer crashed) is then sealed, an UNSEALED_TAIL_ACTION entry records it, and a checkpoint seals that too.
+   * Throws if the key, file or sink is unusable.
    */
   static async open(options: AuditLogOptions): Promise<AuditLog> {
     const every = options.checkpointEvery ?? 1000;
@@ -127,20 +142,28 @@ export class AuditLog {
     }
     const log = new AuditLog(file, signingKey, options, lock);
     try {
-      const last = await recoverLastLine(file);
-      if (last) {
-        let entry: AuditEntry;
-        try {
-          entry = JSON.parse(last.toString("utf8")) as AuditEntry;
-        } catch {
-          throw new AuditUnavailableError("the audit log's last line is not an entry: run 'gpufabric audit verify' and restore the log before appending");
-        }
-        log.seq = entry.seq;
-        log.head = chainHash(entry.prev, last);
-        if (entry.action !== CHECKPOINT_ACTION) {
-          log.addCheckpoint();
-          await log.flush();
-        }
+      const size = await file.size();
+      const end = await completeLinesEnd(file, size);
+      const tail = await verifyTailAtOpen(file, end, { publicKey: createPublicKey(signingKey), latest: await options.sink.latest() });
+      // A torn last line is a write cut off by a crash, never acknowledged: cut it off only once the rest verified.
+      if (end < size) await file.truncate(end);
+      log.seq = tail.seq;
+      log.head = tail.head;
+      if (tail.unsealed > 0) {
+        log.unsealedAtOpen = { entries: tail.unsealed, firstSeq: tail.lastCheckpointSeq + 1, lastSeq: tail.seq, latestExportedSeq: tail.latestExportedSeq };
+        log.addCheckpoint();
+        log.add({
+          actor: CHECKPOINT_ACTOR,
+          tenant: null,
+          action: UNSEALED_TAIL_ACTION,
+          object: null,
+          outcome: "success",
+          source: null,
+          data: { ...log.unsealedAtOpen, latestExportedSeq: tail.latestExportedSeq || null },
+        });
+        // Sealed at once: a note that a later crash could leave unsealed would be as easy to drop as the tail it reports.
+        log.addCheckpoint();
+        await log.flush();
       }
     } catch (err) {
       log.timer?.cancel();
@@ -150,6 +173,11 @@ export class AuditLog {
     }
     log.armTimer();
     return log;
+  }
+
+  /** The tail this open found unsealed and sealed (undefined when the log was sealed or new). */
+  get unsealedTail(): UnsealedTail | undefined {
+    return this.unsealedAtOpen;
   }
 
   /** The last assigned seq and chain hash. */
@@ -306,24 +334,16 @@ export class AuditLog {
 }
 
 /**
- * Finds the last complete line. A torn tail (a write cut off by a crash, never acknowledged) is cut off
- * so appends continue from the last whole entry.
+ * Where the last complete line ends. Bytes after it are a torn write (a crash mid-append, never acknowledged);
+ * the caller cuts them off once the rest has verified.
  */
-async function recoverLastLine(file: AuditLogFile): Promise<Buffer | undefined> {
-  const size = await file.size();
-  if (size === 0) return undefined;
+async function completeLinesEnd(file: AuditLogFile, size: number): Promise<number> {
+  if (size === 0) return 0;
   const window = MAX_ENTRY_BYTES * 2 + 2;
   const start = Math.max(0, size - window);
   const tail = await file.read(start, size - start);
-  let end = tail.length;
-  if (tail[end - 1] !== 0x0a) {
-    const lastNewline = tail.lastIndexOf(0x0a);
-    if (lastNewline === -1 && start > 0) throw new AuditUnavailableError("the audit log's last line is longer than any entry can be: run 'gpufabric audit verify' and restore the log");
-    end = lastNewline + 1;
-    await file.truncate(start + end);
-    if (end === 0) return undefined;
-  }
-  const previousNewline = tail.lastIndexOf(0x0a, end - 2);
-  if (previousNewline === -1 && start > 0) throw new AuditUnavailableError("the audit log's last line is longer than any entry can be: run 'gpufabric audit verify' and restore the log");
-  return tail.subarray(previousNewline + 1, end - 1);
+  if (tail[tail.length - 1] === 0x0a) return size;
+  const lastNewline = tail.lastIndexOf(0x0a);
+  if (lastNewline === -1 && start > 0) throw new AuditUnavailableError("the audit log's last line is longer than any entry can be: run 'gpufabric audit verify' and restore the log");
+  return start + lastNewline + 1;
 }
