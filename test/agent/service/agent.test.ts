@@ -2,9 +2,8 @@
  * Integration tests: the real agent process on loopback, driven over HTTP. Assertions are about
  * states, artifacts and orderings (stage start/finish timestamps), never about how long things take.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { request } from "node:http";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module of the example stages, without types
 import { decodePng } from "../../../examples/workflows/stages/png.mjs";
@@ -30,6 +29,20 @@ interface StageView {
   attempts: number;
   startedAt: string | null;
   finishedAt: string | null;
+}
+
+/** Host pids of the processes whose command line holds `token`. */
+function processesWith(token: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(token) && alive(Number(entry))) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
 }
 
 const interval = (s: StageView) => [Date.parse(s.startedAt!), Date.parse(s.finishedAt!)] as const;
@@ -253,14 +266,13 @@ describe("agent on an exclusive pool of two GPUs", () => {
   it(
     "retries a failed stage as a new attempt in a fresh workspace, and fails the run after the last attempt",
     async () => {
-      const marker = join(platform.dir, "flaky-attempts");
-      // Fails on its first attempt (leaving a file in its workspace), succeeds on the second if the workspace is fresh.
+      // Fails on its first attempt (leaving a file in its working folder), succeeds on the second if that folder is fresh.
+      // (A sandboxed stage can write nowhere but its own folders: the attempt number tells it which try it is.)
       const flaky = [
         `const fs = require("fs");`,
-        `const seen = fs.existsSync(${JSON.stringify(marker)});`,
         `if (fs.existsSync("leftover.txt")) { console.error("workspace was reused"); process.exit(3); }`,
         `fs.writeFileSync("leftover.txt", "x");`,
-        `if (!seen) { fs.writeFileSync(${JSON.stringify(marker)}, "1"); console.error("first attempt fails"); process.exit(7); }`,
+        `if (process.env.GPUFABRIC_ATTEMPT === "1") { console.error("first attempt fails"); process.exit(7); }`,
         `fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/ok.txt", "attempt " + process.env.GPUFABRIC_ATTEMPT);`,
       ].join("\n");
       const retried = await studio.post("/v1/runs", { workflow: sleepyWorkflow("flaky", [{ id: "flaky", script: flaky }]) });
@@ -323,12 +335,14 @@ describe("agent on an exclusive pool of two GPUs", () => {
   it(
     "cancel stops the running process group, children included",
     async () => {
-      const pidFile = join(platform.dir, "cancel-pids.json");
+      // The stage and its child carry a token in their command lines: the test finds them on the host by it
+      // (inside the sandbox's PID namespace their pids mean nothing out here).
+      const token = `cancel-me-${Date.now()}`;
+      const childScript = `setTimeout(() => {}, 600000) // ${token}`;
       const script = [
         `const { spawn } = require("child_process");`,
-        `const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 600000)"], { stdio: "ignore" });`,
-        `require("fs").writeFileSync(${JSON.stringify(pidFile)}, JSON.stringify([process.pid, child.pid]));`,
-        `setTimeout(() => {}, 600000);`,
+        `spawn(process.execPath, ["-e", ${JSON.stringify(childScript)}], { stdio: "ignore" });`,
+        `setTimeout(() => {}, 600000); // ${token}`,
       ].join("\n");
       const submitted = await studio.post("/v1/runs", {
         workflow: sleepyWorkflow("long", [
@@ -337,9 +351,11 @@ describe("agent on an exclusive pool of two GPUs", () => {
         ]),
       });
       expect(submitted.status).toBe(202);
-      const pids = await waitFor("the stage to write its pids", () =>
-        existsSync(pidFile) ? (JSON.parse(readFileSync(pidFile, "utf8")) as number[]) : undefined
-      );
+      const pids = await waitFor("the stage and its child to start", () => {
+        const found = processesWith(token);
+        const childUp = found.some((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[2] === childScript);
+        return childUp ? found : undefined;
+      });
       for (const pid of pids) expect(alive(pid)).toBe(true);
       const cancelled = await studio.post(`/v1/runs/${submitted.body.id}/cancel`);
       expect(cancelled.status).toBe(202);
