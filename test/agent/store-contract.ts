@@ -98,6 +98,16 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       expect((await store.queueDepth()).activeRuns).toBe(2);
     });
 
+    it("keeps the subject that submitted a run, and refuses a malformed one", async () => {
+      const { run } = await store.createRun({ ...diamondRun("studio"), submittedBy: "alice" });
+      expect(run.submittedBy).toBe("alice");
+      expect((await store.getRun("studio", run.id))!.run.submittedBy).toBe("alice");
+      expect((await store.listRuns("studio")).find((r) => r.id === run.id)!.submittedBy).toBe("alice");
+      const { run: anonymous } = await store.createRun(diamondRun("studio"));
+      expect(anonymous.submittedBy).toBeNull();
+      await expect(store.createRun({ ...diamondRun("studio"), submittedBy: "bad\u0000name" })).rejects.toThrow(/submittedBy/);
+    });
+
     it("isolates tenants: another tenant's run is not found, cannot be cancelled, has no events", async () => {
       const { run } = await store.createRun(diamondRun("studio"));
       expect(await store.getRun("research", run.id)).toBeUndefined();

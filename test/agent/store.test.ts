@@ -164,14 +164,30 @@ async function until(condition: () => boolean): Promise<void> {
 describe("SqliteStore migrations", () => {
   it("migrates a database created by an older schema, keeping its runs", async () => {
     const file = join(dir, "old.db");
-    const old = openSqliteStore(file, { migrations: SQLITE_MIGRATIONS.slice(0, 1) });
-    expect(old.schemaVersion).toBe(1);
-    const { run } = await old.createRun(diamondRun("studio", "before-upgrade"));
-    await old.close();
+    // The store's statements are written for the latest schema, so the run is written by it and the
+    // database then taken back to version 1: later migrations' indexes and columns dropped, their versions forgotten.
+    const current = openSqliteStore(file);
+    const { run } = await current.createRun({ ...diamondRun("studio", "before-upgrade"), submittedBy: "alice" });
+    await current.close();
+    const downgrade = new Database(file);
+    for (const m of SQLITE_MIGRATIONS.slice(1)) {
+      for (const statement of m.statements) {
+        const index = /^CREATE INDEX (\w+)/.exec(statement);
+        const column = /^ALTER TABLE (\w+) ADD COLUMN (\w+)/.exec(statement);
+        if (index) downgrade.exec(`DROP INDEX ${index[1]}`);
+        else if (column) downgrade.exec(`ALTER TABLE ${column[1]} DROP COLUMN ${column[2]}`);
+        else throw new Error(`this test cannot undo migration ${m.version}: ${statement}`);
+      }
+      downgrade.prepare("DELETE FROM schema_migrations WHERE version = ?").run(m.version);
+    }
+    expect((downgrade.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number }).v).toBe(1);
+    downgrade.close();
 
     const upgraded = openSqliteStore(file);
     expect(upgraded.schemaVersion).toBe(LATEST_SCHEMA_VERSION);
     expect((await upgraded.getRun("studio", run.id))!.stages).toHaveLength(4);
+    // Runs stored before submitters were recorded have none (only a tenant admin may cancel them).
+    expect((await upgraded.getRun("studio", run.id))!.run.submittedBy).toBeNull();
     expect((await upgraded.createRun(diamondRun("studio", "before-upgrade"))).run.id).toBe(run.id);
     await upgraded.close();
 

@@ -104,6 +104,9 @@ describe("authorize: specific rules", () => {
     expect(authorizer.authorize(id("sam", "oidc"), "runs:cancel", { tenant: "studio-a", owner: "sam" })).toMatchObject({ allowed: true });
     expect(authorizer.authorize(id("sam", "oidc"), "runs:cancel", { tenant: "studio-a", owner: "u-17" })).toMatchObject({ allowed: false, status: 403, reason: "insufficient-role" });
     expect(authorizer.authorize(id("ada", "token"), "runs:cancel", { tenant: "studio-a", owner: "u-17" })).toMatchObject({ allowed: true, role: "admin" });
+    // A run whose submitter was never recorded (stored before owners were): only an admin may cancel it.
+    expect(authorizer.authorize(id("sam", "oidc"), "runs:cancel", { tenant: "studio-a", owner: null })).toMatchObject({ allowed: false, reason: "insufficient-role" });
+    expect(authorizer.authorize(id("ada", "token"), "runs:cancel", { tenant: "studio-a", owner: null })).toMatchObject({ allowed: true });
     // Reading someone else's run needs no more than viewer.
     expect(authorizer.authorize(id("vera", "token"), "runs:read", { tenant: "studio-a", owner: "sam" })).toMatchObject({ allowed: true });
   });

@@ -277,7 +277,9 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
       if (err instanceof ApiError) parts.metrics.runRefused(identity.tenant, err.code);
       throw err;
     }
-    const { run, created } = await store.createRun(await sealRunFields(parts.keys, prepared.newRun));
+    // The submitter is recorded so that it, and not every submitter of the tenant, may cancel the run.
+    const newRun = { ...prepared.newRun, submittedBy: identity.subject };
+    const { run, created } = await store.createRun(await sealRunFields(parts.keys, newRun));
     request.auditInfo!.object = `run/${run.id}`;
     if (created) {
       parts.metrics.runSubmitted(identity.tenant);
@@ -299,7 +301,15 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ApiError(400, "invalid-request", "limit: must be a whole number from 1 to 1000", "limit");
     const runs = await store.listRuns(request.identity!.tenant, { ...(status && { status: status as RunStatus }), limit: n });
     return {
-      runs: runs.map((r) => ({ id: r.id, status: r.status, workflow: r.workflow, priority: r.priority, createdAt: r.createdAt, updatedAt: r.updatedAt })),
+      runs: runs.map((r) => ({
+        id: r.id,
+        status: r.status,
+        workflow: r.workflow,
+        priority: r.priority,
+        submittedBy: r.submittedBy,
+        createdAt: r.createdAt,
+        updatedAt: r.updatedAt,
+      })),
     };
   });
 
@@ -314,7 +324,23 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
 
   app.post<{ Params: { runId: string } }>("/v1/runs/:runId/cancel", async (request, reply) => {
     const id = validId("run", request.params.runId, "runId");
-    const run = await loop.cancel(request.identity!.tenant, id);
+    const identity = request.identity!;
+    const detail = await store.getRun(identity.tenant, id);
+    if (detail === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
+    // A submitter cancels its own runs; another subject's run (or one whose submitter is unknown) takes a tenant admin.
+    const owner = detail.run.submittedBy;
+    const decision = parts.authorizer.authorize(identity, "runs:cancel", { tenant: detail.run.tenant, owner });
+    if (!decision.allowed) {
+      throw new ApiError(
+        decision.status,
+        decision.reason,
+        decision.reason === "insufficient-role"
+          ? `run '${id}' was submitted by ${owner === null ? "an unrecorded subject" : `'${owner}'`}: only its submitter or an admin of tenant '${identity.tenant}' may cancel it ('${identity.subject}' holds ${parts.authorizer.bindings.roleOf(identity) ?? "no role"})`
+          : decision.detail,
+        "runId"
+      );
+    }
+    const run = await loop.cancel(identity.tenant, id);
     if (run === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
     return reply.code(202).send({ id: run.id, status: run.status });
   });
@@ -596,6 +622,7 @@ export function runView(detail: RunDetail, loop: AgentLoop, devices: readonly Gp
     workflow: detail.run.workflow,
     format: detail.run.format,
     priority: detail.run.priority,
+    submittedBy: detail.run.submittedBy,
     createdAt: detail.run.createdAt,
     updatedAt: detail.run.updatedAt,
     simulated: stages.some((s) => s.simulated),

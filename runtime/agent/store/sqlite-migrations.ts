@@ -112,6 +112,14 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX stage_needs_by_need ON stage_needs (run_id, need_id)`,
     ],
   },
+  {
+    version: 3,
+    name: "the subject that submitted each run",
+    statements: [
+      // NULL for runs submitted before the column existed: only a tenant admin may cancel those.
+      `ALTER TABLE runs ADD COLUMN submitted_by TEXT`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]!.version;

@@ -101,6 +101,7 @@ interface RunRow {
   priority: string;
   status: string;
   idempotency_key: string | null;
+  submitted_by: string | null;
   document: string;
   inputs: string;
   created_at: string;
@@ -153,7 +154,7 @@ interface EventRow {
   at: string;
 }
 
-const RUN_COLUMNS = "id, tenant, workflow, format, priority, status, idempotency_key, created_at, updated_at";
+const RUN_COLUMNS = "id, tenant, workflow, format, priority, status, idempotency_key, submitted_by, created_at, updated_at";
 
 /** Opens (creating if needed) the database at `file` and brings its schema up to date. */
 export function openSqliteStore(file: string, options: SqliteStoreOptions = {}): SqliteStore {
@@ -239,8 +240,8 @@ export class SqliteStore implements Store {
       runById: db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = ?`),
       runByTenant: db.prepare(`SELECT ${RUN_COLUMNS}, document, inputs FROM runs WHERE tenant = ? AND id = ?`),
       insertRun: db.prepare(
-        `INSERT INTO runs (id, tenant, workflow, format, priority, status, idempotency_key, document, inputs, created_at, updated_at)
-         VALUES (@id, @tenant, @workflow, @format, @priority, 'queued', @idempotency_key, @document, @inputs, @now, @now)`
+        `INSERT INTO runs (id, tenant, workflow, format, priority, status, idempotency_key, submitted_by, document, inputs, created_at, updated_at)
+         VALUES (@id, @tenant, @workflow, @format, @priority, 'queued', @idempotency_key, @submitted_by, @document, @inputs, @now, @now)`
       ),
       setRunStatus: db.prepare("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?"),
       insertStage: db.prepare(
@@ -317,6 +318,7 @@ export class SqliteStore implements Store {
         format: input.format,
         priority: input.priority,
         idempotency_key: input.idempotencyKey ?? null,
+        submitted_by: input.submittedBy ?? null,
         document: JSON.stringify(input.document ?? null),
         inputs: JSON.stringify(input.inputs ?? {}),
         now,
@@ -335,6 +337,7 @@ export class SqliteStore implements Store {
         priority: input.priority,
         status: "queued",
         idempotencyKey: input.idempotencyKey ?? null,
+        submittedBy: input.submittedBy ?? null,
         createdAt: now,
         updatedAt: now,
       };
@@ -789,6 +792,7 @@ function toRun(r: RunRow): RunRecord {
     priority: r.priority as PriorityClass,
     status: r.status as RunStatus,
     idempotencyKey: r.idempotency_key,
+    submittedBy: r.submitted_by ?? null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };

@@ -29,6 +29,8 @@ export interface NewRun {
   readonly priority: PriorityClass;
   /** Resubmitting with the same tenant and key returns the run created first. */
   readonly idempotencyKey?: string;
+  /** The subject (token subject or OIDC `sub`) that submitted the run: it may cancel it without being an admin. */
+  readonly submittedBy?: string;
   /** The workflow document as submitted (JSON). */
   readonly document: unknown;
   /** Run inputs as submitted (JSON object). */
@@ -44,6 +46,8 @@ export interface RunRecord {
   readonly priority: PriorityClass;
   readonly status: RunStatus;
   readonly idempotencyKey: string | null;
+  /** Who submitted the run; null for runs stored before submitters were recorded. */
+  readonly submittedBy: string | null;
   readonly createdAt: string;
   readonly updatedAt: string;
 }

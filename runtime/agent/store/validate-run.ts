@@ -28,6 +28,12 @@ const NewRunShape = z.object({
   format: z.enum(["native", "comfyui"]),
   priority: z.enum(["interactive", "batch"]),
   idempotencyKey: z.string().regex(IDEMPOTENCY_KEY, "must be 1 to 255 printable ASCII characters without spaces, e.g. a UUID").optional(),
+  submittedBy: z
+    .string()
+    .min(1, "must name the submitting subject")
+    .max(255, "must be at most 255 characters")
+    .regex(/^[^\x00-\x1f\x7f]+$/, "must not hold control characters")
+    .optional(),
   inputs: z.record(z.string(), z.unknown()).optional(),
   stages: z.array(StageShape).min(1, "must hold at least one stage").max(GRAPH_LIMITS.maxStages, `must hold at most ${GRAPH_LIMITS.maxStages} stages`),
 });

@@ -13,8 +13,11 @@ import { RoleBindings, type DefaultRoles } from "./roles.ts";
 /** What an action is performed on: anything that belongs to a tenant (run, artifact, log). */
 export interface TenantObject {
   readonly tenant: string;
-  /** Subject that created the object, for actions whose `othersRole` is stricter. */
-  readonly owner?: string;
+  /**
+   * Subject that created the object, for actions whose `othersRole` is stricter. null: the object has an
+   * owner that is not known (stored before owners were recorded), so only `othersRole` may act on it.
+   */
+  readonly owner?: string | null;
 }
 
 export type DenyReason = "unauthenticated" | "unknown-tenant" | "unknown-action" | "not-found" | "no-role" | "insufficient-role";
