@@ -30,6 +30,7 @@ import { isolateStages } from "./isolation.ts";
 import { RunInputsSource, openRunField } from "./sealed-fields.ts";
 import { KeyRotationFollower } from "./rewrap.ts";
 import { ensurePrivateDirectory, ensurePrivateStoreFiles } from "./private-files.ts";
+import { MODEL_TAGS_KEY_CONTEXT, MODEL_TAGS_KEY_FILE, openModelTags } from "./model-tags.ts";
 import canonicalize from "canonicalize";
 import { createHash } from "node:crypto";
 
@@ -139,6 +140,8 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const scratch = chooseScratch(dataDir, options.scratchDir);
   logger.info({ scratch: scratch.dir, inMemory: scratch.inMemory }, scratch.inMemory ? "stage workspaces are in memory (tmpfs)" : "no tmpfs for stage workspaces: they are on disk and deleted as soon as outputs are sealed");
   const sealer = new ArtifactSealer(security.keyring, dataDir, scratch.dir);
+  // The store and the audit log keep stand-ins of the model names that sealed documents hold.
+  const modelTags = await openModelTags(security.keyring, dataDir, logger);
   const sandbox = await isolateStages(config, options, { dataDir, scratchDir: scratch.dir }, audit, logger);
 
   const pool = config.pools.find((p) => p.name === config.deployment.pool)!;
@@ -216,6 +219,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     openInputs: async (run, stageId, attempt, inputs) => sealer.openInputs(run, stageId, attempt, inputs, await runInputs.open(run)),
     sealLogs: (run, logs) => sealer.sealLogs(run, logs),
     discardWorkspaces: true,
+    modelTags,
     discardRun: (runId) => {
       runInputs.forget(runId);
       return sealer.discardRun(runId);
@@ -239,6 +243,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     store,
     tenants: config.tenants,
     artifactsRoot: sealer.artifactsRoot,
+    agentFiles: [{ path: join(dataDir, MODEL_TAGS_KEY_FILE), context: MODEL_TAGS_KEY_CONTEXT }],
     logsRoot: sealer.logsRoot,
     audit,
     logger,
@@ -261,6 +266,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     authorizer,
     audit,
     keys: security.keyring,
+    modelTags,
     sealer,
     logger,
     dataDir,

@@ -23,6 +23,7 @@ import type { AuditTrail } from "./audit-trail.ts";
 import type { KeyProvider } from "../../security/crypto/index.ts";
 import type { ArtifactSealer } from "./sealing.ts";
 import { sealRunFields } from "./sealed-fields.ts";
+import type { ModelTags } from "./model-tags.ts";
 import type { AgentLoop } from "./loop.ts";
 import { scheduledMiB, type AgentMetrics } from "./metrics.ts";
 import { agentRouteTable } from "./routes.ts";
@@ -59,6 +60,8 @@ export interface HttpParts {
   readonly audit: AuditTrail;
   /** Seals sensitive fields before they reach the store. */
   readonly keys: KeyProvider;
+  /** Stand-ins the store keeps instead of the model names of sealed documents. */
+  readonly modelTags?: ModelTags;
   readonly sealer: ArtifactSealer;
   readonly logger: Logger;
   readonly dataDir: string;
@@ -279,7 +282,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     }
     // The submitter is recorded so that it, and not every submitter of the tenant, may cancel the run.
     const newRun = { ...prepared.newRun, submittedBy: identity.subject };
-    const { run, created } = await store.createRun(await sealRunFields(parts.keys, newRun));
+    const { run, created } = await store.createRun(await sealRunFields(parts.keys, newRun, parts.modelTags));
     request.auditInfo!.object = `run/${run.id}`;
     if (created) {
       parts.metrics.runSubmitted(identity.tenant);

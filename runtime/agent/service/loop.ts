@@ -20,6 +20,7 @@ import { TransitionError, type RunRecord, type Store } from "../store/types.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
 import { restoreStageRuns } from "./sealed-fields.ts";
 import type { OpenedInputs } from "./sealing.ts";
+import type { ModelTags } from "./model-tags.ts";
 import { resolveStageCommand } from "./stage-command.ts";
 
 /** What the loop reports as it works (metrics listen). */
@@ -69,6 +70,8 @@ export interface LoopOptions {
   readonly discardWorkspaces?: boolean;
   /** Deletes what is left of a run's scratch folders once nothing of it runs any more. */
   readonly discardRun?: (runId: string) => Promise<void>;
+  /** Stand-ins of model names: restored to names from the opened documents on recovery, and written to the audit log instead of names. */
+  readonly modelTags?: ModelTags;
   /** How often waiting work is looked at again even when nothing happened (aging), in ms. */
   readonly agingTickMs?: number;
 }
@@ -150,7 +153,7 @@ export class AgentLoop {
         this.o.logger.error({ err, runId: run.id }, "the run's document could not be opened");
         return undefined;
       });
-      const runnable = restoreStageRuns(left, graph);
+      const runnable = restoreStageRuns(left, graph, this.o.modelTags);
       if (runnable === undefined) {
         // Without its document the stages' commands are unknown: running a placeholder would be worse than stopping.
         this.o.logger.error({ runId: run.id }, "the run's document could not be opened to restore its stage commands; the run is cancelled");
@@ -262,7 +265,7 @@ export class AgentLoop {
           action: "schedule.place",
           object: `run/${d.runId}/stage/${d.stageId}`,
           outcome: "success",
-          data: { gpus: [...d.gpuIds], evict: d.evict.map((e) => ({ gpu: e.gpu, model: e.model })) },
+          data: { gpus: [...d.gpuIds], evict: this.standIns(d.evict).map((e) => ({ gpu: e.gpu, model: e.model })) },
         });
         this.track(this.dispatch(d, nowMs));
       } else if (d.kind === "killed") {
@@ -313,7 +316,12 @@ export class AgentLoop {
       // The scheduler may place a preempted stage again before the store has closed its last attempt.
       const prior = this.settling.get(k);
       if (prior !== undefined) await prior;
-      const attempt = await this.o.store.markPlaced({ runId: p.runId, stageId: p.stageId, gpus: p.gpuIds, explanation: { evict: p.evict, ...p.reason } });
+      const attempt = await this.o.store.markPlaced({
+        runId: p.runId,
+        stageId: p.stageId,
+        gpus: p.gpuIds,
+        explanation: { evict: this.standIns(p.evict), ...p.reason, evicted: this.standIns(p.reason.evicted) },
+      });
       slot.attemptId = attempt.id;
       this.changes.emit("run", p.runId);
       const needed = (await this.o.store.artifactsOf(p.runId, stage.needs)).map((a) => ({ stageId: a.stageId, name: a.name, path: a.path }));
@@ -533,6 +541,12 @@ export class AgentLoop {
     } catch (err) {
       this.o.logger.warn({ err, runId: run.id, stageId: stage.id }, "could not feed the cost model");
     }
+  }
+
+  /** Model names come from sealed documents: the store and the audit log get their stand-ins. */
+  private standIns<T extends { readonly model: string }>(list: readonly T[]): T[] {
+    const tags = this.o.modelTags;
+    return tags === undefined ? [...list] : list.map((e) => ({ ...e, model: tags.tag(e.model) }));
   }
 
   private afterChange(runId: string): void {

@@ -8,7 +8,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { PlatformConfig } from "../../config/schema.ts";
-import { rewrapFile, rewrapValue, type FileKeyring } from "../../security/crypto/index.ts";
+import { rewrapFile, rewrapValue, type FileKeyring, type ObjectContext } from "../../security/crypto/index.ts";
 import type { Store } from "../store/types.ts";
 import { AGENT_ACTOR, type AuditTrail } from "./audit-trail.ts";
 import { artifactContextOf, logContext } from "./sealing.ts";
@@ -19,6 +19,8 @@ export interface RewrapReport {
   /** Artifact and log files rewrapped. */
   readonly artifacts: number;
   readonly fields: number;
+  /** The agent's own sealed files rewrapped (the model stand-in key). */
+  readonly agentFiles: number;
 }
 
 /** Runs past this many per tenant are left for the next pass. */
@@ -37,6 +39,8 @@ export class KeyRotationFollower {
       readonly artifactsRoot: string;
       /** Sealed stage logs: `<root>/<run>/<stage>/<file>`. */
       readonly logsRoot: string;
+      /** Sealed files of the agent's own (the model stand-in key), each with its context. */
+      readonly agentFiles?: ReadonlyArray<{ readonly path: string; readonly context: ObjectContext }>;
       readonly audit: AuditTrail;
       readonly logger: Logger;
       readonly checkEveryMs: number;
@@ -87,6 +91,8 @@ export class KeyRotationFollower {
     const { keyring, store } = this.o;
     let artifacts = 0;
     let fields = 0;
+    let agentFiles = 0;
+    for (const file of this.o.agentFiles ?? []) if (await rewrapFile(keyring, file.context, file.path)) agentFiles++;
     for (const tenant of this.o.tenants) {
       for (const run of await store.listRuns(tenant.name, { limit: RUNS_PER_PASS })) {
         const detail = await store.getRun(tenant.name, run.id);
@@ -115,7 +121,7 @@ export class KeyRotationFollower {
       }
     }
     await store.compact();
-    return { toVersion, artifacts, fields };
+    return { toVersion, artifacts, fields, agentFiles };
   }
 }
 

@@ -5,8 +5,9 @@
  */
 import { openValue, sealValue, type KeyProvider, type ObjectContext } from "../../security/crypto/index.ts";
 import { timeOrderedUuid } from "../store/ids.ts";
-import type { Stage, WorkflowGraph } from "../../graph/model.ts";
+import type { ComfyNode, Stage, WorkflowGraph } from "../../graph/model.ts";
 import type { NewRun } from "../store/types.ts";
+import { isModelTag, type ModelTags } from "./model-tags.ts";
 
 /** How a sealed field is stored: the envelope, base64, under one key no submitted document uses at its top. */
 export const SEALED_KEY = "$sealed";
@@ -32,26 +33,62 @@ function commandIsSealed(stage: Stage): boolean {
   return stage.run !== undefined && stage.run.command.length === 1 && stage.run.command[0] === COMMAND_IN_DOCUMENT;
 }
 
+/** The stage as stored: its command left to the document, its model name replaced by its stand-in. */
+function forStore(stage: Stage, modelTags: ModelTags | undefined): Stage {
+  const stored = withoutCommand(stage);
+  const model = stored.resources.model;
+  if (modelTags === undefined || typeof model !== "string") return stored;
+  return { ...stored, resources: { ...stored.resources, model: modelTags.tag(model) } };
+}
+
 /**
- * Stored stages with their commands restored from the run's (opened) workflow graph; undefined when a
- * sealed command has no counterpart there (the document could not be opened or no longer matches).
+ * Stored stages with their commands (and, given the stand-in key, their model names) restored from the
+ * run's (opened) workflow graph; undefined when a sealed command has no counterpart there (the document
+ * could not be opened or no longer matches). A model name not found there keeps its stand-in, which
+ * still matches the stand-ins of the same model.
  */
-export function restoreStageRuns(stages: readonly Stage[], graph: WorkflowGraph | undefined): Stage[] | undefined {
+export function restoreStageRuns(stages: readonly Stage[], graph: WorkflowGraph | undefined, modelTags?: ModelTags): Stage[] | undefined {
   const restored: Stage[] = [];
-  for (const stage of stages) {
-    if (!commandIsSealed(stage)) {
-      restored.push(stage);
-      continue;
+  const byId = graph === undefined ? undefined : new Map(graph.stages.map((s) => [s.id, s]));
+  const nodes = graph?.comfyNodes === undefined ? undefined : new Map(graph.comfyNodes.map((n) => [n.id, n]));
+  for (const stored of stages) {
+    let stage = stored;
+    if (commandIsSealed(stage)) {
+      const run = byId?.get(stage.id)?.run;
+      if (run === undefined) return undefined;
+      stage = { ...stage, run };
     }
-    const run = graph?.stages.find((s) => s.id === stage.id)?.run;
-    if (run === undefined) return undefined;
-    restored.push({ ...stage, run });
+    const model = stage.resources.model;
+    if (modelTags !== undefined && typeof model === "string" && isModelTag(model)) {
+      const name = modelCandidates(stage, byId, nodes).find((candidate) => modelTags.tag(candidate) === model);
+      if (name !== undefined) stage = { ...stage, resources: { ...stage.resources, model: name } };
+    }
+    restored.push(stage);
   }
   return restored;
 }
 
-/** The run with its id chosen here, its document and inputs sealed, and its stages' commands left to the document. */
-export async function sealRunFields(keys: KeyProvider, run: NewRun): Promise<NewRun & { id: string }> {
+/**
+ * Where a stage's model name can be in its document: a native stage's declared model; for a ComfyUI
+ * stage, the model of each of its nodes as imported and every string its nodes were given (`ckpt_name`...).
+ */
+function modelCandidates(stage: Stage, byId: ReadonlyMap<string, Stage> | undefined, nodes: ReadonlyMap<string, ComfyNode> | undefined): string[] {
+  const candidates: string[] = [];
+  const declared = byId?.get(stage.id)?.resources.model;
+  if (declared !== undefined) candidates.push(declared);
+  for (const nodeId of stage.comfyNodes ?? []) {
+    const own = byId?.get(nodeId)?.resources.model;
+    if (own !== undefined) candidates.push(own);
+    for (const value of Object.values(nodes?.get(nodeId)?.inputs ?? {})) if (typeof value === "string") candidates.push(value);
+  }
+  return candidates;
+}
+
+/**
+ * The run with its id chosen here, its document and inputs sealed, its stages' commands left to the
+ * document and (given the stand-in key) their model names replaced by stand-ins.
+ */
+export async function sealRunFields(keys: KeyProvider, run: NewRun, modelTags?: ModelTags): Promise<NewRun & { id: string }> {
   const id = run.id ?? timeOrderedUuid();
   const seal = async (field: SealedField, value: unknown) => ({
     [SEALED_KEY]: (await sealValue(keys, Buffer.from(JSON.stringify(value ?? null), "utf8"), fieldContext(run.tenant, id, field))).toString("base64"),
@@ -60,7 +97,7 @@ export async function sealRunFields(keys: KeyProvider, run: NewRun): Promise<New
     ...run,
     id,
     document: await seal("document", run.document),
-    stages: run.stages.map(withoutCommand),
+    stages: run.stages.map((stage) => forStore(stage, modelTags)),
     ...(run.inputs !== undefined && { inputs: await seal("inputs", run.inputs) }),
   };
 }
