@@ -4,6 +4,7 @@ import type { Executor } from "./types.ts";
 
 export * from "./types.ts";
 export { ProcessExecutor, stageEnvironment, type ProcessExecutorOptions } from "./process-executor.ts";
+export { LocalSpawner, descendantsOf, type SignalScope, type SpawnedStage, type StageLaunch, type StageSpawner } from "./spawner.ts";
 export { SimulatedExecutor, type SimulatedExecutorOptions } from "./simulated-executor.ts";
 export { attemptPaths, commitOutputs, prepareWorkspace, type AttemptPaths, type InputMode } from "./workspace.ts";
 export { artifactNameProblem } from "./output-names.ts";

@@ -3,13 +3,12 @@
  * GPUs, in a fresh workspace, with a minimal environment: the agent's own variables (tokens, keys,
  * cloud credentials) never reach a stage.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { ValidationError, type FieldIssue } from "../../config/errors.ts";
 import { visibleDeviceId, type VramSampler } from "../inventory/types.ts";
 import { SandboxRefusal, type StageSandbox } from "../sandbox/index.ts";
 import { CappedLog } from "./capped-log.ts";
+import { LocalSpawner, type SpawnedStage, type StageSpawner } from "./spawner.ts";
 import type { AttemptEndReason, AttemptOutcome, AttemptSpec, CommittedArtifact, Executor, RunningAttempt } from "./types.ts";
 import { attemptPaths, commitOutputs, prepareWorkspace, type AttemptPaths, type InputMode } from "./workspace.ts";
 
@@ -34,9 +33,12 @@ export interface ProcessExecutorOptions {
    * --unsafe-shared-identity (or in unit tests of the executor itself): stages then see what the agent sees.
    */
   readonly sandbox?: StageSandbox;
+  /** Where stage processes start (default: as the agent's children). */
+  readonly spawner?: StageSpawner;
 }
 
 const DEFAULT_LOG_CAP = 16 * 1024 * 1024;
+const LOCAL = new LocalSpawner();
 const DEFAULT_GRACE_MS = 10_000;
 const DEFAULT_SAMPLE_MS = 1_000;
 /** setTimeout's ceiling (about 24.8 days); longer timeouts are clamped to it. */
@@ -107,18 +109,11 @@ export class ProcessExecutor implements Executor {
     } catch (err) {
       return endedAtSetup(attempt, `could not create the stage's log files: ${(err as Error).message}`);
     }
-    let child: ChildProcess;
+    let child: SpawnedStage;
     try {
-      child = spawn(launch.file, launch.args, {
-        cwd: launch.cwd,
-        env,
-        // Its own process group, so that stopping the stage stops everything it started.
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
-        ...(launch.uid !== undefined && { uid: launch.uid, gid: launch.gid }),
-      });
+      child = await (this.options.spawner ?? LOCAL).spawn({ ...launch, env });
     } catch (err) {
-      // Node refuses some arguments outright (a NUL byte in argv or env).
+      // Node refuses some arguments outright (a NUL byte in argv or env); a runner may be gone.
       stdout.close();
       stderr.close();
       return endedAtSetup(attempt, `could not start '${command[0]}': ${(err as Error).message}`);
@@ -181,7 +176,7 @@ class ProcessAttempt implements RunningAttempt {
   constructor(
     private readonly attempt: AttemptSpec,
     private readonly paths: AttemptPaths,
-    private readonly child: ChildProcess,
+    private readonly child: SpawnedStage,
     private readonly stdout: CappedLog,
     private readonly stderr: CappedLog,
     private readonly options: ProcessExecutorOptions,
@@ -247,19 +242,14 @@ class ProcessAttempt implements RunningAttempt {
     this.stopReason = reason;
     // bwrap does not pass signals on, and dying it takes the sandbox with it: a sandboxed stage's own
     // processes get the SIGTERM, so they may finish cleanly within the grace period.
-    if (this.sandboxed) signalDescendants(this.pid, "SIGTERM");
-    else this.signalGroup("SIGTERM");
+    this.child.signal("SIGTERM", this.sandboxed ? "descendants" : "group");
     this.timers.push(setTimeout(() => this.signalGroup("SIGKILL"), this.options.killGraceMs ?? DEFAULT_GRACE_MS));
   }
 
   /** Never throws: it runs from timers and process events, where an exception would end the agent. */
   private signalGroup(signal: NodeJS.Signals): void {
     if (this.pid === null) return;
-    try {
-      process.kill(-this.pid, signal);
-    } catch {
-      // ESRCH: the group is gone already. EPERM: a member changed user; the rest were signalled.
-    }
+    this.child.signal(signal, "group");
   }
 
   private startSampling(): void {
@@ -329,47 +319,6 @@ class ProcessAttempt implements RunningAttempt {
     if (code !== null) return { reason: "exit-code", message: `exited with code ${code}: see the stage's stderr log` };
     return { reason: "signal", message: `killed by ${signal}, not sent by the agent (out of memory?)` };
   }
-}
-
-/** Signals every descendant of `pid` (not `pid` itself), from /proc; never throws. */
-function signalDescendants(pid: number, signal: NodeJS.Signals): void {
-  for (const child of descendantsOf(pid)) {
-    try {
-      process.kill(child, signal);
-    } catch {
-      // gone already
-    }
-  }
-}
-
-function descendantsOf(root: number): number[] {
-  const found: number[] = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    const pid = queue.pop()!;
-    let tasks: string[];
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tasks) {
-      let children = "";
-      try {
-        children = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8");
-      } catch {
-        continue;
-      }
-      for (const c of children.split(" ")) {
-        const n = Number(c);
-        if (Number.isInteger(n) && n > 0) {
-          found.push(n);
-          queue.push(n);
-        }
-      }
-    }
-  }
-  return found;
 }
 
 function endedAtSetup(attempt: AttemptSpec, message: string): RunningAttempt {
