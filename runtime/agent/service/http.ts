@@ -29,12 +29,15 @@ import { scheduledMiB, type AgentMetrics } from "./metrics.ts";
 import { agentRouteTable } from "./routes.ts";
 import { DEFAULT_MAX_JSON_DEPTH, formatJsonPath, scanJsonTextDepth, tooDeepMessage } from "../../graph/json-depth.ts";
 import { prepareRun, type SubmissionContext } from "./submission.ts";
+import { SubmissionThread, THREADED_SUBMISSION_BYTES } from "./submission-thread.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
     identity: Identity | null;
     /** What the audit entry of this request says beyond the route (set as the request is handled). */
     auditInfo: AuditInfo | null;
+    /** The JSON text of a body large enough to be validated on the submission thread. */
+    largeJsonText: string | null;
   }
 }
 
@@ -126,6 +129,13 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
   installJsonParser(app, parts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
   app.decorateRequest("identity", null);
+  app.decorateRequest("largeJsonText", null);
+  const submission: SubmissionContext = { ...parts.submission, ...(parts.maxJsonDepth !== undefined && { maxJsonDepth: parts.maxJsonDepth }) };
+  const submissionThread = new SubmissionThread(
+    { config, gpus: submission.gpus, headroomMiB: submission.headroomMiB, ...(submission.maxJsonDepth !== undefined && { maxJsonDepth: submission.maxJsonDepth }) },
+    submission.costModel
+  );
+  app.addHook("onClose", () => submissionThread.close());
   app.decorateRequest("auditInfo", null);
   const routes = agentRouteTable();
   const registered: Array<{ method: string | string[]; url: string }> = [];
@@ -275,7 +285,10 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     }
     let prepared;
     try {
-      prepared = prepareRun(request.body ?? {}, identity.tenant, idempotencyKey, parts.submission);
+      prepared =
+        request.largeJsonText !== null
+          ? await submissionThread.prepare(request.largeJsonText, request.body, identity.tenant, idempotencyKey)
+          : prepareRun(request.body ?? {}, identity.tenant, idempotencyKey, submission);
     } catch (err) {
       if (err instanceof ApiError) parts.metrics.runRefused(identity.tenant, err.code);
       throw err;
@@ -480,6 +493,8 @@ function installJsonParser(app: FastifyInstance, maxDepth: number): void {
       done(new ApiError(400, "too-deep", `${field}: ${tooDeepMessage(tooDeep)}`, field), undefined);
       return;
     }
+    // Large bodies are validated again from their text on the submission thread (see SubmissionThread).
+    if (text.length >= THREADED_SUBMISSION_BYTES) request.largeJsonText = text;
     parse(request, text, done);
   });
 }
