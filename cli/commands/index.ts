@@ -16,6 +16,7 @@ export const VERBS: ReadonlyArray<{ readonly name: string; readonly load: () => 
   { name: "tokens", load: () => import("./tokens.ts") },
   { name: "audit", load: () => import("./audit.ts") },
   { name: "agent", load: () => import("./agent.ts") },
+  { name: "runner", load: () => import("./runner.ts") },
   { name: "dev", load: () => import("./dev.ts") },
 ];
 

@@ -22,6 +22,8 @@ export interface DiscoverOptions {
   readonly path?: string;
   /** Limit for each nvidia-smi call (default 10 s). */
   readonly timeoutMs?: number;
+  /** Runs nvidia-smi (default: here; a runner runs it in the container that holds the GPUs). */
+  readonly run?: typeof runCommand;
 }
 
 export interface Inventory {
@@ -73,7 +75,8 @@ export function simulatedInventory(pool: PoolConfig, why: string): Inventory {
 async function realInventory(smi: string, options: DiscoverOptions): Promise<Inventory> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const node = options.node ?? hostname();
-  const query = await runCommand(smi, GPU_QUERY_ARGS, timeoutMs);
+  const run = options.run ?? runCommand;
+  const query = await run(smi, GPU_QUERY_ARGS, timeoutMs);
   if (!query.ok) {
     throw new InventoryError(`${query.message}. Check the NVIDIA driver on this node (nvidia-smi must work), or run with simulated devices`);
   }
@@ -84,7 +87,7 @@ async function realInventory(smi: string, options: DiscoverOptions): Promise<Inv
       `nvidia-smi reported no GPU it could read${warnings.length ? ` (${warnings.join("; ")})` : ""}: check the driver and the device plugin`
     );
   }
-  const list = await runCommand(smi, GPU_LIST_ARGS, timeoutMs);
+  const list = await run(smi, GPU_LIST_ARGS, timeoutMs);
   const migByGpu = new Map<string, ReturnType<typeof parseGpuList>["rows"][number]["mig"]>();
   if (list.ok) {
     const listed = parseGpuList(list.stdout);

@@ -4,10 +4,10 @@
  * one trivial stage through the real sandbox. If any of that fails the agent does not start, unless it
  * was told `--unsafe-shared-identity`.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { IsolationConfig } from "../../config/schema.ts";
+import { LocalSpawner, type StageSpawner } from "../executors/spawner.ts";
 import { StageSandbox, resolveProgram, type SandboxIdentity } from "./sandbox.ts";
 
 export interface ProbeInput {
@@ -18,6 +18,10 @@ export interface ProbeInput {
   readonly scratchDir: string;
   /** PATH to look for bwrap and prlimit in (default: the agent's). */
   readonly path?: string;
+  /** Where the trial stage starts (default: as the agent's child); a runner's stages run in its container. */
+  readonly spawner?: StageSpawner;
+  /** Whether stages may get uids of their own (default: when this process may change users). */
+  readonly perTenantUids?: boolean;
 }
 
 export type ProbeResult =
@@ -44,7 +48,7 @@ export async function probeSandbox(input: ProbeInput): Promise<ProbeResult> {
   const prlimit = resolveProgram("prlimit", path);
   if (prlimit === null) return { ok: false, reason: "prlimit (util-linux) is not installed: install util-linux" };
   const identity: SandboxIdentity = {
-    mode: canChangeUsers() ? "per-tenant" : "agent",
+    mode: (input.perTenantUids ?? canChangeUsers()) ? "per-tenant" : "agent",
     uidRangeStart: input.isolation.uidRangeStart,
     tenants: input.tenants,
   };
@@ -65,18 +69,22 @@ export async function probeSandbox(input: ProbeInput): Promise<ProbeResult> {
       outputs: join(dir, "outputs"),
       tmp: join(dir, "tmp"),
     });
-    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(launch.file, launch.args, {
-        cwd: launch.cwd,
-        env: { PATH: "/usr/bin:/bin" },
-        stdio: ["ignore", "ignore", "pipe"],
-        ...(launch.uid !== undefined && { uid: launch.uid, gid: launch.gid }),
-      });
-      let stderr = "";
-      child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()).slice(0, 4096));
-      child.on("error", (err) => resolve({ code: null, stderr: err.message }));
-      child.on("close", (code) => resolve({ code, stderr }));
-    });
+    const spawner = input.spawner ?? new LocalSpawner();
+    const result = await spawner
+      .spawn({ ...launch, env: { PATH: "/usr/bin:/bin" } })
+      .then(
+        (child) =>
+          new Promise<{ code: number | null; stderr: string }>((resolve) => {
+            let stderr = "";
+            child.stdout.resume();
+            child.stderr.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(0, 4096)));
+            child.on("error", (err) => resolve({ code: null, stderr: err.message }));
+            child.on("close", () => resolve({ code: exitCode, stderr }));
+            let exitCode: number | null = null;
+            child.on("exit", (code) => (exitCode = code));
+          })
+      )
+      .catch((err: Error) => ({ code: null, stderr: err.message }));
     let wrote = "";
     try {
       wrote = readFileSync(join(dir, "outputs", "probe"), "utf8");

@@ -142,10 +142,11 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const sealer = new ArtifactSealer(security.keyring, dataDir, scratch.dir);
   // The store and the audit log keep stand-ins of the model names that sealed documents hold.
   const modelTags = await openModelTags(security.keyring, dataDir, logger);
-  const sandbox = await isolateStages(config, options, { dataDir, scratchDir: scratch.dir }, audit, logger);
+  const { sandbox, runner } = await isolateStages(config, options, { dataDir, scratchDir: scratch.dir }, audit, logger);
 
   const pool = config.pools.find((p) => p.name === config.deployment.pool)!;
-  const inventory = await discoverGpus({ pool, mode: options.inventory ?? "auto" });
+  // In runner mode the GPUs belong to the runner's container: nvidia-smi runs there.
+  const inventory = await discoverGpus({ pool, mode: options.inventory ?? "auto", ...(runner && { run: (file, args, timeoutMs) => runner.run(file, args, timeoutMs) }) });
   for (const warning of inventory.warnings) logger.warn({ source: inventory.source }, warning);
   // The scheduler places stages on the devices actually found (the pool's own when simulated).
   const scheduledPool = {
@@ -203,7 +204,9 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
       process: new ProcessExecutor({
         dataDir: scratch.dir,
         ...(sandbox && { sandbox }),
-        ...(sampler && { vramSampler: sampler }),
+        ...(runner && { spawner: runner }),
+        // A runner's processes are in another container's PID namespace: nvidia-smi's pids mean nothing here.
+        ...(sampler && !runner && { vramSampler: sampler }),
         ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }),
       }),
       simulated: new SimulatedExecutor({ timeScale: options.simulatedTimeScale ?? 1 }),
@@ -300,6 +303,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
         await app.close();
         await rotation.stop();
         await loop.stop();
+        runner?.close();
         await sealer.clearScratch().catch((err: unknown) => logger.warn({ err }, "the scratch directory could not be emptied"));
         if (scratch.ownFolder) await rm(scratch.dir, { recursive: true, force: true }).catch(() => undefined);
         await store.close();

@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import { ValidationError } from "../../config/errors.ts";
 import type { PlatformConfig } from "../../config/schema.ts";
+import { RunnerClient } from "../runner/index.ts";
 import { probeSandbox, type StageSandbox } from "../sandbox/index.ts";
 import { AGENT_ACTOR, type AuditTrail } from "./audit-trail.ts";
 
@@ -26,44 +27,66 @@ export function protectedPathsOf(config: PlatformConfig, dirs: { dataDir: string
   ];
 }
 
+/** How the agent starts stages: in which sandbox (none only under --unsafe-shared-identity), and through which runner. */
+export interface StageIsolation {
+  readonly sandbox: StageSandbox | undefined;
+  /** Set in `runner` mode: stages start in the runner's container. */
+  readonly runner: RunnerClient | undefined;
+}
+
 /**
- * The sandbox stages run in, proven by a trial stage; undefined only under `unsafeSharedIdentity`.
+ * The sandbox stages run in, proven by a trial stage (through the runner in `runner` mode).
  * Throws a ValidationError naming the fix when stages cannot be isolated.
  */
 export async function isolateStages(
   config: PlatformConfig,
-  options: { unsafeSharedIdentity?: boolean | undefined; configFile?: string | undefined },
+  options: { unsafeSharedIdentity?: boolean | undefined; configFile?: string | undefined; runnerWaitMs?: number },
   dirs: { dataDir: string; scratchDir: string },
   audit: AuditTrail,
   logger: Logger
-): Promise<StageSandbox | undefined> {
+): Promise<StageIsolation> {
+  const runnerMode = config.isolation.mode === "runner";
+  let runner: RunnerClient | undefined;
+  if (runnerMode) {
+    try {
+      runner = await RunnerClient.connect(config.isolation.runnerSocket, options.runnerWaitMs);
+    } catch (err) {
+      throw new ValidationError("stage isolation", [
+        { field: "isolation.runnerSocket", message: `${(err as Error).message}: start \`gpufabric runner --socket ${config.isolation.runnerSocket}\` in the pod's runner container` },
+      ]);
+    }
+    logger.info({ socket: config.isolation.runnerSocket, runnerPid: runner.hello.pid, runnerUid: runner.hello.uid }, "stages start in the runner's container, which holds no Secret");
+  }
   if (options.unsafeSharedIdentity === true) {
     logger.error(
-      { unsafeSharedIdentity: true },
-      "UNSAFE: stages run as the agent's own user without a sandbox (--unsafe-shared-identity): any stage can read the keyring, tokens, signing key, store and audit log, and signal the agent"
+      { unsafeSharedIdentity: true, runner: runnerMode },
+      runnerMode
+        ? "UNSAFE: stages run in the runner's container without a sandbox (--unsafe-shared-identity): they cannot reach the agent's Secrets, but every stage sees the others' workspaces and the pod's network"
+        : "UNSAFE: stages run as the agent's own user without a sandbox (--unsafe-shared-identity): any stage can read the keyring, tokens, signing key, store and audit log, and signal the agent"
     );
-    await audit.record({ actor: AGENT_ACTOR, action: "isolation.disabled", object: `deployment/${config.deployment.name}`, outcome: "success", data: { unsafeSharedIdentity: true } });
-    return undefined;
-  }
-  if (config.isolation.mode === "runner") {
-    throw new ValidationError("agent options", [
-      { field: "isolation.mode", message: "'runner' stages are started by `gpufabric runner` in a container of their own; this agent process starts them itself: use 'bubblewrap' here" },
-    ]);
+    await audit.record({ actor: AGENT_ACTOR, action: "isolation.disabled", object: `deployment/${config.deployment.name}`, outcome: "success", data: { unsafeSharedIdentity: true, runner: runnerMode } });
+    return { sandbox: undefined, runner };
   }
   const probe = await probeSandbox({
     isolation: config.isolation,
     tenants: config.tenants.map((t) => t.name),
     protectedPaths: protectedPathsOf(config, { ...dirs, ...(options.configFile !== undefined && { configFile: options.configFile }) }),
     scratchDir: dirs.scratchDir,
+    // The agent prepares a runner's workspaces as itself: uids of their own only where it starts stages itself.
+    ...(runner && { spawner: runner, perTenantUids: false }),
   });
   if (!probe.ok) {
+    runner?.close();
     throw new ValidationError("stage isolation", [
-      { field: "isolation", message: `stages cannot be isolated: ${probe.reason}. To run every stage as the agent's own user anyway (trusted stages only), start with --unsafe-shared-identity` },
+      {
+        field: "isolation",
+        message: `stages cannot be isolated${runnerMode ? " in the runner's container" : ""}: ${probe.reason}. To run every stage ${runnerMode ? "in the runner's container without namespaces" : "as the agent's own user"} anyway (trusted stages only), start with --unsafe-shared-identity`,
+      },
     ]);
   }
   logger.info(
     { identity: probe.identity, uidRangeStart: config.isolation.uidRangeStart, allowEgress: config.isolation.allowEgress },
     probe.identity === "per-tenant" ? "stages run sandboxed, each tenant as its own uid" : "stages run sandboxed as the agent's uid (it may not change users): namespaces keep them apart"
   );
-  return probe.sandbox;
+  return { sandbox: probe.sandbox, runner };
 }
