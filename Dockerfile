@@ -26,6 +26,10 @@ ENV NODE_ENV=production \
     TMPDIR=/tmp \
     GPUFABRIC_DATA_DIR=/var/lib/gpufabric
 WORKDIR /app
+# bubblewrap sandboxes each stage (mount, PID, network namespaces); prlimit (util-linux) caps it.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap util-linux \
+ && rm -rf /var/lib/apt/lists/*
 # Owned by root and read-only to the agent: only the data directory is its own.
 COPY --from=build /app /app
 RUN mkdir -p /var/lib/gpufabric \

@@ -1,3 +1,4 @@
+import { dirname } from "node:path";
 import { ConfigMapV1 } from "@cdktf/provider-kubernetes/lib/config-map-v1/index.js";
 import { DeploymentV1 } from "@cdktf/provider-kubernetes/lib/deployment-v1/index.js";
 import { NetworkPolicyV1 } from "@cdktf/provider-kubernetes/lib/network-policy-v1/index.js";
@@ -41,6 +42,8 @@ export const AGENT_PATHS = {
   clientCa: "/var/run/secrets/gpufabric/client-ca",
   auditSink: "/var/lib/gpufabric-audit",
   scratch: "/tmp",
+  /** The runner's socket, in a volume only the agent's and the runner's containers mount. */
+  runnerSocket: "/var/run/gpufabric-runner/runner.sock",
 } as const;
 
 const AGENT_PORT = 8443;
@@ -106,8 +109,13 @@ export interface WorkflowDeploymentProps {
    * @default the pool's GPUs per node
    */
   readonly gpus?: number;
-  /** @default see AgentResources */
+  /** CPU and memory of the agent's container (API, scheduler, sealing). @default see AgentResources */
   readonly resources?: AgentResources;
+  /**
+   * CPU and memory of the runner's container, where stages run (it also gets the GPUs).
+   * @default requests 2 CPUs and 8Gi, limits 8 CPUs and 32Gi
+   */
+  readonly stageResources?: AgentResources;
   /** Size of the agent's state volume (store, workspaces). @default "20Gi" */
   readonly stateSize?: string;
   /** Size of the audit checkpoint sink volume. @default "5Gi" */
@@ -239,6 +247,7 @@ export class WorkflowDeployment extends Construct {
     });
 
     const resources = props.resources ?? {};
+    const stageResources = props.stageResources ?? {};
     const gpuResource = props.pool.gpuResourceName;
     // 0440: with the pod's fsGroup the kubelet makes Secret files root-owned and group-readable anyway
     // (0400 would be widened); the non-root agent reads its keys through that group, nobody else can.
@@ -296,9 +305,10 @@ export class WorkflowDeployment extends Construct {
                   capabilities: { drop: ["ALL"] },
                   seccompProfile: { type: "RuntimeDefault" },
                 },
+                // The GPUs go to the runner's container, where stages run.
                 resources: {
-                  requests: { cpu: resources.cpuRequest ?? "1", memory: resources.memoryRequest ?? "2Gi", [gpuResource]: String(this.gpus) },
-                  limits: { cpu: resources.cpuLimit ?? "4", memory: resources.memoryLimit ?? "8Gi", [gpuResource]: String(this.gpus) },
+                  requests: { cpu: resources.cpuRequest ?? "1", memory: resources.memoryRequest ?? "2Gi" },
+                  limits: { cpu: resources.cpuLimit ?? "4", memory: resources.memoryLimit ?? "8Gi" },
                 },
                 livenessProbe: probe("/healthz", 10),
                 readinessProbe: probe("/readyz", 5),
@@ -314,6 +324,34 @@ export class WorkflowDeployment extends Construct {
                   { name: "models", mountPath: `${props.tier.mountPath}/models` },
                   { name: "artifacts", mountPath: `${props.tier.mountPath}/artifacts` },
                   { name: "scratch", mountPath: AGENT_PATHS.scratch },
+                  { name: "runner-socket", mountPath: dirname(AGENT_PATHS.runnerSocket) },
+                ],
+              },
+              // Stages run here, never in the agent's container: this one mounts no Secret, no config, no
+              // store and no audit log, only the workspaces, the model cache (read-only) and the socket.
+              {
+                name: "runner",
+                image: props.image ?? DEFAULT_AGENT_IMAGE,
+                imagePullPolicy: "IfNotPresent",
+                args: ["runner", "--socket", AGENT_PATHS.runnerSocket],
+                env: [{ name: "NODE_ENV", value: "production" }],
+                securityContext: {
+                  runAsNonRoot: true,
+                  runAsUser: AGENT_UID,
+                  allowPrivilegeEscalation: false,
+                  privileged: false,
+                  readOnlyRootFilesystem: true,
+                  capabilities: { drop: ["ALL"] },
+                  seccompProfile: { type: "RuntimeDefault" },
+                },
+                resources: {
+                  requests: { cpu: stageResources.cpuRequest ?? "2", memory: stageResources.memoryRequest ?? "8Gi", [gpuResource]: String(this.gpus) },
+                  limits: { cpu: stageResources.cpuLimit ?? "8", memory: stageResources.memoryLimit ?? "32Gi", [gpuResource]: String(this.gpus) },
+                },
+                volumeMount: [
+                  { name: "scratch", mountPath: AGENT_PATHS.scratch },
+                  { name: "models", mountPath: `${props.tier.mountPath}/models`, readOnly: true },
+                  { name: "runner-socket", mountPath: dirname(AGENT_PATHS.runnerSocket) },
                 ],
               },
             ],
@@ -330,6 +368,7 @@ export class WorkflowDeployment extends Construct {
               { name: "artifacts", persistentVolumeClaim: { claimName: claims.artifacts } },
               // Stage workspaces live in memory so plaintext never lands on a node's disk.
               { name: "scratch", emptyDir: { medium: "Memory", sizeLimit: "8Gi" } },
+              { name: "runner-socket", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
             ],
           },
         },
@@ -429,6 +468,8 @@ export class WorkflowDeployment extends Construct {
         agingSeconds: this.props.scheduler?.agingSeconds ?? 300,
       },
       security: this.securityConfig(),
+      // Stages start in the pod's runner container (no Secret there), which sees the model cache read-only.
+      isolation: { mode: "runner", runnerSocket: AGENT_PATHS.runnerSocket, modelCacheDir: `${this.tier.mountPath}/models` },
       runtimeRules: collectRuntimeRules(stack),
     };
     return parsePlatformConfig(config, `platform config of WorkflowDeployment '${this.node.path}'`);

@@ -67,17 +67,22 @@ describe("WorkflowDeployment", () => {
     expect(pod.node_selector).toMatchObject({ "nvidia.com/gpu.product": GpuModel.L4_24GB.product });
     expect(pod.toleration).toEqual(expect.arrayContaining([expect.objectContaining({ key: "nvidia.com/gpu", effect: "NoSchedule" })]));
     expect(pod.priority_class_name).toBe("gpus-interactive");
-    const [container] = pod.container;
-    expect(container.security_context).toMatchObject({
-      run_as_non_root: true,
-      read_only_root_filesystem: true,
-      allow_privilege_escalation: false,
-      privileged: false,
-      capabilities: { drop: ["ALL"] },
-      seccomp_profile: { type: "RuntimeDefault" },
-    });
-    expect(container.resources.requests["nvidia.com/gpu"]).toBe("2");
-    expect(container.resources.limits["nvidia.com/gpu"]).toBe("2");
+    const [container, runner] = pod.container;
+    for (const c of [container, runner]) {
+      expect(c.security_context, c.name).toMatchObject({
+        run_as_non_root: true,
+        read_only_root_filesystem: true,
+        allow_privilege_escalation: false,
+        privileged: false,
+        capabilities: { drop: ["ALL"] },
+        seccomp_profile: { type: "RuntimeDefault" },
+      });
+    }
+    // The GPUs belong to the runner's container, where stages run; the agent's has none.
+    expect(runner.name).toBe("runner");
+    expect(runner.resources.requests["nvidia.com/gpu"]).toBe("2");
+    expect(runner.resources.limits["nvidia.com/gpu"]).toBe("2");
+    expect(container.resources.requests["nvidia.com/gpu"]).toBeUndefined();
     expect(container.resources.limits.memory).toBe("8Gi");
     expect(container.liveness_probe.http_get).toMatchObject({ path: "/healthz", scheme: "HTTPS" });
     expect(container.readiness_probe.http_get).toMatchObject({ path: "/readyz", scheme: "HTTPS" });
@@ -107,6 +112,43 @@ describe("WorkflowDeployment", () => {
     expect(pod.volume.find((v: any) => v.name === "scratch").empty_dir.medium).toBe("Memory");
     const scratchEnv = pod.container[0].env.find((e: any) => e.name === "GPUFABRIC_SCRATCH_DIR");
     expect(scratchEnv.value.startsWith(`${scratch.mount_path}/`)).toBe(true);
+  });
+
+  it("keeps every Secret, the config, the store and the audit sink out of the container where stages run", () => {
+    const f = fixture();
+    new WorkflowDeployment(f.stack, "Agent", {
+      name: "agent",
+      pool: f.pool,
+      tier: f.tier,
+      segment: f.work,
+      tenants: [f.alpha],
+      workflows: [f.workflow],
+      clientCaSecretName: "workers-ca",
+    });
+    const r = synth(f.stack);
+    const pod = only(r, "kubernetes_deployment_v1", "agent").spec.template.spec;
+    const config = configOf(r, "agent");
+    // The stages' container is the one that runs `gpufabric runner`, on the socket the config names.
+    const stageContainers = pod.container.filter((c: any) => c.args?.[0] === "runner");
+    expect(stageContainers.map((c: any) => c.name)).toEqual(["runner"]);
+    expect(config.isolation).toMatchObject({ mode: "runner", runnerSocket: stageContainers[0].args[2] });
+    const secretVolumes = new Set(pod.volume.filter((v: any) => v.secret || v.projected).map((v: any) => v.name));
+    expect(secretVolumes.size).toBe(5); // keyring, tokens, signing key, TLS, client CA
+    const privateVolumes = new Set([...secretVolumes, "config", "state", "audit-sink"]);
+    for (const runner of stageContainers) {
+      const mounted = (runner.volume_mount ?? []).map((m: any) => m.name);
+      expect(mounted.filter((name: string) => privateVolumes.has(name)), runner.name).toEqual([]);
+      expect(runner.env_from ?? []).toEqual([]);
+      expect((runner.env ?? []).filter((e: any) => e.value_from)).toEqual([]);
+      // What it does share with the agent: the workspaces, the model cache (read-only) and the socket's folder.
+      expect(mounted.sort()).toEqual(["models", "runner-socket", "scratch"]);
+      expect(runner.volume_mount.find((m: any) => m.name === "models").read_only).toBe(true);
+    }
+    // The pod does not share one PID namespace: stages never see the agent's processes.
+    expect(pod.share_process_namespace ?? false).toBe(false);
+    // Both containers see the workspaces at the same path, which is where the agent puts them.
+    const scratchOf = (c: any) => c.volume_mount.find((m: any) => m.name === "scratch").mount_path;
+    expect(scratchOf(stageContainers[0])).toBe(scratchOf(pod.container[0]));
   });
 
   it("mounts a client CA Secret for mutual TLS when given one, and validates its name", () => {

@@ -1,6 +1,6 @@
 /**
  * Adapts a synthesized platform config for a laptop: the agent listens on loopback without TLS, keeps
- * everything under one data directory, and accepts a freshly generated token per tenant (stored
+ * everything under one data directory, sandboxes stages itself (bubblewrap), and accepts a freshly generated token per tenant (stored
  * hashed; the tokens themselves are returned once, to be printed). It creates, once, what a cluster
  * mounts as Secrets and volumes: a keyring, an Ed25519 checkpoint signing key and a checkpoint sink.
  */
@@ -48,6 +48,8 @@ export function localPlatform(configs: readonly PlatformConfig[], dataDir: strin
     {
       ...first,
       deployment: { ...first.deployment, listen: { host: "127.0.0.1", port }, dataDir },
+      // On a laptop the agent sandboxes stages itself: there is no runner container, and no model volume.
+      isolation: { ...first.isolation, mode: "bubblewrap", modelCacheDir: null },
       tenants: first.tenants.map((t) => ({
         ...t,
         roles: [...t.roles.filter((r) => r.subject !== DEV_SUBJECT), { subject: DEV_SUBJECT, role: "submitter" as const }],
