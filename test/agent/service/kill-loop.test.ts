@@ -11,9 +11,9 @@ import { auditPaths, loadPublicKey, verifyAuditLog } from "../../../runtime/secu
 import { chainedWorkflow } from "./chained.ts";
 import { client, createPlatform, removePlatform, sleep, startAgentProcess, type AgentProcess } from "./harness.ts";
 
-const ROUNDS = 9;
+const ROUNDS = 8;
 /** Rounds that stop the agent with SIGTERM; every other round kills it with SIGKILL. */
-const SIGTERM_ROUNDS = new Set([2, 6]);
+const SIGTERM_ROUNDS = new Set([2, 5]);
 const STAGE_IDS = ["a", "b", "c", "d"] as const;
 /** The exit code of the chained-stage fixture when an input is missing. */
 const MISSING_INPUT_EXIT = 3;
