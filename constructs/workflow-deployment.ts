@@ -112,6 +112,13 @@ export interface WorkflowDeploymentProps {
   /** CPU and memory of the agent's container (API, scheduler, sealing). @default see AgentResources */
   readonly resources?: AgentResources;
   /**
+   * How stages are kept apart inside the runner's container. `bubblewrap`: each stage in namespaces of
+   * its own (the pod must be allowed to create user namespaces; the agent refuses to start otherwise).
+   * `container`: the runner's container alone, which holds no Secret, shared by the stages.
+   * @default "bubblewrap"
+   */
+  readonly stageSandbox?: "bubblewrap" | "container";
+  /**
    * CPU and memory of the runner's container, where stages run (it also gets the GPUs).
    * @default requests 2 CPUs and 8Gi, limits 8 CPUs and 32Gi
    */
@@ -469,7 +476,12 @@ export class WorkflowDeployment extends Construct {
       },
       security: this.securityConfig(),
       // Stages start in the pod's runner container (no Secret there), which sees the model cache read-only.
-      isolation: { mode: "runner", runnerSocket: AGENT_PATHS.runnerSocket, modelCacheDir: `${this.tier.mountPath}/models` },
+      isolation: {
+        mode: "runner",
+        sandbox: this.props.stageSandbox === "container" ? "none" : "bubblewrap",
+        runnerSocket: AGENT_PATHS.runnerSocket,
+        modelCacheDir: `${this.tier.mountPath}/models`,
+      },
       runtimeRules: collectRuntimeRules(stack),
     };
     return parsePlatformConfig(config, `platform config of WorkflowDeployment '${this.node.path}'`);
@@ -525,6 +537,9 @@ function validate(name: string, props: WorkflowDeploymentProps, gpus: number): v
   // Objects get suffixes such as '-audit-signing': keep room for them.
   issues.dnsLabel("name", name, 50);
   if (props.clientCaSecretName !== undefined) issues.dnsLabel("clientCaSecretName", props.clientCaSecretName);
+  if (props.stageSandbox !== undefined && props.stageSandbox !== "bubblewrap" && props.stageSandbox !== "container") {
+    issues.add("stageSandbox", `must be "bubblewrap" (each stage in namespaces of its own) or "container" (the runner's container only), got '${String(props.stageSandbox)}'`);
+  }
   if (props.tenants.length === 0) issues.add("tenants", "must name at least one Tenant: the agent serves only the tenants listed here");
   if (issues.positiveInt("gpus", gpus) && gpus > props.pool.gpusPerNode) {
     issues.add("gpus", `${gpus} GPUs cannot fit on one node of pool '${props.pool.name}' (${props.pool.gpusPerNode} per node): request at most ${props.pool.gpusPerNode}`);

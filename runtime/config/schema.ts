@@ -241,6 +241,13 @@ export const IsolationSchema = z
      */
     mode: z.enum(["bubblewrap", "runner"]).default("bubblewrap"),
     /**
+     * `bubblewrap`: every stage in namespaces of its own (the agent refuses to start where it cannot).
+     * `none`: only with mode `runner`, where the runner's container keeps the agent's Secrets away from
+     * stages, but stages share that container (each other's workspaces, the pod's network): for clusters
+     * whose pods may not create user namespaces.
+     */
+    sandbox: z.enum(["bubblewrap", "none"]).default("bubblewrap"),
+    /**
      * Stages run as `uidRangeStart + i` (uid and gid), `i` being the tenant's position in `tenants`, when
      * the agent may change users (root or CAP_SETUID); otherwise as the agent's own uid, behind namespaces.
      */
@@ -267,7 +274,11 @@ export const IsolationSchema = z
       .strict()
       .default({ memoryMiB: 65_536, cpus: 8, processes: 4096, openFiles: 65_536, fileSizeMiB: 65_536 }),
   })
-  .strict();
+  .strict()
+  .refine((i) => i.sandbox === "bubblewrap" || i.mode === "runner", {
+    message: "sandbox 'none' needs mode 'runner' (a runner container that holds no Secret): where the agent starts stages itself they must be sandboxed",
+    path: ["sandbox"],
+  });
 export type IsolationConfig = z.infer<typeof IsolationSchema>;
 
 /** A rule the agent enforces when a run is submitted; produced by the compliance packs. */

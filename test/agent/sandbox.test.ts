@@ -193,6 +193,17 @@ describe.runIf(probed.ok)("stages through the sandbox", () => {
   });
 });
 
+describe("the isolation section of the platform config", () => {
+  it("has secure defaults and refuses sandbox 'none' where the agent starts stages itself", () => {
+    expect(IsolationSchema.parse({})).toMatchObject({ mode: "bubblewrap", sandbox: "bubblewrap", allowEgress: false, modelCacheDir: null });
+    const refused = IsolationSchema.safeParse({ sandbox: "none" });
+    expect(refused.success).toBe(false);
+    expect(JSON.stringify(refused.error?.issues)).toMatch(/needs mode 'runner'/);
+    expect(IsolationSchema.safeParse({ mode: "runner", sandbox: "none" }).success).toBe(true);
+    expect(IsolationSchema.safeParse({ uidRangeStart: 0 }).success).toBe(false);
+  });
+});
+
 describe("an agent that cannot isolate stages", () => {
   it("refuses to start, naming the fix and the explicit way out", () => {
     const platform = createPlatform({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }] });

@@ -151,6 +151,14 @@ describe("WorkflowDeployment", () => {
     expect(scratchOf(stageContainers[0])).toBe(scratchOf(pod.container[0]));
   });
 
+  it("lets a cluster whose pods cannot create user namespaces keep stages to the runner's container, and validates the choice", () => {
+    const f = fixture();
+    new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow], stageSandbox: "container" });
+    expect(configOf(synth(f.stack), "agent").isolation).toMatchObject({ mode: "runner", sandbox: "none" });
+    const g = fixture();
+    expect(() => new WorkflowDeployment(g.stack, "Agent", { name: "agent", pool: g.pool, tier: g.tier, segment: g.work, tenants: [g.alpha], workflows: [g.workflow], stageSandbox: "none" as never })).toThrow(/stageSandbox/);
+  });
+
   it("mounts a client CA Secret for mutual TLS when given one, and validates its name", () => {
     const f = fixture();
     new WorkflowDeployment(f.stack, "Agent", { name: "agent", pool: f.pool, tier: f.tier, segment: f.work, tenants: [f.alpha], workflows: [f.workflow], clientCaSecretName: "workers-ca" });

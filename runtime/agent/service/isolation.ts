@@ -67,6 +67,14 @@ export async function isolateStages(
     await audit.record({ actor: AGENT_ACTOR, action: "isolation.disabled", object: `deployment/${config.deployment.name}`, outcome: "success", data: { unsafeSharedIdentity: true, runner: runnerMode } });
     return { sandbox: undefined, runner };
   }
+  if (runner && config.isolation.sandbox === "none") {
+    logger.warn(
+      { sandbox: "none", runner: true },
+      "stages run in the runner's container without namespaces (isolation.sandbox: none): they never see the agent's Secrets, store or audit log, but they share that container's files and the pod's network"
+    );
+    await audit.record({ actor: AGENT_ACTOR, action: "isolation.container-only", object: `deployment/${config.deployment.name}`, outcome: "success", data: { sandbox: "none" } });
+    return { sandbox: undefined, runner };
+  }
   const probe = await probeSandbox({
     isolation: config.isolation,
     tenants: config.tenants.map((t) => t.name),
@@ -80,7 +88,9 @@ export async function isolateStages(
     throw new ValidationError("stage isolation", [
       {
         field: "isolation",
-        message: `stages cannot be isolated${runnerMode ? " in the runner's container" : ""}: ${probe.reason}. To run every stage ${runnerMode ? "in the runner's container without namespaces" : "as the agent's own user"} anyway (trusted stages only), start with --unsafe-shared-identity`,
+        message: runnerMode
+          ? `stages cannot be sandboxed in the runner's container: ${probe.reason}. Pods that may not create user namespaces cannot run bubblewrap: set WorkflowDeployment's stageSandbox: "container" (isolation.sandbox: none; stages still never see the agent's Secrets), or start the agent with --unsafe-shared-identity`
+          : `stages cannot be isolated: ${probe.reason}. To run every stage as the agent's own user anyway (trusted stages only), start with --unsafe-shared-identity`,
       },
     ]);
   }
