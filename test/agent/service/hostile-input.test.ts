@@ -121,6 +121,27 @@ describe("hostile input is refused early", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it("sends the headers of a stream past the end of a running run at once, and closes it when the run ends", async () => {
+    const studio = client(agent.url, token);
+    const submitted = await studio.post("/v1/runs", { workflow: sleepyWorkflow("short", [{ id: "only", ms: 1500 }]) });
+    const started = Date.now();
+    const headersAt = new Promise<number>((resolve, reject) => {
+      const { hostname, port } = new URL(agent.url);
+      request({ hostname, port, path: `/v1/runs/${submitted.body.id}/events?after=1000000000`, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+        expect(res.statusCode).toBe(200);
+        const at = Date.now() - started;
+        res.resume();
+        res.on("end", () => resolve(at));
+      })
+        .on("error", reject)
+        .end();
+    });
+    const at = await headersAt;
+    expect(at).toBeLessThan(1500);
+    // The stream ended, and only after the run did.
+    expect((await studio.get(`/v1/runs/${submitted.body.id}`)).body.status).toBe("succeeded");
+  });
+
   it.each(["1e308", "-1", "1.5", "abc", "9007199254740993"])("refuses after=%s with a 400 naming the field", async (after) => {
     const answer = await rawRequest(agent.url, { path: `/v1/runs/${finishedRun}/events?after=${after}`, headers: { authorization: `Bearer ${token}` } });
     expect(answer.status).toBe(400);
