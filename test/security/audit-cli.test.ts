@@ -27,10 +27,10 @@ describe("gpufabric audit verify", () => {
   it("exits 0 on an intact log, with text or JSON", () => {
     const text = gpufabric("audit", "verify", "--data-dir", dataDir);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^audit log intact: 13 entries \(last seq 13\), 3 checkpoints in the log, 3\/3 exported checkpoints matched, 0 entries after the last checkpoint\n$/);
+    expect(text.stdout).toMatch(/^audit log intact: 14 entries \(last seq 14\), 3 checkpoints in the log, 3\/3 exported checkpoints matched, 0 entries after the last checkpoint\n$/);
     const json = gpufabric("audit", "verify", "--data-dir", dataDir, "--json");
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, entries: 13, exportedCheckpoints: 3, unsealedEntries: 0, sealed: true, passed: true });
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, entries: 14, exportedCheckpoints: 3, unsealedEntries: 0, closedCleanly: true, sealed: true, passed: true });
   });
 
   it("exits 1 naming the first bad entry when an entry was altered", () => {
@@ -51,7 +51,7 @@ describe("gpufabric audit verify", () => {
       writeFileSync(logFile, `${original.split("\n").slice(0, 6).join("\n")}\n`);
       const result = gpufabric("audit", "verify", "--data-dir", dataDir, "--checkpoints", auditPaths(dataDir).checkpointsDir);
       expect(result.code).toBe(1);
-      expect(result.stdout).toMatch(/first bad entry seq 7 \(line 7\): the log ends at entry 6 but checkpoint .* was exported at entry 13: entries 7\.\.13 were removed \(truncated\)/);
+      expect(result.stdout).toMatch(/first bad entry seq 7 \(line 7\): the log ends at entry 6 but checkpoint .* was exported at entry 14: entries 7\.\.14 were removed \(truncated\)/);
     } finally {
       writeFileSync(logFile, original);
     }
@@ -61,11 +61,11 @@ describe("gpufabric audit verify", () => {
     const paths = auditPaths(dataDir);
     const offsite = join(dataDir, "..", `${dataDir.split("/").at(-1)}-sink-copy`);
     cpSync(paths.checkpointsDir, offsite, { recursive: true }); // the exported copies, out of the data directory
-    const checkpoint13 = join(paths.checkpointsDir, "checkpoint-000000000013.json");
+    const checkpoint14 = join(paths.checkpointsDir, "checkpoint-000000000014.json");
     try {
       // Cut the final checkpoint line and delete its copy from the data directory: what is left chains and matches.
       writeFileSync(logFile, `${original.split("\n").slice(0, 12).join("\n")}\n`);
-      renameSync(checkpoint13, `${checkpoint13}.hidden`);
+      renameSync(checkpoint14, `${checkpoint14}.hidden`);
       const plain = gpufabric("audit", "verify", "--data-dir", dataDir);
       expect(plain.code).toBe(0);
       expect(plain.stdout).toMatch(/^audit log intact: 12 entries .*, 2 entries after the last checkpoint\nnote: entries 11\.\.12 follow the last checkpoint: chained but not yet signed/);
@@ -77,9 +77,9 @@ describe("gpufabric audit verify", () => {
       expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, unsealedEntries: 2, lastCheckpointSeq: 10, sealed: false, requireSealed: true, passed: false });
       const proven = gpufabric("audit", "verify", "--data-dir", dataDir, "--checkpoints", offsite, "--json");
       expect(proven.code).toBe(1);
-      expect(JSON.parse(proven.stdout)).toMatchObject({ ok: false, latestExportedSeq: 13, firstBad: { seq: 13, reason: expect.stringMatching(/ends at entry 12 but .* exported at entry 13/) } });
+      expect(JSON.parse(proven.stdout)).toMatchObject({ ok: false, latestExportedSeq: 14, firstBad: { seq: 13, reason: expect.stringMatching(/ends at entry 12 but .* exported at entry 14/) } });
     } finally {
-      renameSync(`${checkpoint13}.hidden`, checkpoint13);
+      renameSync(`${checkpoint14}.hidden`, checkpoint14);
       rmSync(offsite, { recursive: true, force: true });
       writeFileSync(logFile, original);
     }

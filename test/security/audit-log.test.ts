@@ -137,11 +137,11 @@ describe("checkpoints", () => {
     await log.close();
   });
 
-  it("close seals the tail with a checkpoint", async () => {
+  it("close records the shutdown and seals it with a checkpoint", async () => {
     const log = await open({ checkpointEvery: 100 });
     await log.append(event(1));
     await log.close();
-    expect(entries().map((e) => e.action)).toEqual(["run.submit", "audit.checkpoint"]);
+    expect(entries().map((e) => e.action)).toEqual(["run.submit", "audit.shutdown", "audit.checkpoint"]);
     await expect(log.append(event(2))).rejects.toThrow(AuditUnavailableError);
   });
 });
@@ -152,10 +152,12 @@ describe("reopening", () => {
     for (let i = 0; i < 3; i++) await first.append(event(i));
     await first.close();
     const second = await open();
-    expect(second.position.seq).toBe(4);
-    expect((await second.append(event(9))).seq).toBe(5);
+    // 1..3, the shutdown and its checkpoint; then this session's start record and its checkpoint.
+    expect(second.position.seq).toBe(7);
+    expect(entries().slice(3).map((e) => e.action)).toEqual(["audit.shutdown", "audit.checkpoint", "audit.start", "audit.checkpoint"]);
+    expect((await second.append(event(9))).seq).toBe(8);
     await second.close();
-    expect(entries().map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(entries().map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect((await verify()).ok).toBe(true);
   });
 
@@ -171,7 +173,7 @@ describe("reopening", () => {
     expect(second.position.seq).toBe(6);
     expect(second.unsealedTail).toEqual({ entries: 3, firstSeq: 1, lastSeq: 3, latestExportedSeq: 0 });
     await second.close();
-    expect(entries().map((e) => e.action)).toEqual(["run.submit", "run.submit", "run.submit", "audit.checkpoint", "audit.unsealed-tail", "audit.checkpoint"]);
+    expect(entries().map((e) => e.action)).toEqual(["run.submit", "run.submit", "run.submit", "audit.checkpoint", "audit.unsealed-tail", "audit.checkpoint", "audit.shutdown", "audit.checkpoint"]);
     expect((await verify()).ok).toBe(true);
   });
 });
@@ -292,11 +294,12 @@ describe("verifyAuditLog", () => {
 
   it("reports an intact log with its counts", async () => {
     await writeLog(12);
-    expect(await verify()).toMatchObject({ ok: true, entries: 15, lastSeq: 15, checkpointsInLog: 3, exportedCheckpoints: 3, exportedCheckpointsMatched: 3, unsealedEntries: 0 });
+    // 12 events, checkpoints at 6 and 12, the shutdown (15) and the final checkpoint (16).
+    expect(await verify()).toMatchObject({ ok: true, entries: 16, lastSeq: 16, checkpointsInLog: 3, exportedCheckpoints: 3, exportedCheckpointsMatched: 3, unsealedEntries: 0, closedCleanly: true });
     const log = await open();
     await log.append(event(13));
     await log.whenIdle();
-    expect(await verify()).toMatchObject({ ok: true, lastSeq: 16, unsealedEntries: 1 });
+    expect(await verify()).toMatchObject({ ok: true, lastSeq: 19, unsealedEntries: 1, closedCleanly: false });
     await log.close();
   });
 
@@ -318,10 +321,10 @@ describe("verifyAuditLog", () => {
     expect((await verify()).firstBad).toMatchObject({ seq: 4 });
     reset();
     rewrite((ls) => ls.slice(0, 9));
-    expect((await verify()).firstBad).toMatchObject({ seq: 10, reason: expect.stringMatching(/ends at entry 9 but checkpoint .* was exported at entry 15: entries 10\.\.15 were removed/) });
+    expect((await verify()).firstBad).toMatchObject({ seq: 10, reason: expect.stringMatching(/ends at entry 9 but checkpoint .* was exported at entry 16: entries 10\.\.16 were removed/) });
     reset();
     writeFileSync(join(logDir(), "log.jsonl"), `${original.join("\n")}\n`.slice(0, -20));
-    expect((await verify()).firstBad).toMatchObject({ seq: 15, reason: expect.stringMatching(/incomplete/) });
+    expect((await verify()).firstBad).toMatchObject({ seq: 16, reason: expect.stringMatching(/incomplete/) });
     reset();
     expect((await verify()).ok).toBe(true);
   });
@@ -341,7 +344,7 @@ describe("verifyAuditLog", () => {
     writeFileSync(join(logDir(), "log.jsonl"), `${out.join("\n")}\n`);
     const report = await verify();
     expect(report.ok).toBe(false);
-    expect(report.firstBad!.reason).toMatch(/checkpoint entry 5 does not cover entry 4|differs from what exported checkpoint/);
+    expect(report.firstBad!.reason).toMatch(/checkpoint entry 6 does not cover entry 5|differs from what exported checkpoint/);
   });
 
   it("refuses checkpoints signed by another key, and forged exported checkpoints", async () => {

@@ -66,8 +66,8 @@ const check = (candidate: Buffer): Promise<AuditVerifyReport> => verifyAuditStre
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gpufabric-audit-prop-"));
-  // 9,990 events and a checkpoint after every 999: 10,000 entries, the last one a checkpoint.
-  ({ bytes, publicKey, exported } = await buildLog(dir, 9990, 999));
+  // 9,989 events, a checkpoint after every 999, the shutdown and its checkpoint: 10,000 entries, the last one a checkpoint.
+  ({ bytes, publicKey, exported } = await buildLog(dir, 9989, 999));
   lines = splitLines(bytes);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

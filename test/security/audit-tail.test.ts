@@ -7,9 +7,11 @@
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import canonicalize from "canonicalize";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   AuditLog,
+  chainHash,
   AuditTailError,
   checkpointFileName,
   CheckpointSinkConflictError,
@@ -89,21 +91,21 @@ describe("checkpoints are signed by count, by time and at shutdown, each exporte
 
 describe("truncating the last 1–61 lines of a stopped writer's log", () => {
   it("is found by verify with the exported checkpoints, and refused at reopen, for every count; --require-sealed alone finds every cut not on a checkpoint line", async () => {
-    const original = await sealedLog(60); // 72 lines, a checkpoint every 6th
-    expect(original).toHaveLength(72);
+    const original = await sealedLog(60); // 74 lines: a checkpoint every 6th, the shutdown and its checkpoint
+    expect(original).toHaveLength(74);
     for (let cut = 1; cut <= 61; cut++) {
       const kept = original.slice(0, -cut);
       writeLines(kept);
       const report = await verify();
       expect(report.ok, `cut ${cut}`).toBe(false);
-      expect(report.firstBad!.reason).toBe(`the log ends at entry ${kept.length} but checkpoint ${join(sinkDir(), checkpointFileName(72))} was exported at entry 72: entries ${kept.length + 1}..72 were removed (truncated)`);
+      expect(report.firstBad!.reason).toBe(`the log ends at entry ${kept.length} but checkpoint ${join(sinkDir(), checkpointFileName(74))} was exported at entry 74: entries ${kept.length + 1}..74 were removed (truncated)`);
       // Without the sink's copies, only a cut that leaves entries after the last checkpoint shows.
       const alone = await verify(null);
       expect(alone.ok).toBe(true);
       expect(alone.unsealedEntries > 0, `cut ${cut}`).toBe(!isCheckpoint(kept.at(-1)!));
       const refused = await open().catch((err: unknown) => err);
       expect(refused, `cut ${cut}`).toBeInstanceOf(AuditTailError);
-      expect((refused as Error).message).toMatch(new RegExp(`^refusing to open the audit log: the log ends at entry ${kept.length} but checkpoint .* was exported at entry 72: .*restore log\\.jsonl from a copy that reaches entry 72 intact`));
+      expect((refused as Error).message).toMatch(new RegExp(`^refusing to open the audit log: the log ends at entry ${kept.length} but checkpoint .* was exported at entry 74: .*restore log\\.jsonl from a copy that reaches entry 74 intact`));
       expect(lines()).toEqual(kept); // nothing signed over it
     }
   });
@@ -125,7 +127,7 @@ describe("truncating the log and deleting the exported checkpoints beyond the cu
     await expect(open()).rejects.toThrow(AuditTailError);
     // Even emptied, the log is refused: the sink says entries existed.
     writeLines([]);
-    await expect(open()).rejects.toThrow(/the log is empty but checkpoint .* was exported at entry 24: entries 1\.\.24 were removed/);
+    await expect(open()).rejects.toThrow(/the log is empty but checkpoint .* was exported at entry 26: entries 1\.\.26 were removed/);
   });
 
   it("a writer that carries on from a cut log cannot overwrite the sink's checkpoints for the same entries", async () => {
@@ -170,7 +172,7 @@ describe("entries after the last signed checkpoint", () => {
     await log.close();
     const after = lines().map((l) => JSON.parse(l) as { action: string; actor: string; data: unknown });
     expect(lines().slice(0, 12)).toEqual(crashed);
-    expect(after.slice(12).map((e) => e.action)).toEqual(["audit.checkpoint", "audit.unsealed-tail", "audit.checkpoint"]);
+    expect(after.slice(12).map((e) => e.action)).toEqual(["audit.checkpoint", "audit.unsealed-tail", "audit.checkpoint", "audit.shutdown", "audit.checkpoint"]);
     expect(after[13]).toMatchObject({ actor: "gpufabric-audit", data: { entries: 7, firstSeq: 6, lastSeq: 12, latestExportedSeq: 5 } });
     expect(await verify()).toMatchObject({ ok: true, unsealedEntries: 0 });
   });
@@ -205,9 +207,14 @@ describe("entries after the last signed checkpoint", () => {
     expect((await verify()).ok).toBe(true);
     writeLines(crashed.slice(0, 5));
     expect(await verify()).toMatchObject({ ok: true, unsealedEntries: 0 });
-    // What stays visible: while the writer had not restarted, --require-sealed failed on the crashed log.
-    writeLines(crashed);
-    expect((await verify()).unsealedEntries).toBe(3);
+    // What stays visible: the restart records that the last session ended without its shutdown checkpoint
+    // (with nothing unsealed here), and the log has no audit.shutdown where the session ended.
+    const log = await open();
+    expect(log.unsealedTail).toEqual({ entries: 0, firstSeq: 6, lastSeq: 5, latestExportedSeq: 5 });
+    await log.close();
+    expect(lines().slice(5, 7).map((l) => JSON.parse(l).action)).toEqual(["audit.unsealed-tail", "audit.checkpoint"]);
+    expect(JSON.parse(lines()[5]!).data).toMatchObject({ entries: 0 });
+    expect(await verify()).toMatchObject({ ok: true, unsealedEntries: 0, closedCleanly: true });
   });
 
   it("finds the anchor far back: a crash leaving a 2,000-entry tail (several reads from the end)", async () => {
@@ -221,6 +228,67 @@ describe("entries after the last signed checkpoint", () => {
     expect(log.unsealedTail).toMatchObject({ entries: 2000, firstSeq: 12 });
     await log.close();
     expect((await verify()).ok).toBe(true);
+  });
+});
+
+/** `ls` with entries appended that chain correctly: what anyone who can write the log can make, without the key. */
+function forgeAfter(ls: readonly string[], added: ReadonlyArray<{ actor: string; action: string; data: Record<string, unknown> }>): string[] {
+  const out = [...ls];
+  for (const fields of added) {
+    const last = JSON.parse(out.at(-1)!) as { seq: number; prev: string };
+    const entry = { seq: last.seq + 1, time: "2026-01-01T01:00:00.000Z", tenant: null, object: null, outcome: "success", source: null, ...fields, prev: chainHash(last.prev, Buffer.from(out.at(-1)!)) };
+    out.push(canonicalize(entry)!);
+  }
+  return out;
+}
+
+describe("entries added to a cleanly closed log", () => {
+  it("are found by verify, even without the sink, and refused at reopen: only a new session's signed start record may follow a shutdown", async () => {
+    const sealed = await sealedLog(7);
+    expect(sealed.slice(-2).map((l) => JSON.parse(l).action)).toEqual(["audit.shutdown", "audit.checkpoint"]);
+    const forged = forgeAfter(sealed, [{ actor: "token:ci@studio", action: "run.cancel", data: {} }]);
+    writeLines(forged);
+    for (const report of [await verify(null), await verify()]) {
+      expect(report).toMatchObject({ ok: false, firstBad: { seq: sealed.length + 1 } });
+      expect(report.firstBad!.reason).toMatch(new RegExp(`follows the checkpoint that sealed a clean shutdown \\(entry ${sealed.length}\\) but is not a new session's start record: it was added while no writer ran`));
+    }
+    await expect(open()).rejects.toThrow(/refusing to open the audit log: .*added while no writer ran/);
+    expect(lines()).toEqual(forged);
+
+    // A forged start record needs a checkpoint after it, and only the key signs one.
+    const earlier = JSON.parse(sealed.find(isCheckpoint)!) as { data: Record<string, unknown> };
+    const withStart = forgeAfter(sealed, [
+      { actor: "gpufabric-audit", action: "audit.start", data: { after: sealed.length } },
+      { actor: "gpufabric-audit", action: "audit.checkpoint", data: earlier.data },
+      { actor: "token:ci@studio", action: "run.cancel", data: {} },
+    ]);
+    writeLines(withStart);
+    expect((await verify(null)).ok).toBe(false);
+    await expect(open()).rejects.toThrow(AuditTailError);
+    // A start record must name the checkpoint it continues from, and nothing else.
+    writeLines(forgeAfter(sealed, [{ actor: "gpufabric-audit", action: "audit.start", data: { after: sealed.length, note: "all is well" } }]));
+    expect((await verify(null)).firstBad!.reason).toMatch(/is not a new session's start record/);
+    // A start record alone (nothing after it to hide) is what a crash mid-start leaves: taken as an unsealed tail.
+    writeLines(forgeAfter(sealed, [{ actor: "gpufabric-audit", action: "audit.start", data: { after: sealed.length } }]));
+    const log = await open();
+    expect(log.unsealedTail).toMatchObject({ entries: 1 });
+    await log.close();
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("a session started after a clean close and then crashed is continued: its start record was signed", async () => {
+    await sealedLog(3);
+    const session = await open({ checkpointEvery: 1000 });
+    for (let i = 0; i < 4; i++) await session.append(event(100 + i));
+    await session.whenIdle();
+    rmSync(join(logDir(), "writer.lock")); // crashed
+    const actions = lines().map((l) => JSON.parse(l).action as string);
+    expect(actions.slice(3)).toEqual(["audit.shutdown", "audit.checkpoint", "audit.start", "audit.checkpoint", "run.submit", "run.submit", "run.submit", "run.submit"]);
+    expect(await verify()).toMatchObject({ ok: true, unsealedEntries: 4, closedCleanly: false });
+    const next = await open();
+    expect(next.unsealedTail).toMatchObject({ entries: 4, firstSeq: 8, lastSeq: 11 });
+    await next.close();
+    expect(await verify()).toMatchObject({ ok: true, unsealedEntries: 0, closedCleanly: true });
   });
 });
 

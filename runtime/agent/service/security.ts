@@ -78,7 +78,7 @@ export async function openAgentSecurity(config: PlatformConfig, dataDir: string,
     const tail = log.unsealedTail;
     if (tail) {
       // Verified against the chain and the sink's latest checkpoint before it was signed; recorded in the log too.
-      logger.warn({ ...tail }, `the audit log held ${tail.entries} entries no checkpoint had signed (the agent stopped without sealing it): verified, sealed and recorded`);
+      logger.warn({ ...tail }, `the last session ended without sealing the audit log (a crash or kill): ${tail.entries} entries followed its last checkpoint; verified, sealed and recorded as audit.unsealed-tail`);
     }
     return { keyring, audit: log, sinkDir };
   } catch (err) {

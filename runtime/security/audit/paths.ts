@@ -1,5 +1,8 @@
 import { join } from "node:path";
 
+/** The log file inside the audit directory. */
+export const LOG_FILE = "log.jsonl";
+
 /** Where the audit pieces live under an agent's data directory (the agent, `gpufabric dev` and the CLI agree on these). */
 export function auditPaths(dataDir: string) {
   return {

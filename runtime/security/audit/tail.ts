@@ -1,4 +1,5 @@
 import type { KeyObject } from "node:crypto";
+import { CHECKPOINT_ACTION, CHECKPOINT_ACTOR, SHUTDOWN_ACTION } from "./actions.ts";
 import { chainHash, GENESIS_HASH } from "./entry.ts";
 import type { AuditLogFile } from "./log-file.ts";
 import { checkpointSignatureValid, keyId, type SignedCheckpoint } from "./signing.ts";
@@ -16,6 +17,8 @@ export interface VerifiedTail {
   readonly unsealed: number;
   /** The entry the sink's latest checkpoint covers (0: the sink holds none). */
   readonly latestExportedSeq: number;
+  /** The log ends with a shutdown entry and its checkpoint: its writer closed it cleanly. */
+  readonly endsWithShutdown: boolean;
 }
 
 /** The log contradicts its chain or the exported checkpoints: the writer must not sign anything over it. */
@@ -49,14 +52,16 @@ export async function verifyTailAtOpen(file: AuditLogFile, end: number, options:
   }
   if (end === 0) {
     if (latest) throw refuse(`the log is empty but checkpoint ${checkpointFileName(latest.seq)} was exported at entry ${latest.seq}: entries 1..${latest.seq} were removed`);
-    return { seq: 0, head: GENESIS_HASH, lastCheckpointSeq: 0, unsealed: 0, latestExportedSeq: 0 };
+    return { seq: 0, head: GENESIS_HASH, lastCheckpointSeq: 0, unsealed: 0, latestExportedSeq: 0, endsWithShutdown: false };
   }
   let report: AuditVerifyReport;
   const found = latest ? await findEntryBackwards(file, end, latest.seq) : undefined;
   if (latest && found && "line" in found) {
     const head = headOf(found.line);
     if (head !== latest.hash) throw refuse(`entry ${latest.seq} (or one before it) differs from what exported checkpoint ${checkpointFileName(latest.seq)} signed: the log was altered or replaced`);
-    report = await verifyAuditStream(chunks(file, found.next, end), { publicKey, from: { seq: latest.seq, head } });
+    // After a clean close only a new session may continue the log (the stream checks its signed start record).
+    const closedCleanly = closesCleanly(found.before, found.line);
+    report = await verifyAuditStream(chunks(file, found.next, end), { publicKey, from: { seq: latest.seq, head, closedCleanly } });
   } else if (latest && found && "lastSeq" in found && found.lastSeq !== undefined && found.lastSeq < latest.seq) {
     throw refuse(`the log ends at entry ${found.lastSeq} but checkpoint ${checkpointFileName(latest.seq)} was exported at entry ${latest.seq}: entries ${found.lastSeq + 1}..${latest.seq} were removed (truncated)`);
   } else {
@@ -68,29 +73,45 @@ export async function verifyTailAtOpen(file: AuditLogFile, end: number, options:
     const bad = report.firstBad!;
     throw refuse(`first bad entry seq ${bad.seq}${bad.line ? ` (line ${bad.line})` : ""}: ${bad.reason}`);
   }
-  return { seq: report.lastSeq, head: report.head, lastCheckpointSeq: report.lastCheckpointSeq, unsealed: report.unsealedEntries, latestExportedSeq: anchor };
+  return { seq: report.lastSeq, head: report.head, lastCheckpointSeq: report.lastCheckpointSeq, unsealed: report.unsealedEntries, latestExportedSeq: anchor, endsWithShutdown: report.closedCleanly };
+}
+
+type Parsed = { readonly action?: unknown; readonly actor?: unknown; readonly prev?: unknown; readonly seq?: unknown };
+
+function parse(line: Buffer | undefined): Parsed | undefined {
+  if (!line) return undefined;
+  try {
+    const entry = JSON.parse(line.toString("utf8")) as unknown;
+    return typeof entry === "object" && entry !== null ? (entry as Parsed) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The chain hash of one line, from the prev it names (the caller compares it with a signed hash). */
 function headOf(line: Buffer): string | undefined {
-  try {
-    const prev = (JSON.parse(line.toString("utf8")) as { prev?: unknown }).prev;
-    return typeof prev === "string" && /^[0-9a-f]{64}$/.test(prev) ? chainHash(prev, line) : undefined;
-  } catch {
-    return undefined;
-  }
+  const prev = parse(line)?.prev;
+  return typeof prev === "string" && /^[0-9a-f]{64}$/.test(prev) ? chainHash(prev, line) : undefined;
 }
 
 function seqOf(line: Buffer): number | undefined {
-  try {
-    const seq = (JSON.parse(line.toString("utf8")) as { seq?: unknown }).seq;
-    return typeof seq === "number" && Number.isSafeInteger(seq) ? seq : undefined;
-  } catch {
-    return undefined;
-  }
+  const seq = parse(line)?.seq;
+  return typeof seq === "number" && Number.isSafeInteger(seq) ? seq : undefined;
 }
 
-type Found = { readonly line: Buffer; readonly next: number } | { readonly lastSeq: number | undefined };
+/** The action of an entry the log wrote about itself; undefined for anything else. */
+function actionOf(line: Buffer | undefined): unknown {
+  const entry = parse(line);
+  return entry?.actor === CHECKPOINT_ACTOR ? entry.action : undefined;
+}
+
+/** `checkpoint` is a checkpoint entry right after a shutdown entry that chains into it. */
+function closesCleanly(shutdown: Buffer | undefined, checkpoint: Buffer): boolean {
+  if (actionOf(shutdown) !== SHUTDOWN_ACTION || actionOf(checkpoint) !== CHECKPOINT_ACTION) return false;
+  return headOf(shutdown!) === parse(checkpoint)!.prev;
+}
+
+type Found = { readonly line: Buffer; readonly next: number; readonly before: Buffer | undefined } | { readonly lastSeq: number | undefined };
 
 /**
  * Walks the lines of [0, end) from the last one back until one holds `seq`; reads only as far back as that.
@@ -114,10 +135,19 @@ async function findEntryBackwards(file: AuditLogFile, end: number, seq: number):
     const line = buf.subarray(lineStart - bufStart, lineEnd - bufStart);
     const at = seqOf(line);
     if (first) lastSeq = at;
-    if (at === seq) return { line, next: lineEnd + 1 };
+    if (at === seq) return { line, next: lineEnd + 1, before: await lineBefore(file, lineStart) };
     if (at === undefined || at < seq || lineStart === 0) return { lastSeq };
     lineEnd = lineStart - 1;
   }
+}
+
+/** The line that ends just before `lineStart` (undefined at the start of the log, or for one longer than any entry). */
+async function lineBefore(file: AuditLogFile, lineStart: number): Promise<Buffer | undefined> {
+  if (lineStart === 0) return undefined;
+  const start = Math.max(0, lineStart - 1 - 70 * 1024);
+  const window = await file.read(start, lineStart - 1 - start);
+  const nl = window.lastIndexOf(0x0a);
+  return nl === -1 && start > 0 ? undefined : window.subarray(nl + 1);
 }
 
 /** The bytes [start, end) of the log in 1 MiB reads. */

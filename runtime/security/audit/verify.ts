@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { ENTRY_KEYS, GENESIS_HASH, OUTCOMES } from "./entry.ts";
 import { checkpointSignatureValid, keyId, type SignedCheckpoint } from "./signing.ts";
 import { readExportedCheckpoints, type ExportedCheckpoints } from "./sink.ts";
-import { CHECKPOINT_ACTION, CHECKPOINT_ACTOR, LOG_FILE } from "./writer.ts";
+import { CHECKPOINT_ACTION, CHECKPOINT_ACTOR, SHUTDOWN_ACTION, START_ACTION } from "./actions.ts";
+import { LOG_FILE } from "./paths.ts";
 
 export interface BadEntry {
   /** The seq of the first entry that is not intact (or is missing). */
@@ -34,6 +35,8 @@ export interface AuditVerifyReport {
    * they were not altered or that more of them once followed (see --require-sealed).
    */
   readonly unsealedEntries: number;
+  /** The log ends with a shutdown entry and the checkpoint after it: its writer closed it cleanly. */
+  readonly closedCleanly: boolean;
   readonly firstBad?: BadEntry;
 }
 
@@ -80,7 +83,15 @@ export interface StreamVerifyOptions {
    * Where the bytes start: just after entry `seq`, whose chain hash is `head` (already checked by the caller
    * against a signed checkpoint, which then counts as the last one). Default: the start of the log.
    */
-  readonly from?: { readonly seq: number; readonly head: string };
+  readonly from?: { readonly seq: number; readonly head: string; /** Entry `seq` is the checkpoint of a clean close. */ readonly closedCleanly?: boolean };
+}
+
+/** Where the verifier stands in the writer's close/start protocol (see the checks in onLine). */
+const enum Session {
+  Open,
+  ShutdownSeen,
+  Closed,
+  StartSeen,
 }
 
 /** The verifier over any byte source (a file stream, or a buffer in tests). */
@@ -96,6 +107,7 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
   let checkpointsInLog = 0;
   let lastCheckpointSeq = lastSeq;
   let matched = 0;
+  let session = options.from?.closedCleanly ? Session.Closed : Session.Open;
   const latestExportedSeq = exported.checkpoints.reduce((max, cp) => Math.max(max, cp.seq), 0);
   const result = (firstBad?: BadEntry): AuditVerifyReport => ({
     ok: !firstBad,
@@ -108,6 +120,7 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
     lastCheckpointSeq,
     latestExportedSeq,
     unsealedEntries: lastSeq - lastCheckpointSeq,
+    closedCleanly: session === Session.Closed,
     ...(firstBad && { firstBad }),
   });
 
@@ -142,6 +155,7 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
         return bad(`entry ${seq} has fields ${Object.keys(entry).sort().join(", ")}; an entry has exactly ${ENTRY_KEYS.join(", ")}`);
       }
       if (!OUTCOMES.includes(entry.outcome as (typeof OUTCOMES)[number])) return bad(`entry ${seq} has an unknown outcome`);
+      session = nextSession(session, entry, seq, bad);
       if (entry.action === CHECKPOINT_ACTION) {
         // A checkpoint line may be the log's last, with nothing after it to chain its bytes: its bytes must be exactly
         // the canonical form of what was signed. Other entries' bytes are pinned by the next entry's prev.
@@ -203,6 +217,31 @@ async function* readChunks(path: string): AsyncGenerator<Buffer> {
     }
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * A clean close writes a shutdown entry and a checkpoint; the next open continues with a start record and a
+ * checkpoint. Only a writer can sign that checkpoint, so entries appended to a closed log while no writer ran
+ * (which a restart would otherwise take for a crashed session's unsealed tail) show here.
+ */
+function nextSession(session: Session, entry: Record<string, unknown>, seq: number, bad: (reason: string) => never): Session {
+  const own = entry.actor === CHECKPOINT_ACTOR ? entry.action : undefined;
+  switch (session) {
+    case Session.Closed: {
+      // The start record names the checkpoint it continues from and holds nothing else (a forged one can say nothing).
+      const data = entry.data as Record<string, unknown> | null;
+      const startRecord = own === START_ACTION && data !== null && typeof data === "object" && data.after === seq - 1 && Object.keys(data).length === 1;
+      if (!startRecord) bad(`entry ${seq} follows the checkpoint that sealed a clean shutdown (entry ${seq - 1}) but is not a new session's start record: it was added while no writer ran`);
+      return Session.StartSeen;
+    }
+    case Session.StartSeen:
+      if (own !== CHECKPOINT_ACTION) bad(`entry ${seq} follows a start record but is not the checkpoint that seals it: it was added while no writer ran`);
+      return Session.Open;
+    case Session.ShutdownSeen:
+      return own === CHECKPOINT_ACTION ? Session.Closed : own === SHUTDOWN_ACTION ? Session.ShutdownSeen : Session.Open;
+    default:
+      return own === SHUTDOWN_ACTION ? Session.ShutdownSeen : Session.Open;
   }
 }
 

@@ -1,19 +1,16 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { join } from "node:path";
+import { CHECKPOINT_ACTION, CHECKPOINT_ACTOR, SHUTDOWN_ACTION, START_ACTION, UNSEALED_TAIL_ACTION } from "./actions.ts";
 import { auditEvent, chainHash, GENESIS_HASH, MAX_ENTRY_BYTES, serializeEntry, type AuditEntry, type AuditEvent } from "./entry.ts";
+import { LOG_FILE } from "./paths.ts";
 import { openNodeLogFile, type AuditLogFile, type OpenAuditLogFile } from "./log-file.ts";
 import { keyId, loadSigningKey, signCheckpoint, type SignedCheckpoint } from "./signing.ts";
 import type { CheckpointSink } from "./sink.ts";
 import { verifyTailAtOpen } from "./tail.ts";
 import { acquireWriterLock } from "./writer-lock.ts";
 
-/** The log file inside the audit directory. */
-export const LOG_FILE = "log.jsonl";
-/** Checkpoint entries carry this action; verify checks every one of them. */
-export const CHECKPOINT_ACTION = "audit.checkpoint";
-export const CHECKPOINT_ACTOR = "gpufabric-audit";
-/** Recorded at open when the log held entries no checkpoint had signed (the writer stopped without sealing). */
-export const UNSEALED_TAIL_ACTION = "audit.unsealed-tail";
+export { LOG_FILE } from "./paths.ts";
+export { CHECKPOINT_ACTION, CHECKPOINT_ACTOR, SHUTDOWN_ACTION, START_ACTION, UNSEALED_TAIL_ACTION } from "./actions.ts";
 
 /** The entries an open found unsealed, verified and then signed. */
 export interface UnsealedTail {
@@ -149,18 +146,18 @@ export class AuditLog {
       if (end < size) await file.truncate(end);
       log.seq = tail.seq;
       log.head = tail.head;
-      if (tail.unsealed > 0) {
-        log.unsealedAtOpen = { entries: tail.unsealed, firstSeq: tail.lastCheckpointSeq + 1, lastSeq: tail.seq, latestExportedSeq: tail.latestExportedSeq };
+      if (tail.endsWithShutdown) {
+        // Its writer closed it cleanly: the next open marks where a new session starts, under a signature, so that
+        // entries appended while no writer ran cannot pass for a crashed session's tail (see verify's nextSession).
+        log.addSelfEntry(START_ACTION, { after: tail.seq }); // the shutdown's checkpoint; verify requires exactly this
         log.addCheckpoint();
-        log.add({
-          actor: CHECKPOINT_ACTOR,
-          tenant: null,
-          action: UNSEALED_TAIL_ACTION,
-          object: null,
-          outcome: "success",
-          source: null,
-          data: { ...log.unsealedAtOpen, latestExportedSeq: tail.latestExportedSeq || null },
-        });
+        await log.flush();
+      } else if (tail.seq > 0) {
+        // The last session ended without its shutdown checkpoint. Its unsealed tail (possibly empty) is verified
+        // above; sign it, then record it, so even a tail dropped whole before this start leaves this mark.
+        log.unsealedAtOpen = { entries: tail.unsealed, firstSeq: tail.lastCheckpointSeq + 1, lastSeq: tail.seq, latestExportedSeq: tail.latestExportedSeq };
+        if (tail.unsealed > 0) log.addCheckpoint();
+        log.addSelfEntry(UNSEALED_TAIL_ACTION, { ...log.unsealedAtOpen, latestExportedSeq: tail.latestExportedSeq || null });
         // Sealed at once: a note that a later crash could leave unsealed would be as easy to drop as the tail it reports.
         log.addCheckpoint();
         await log.flush();
@@ -175,7 +172,10 @@ export class AuditLog {
     return log;
   }
 
-  /** The tail this open found unsealed and sealed (undefined when the log was sealed or new). */
+  /**
+   * Set when this open continued a log whose last session ended without its shutdown checkpoint: the tail it
+   * found unsealed (`entries` may be 0) and then sealed. Undefined for a new log or one closed cleanly.
+   */
   get unsealedTail(): UnsealedTail | undefined {
     return this.unsealedAtOpen;
   }
@@ -218,11 +218,15 @@ export class AuditLog {
     if (this.failure) throw this.failure;
   }
 
-  /** Seals the tail with a checkpoint (if anything follows the last one), waits for it, and closes the file. */
+  /** Records the shutdown and seals everything with a final checkpoint, waits for it, and closes the file. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.timer?.cancel();
-    if (!this.failure && this.sinceCheckpoint > 0) this.addCheckpoint();
+    if (!this.failure) {
+      // Always, even right after a checkpoint: a log whose last checkpoint follows a shutdown entry was closed cleanly.
+      this.addSelfEntry(SHUTDOWN_ACTION, {});
+      this.addCheckpoint();
+    }
     this.closed = true;
     try {
       await this.flush();
@@ -231,6 +235,11 @@ export class AuditLog {
       this.lock.release();
     }
     if (this.failure) throw this.failure;
+  }
+
+  /** An entry the log writes about itself (not counted towards the next checkpoint: the caller adds one). */
+  private addSelfEntry(action: string, data: Record<string, unknown>): void {
+    this.add({ actor: CHECKPOINT_ACTOR, tenant: null, action, object: null, outcome: "success", source: null, data });
   }
 
   private add(fields: Omit<AuditEntry, "seq" | "time" | "prev">): Appended {
