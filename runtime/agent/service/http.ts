@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { extname, join, relative, sep } from "node:path";
 import type { TLSSocket } from "node:tls";
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { ValidationError } from "../../config/errors.ts";
 import type { PlatformConfig } from "../../config/schema.ts";
@@ -16,7 +16,7 @@ import { PUBLIC, type Authorizer } from "../../security/authz/index.ts";
 import { checkName, openInside, UnsafePathError } from "../../security/names/index.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { RunDetail, RunStatus, Store } from "../store/types.ts";
-import { RUN_STATUSES, TERMINAL_RUN_STATUSES } from "../store/types.ts";
+import { RUN_STATUSES } from "../store/types.ts";
 import { AuditUnavailableError } from "../../security/audit/index.ts";
 import { ApiError } from "./api-error.ts";
 import type { AuditTrail } from "./audit-trail.ts";
@@ -27,9 +27,11 @@ import type { ModelTags } from "./model-tags.ts";
 import type { AgentLoop } from "./loop.ts";
 import { scheduledMiB, type AgentMetrics } from "./metrics.ts";
 import { agentRouteTable } from "./routes.ts";
-import { DEFAULT_MAX_JSON_DEPTH, formatJsonPath, scanJsonTextDepth, tooDeepMessage } from "../../graph/json-depth.ts";
 import { prepareRun, type SubmissionContext } from "./submission.ts";
-import { SubmissionThread, THREADED_SUBMISSION_BYTES } from "./submission-thread.ts";
+import { SubmissionThread } from "./submission-thread.ts";
+import { checkBrowserHeaders, checkSingleCredential, installJsonParser } from "./request-checks.ts";
+import { eventId, streamEvents } from "./event-stream.ts";
+import { DEFAULT_MAX_JSON_DEPTH } from "../../graph/json-depth.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -78,7 +80,6 @@ export interface HttpParts {
   readonly isReady: () => boolean;
 }
 
-const TERMINAL_EVENTS = new Set(["run.succeeded", "run.failed", "run.cancelled"]);
 const LOG_TAIL_BYTES = 256 * 1024;
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   ".png": "image/png",
@@ -476,70 +477,6 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   return app;
 }
 
-/**
- * JSON bodies are checked for depth on their raw text, without recursion, before JSON.parse: the parser,
- * the schema checks and every later walk (canonical JSON, sealing, the ComfyUI importer) recurse, and a
- * body nested 200,000 levels deep would overflow their stacks (a 500, or worse, a stalled agent).
- */
-function installJsonParser(app: FastifyInstance, maxDepth: number): void {
-  // Fastify's own parser after the scan: it keeps refusing '__proto__' keys (prototype poisoning).
-  const parse = app.getDefaultJsonParser("error", "ignore");
-  app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    const text = body as string;
-    const tooDeep = scanJsonTextDepth(text, maxDepth);
-    if (tooDeep !== undefined) {
-      const field = formatJsonPath(tooDeep.path);
-      done(new ApiError(400, "too-deep", `${field}: ${tooDeepMessage(tooDeep)}`, field), undefined);
-      return;
-    }
-    // Large bodies are validated again from their text on the submission thread (see SubmissionThread).
-    if (text.length >= THREADED_SUBMISSION_BYTES) request.largeJsonText = text;
-    parse(request, text, done);
-  });
-}
-
-const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i;
-
-/**
- * A page on another site must not drive the API from a browser: a cross-site Origin is refused, and an
- * agent on loopback answers only to loopback host names, so a rebound DNS name cannot reach it.
- */
-function checkBrowserHeaders(request: FastifyRequest, loopbackOnly: boolean): void {
-  const host = request.headers.host ?? "";
-  if (loopbackOnly && !LOOPBACK_HOST.test(host)) {
-    throw new ApiError(421, "unexpected-host", `Host '${host.slice(0, 100)}' is not this agent's: address it as 127.0.0.1 or localhost`, "host");
-  }
-  const origin = request.headers.origin;
-  if (origin === undefined) return;
-  let originHost: string;
-  try {
-    originHost = new URL(origin).host;
-  } catch {
-    originHost = "";
-  }
-  if (originHost.toLowerCase() !== host.toLowerCase()) {
-    throw new ApiError(403, "cross-origin", `Origin '${origin.slice(0, 100)}' is another site: the API answers only same-origin browser requests`, "origin");
-  }
-}
-
-/**
- * One credential per request. Node keeps only the first of two Authorization headers, and a proxy may
- * join them with a comma: either way the agent would authenticate one credential while a proxy or log
- * in front of it saw another, so both forms are refused.
- */
-function checkSingleCredential(request: FastifyRequest): void {
-  const raw = request.raw.rawHeaders;
-  let seen = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() !== "authorization") continue;
-    seen++;
-    if (seen > 1 || raw[i + 1]!.includes(",")) {
-      throw new ApiError(400, "duplicate-credential", "authorization: send exactly one 'Authorization: Bearer <token>' header holding one credential", "authorization");
-    }
-  }
-}
-
 /** `run/<id>[/artifact/<name>|/stage/<id>]` from the route's parameters, as the client sent them (capped). */
 function auditObject(request: FastifyRequest): string | null {
   const params = (request.params ?? {}) as Record<string, string | undefined>;
@@ -554,15 +491,6 @@ function outcomeOf(status: number): "success" | "denied" | "failure" | "error" {
   if (status < 400) return "success";
   if (status === 401 || status === 403 || status === 404) return "denied";
   return status >= 500 ? "error" : "failure";
-}
-
-/** An event id to resume after: a whole number from 0 to 2^53 - 1 (1e308 or 1.5 would pass a looser check and match nothing). */
-function eventId(value: string, field: string): number {
-  const n = /^\d{1,16}$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n)) {
-    throw new ApiError(400, "invalid-request", `${field}: must be the id of an event (a whole number from 0 to ${Number.MAX_SAFE_INTEGER}), or 0 for the whole stream`, field);
-  }
-  return n;
 }
 
 function validId(kind: "run" | "stage", value: string, field: string): string {
@@ -668,64 +596,4 @@ export function describeWait(reason: WaitReason): string {
     case "kept-for-larger":
       return `the free GPUs are kept for ${reason.waitingLarger} larger waiting stage(s)`;
   }
-}
-
-function streamEvents(request: FastifyRequest, reply: FastifyReply, store: Store, loop: AgentLoop, tenant: string, runId: string, after: number): void {
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
-  // Headers go out now, not with the first event: a stream that starts past the end has none to send yet.
-  raw.flushHeaders();
-  let last = after;
-  let closed = false;
-  let pumping: Promise<void> | null = null;
-  let again = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    loop.changes.off("run", onChange);
-    clearInterval(heartbeat);
-    raw.end();
-  };
-  const runIsOver = async (): Promise<boolean> => {
-    const detail = await store.getRun(tenant, runId);
-    return detail === undefined || TERMINAL_RUN_STATUSES.includes(detail.run.status);
-  };
-  const pump = async (): Promise<void> => {
-    do {
-      again = false;
-      const events = (await store.eventsSince(tenant, runId, last, 1000)) ?? [];
-      for (const e of events) {
-        if (closed) return;
-        raw.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify({ ...e.data, stage: e.stageId, at: e.at })}\n\n`);
-        last = e.id;
-        if (TERMINAL_EVENTS.has(e.type)) return close();
-      }
-      if (events.length === 1000) again = true;
-      // Nothing (more) to send and the run is over: its terminal event lies at or before `after`, so the
-      // stream would otherwise stay open forever.
-      else if (events.length === 0 && (await runIsOver())) return close();
-    } while (again && !closed);
-  };
-  const onChange = (id: string) => {
-    if (id !== runId || closed) return;
-    if (pumping) {
-      again = true;
-      return;
-    }
-    pumping = pump()
-      .catch((err) => {
-        request.log.warn({ err }, "event stream failed");
-        close();
-      })
-      .finally(() => (pumping = null));
-  };
-  // A comment line keeps proxies from closing an idle stream, and catches events of store-side changes.
-  const heartbeat = setInterval(() => {
-    if (!closed) raw.write(": keep-alive\n\n");
-    onChange(runId);
-  }, 15_000);
-  loop.changes.on("run", onChange);
-  request.raw.on("close", close);
-  onChange(runId);
 }
