@@ -72,6 +72,9 @@ function describe(report: AuditVerifyReport, checkpointsDir: string | undefined,
         : `note: entries ${report.lastSeq - unsealed + 1}..${report.lastSeq} follow the last checkpoint: chained but not yet signed (a running agent signs them within its checkpoint interval; pass --require-sealed for a stopped agent's log)`
     );
   }
+  if (report.ok && report.lastSeq > 0 && !report.closedCleanly) {
+    notes.push("note: the log does not end with a clean shutdown (audit.shutdown and its checkpoint): the agent is running, stopped without sealing, or the log was cut; the sink's copies (--checkpoints) tell a cut apart");
+  }
   const counts = `${report.checkpointsInLog} checkpoints in the log, ${report.exportedCheckpointsMatched}/${report.exportedCheckpoints} exported checkpoints matched, ${unsealed} entries after the last checkpoint`;
   const head = report.ok
     ? `audit log intact: ${report.entries} entries (last seq ${report.lastSeq}), ${counts}\n`

@@ -69,6 +69,7 @@ describe("gpufabric audit verify", () => {
       const plain = gpufabric("audit", "verify", "--data-dir", dataDir);
       expect(plain.code).toBe(0);
       expect(plain.stdout).toMatch(/^audit log intact: 12 entries .*, 2 entries after the last checkpoint\nnote: entries 11\.\.12 follow the last checkpoint: chained but not yet signed/);
+      expect(plain.stdout).toMatch(/\nnote: the log does not end with a clean shutdown \(audit\.shutdown and its checkpoint\)/);
       const sealed = gpufabric("audit", "verify", "--data-dir", dataDir, "--require-sealed");
       expect(sealed.code).toBe(1);
       expect(sealed.stdout).toMatch(/\nNOT sealed \(--require-sealed\): entries 11\.\.12 follow the last checkpoint; no signature covers them/);
