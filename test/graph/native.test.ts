@@ -55,7 +55,7 @@ describe("native workflows", () => {
   it("lists the allowed fields when an unknown one is not close to any", () => {
     const issues = issuesOf(() => parseWorkflow(nativeDoc([{ id: "a", run: { command: ["x"], zzz: 1 } }])));
     expect(issues[0]!.field).toBe("spec.stages[0].run.zzz");
-    expect(issues[0]!.message).toBe("unknown field (allowed here: command, image, env, timeoutSeconds)");
+    expect(issues[0]!.message).toBe("unknown field (allowed here: command, image, env, timeoutSeconds, network)");
   });
 
   it("refuses unknown top-level and metadata fields", () => {
@@ -186,5 +186,20 @@ describe("native workflows", () => {
     const graph = parseWorkflowText(text, "demo.yaml");
     expect(graph).toMatchObject({ name: "yaml-demo", format: "native", priority: "interactive" });
     expect(graph.stages.map((s) => [s.id, s.resources.vramMiB])).toEqual([["a", 8192], ["b", 0]]);
+  });
+});
+
+describe("run.network", () => {
+  it("keeps a stage offline unless it declares egress, and names the field when the value is wrong", () => {
+    const doc = (network?: unknown) => ({
+      apiVersion: "gpufabric.dev/v1",
+      kind: "Workflow",
+      metadata: { name: "net" },
+      spec: { stages: [{ id: "fetch", resources: { gpus: 0 }, run: { command: ["curl", "x"], ...(network !== undefined && { network }) } }] },
+    });
+    expect(parseWorkflow(doc()).stages[0]!.run!.network).toBeUndefined();
+    expect(parseWorkflow(doc("none")).stages[0]!.run!.network).toBeUndefined();
+    expect(parseWorkflow(doc("egress")).stages[0]!.run!.network).toBe("egress");
+    expect(() => parseWorkflow(doc("internet"))).toThrow(/run\.network[\s\S]*'none' \(the default\) or 'egress'/);
   });
 });
