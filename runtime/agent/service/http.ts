@@ -434,6 +434,11 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const running = loop.runningStages();
     const indexOf = new Map<string, number>();
     for (let i = 0; i < parts.scheduler.gpuCount; i++) indexOf.set(parts.scheduler.gpuId(i), i);
+    // Model names come from sealed documents: a caller sees by name only the models its own active runs
+    // use; any other tenant's appear as their stand-ins.
+    const own = new Set<string>();
+    for (const run of loop.activeRunsOf(tenant)) for (const stage of run.stages.values()) if (stage.resources.model) own.add(stage.resources.model);
+    const shown = (model: string) => (own.has(model) || parts.modelTags === undefined ? model : parts.modelTags.tag(model));
     return {
       source: parts.inventorySource,
       gpus: parts.devices.map((d) => ({
@@ -445,7 +450,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
         memoryMiB: d.memoryMiB,
         usedMiB: used.get(d.id) ?? 0,
         freeMiB: Math.max(0, d.memoryMiB - (used.get(d.id) ?? 0)),
-        residentModels: indexOf.has(d.id) ? parts.scheduler.residentModels(indexOf.get(d.id)!) : [],
+        residentModels: indexOf.has(d.id) ? parts.scheduler.residentModels(indexOf.get(d.id)!).map(shown) : [],
         running: running
           .filter((s) => s.gpus.includes(d.id))
           .map((s) => (s.tenant === tenant ? { runId: s.runId, stageId: s.stageId, simulated: s.simulated } : { tenant: "another tenant" })),

@@ -76,6 +76,34 @@ describe("model names of sealed documents", () => {
     TIMEOUT
   );
 
+  it(
+    "reach another tenant's GPU view only as stand-ins, while the tenant that loaded them sees its own names",
+    async () => {
+      const platform = createPlatform({ devices: [{ id: "g0", node: "n0", memoryMiB: 81_920 }] });
+      const secret = `private-ckpt-${Date.now()}`;
+      const agent = await startAgentProcess(platform, ["--simulated-time-scale", "20"]);
+      try {
+        const studio = client(agent.url, platform.tokens.studio!);
+        const rival = client(agent.url, platform.tokens.rival!);
+        const submitted = await studio.post("/v1/runs", { workflow: promptWith(`${secret}-sdxl.safetensors`, `${secret}-esrgan_x4.pth`) });
+        expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
+        const resident = await waitFor("a model to be resident", async () => {
+          const gpus = (await studio.get("/v1/gpus")).body.gpus as Array<{ residentModels: string[] }>;
+          return gpus.some((g) => g.residentModels.length > 0) ? gpus : undefined;
+        });
+        expect(JSON.stringify(resident)).toContain(secret);
+        const seenByRival = JSON.stringify((await rival.get("/v1/gpus")).body);
+        expect(seenByRival).not.toContain(secret);
+        expect(seenByRival).toContain("sealed-model:");
+        await studio.post(`/v1/runs/${submitted.body.id}/cancel`);
+      } finally {
+        await agent.stop();
+        removePlatform(platform);
+      }
+    },
+    TIMEOUT
+  );
+
   it("are stand-ins that match for equal models, and are restored from the opened document", async () => {
     const dir = mkdtempSync(join(tmpdir(), "gpufabric-model-tags-"));
     try {
