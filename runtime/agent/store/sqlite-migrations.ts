@@ -1,3 +1,5 @@
+import type Database from "better-sqlite3";
+
 /**
  * Schema of the embedded store, as numbered migrations. A database records the versions applied in
  * `schema_migrations`; opening it applies the missing ones in order, each in its own transaction.
@@ -123,3 +125,25 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
 ];
 
 export const LATEST_SCHEMA_VERSION = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]!.version;
+
+/** Applies the migrations a database lacks; refuses a database written by a newer agent. */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = SQLITE_MIGRATIONS): number {
+  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)");
+  const applied = db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number | null };
+  const current = applied.v ?? 0;
+  const known = migrations.length === 0 ? 0 : migrations[migrations.length - 1]!.version;
+  if (current > known) throw new Error(newerSchemaMessage(current, known));
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      for (const sql of m.statements) db.exec(sql);
+      db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, new Date().toISOString());
+    }).immediate();
+  }
+  return (db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number | null }).v ?? 0;
+}
+
+/** Both stores refuse a schema newer than they know: its meaning may have changed under them. */
+export function newerSchemaMessage(current: number, known: number, elsewhere = "point --data-dir at another directory"): string {
+  return `the store's schema is at version ${current} but this agent knows versions up to ${known}: run a newer agent, or ${elsewhere}`;
+}
