@@ -62,6 +62,9 @@ export interface AttemptRow {
   reason: string | null;
   peak_vram_mib: number | null;
   simulated: number | boolean;
+  /** PostgreSQL only: the worker holding the attempt's lease, and until when. */
+  lease_owner?: string | null;
+  lease_expires_at?: string | null;
 }
 export interface ArtifactRow {
   run_id: string;

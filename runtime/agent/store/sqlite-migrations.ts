@@ -1,15 +1,12 @@
 import type Database from "better-sqlite3";
+import { newerSchemaMessage, type Migration } from "./migration.ts";
 
 /**
  * Schema of the embedded store, as numbered migrations. A database records the versions applied in
  * `schema_migrations`; opening it applies the missing ones in order, each in its own transaction.
  * Never edit a released migration: add the next one.
  */
-export interface Migration {
-  readonly version: number;
-  readonly name: string;
-  readonly statements: readonly string[];
-}
+export type { Migration };
 
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   {
@@ -143,7 +140,3 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
   return (db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number | null }).v ?? 0;
 }
 
-/** Both stores refuse a schema newer than they know: its meaning may have changed under them. */
-export function newerSchemaMessage(current: number, known: number, elsewhere = "point --data-dir at another directory"): string {
-  return `the store's schema is at version ${current} but this agent knows versions up to ${known}: run a newer agent, or ${elsewhere}`;
-}

@@ -1,0 +1,252 @@
+/**
+ * The PostgreSQL store: one database shared by several control planes (cluster mode). It implements the
+ * same Store interface, and passes the same contract suite, as the embedded SQLite store.
+ *
+ * - Durability: every write is one transaction, committed with synchronous_commit=on: a call settles only
+ *   once its commit is flushed on the server. PostgreSQL groups concurrent commits into one WAL flush
+ *   itself, so the store needs no group commit of its own; concurrent calls run on the pool's connections.
+ * - Concurrency: writes lock the run's row first (pg/sql.ts), so writes to one run are serialized and
+ *   writes to different runs proceed in parallel; a deadlock or serialization failure is retried.
+ * - Schema: versioned migrations (pg/migrations.ts), applied at open under an advisory lock.
+ * - Cluster extras beyond the Store interface: attempt leases with heartbeats and expiry, claims with
+ *   FOR UPDATE SKIP LOCKED (pg/leases.ts), and LISTEN/NOTIFY wake-ups (pg/wakeups.ts).
+ *
+ * The operations live one concern per file under pg/, in the manner of graphile-worker; this class
+ * validates the input (with the rules the SQLite store uses), opens the transaction, and calls them.
+ */
+import type pg from "pg";
+import { checkAfterEventId } from "./rows.ts";
+import { INTERRUPTED_REASON } from "./transitions.ts";
+import type {
+  ArtifactInput,
+  ArtifactRecord,
+  AttemptRecord,
+  CancelResult,
+  EventRecord,
+  FailInput,
+  FinishInput,
+  NewRun,
+  PlacementInput,
+  QueueDepth,
+  ReadyStage,
+  RecoveryReport,
+  RunDetail,
+  RunRecord,
+  RunStatus,
+  StageRecord,
+  Store,
+} from "./types.ts";
+import { validateNewRun, validateTransition } from "./validate-run.ts";
+import { StoreUnavailableError } from "./errors.ts";
+import type { Migration } from "./migration.ts";
+import * as attempts from "./pg/attempts.ts";
+import { createPool, once, SCHEMA_NAME, transaction, type Tx } from "./pg/connection.ts";
+import { createRun } from "./pg/create-run.ts";
+import { checkLease, claimPlaced, heartbeat, interruptOpen, type ClaimOptions, type HeartbeatResult } from "./pg/leases.ts";
+import { migratePg } from "./pg/migrations.ts";
+import * as read from "./pg/read.ts";
+import type { OpContext, Wake } from "./pg/sql.ts";
+import { listen, type Wakeups } from "./pg/wakeups.ts";
+
+export interface PgStoreOptions {
+  /** The schema holding the store's tables (default `public`); created when missing. */
+  readonly schema?: string;
+  /** Connections held at most (default 10). */
+  readonly maxConnections?: number;
+  /** Clock of the records' timestamps, for tests (lease expiry always uses the database's clock). */
+  readonly now?: () => Date;
+  /** Migrations to apply (all by default); tests pass a prefix to build an older schema. */
+  readonly migrations?: readonly Migration[];
+}
+
+/** Connects, brings the schema up to date, and returns the store. */
+export async function openPgStore(url: string, options: PgStoreOptions = {}): Promise<PgStore> {
+  const schema = options.schema ?? "public";
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new RangeError(`schema must be a lowercase PostgreSQL identifier (letters, digits, underscores; at most 63), got '${schema}'`);
+  }
+  const pool = createPool(url, { schema, ...(options.maxConnections !== undefined && { maxConnections: options.maxConnections }) });
+  try {
+    const version = await migratePg(pool, schema, options.migrations);
+    return new PgStore(pool, url, schema, version, options.now ?? (() => new Date()));
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+}
+
+export class PgStore implements Store {
+  private closed = false;
+  private readonly ctx: OpContext;
+  private readonly listeners = new Set<Wakeups>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly url: string,
+    readonly schema: string,
+    readonly schemaVersion: number,
+    now: () => Date
+  ) {
+    this.ctx = { schema, stamp: () => now().toISOString() };
+  }
+
+  /** The durability settings of the store's sessions, as the server reports them. */
+  async settings(): Promise<{ synchronousCommit: string; fsync: string; serverVersion: string }> {
+    const { rows } = await this.readOne((tx) =>
+      tx.query<{ sc: string; fsync: string; v: string }>(
+        "SELECT current_setting('synchronous_commit') AS sc, current_setting('fsync') AS fsync, current_setting('server_version') AS v"
+      )
+    );
+    return { synchronousCommit: rows[0]!.sc, fsync: rows[0]!.fsync, serverVersion: rows[0]!.v };
+  }
+
+  async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
+    validateNewRun(input);
+    return this.write((tx) => createRun(tx, this.ctx, input));
+  }
+
+  async getRun(tenant: string, runId: string): Promise<RunDetail | undefined> {
+    return this.read((tx) => read.getRun(tx, tenant, runId));
+  }
+
+  async listRuns(tenant: string, options: { status?: RunStatus; limit?: number } = {}): Promise<RunRecord[]> {
+    return this.readOne((tx) => read.listRuns(tx, tenant, options));
+  }
+
+  async replaceRunFields(tenant: string, runId: string, fields: { document: unknown; inputs: Readonly<Record<string, unknown>> }): Promise<boolean> {
+    const document = JSON.stringify(fields.document ?? null);
+    const inputs = JSON.stringify(fields.inputs);
+    return this.write(async (tx) => {
+      const locked = await tx.query("SELECT 1 FROM runs WHERE tenant = $1 AND id = $2 FOR UPDATE", [tenant, runId]);
+      if (locked.rowCount === 0) return false;
+      await tx.query("UPDATE runs SET document = $3, inputs = $4 WHERE tenant = $1 AND id = $2", [tenant, runId, document, inputs]);
+      return true;
+    });
+  }
+
+  /**
+   * Vacuums the runs table, so the row versions holding replaced documents are reclaimed. Copies in the
+   * server's WAL archive and backups are the database operator's to expire.
+   */
+  async compact(): Promise<void> {
+    await this.readOne((tx) => tx.query("VACUUM runs"));
+  }
+
+  async activeRuns(): Promise<Array<{ run: RunRecord; stages: StageRecord[] }>> {
+    return this.read((tx) => read.activeRuns(tx));
+  }
+
+  async readyStages(limit?: number): Promise<ReadyStage[]> {
+    return this.readOne((tx) => read.readyStages(tx, limit));
+  }
+
+  async markPlaced(placement: PlacementInput): Promise<AttemptRecord> {
+    validateTransition("placement", { gpus: placement.gpus });
+    return this.write((tx) => attempts.markPlaced(tx, this.ctx, placement));
+  }
+
+  async markRunning(attemptId: string, started: { pid: number | null; workspace: string | null }): Promise<AttemptRecord> {
+    validateTransition("start", { pid: started.pid });
+    return this.write((tx) => attempts.markRunning(tx, this.ctx, attemptId, started));
+  }
+
+  async markSealing(attemptId: string, finish: FinishInput = {}): Promise<AttemptRecord> {
+    validateTransition("finish", finish);
+    return this.write((tx) => attempts.markSealing(tx, this.ctx, attemptId, finish));
+  }
+
+  async markSucceeded(attemptId: string, result: FinishInput & { artifacts: readonly ArtifactInput[] }): Promise<AttemptRecord> {
+    validateTransition("result", result);
+    return this.write((tx) => attempts.markSucceeded(tx, this.ctx, attemptId, result));
+  }
+
+  async markFailed(attemptId: string, failure: FailInput): Promise<AttemptRecord> {
+    validateTransition("failure", failure);
+    return this.write((tx) => attempts.markFailed(tx, this.ctx, attemptId, failure));
+  }
+
+  async cancelRun(tenant: string, runId: string): Promise<CancelResult | undefined> {
+    return this.write((tx) => attempts.cancelRun(tx, this.ctx, tenant, runId));
+  }
+
+  /** Closes the open attempts no live lease holds (those of a stopped agent, or unclaimed); see pg/leases.ts. */
+  async recover(): Promise<RecoveryReport> {
+    return this.write((tx) => interruptOpen(tx, this.ctx, "unleased", INTERRUPTED_REASON));
+  }
+
+  async eventsSince(tenant: string, runId: string, afterEventId: number, limit?: number): Promise<EventRecord[] | undefined> {
+    checkAfterEventId(afterEventId);
+    return this.read((tx) => read.eventsSince(tx, tenant, runId, afterEventId, limit));
+  }
+
+  async artifactsOf(runId: string, stageIds: readonly string[]): Promise<ArtifactRecord[]> {
+    return this.readOne((tx) => read.artifactsOf(tx, runId, stageIds));
+  }
+
+  async queueDepth(): Promise<QueueDepth> {
+    return this.read((tx) => read.queueDepth(tx));
+  }
+
+  /** A worker takes placed attempts nobody holds, under a lease it must renew (pg/leases.ts). */
+  async claimPlaced(options: ClaimOptions): Promise<AttemptRecord[]> {
+    checkLease(options);
+    return this.write((tx) => claimPlaced(tx, options));
+  }
+
+  /** Renews the leases `owner` still holds; the others come back as lost. */
+  async heartbeat(owner: string, attemptIds: readonly string[], leaseMs: number): Promise<HeartbeatResult> {
+    checkLease({ owner, leaseMs });
+    return this.write((tx) => heartbeat(tx, owner, attemptIds, leaseMs));
+  }
+
+  /** Interrupts the attempts whose lease expired (their worker is gone) and requeues their stages. */
+  async expireLeases(): Promise<RecoveryReport> {
+    return this.write((tx) => interruptOpen(tx, this.ctx, "expired", "interrupted: the lease expired (the worker stopped renewing it)"));
+  }
+
+  /** Calls `onWake` when stages become ready or attempts are placed: a hint to poll now (pg/wakeups.ts). */
+  listen(onWake: (what: Wake) => void): Wakeups {
+    this.assertOpen();
+    const wakeups = listen(this.url, this.schema, onWake);
+    this.listeners.add(wakeups);
+    return {
+      listening: wakeups.listening,
+      get connected() {
+        return wakeups.connected;
+      },
+      close: async () => {
+        this.listeners.delete(wakeups);
+        await wakeups.close();
+      },
+    };
+  }
+
+  /** Waits for the calls in flight, then closes every connection. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.listeners].map((l) => l.close()));
+    this.listeners.clear();
+    await this.pool.end();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreUnavailableError("the store is closed");
+  }
+
+  private async write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    this.assertOpen();
+    return transaction(this.pool, fn);
+  }
+
+  /** A read of one statement: no transaction needed for one snapshot. */
+  private async readOne<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    this.assertOpen();
+    return once(this.pool, fn);
+  }
+
+  private async read<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    this.assertOpen();
+    return transaction(this.pool, fn, "repeatable read", true);
+  }
+}
