@@ -78,7 +78,9 @@ export async function isolateStages(
   const probe = await probeSandbox({
     isolation: config.isolation,
     tenants: config.tenants.map((t) => t.name),
-    protectedPaths: protectedPathsOf(config, { ...dirs, ...(options.configFile !== undefined && { configFile: options.configFile }) }),
+    // The runner's container holds none of the agent's files (that is its point); masks for paths that
+    // exist only here would name mount points bwrap cannot make there.
+    protectedPaths: runnerMode ? [] : protectedPathsOf(config, { ...dirs, ...(options.configFile !== undefined && { configFile: options.configFile }) }),
     scratchDir: dirs.scratchDir,
     // The agent prepares a runner's workspaces as itself: uids of their own only where it starts stages itself.
     ...(runner && { spawner: runner, perTenantUids: false }),
