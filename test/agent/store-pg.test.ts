@@ -11,7 +11,9 @@ import {
   PG_MIGRATIONS,
   StoreUnavailableError,
   openPgStore,
-  type PgStore,
+  openStore,
+  parseDatabase,
+  PgStore,
   type Wake,
 } from "../../runtime/agent/store/index.ts";
 import { dropSchema, startTestPostgres, uniqueSchema, type TestPostgres } from "../support/postgres.ts";
@@ -108,6 +110,16 @@ if (pgServer === undefined) {
       expect((await lax.settings()).synchronousCommit).toBe("on");
       // The schema setting survives the URL's options too: the store finds its tables.
       expect(await lax.listRuns("studio")).toEqual([]);
+    });
+
+    it("is what --database postgres://…?schema=NAME opens", async () => {
+      const s = fresh();
+      const sep = url.includes("?") ? "&" : "?";
+      const store = await openStore(parseDatabase(`${url}${sep}schema=${s}`, "/unused"));
+      stores.push(store as PgStore);
+      expect(store).toBeInstanceOf(PgStore);
+      await store.createRun(diamondRun("studio"));
+      expect(await query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM ${s}.runs`)).toEqual([{ n: 1 }]);
     });
 
     it("accepts one run per idempotency key when two control planes race with it", async () => {

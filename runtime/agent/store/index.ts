@@ -11,3 +11,4 @@ export { PG_MIGRATIONS, PG_LATEST_SCHEMA_VERSION } from "./pg/migrations.ts";
 export type { ClaimOptions, HeartbeatResult } from "./pg/leases.ts";
 export type { Wakeups } from "./pg/wakeups.ts";
 export type { Wake } from "./pg/sql.ts";
+export { openStore, parseDatabase, SQLITE_FILE, type OpenStoreOptions, type StoreLocation } from "./open.ts";
