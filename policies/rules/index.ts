@@ -4,6 +4,7 @@ import { agentAuditSink } from "./agent-audit-sink.ts";
 import { agentKeyring } from "./agent-keyring.ts";
 import { agentDisruptionBudget } from "./agent-disruption-budget.ts";
 import { agentAuthTokens } from "./agent-auth-tokens.ts";
+import { stageContainerNoSecrets } from "./stage-container-no-secrets.ts";
 import { platformConfigValid } from "./platform-config-valid.ts";
 import { residencyRegion } from "./residency-region.ts";
 import { residencyZone } from "./residency-zone.ts";
@@ -45,6 +46,7 @@ export const allRules: readonly Rule[] = [
   agentKeyring,
   agentDisruptionBudget,
   agentAuthTokens,
+  stageContainerNoSecrets,
   platformConfigValid,
   residencyRegion,
   residencyZone,

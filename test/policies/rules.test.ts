@@ -64,6 +64,7 @@ const breakers: Record<string, { path: string; break: (doc: Doc) => void }> = {
   "GF-AGT-001": { path: "spec.template.spec.volume", break: (d) => (agentPod(d).spec.volume = agentPod(d).spec.volume.filter((v: any) => v.name !== "audit")) },
   "GF-AGT-002": { path: "spec.template.spec.container[0].volume_mount[0].read_only", break: (d) => (agentPod(d).container.volume_mount[0].read_only = false) },
   "GF-AGT-003": { path: "metadata", break: (d) => (d.resource.kubernetes_pod_disruption_budget_v1!.agent!.spec.selector.match_labels = { app: "other" }) },
+  "GF-AGT-005": { path: "spec.template.spec.container[1].volume_mount[0]", break: (d) => (agentPod(d).runner.volume_mount = [{ name: "keyring", mount_path: "/keys", read_only: true }]) },
   "GF-AGT-004": { path: "spec.template.spec.volume", break: (d) => (agentPod(d).spec.volume = agentPod(d).spec.volume.filter((v: any) => v.name !== "tokens")) },
   "GF-RBAC-001": { path: "rule[0].verbs", break: (d) => (d.resource.kubernetes_role_v1!.reader!.rule[0].verbs = ["*"]) },
   "GF-RBAC-002": { path: "role_ref.name", break: (d) => (d.resource.kubernetes_role_binding_v1!.reader!.role_ref = { api_group: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" }) },

@@ -57,6 +57,8 @@ export function platformConfig(): Record<string, unknown> {
       audit: { signingKey: secret("audit-signing", "audit-signing"), sink: { type: "volume", claimName: "fabric-audit", mountPath: "/var/lib/gpufabric/audit" }, checkpointEvery: 1000, checkpointIntervalSeconds: 300 },
       tls: { enabled: true, certificate: secret("tls", "tls") },
     },
+    // Stages run in the pod's runner container, which holds no Secret (GF-AGT-005).
+    isolation: { mode: "runner" },
     runtimeRules: [],
   };
 }
@@ -135,6 +137,14 @@ export function securePlatform(): Doc {
                     resources: { limits: { cpu: "4", memory: "16Gi", "nvidia.com/gpu": "2" }, requests: { cpu: "2", memory: "8Gi" } },
                     volume_mount: [mount("keyring", true), mount("tokens", true), mount("audit-signing", true), mount("tls", true), { name: "audit", mount_path: "/var/lib/gpufabric/audit" }],
                   },
+                  {
+                    name: "runner",
+                    image: "gpufabric/agent:0.1.0",
+                    args: ["runner", "--socket", "/var/run/gpufabric-runner/runner.sock"],
+                    // A copy: structuredClone keeps shared objects shared, and tests break one container at a time.
+                    security_context: structuredClone(SECURE_CONTAINER_CONTEXT),
+                    resources: { limits: { cpu: "8", memory: "32Gi" }, requests: { cpu: "2", memory: "8Gi" } },
+                  },
                 ],
                 volume: [
                   secretVolume("keyring"),
@@ -179,10 +189,10 @@ export function securePlatform(): Doc {
   });
 }
 
-/** The agent's pod spec and its first container, to break in tests. */
-export function agentPod(doc: Doc): { spec: any; container: any } {
+/** The agent's pod spec, its first container (the agent's) and its second (the runner's, where stages run), to break in tests. */
+export function agentPod(doc: Doc): { spec: any; container: any; runner: any } {
   const spec = doc.resource.kubernetes_deployment_v1!.agent!.spec.template.spec;
-  return { spec, container: spec.container[0] };
+  return { spec, container: spec.container[0], runner: spec.container[1] };
 }
 
 /** Edits the platform config inside the ConfigMap. */
