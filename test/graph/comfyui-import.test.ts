@@ -138,3 +138,16 @@ describe("ComfyUI import", () => {
     expect(issuesOf(() => detectFormat({ nodes: [], links: [], version: 0.4 }))[0]!.message).toContain("Export (API)");
   });
 });
+
+describe("class types that name Object.prototype's own members", () => {
+  it("import as unknown nodes, never as the prototype's functions", () => {
+    for (const classType of ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf", "__defineGetter__"]) {
+      const graph = parseWorkflow({
+        "1": { class_type: classType, inputs: { seed: "-1", ckpt_name: "" } },
+        "2": { class_type: "SaveImage", inputs: { images: ["1", 0] } },
+      });
+      expect(graph.format, classType).toBe("comfyui");
+      expect(graph.stages.length, classType).toBeGreaterThan(0);
+    }
+  });
+});

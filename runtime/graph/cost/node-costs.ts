@@ -2,6 +2,7 @@
  * The cost table: for each ComfyUI class type, whether it needs a GPU, the activation memory and
  * seconds it takes, and the model weights it loads, computed from its inputs and the graph around it.
  */
+import { withoutPrototype } from "../lookup.ts";
 import type { ComfyNode } from "../model.ts";
 import { ComfyGraphContext, type Resolution } from "./context.ts";
 import { identifyModel, loadSecondsFor, type IdentifiedModel, type ModelKind } from "./model-families.ts";
@@ -43,7 +44,8 @@ interface LoaderSpec {
 }
 
 /** Loader classes: which inputs name the files they load, and what kind of model those are. */
-export const LOADERS: Readonly<Record<string, LoaderSpec>> = {
+// Looked up by class types that clients send: no prototype, so "__proto__" or "constructor" finds nothing.
+export const LOADERS: Readonly<Record<string, LoaderSpec>> = withoutPrototype({
   CheckpointLoaderSimple: { inputs: ["ckpt_name"], kind: "diffusion" },
   CheckpointLoader: { inputs: ["ckpt_name"], kind: "diffusion" },
   CheckpointLoaderNF4: { inputs: ["ckpt_name"], kind: "diffusion" },
@@ -70,7 +72,7 @@ export const LOADERS: Readonly<Record<string, LoaderSpec>> = {
   CLIPVisionLoader: { inputs: ["clip_name"], kind: "clip-vision" },
   StyleModelLoader: { inputs: ["style_model_name"], kind: "style-model" },
   TransformersLoader: { inputs: ["ckpt_name"], kind: "llm" },
-};
+});
 
 /** Megapixels × frames × batch (audio: tens of seconds × batch). */
 export function workUnits(r: Resolution): number {
@@ -240,7 +242,8 @@ const save: Rule = (node, context) => {
 };
 
 function table(): Record<string, Rule> {
-  const rules: Record<string, Rule> = {};
+  // Looked up by class types that clients send: no prototype, so "__proto__" or "constructor" finds nothing.
+  const rules: Record<string, Rule> = Object.create(null) as Record<string, Rule>;
   const set = (rule: Rule, ...classTypes: string[]) => classTypes.forEach((c) => (rules[c] = rule));
   set(loader, ...Object.keys(LOADERS));
   set(sampler, ...SAMPLER_CLASS_TYPES);

@@ -4,11 +4,13 @@
  * CONDITIONING, …) must stay on the GPU that made them; plain data (IMAGE, MASK, AUDIO, strings and
  * numbers) can be copied to another GPU or machine cheaply.
  */
+import { withoutPrototype } from "../lookup.ts";
 
 const LOADER_CHECKPOINT = ["MODEL", "CLIP", "VAE"];
 
 /** Output types by class type, in output-index order. */
-export const OUTPUT_TYPES: Readonly<Record<string, readonly string[]>> = {
+// Looked up by class types that clients send: no prototype, so "__proto__" or "constructor" finds nothing.
+export const OUTPUT_TYPES: Readonly<Record<string, readonly string[]>> = withoutPrototype({
   // Loaders
   CheckpointLoaderSimple: LOADER_CHECKPOINT,
   CheckpointLoader: LOADER_CHECKPOINT,
@@ -173,7 +175,7 @@ export const OUTPUT_TYPES: Readonly<Record<string, readonly string[]>> = {
   SaveString: [],
   PreviewString: [],
   SaveImagesResponse: [],
-};
+});
 
 /**
  * Types that may cross from one GPU to another: small, serializable data. Everything else (including
