@@ -167,6 +167,8 @@ export const SchedulerSettingsSchema = z
   })
   .strict();
 export type SchedulerSettings = z.infer<typeof SchedulerSettingsSchema>;
+/** The scheduler's settings where none are given: written here once, for the scheduler and the constructs. */
+export const SCHEDULER_DEFAULTS: Readonly<SchedulerSettings> = Object.freeze({ headroomMiB: 1024, preemption: "stage-boundary", agingSeconds: 300 });
 
 export const SecuritySchema = z
   .object({

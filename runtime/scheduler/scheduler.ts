@@ -4,7 +4,7 @@
  * in per-level, per-tenant queues and the GPUs in availability indexes, so one decision costs a
  * few heap operations and a short bucket scan instead of a pass over every stage and GPU.
  */
-import type { SchedulerSettings } from "../config/schema.ts";
+import { SCHEDULER_DEFAULTS, type SchedulerSettings } from "../config/schema.ts";
 import type { FieldIssue } from "../config/errors.ts";
 import { buildDag, upwardRank, type Dag } from "./dag.ts";
 import { GpuIndex, type GpuState } from "./gpu-state.ts";
@@ -36,7 +36,8 @@ export interface SchedulerOptions {
   readonly maxAttempts?: number;
 }
 
-export const DEFAULT_SETTINGS: SchedulerSettings = { headroomMiB: 1024, preemption: "stage-boundary", agingSeconds: 300 };
+/** The defaults of runtime/config, under the name this module has always exported. */
+export const DEFAULT_SETTINGS: SchedulerSettings = SCHEDULER_DEFAULTS;
 
 const WAITING = 0;
 const READY = 1;
