@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { GpufabricPolicy } from "../../runtime/sim/gpufabric-policy.ts";
+import { createPolicy } from "../../runtime/sim/policies.ts";
 import type { SimPolicy } from "../../runtime/sim/policy.ts";
 import { simulate } from "../../runtime/sim/simulator.ts";
 import type { Workload } from "../../runtime/sim/workload.ts";
@@ -28,7 +28,8 @@ function check(name: string, value: unknown): void {
 
 /** The simulator's run of a workload with every step's decisions folded into a digest, and its --no-timing row. */
 function simDigest(workload: Workload, seed: number) {
-  const inner = new GpufabricPolicy({ gpus: workload.gpus, tenants: workload.tenants, settings: workload.settings, seed });
+  // The same policy the simulator CLI and bench:scheduler build.
+  const inner = createPolicy("gpufabric", workload, seed);
   const hash = createHash("sha256");
   const policy: SimPolicy = {
     name: inner.name,
