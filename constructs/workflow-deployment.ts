@@ -82,7 +82,7 @@ export interface WorkflowDeploymentProps {
   readonly stateSize?: string;
   /** Size of the audit checkpoint sink volume. @default "5Gi" */
   readonly auditSinkSize?: string;
-  /** @default headroom 1024 MiB, preemption at stage boundaries, aging 300 s */
+  /** @default SCHEDULER_DEFAULTS of runtime/config: headroom 1024 MiB, preemption at stage boundaries, aging 300 s */
   readonly scheduler?: Partial<SchedulerSettings>;
   /** OIDC/JWT authentication in addition to per-tenant API tokens. @default tokens only */
   readonly oidc?: OidcSettings;
@@ -108,7 +108,8 @@ export interface WorkflowDeploymentProps {
  * in a runner container that mounts no Secret.
  *
  * Composed from the parts in ./agent (identity, volumes, containers, pod spec, network, platform config),
- * which add their objects to this construct itself so that every Terraform address stays where it was.
+ * which add their objects to this construct itself: Terraform addresses follow construct paths, and a part wrapped
+ * in a construct of its own would move them (and make Terraform replace the objects).
  */
 export class WorkflowDeployment extends Construct {
   readonly name: string;

@@ -4,7 +4,7 @@
  */
 import type { IConstruct } from "constructs";
 import { parsePlatformConfig } from "../../runtime/config/index.ts";
-import type { PlatformConfig, SchedulerSettings, SecurityConfig, SegmentConfig } from "../../runtime/config/schema.ts";
+import { SCHEDULER_DEFAULTS, type PlatformConfig, type SchedulerSettings, type SecurityConfig, type SegmentConfig } from "../../runtime/config/schema.ts";
 import { FabricStack } from "../fabric-stack.ts";
 import type { GpuPool } from "../gpu-pool.ts";
 import type { NetworkSegment } from "../network-segment.ts";
@@ -76,10 +76,11 @@ export function agentPlatformConfig(inputs: AgentConfigInputs): PlatformConfig {
     segments,
     tenants: inputs.tenants.map((t) => t.toConfig()),
     workflows: inputs.workflows.map((w) => w.toConfig(inputs.tenants)),
+    // The runtime's own defaults, so a deployment without settings schedules exactly as `gpufabric agent` does.
     scheduler: {
-      headroomMiB: inputs.scheduler?.headroomMiB ?? 1024,
-      preemption: inputs.scheduler?.preemption ?? "stage-boundary",
-      agingSeconds: inputs.scheduler?.agingSeconds ?? 300,
+      headroomMiB: inputs.scheduler?.headroomMiB ?? SCHEDULER_DEFAULTS.headroomMiB,
+      preemption: inputs.scheduler?.preemption ?? SCHEDULER_DEFAULTS.preemption,
+      agingSeconds: inputs.scheduler?.agingSeconds ?? SCHEDULER_DEFAULTS.agingSeconds,
     },
     security: securityConfig(inputs),
     // Stages start in the pod's runner container (no Secret there), which sees the model cache read-only.

@@ -9,6 +9,8 @@ import { PodSpec } from "../../constructs/agent/pod-spec.ts";
 import { runnerContainer } from "../../constructs/agent/runner-container.ts";
 import { Volume } from "../../constructs/agent/volume.ts";
 import { AgentVolumes } from "../../constructs/agent/volumes.ts";
+import { CONFIG_MAP_KEY } from "../../runtime/config/index.ts";
+import { SCHEDULER_DEFAULTS } from "../../runtime/config/schema.ts";
 import { synth } from "../support/synth.ts";
 
 const RESTRICTED = {
@@ -145,5 +147,15 @@ describe("WorkflowDeployment composed from the parts", () => {
         "Pipeline_StateVolume",
       ].sort(),
     );
+  });
+
+  it("writes the runtime's scheduler defaults where none are given, and each setting given over its default", () => {
+    const f = platform();
+    const plain = new WorkflowDeployment(f.stack, "Plain", { name: "plain", pool: f.pool, tier: f.tier, segment: f.segment, tenants: [f.tenant], workflows: [] });
+    const tuned = new WorkflowDeployment(f.stack, "Tuned", { name: "tuned", pool: f.pool, tier: f.tier, segment: f.segment, tenants: [f.tenant], workflows: [], scheduler: { agingSeconds: 60 } });
+    expect(plain.platformConfig().scheduler).toEqual(SCHEDULER_DEFAULTS);
+    expect(tuned.platformConfig().scheduler).toEqual({ ...SCHEDULER_DEFAULTS, agingSeconds: 60 });
+    const cm = synth(f.stack).find("kubernetes_config_map_v1", "plain-config").config;
+    expect(JSON.parse(cm.data[CONFIG_MAP_KEY]).scheduler).toEqual(SCHEDULER_DEFAULTS);
   });
 });
