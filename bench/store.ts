@@ -4,13 +4,19 @@
  * after another) and stage transitions (placed, running, sealing, succeeded), under synchronous=FULL
  * and NORMAL. Prints JSON.
  *
- *   npm run bench:store -- --json [--runs 5000] [--concurrency 1,16,64] [--durability full|normal|both]
+ * `--store pg` (or `both`) measures the PostgreSQL store too: against `--database URL`, or else a throwaway
+ * server started from the system's PostgreSQL binaries for the run (its fsync off, as in the tests: the
+ * figure is the store's and the protocol's cost, not the disk's). Its commits are synchronous whatever
+ * `--durability` says, so it is measured once per concurrency.
+ *
+ *   npm run bench:store -- --json [--runs 5000] [--concurrency 1,16,64] [--durability full|normal|both] [--store sqlite|pg|both] [--database URL]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { openSqliteStore, type Durability, type NewRun } from "../runtime/agent/store/index.ts";
+import { openPgStore, openSqliteStore, type Durability, type NewRun, type Store } from "../runtime/agent/store/index.ts";
+import { dropSchema, startTestPostgres, uniqueSchema } from "../test/support/postgres.ts";
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,6 +32,11 @@ if (concurrencies.some((c) => !Number.isInteger(c) || c < 1)) {
 }
 if (!Number.isInteger(runs) || runs < 1) {
   process.stderr.write("--runs must be a positive integer\n");
+  process.exit(2);
+}
+const storeArg = arg("store", "sqlite");
+if (!["sqlite", "pg", "both"].includes(storeArg)) {
+  process.stderr.write("--store must be sqlite, pg or both\n");
   process.exit(2);
 }
 if (!["full", "normal", "both"].includes(durabilityArg)) {
@@ -51,9 +62,37 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function measure(durability: Durability, concurrency: number) {
-  const dir = mkdtempSync(join(tmpdir(), "gpufabric-bench-store-"));
-  const store = openSqliteStore(join(dir, "agent.db"), { durability });
+interface Target {
+  readonly store: "sqlite" | "pg";
+  readonly durability: Durability | "synchronous_commit";
+  open(): Promise<{ store: Store; cleanup(): Promise<void> }>;
+}
+
+function sqliteTarget(durability: Durability): Target {
+  return {
+    store: "sqlite",
+    durability,
+    async open() {
+      const dir = mkdtempSync(join(tmpdir(), "gpufabric-bench-store-"));
+      return { store: openSqliteStore(join(dir, "agent.db"), { durability }), cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  };
+}
+
+function pgTarget(url: string): Target {
+  return {
+    store: "pg",
+    durability: "synchronous_commit",
+    async open() {
+      const schema = uniqueSchema("bench");
+      // As many connections as the agent's default pool.
+      return { store: await openPgStore(url, { schema, maxConnections: 10 }), cleanup: () => dropSchema(url, schema) };
+    },
+  };
+}
+
+async function measure(target: Target, concurrency: number) {
+  const { store, cleanup } = await target.open();
   try {
     const latencies: number[] = [];
     let next = 0;
@@ -88,7 +127,8 @@ async function measure(durability: Durability, concurrency: number) {
     }
     const transitionS = (performance.now() - t0) / 1000;
     return {
-      durability,
+      store: target.store,
+      durability: target.durability,
       concurrency,
       runs,
       stagesPerRun: 4,
@@ -102,17 +142,38 @@ async function measure(durability: Durability, concurrency: number) {
     };
   } finally {
     await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   }
 }
 
 const modes: Durability[] = durabilityArg === "both" ? ["full", "normal"] : [durabilityArg as Durability];
+const targets: Target[] = storeArg === "pg" ? [] : modes.map(sqliteTarget);
+let stopServer: (() => Promise<void>) | undefined;
+let pgNote: string | undefined;
+if (storeArg !== "sqlite") {
+  const database = arg("database", "");
+  if (database !== "") targets.push(pgTarget(database));
+  else {
+    const server = await startTestPostgres();
+    if ("skip" in server) pgNote = `PostgreSQL not measured: ${server.skip}`;
+    else {
+      stopServer = () => server.stop();
+      targets.push(pgTarget(server.url));
+    }
+  }
+}
 const results = [];
-for (const mode of modes) for (const concurrency of concurrencies) results.push(await measure(mode, concurrency));
-const report = { bench: "store", store: "sqlite (WAL)", node: process.version, cpus: cpus().length, results };
+try {
+  for (const target of targets) for (const concurrency of concurrencies) results.push(await measure(target, concurrency));
+} finally {
+  await stopServer?.();
+}
+if (pgNote) process.stderr.write(`${pgNote}\n`);
+const described = { sqlite: "sqlite (WAL)", pg: "postgresql (synchronous_commit=on)", both: "sqlite (WAL) and postgresql (synchronous_commit=on)" };
+const report = { bench: "store", store: described[storeArg as keyof typeof described], node: process.version, cpus: cpus().length, results };
 if (process.argv.includes("--json")) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 else
   for (const r of results)
     process.stdout.write(
-      `${r.durability}, ${r.concurrency} at once: ${r.submitsPerSecond} submits/s (p99 ${r.submitP99Ms} ms), ${r.transitionsPerSecond} transitions/s\n`
+      `${r.store} ${r.durability}, ${r.concurrency} at once: ${r.submitsPerSecond} submits/s (p99 ${r.submitP99Ms} ms), ${r.transitionsPerSecond} transitions/s\n`
     );

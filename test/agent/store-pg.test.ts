@@ -10,6 +10,7 @@ import {
   PG_LATEST_SCHEMA_VERSION,
   PG_MIGRATIONS,
   StoreUnavailableError,
+  TransitionError,
   openPgStore,
   openStore,
   parseDatabase,
@@ -17,7 +18,7 @@ import {
   type Wake,
 } from "../../runtime/agent/store/index.ts";
 import { dropSchema, startTestPostgres, uniqueSchema, type TestPostgres } from "../support/postgres.ts";
-import { diamondRun } from "./fixtures/runs.ts";
+import { diamondRun, stage } from "./fixtures/runs.ts";
 import { describeStoreContract } from "./store-contract.ts";
 
 const server = await startTestPostgres();
@@ -129,6 +130,43 @@ if (pgServer === undefined) {
       expect(new Set(results.map((r) => r.run.id)).size).toBe(1);
       expect(results.filter((r) => r.created)).toHaveLength(1);
       expect(await a.listRuns("studio")).toHaveLength(1);
+    });
+
+    it("places a stage once when two control planes race for it, and a reader resuming by event id misses no event", async () => {
+      const s = fresh();
+      const [cp1, cp2] = [await open(s), await open(s)];
+      const wide = { ...diamondRun("studio"), stages: Array.from({ length: 24 }, (_, i) => stage(`s${i}`)) };
+      const { run } = await cp1.createRun(wide);
+      // A reader follows the run's events by cursor while the writes race: with ids handed out in an
+      // order other than commit order, it would step past an id committed late.
+      const seen: number[] = [];
+      let cursor = 0;
+      let writing = true;
+      const reader = (async () => {
+        while (writing) {
+          const page = (await cp2.eventsSince("studio", run.id, cursor))!;
+          for (const e of page) seen.push(e.id);
+          if (page.length > 0) cursor = page[page.length - 1]!.id;
+        }
+      })();
+      const tries = wide.stages.flatMap((st) =>
+        [cp1, cp2].map((cp) => cp.markPlaced({ runId: run.id, stageId: st.id, gpus: ["g"], explanation: null }).then(
+          async (a) => {
+            await cp.markRunning(a.id, { pid: 1, workspace: "/ws" });
+            return a;
+          },
+          (e: unknown) => e
+        ))
+      );
+      const outcomes = await Promise.all(tries);
+      writing = false;
+      await reader;
+      const placed = outcomes.filter((o) => !(o instanceof Error));
+      expect(placed).toHaveLength(wide.stages.length);
+      expect(outcomes.filter((o) => o instanceof TransitionError)).toHaveLength(wide.stages.length);
+      const rest = (await cp1.eventsSince("studio", run.id, cursor))!.map((e) => e.id);
+      const all = (await cp1.eventsSince("studio", run.id, 0))!.map((e) => e.id);
+      expect([...seen, ...rest]).toEqual(all);
     });
 
     it("hands each placed attempt to one worker (SKIP LOCKED), only on its own devices, and keeps it while heartbeats come", async () => {

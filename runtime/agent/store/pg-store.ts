@@ -92,7 +92,7 @@ export class PgStore implements Store {
 
   /** The durability settings of the store's sessions, as the server reports them. */
   async settings(): Promise<{ synchronousCommit: string; fsync: string; serverVersion: string }> {
-    const { rows } = await this.readOne((tx) =>
+    const { rows } = await this.single((tx) =>
       tx.query<{ sc: string; fsync: string; v: string }>(
         "SELECT current_setting('synchronous_commit') AS sc, current_setting('fsync') AS fsync, current_setting('server_version') AS v"
       )
@@ -102,7 +102,8 @@ export class PgStore implements Store {
 
   async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
     validateNewRun(input);
-    return this.write((tx) => createRun(tx, this.ctx, input));
+    // One statement (pg/create-run.ts): its own transaction.
+    return this.single((tx) => createRun(tx, this.ctx, input));
   }
 
   async getRun(tenant: string, runId: string): Promise<RunDetail | undefined> {
@@ -110,7 +111,7 @@ export class PgStore implements Store {
   }
 
   async listRuns(tenant: string, options: { status?: RunStatus; limit?: number } = {}): Promise<RunRecord[]> {
-    return this.readOne((tx) => read.listRuns(tx, tenant, options));
+    return this.single((tx) => read.listRuns(tx, tenant, options));
   }
 
   async replaceRunFields(tenant: string, runId: string, fields: { document: unknown; inputs: Readonly<Record<string, unknown>> }): Promise<boolean> {
@@ -129,7 +130,7 @@ export class PgStore implements Store {
    * server's WAL archive and backups are the database operator's to expire.
    */
   async compact(): Promise<void> {
-    await this.readOne((tx) => tx.query("VACUUM runs"));
+    await this.single((tx) => tx.query("VACUUM runs"));
   }
 
   async activeRuns(): Promise<Array<{ run: RunRecord; stages: StageRecord[] }>> {
@@ -137,7 +138,7 @@ export class PgStore implements Store {
   }
 
   async readyStages(limit?: number): Promise<ReadyStage[]> {
-    return this.readOne((tx) => read.readyStages(tx, limit));
+    return this.single((tx) => read.readyStages(tx, limit));
   }
 
   async markPlaced(placement: PlacementInput): Promise<AttemptRecord> {
@@ -180,7 +181,7 @@ export class PgStore implements Store {
   }
 
   async artifactsOf(runId: string, stageIds: readonly string[]): Promise<ArtifactRecord[]> {
-    return this.readOne((tx) => read.artifactsOf(tx, runId, stageIds));
+    return this.single((tx) => read.artifactsOf(tx, runId, stageIds));
   }
 
   async queueDepth(): Promise<QueueDepth> {
@@ -239,8 +240,8 @@ export class PgStore implements Store {
     return transaction(this.pool, fn);
   }
 
-  /** A read of one statement: no transaction needed for one snapshot. */
-  private async readOne<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+  /** One statement (a read, or a write made of one statement): it is its own transaction. */
+  private async single<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     this.assertOpen();
     return once(this.pool, fn);
   }

@@ -15,29 +15,29 @@ import {
 } from "../transitions.ts";
 import type { ArtifactInput, AttemptRecord, AttemptStatus, CancelResult, FailInput, FinishInput, PlacementInput, StageStatus } from "../types.ts";
 import { timeOrderedUuid } from "../ids.ts";
-import type { Tx } from "./connection.ts";
+import { named, type Tx } from "./connection.ts";
 import { closeAttempt, insertEvent, lockOpenAttempt, lockRun, notify, setRunStatus, setStageStatus, type OpContext } from "./sql.ts";
 
 const UNIQUE_VIOLATION = "23505";
 
 export async function markPlaced(tx: Tx, ctx: OpContext, placement: PlacementInput): Promise<AttemptRecord> {
   const run = await lockRun(tx, placement.runId);
-  const stage = run && (await tx.query<StageRow>("SELECT * FROM stages WHERE run_id = $1 AND stage_id = $2 FOR UPDATE", [run.id, placement.stageId])).rows[0];
+  const stage = run && (await tx.query<StageRow>(named("SELECT * FROM stages WHERE run_id = $1 AND stage_id = $2 FOR UPDATE"), [run.id, placement.stageId])).rows[0];
   checkPlaceable(placement.runId, placement.stageId, run, stage);
   const now = ctx.stamp();
   const id = timeOrderedUuid();
   const number = stage!.attempts + 1;
   const gpus = JSON.stringify(placement.gpus);
-  await tx.query("UPDATE stages SET status = 'placed', attempts = attempts + 1, updated_at = $3 WHERE run_id = $1 AND stage_id = $2", [
+  await tx.query(named("UPDATE stages SET status = 'placed', attempts = attempts + 1, updated_at = $3 WHERE run_id = $1 AND stage_id = $2"), [
     run.id,
     placement.stageId,
     now,
   ]);
   const { rows } = await tx.query<AttemptRow>(
-    "INSERT INTO attempts (id, run_id, stage_id, number, status, gpus, placed_at) VALUES ($1, $2, $3, $4, 'placed', $5::jsonb, $6) RETURNING *",
+    named("INSERT INTO attempts (id, run_id, stage_id, number, status, gpus, placed_at) VALUES ($1, $2, $3, $4, 'placed', $5::jsonb, $6) RETURNING *"),
     [id, run.id, placement.stageId, number, gpus, now]
   );
-  await tx.query("INSERT INTO placements (attempt_id, run_id, stage_id, gpus, explanation, at) VALUES ($1, $2, $3, $4::jsonb, $5, $6)", [
+  await tx.query(named("INSERT INTO placements (attempt_id, run_id, stage_id, gpus, explanation, at) VALUES ($1, $2, $3, $4::jsonb, $5, $6)"), [
     id,
     run.id,
     placement.stageId,
@@ -73,12 +73,12 @@ async function advance(
 }
 
 async function reread(tx: Tx, attemptId: string): Promise<AttemptRecord> {
-  return toAttempt((await tx.query<AttemptRow>("SELECT * FROM attempts WHERE id = $1", [attemptId])).rows[0]!);
+  return toAttempt((await tx.query<AttemptRow>(named("SELECT * FROM attempts WHERE id = $1"), [attemptId])).rows[0]!);
 }
 
 export async function markRunning(tx: Tx, ctx: OpContext, attemptId: string, started: { pid: number | null; workspace: string | null }): Promise<AttemptRecord> {
   await advance(tx, ctx, attemptId, "placed", "running", async (a, now) => {
-    await tx.query("UPDATE attempts SET status = 'running', pid = $2, workspace = $3, started_at = $4 WHERE id = $1", [a.id, started.pid, started.workspace, now]);
+    await tx.query(named("UPDATE attempts SET status = 'running', pid = $2, workspace = $3, started_at = $4 WHERE id = $1"), [a.id, started.pid, started.workspace, now]);
     return { pid: started.pid };
   });
   return reread(tx, attemptId);
@@ -86,7 +86,7 @@ export async function markRunning(tx: Tx, ctx: OpContext, attemptId: string, sta
 
 export async function markSealing(tx: Tx, ctx: OpContext, attemptId: string, finish: FinishInput): Promise<AttemptRecord> {
   await advance(tx, ctx, attemptId, "running", "sealing", async (a) => {
-    await tx.query("UPDATE attempts SET status = 'sealing', exit_code = $2, signal = $3, peak_vram_mib = $4, simulated = $5 WHERE id = $1", [
+    await tx.query(named("UPDATE attempts SET status = 'sealing', exit_code = $2, signal = $3, peak_vram_mib = $4, simulated = $5 WHERE id = $1"), [
       a.id,
       finish.exitCode ?? null,
       finish.signal ?? null,
@@ -114,7 +114,7 @@ export async function markSucceeded(
     });
     for (const [i, art] of result.artifacts.entries()) {
       try {
-        await tx.query("INSERT INTO artifacts (run_id, stage_id, name, attempt_id, bytes, sha256, path, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [
+        await tx.query(named("INSERT INTO artifacts (run_id, stage_id, name, attempt_id, bytes, sha256, path, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"), [
           a.run_id,
           a.stage_id,
           art.name,
@@ -134,20 +134,20 @@ export async function markSucceeded(
   });
   // Dependents whose needs have now all succeeded (this stage was marked succeeded above).
   const ready = await tx.query<{ stage_id: string }>(
-    `UPDATE stages s SET status = 'ready', updated_at = $3
+    named(`UPDATE stages s SET status = 'ready', updated_at = $3
      WHERE s.run_id = $1 AND s.status = 'waiting'
        AND s.stage_id IN (SELECT e.stage_id FROM stage_needs e WHERE e.run_id = $1 AND e.need_id = $2)
        AND NOT EXISTS (
          SELECT 1 FROM stage_needs n JOIN stages d ON d.run_id = n.run_id AND d.stage_id = n.need_id
          WHERE n.run_id = s.run_id AND n.stage_id = s.stage_id AND d.status <> 'succeeded')
-     RETURNING s.stage_id, s.ordinal`,
+     RETURNING s.stage_id, s.ordinal`),
     [a.run_id, a.stage_id, now]
   );
   const promoted = (ready.rows as Array<{ stage_id: string; ordinal: number }>).sort((x, y) => x.ordinal - y.ordinal);
   for (const { stage_id } of promoted) await insertEvent(tx, a.run_id, stage_id, "stage.ready", {}, now);
   if (promoted.length > 0) await notify(tx, ctx, "ready");
-  const left = await tx.query<{ n: number }>("SELECT COUNT(*) AS n FROM stages WHERE run_id = $1 AND status <> 'succeeded'", [a.run_id]);
-  const run = (await tx.query<{ status: string }>("SELECT status FROM runs WHERE id = $1", [a.run_id])).rows[0]!;
+  const left = await tx.query<{ n: number }>(named("SELECT COUNT(*) AS n FROM stages WHERE run_id = $1 AND status <> 'succeeded'"), [a.run_id]);
+  const run = (await tx.query<{ status: string }>(named("SELECT status FROM runs WHERE id = $1"), [a.run_id])).rows[0]!;
   if (left.rows[0]!.n === 0 && run.status === "running") {
     await setRunStatus(tx, a.run_id, "succeeded", now);
     await insertEvent(tx, a.run_id, null, "run.succeeded", {}, now);
@@ -164,10 +164,10 @@ export async function markFailed(tx: Tx, ctx: OpContext, attemptId: string, fail
   await insertEvent(tx, a.run_id, a.stage_id, outcome.event, outcome.data, now);
   if (failure.retry) await notify(tx, ctx, "ready");
   else {
-    const run = (await tx.query<{ status: string }>("SELECT status FROM runs WHERE id = $1", [a.run_id])).rows[0]!;
+    const run = (await tx.query<{ status: string }>(named("SELECT status FROM runs WHERE id = $1"), [a.run_id])).rows[0]!;
     if (isActiveRun(run.status)) {
       // Stages not started can never run now; stages already running finish and are recorded.
-      await tx.query("UPDATE stages SET status = 'cancelled', updated_at = $2 WHERE run_id = $1 AND status IN ('waiting', 'ready')", [a.run_id, now]);
+      await tx.query(named("UPDATE stages SET status = 'cancelled', updated_at = $2 WHERE run_id = $1 AND status IN ('waiting', 'ready')"), [a.run_id, now]);
       await setRunStatus(tx, a.run_id, "failed", now);
       await insertEvent(tx, a.run_id, null, "run.failed", outcome.runFailedData, now);
     }
@@ -180,11 +180,11 @@ export async function cancelRun(tx: Tx, ctx: OpContext, tenant: string, runId: s
   if (!run || run.tenant !== tenant) return undefined;
   if (!isActiveRun(run.status)) return { run: toRun(run), cancelled: false, stoppedAttempts: [] };
   const now = ctx.stamp();
-  const open = await tx.query<AttemptRow>("SELECT * FROM attempts WHERE run_id = $1 AND status IN ('placed', 'running', 'sealing') ORDER BY id FOR UPDATE", [runId]);
+  const open = await tx.query<AttemptRow>(named("SELECT * FROM attempts WHERE run_id = $1 AND status IN ('placed', 'running', 'sealing') ORDER BY id FOR UPDATE"), [runId]);
   const stopped: AttemptRecord[] = [];
   for (const a of open.rows) stopped.push(toAttempt(await closeAttempt(tx, closeParams(a.id, "cancelled", "cancelled", {}, now))));
   await tx.query(
-    "UPDATE stages SET status = 'cancelled', updated_at = $2 WHERE run_id = $1 AND status IN ('waiting', 'ready', 'placed', 'running', 'sealing')",
+    named("UPDATE stages SET status = 'cancelled', updated_at = $2 WHERE run_id = $1 AND status IN ('waiting', 'ready', 'placed', 'running', 'sealing')"),
     [runId, now]
   );
   await setRunStatus(tx, runId, "cancelled", now);

@@ -8,6 +8,7 @@
  *    commit record is flushed to the server's disk (and, with synchronous standbys configured, to them);
  *  - reads timestamps in UTC, returned as ISO 8601 strings like the SQLite store's.
  */
+import { createHash } from "node:crypto";
 import pg from "pg";
 import { StoreUnavailableError } from "../errors.ts";
 
@@ -74,6 +75,21 @@ async function acquire(pool: pg.Pool): Promise<pg.PoolClient> {
     init.clients.add(client);
   }
   return client;
+}
+
+const names = new Map<string, pg.QueryConfig>();
+
+/**
+ * A statement by name: each connection parses and plans it once, then only binds and executes it (a large
+ * share of a small statement's server time on a busy control plane). The name is derived from the text.
+ */
+export function named(text: string): pg.QueryConfig {
+  let config = names.get(text);
+  if (config === undefined) {
+    config = { name: `gpufabric_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`, text };
+    names.set(text, config);
+  }
+  return config;
 }
 
 /** SQLSTATE classes and codes after which the statement may be retried on a fresh transaction. */

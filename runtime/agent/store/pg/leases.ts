@@ -16,7 +16,7 @@
 import { closeParams, toAttempt, type AttemptRow, type StageRow } from "../rows.ts";
 import { interruptedEvent, requeuesStage } from "../transitions.ts";
 import type { AttemptRecord, RecoveryReport } from "../types.ts";
-import type { Tx } from "./connection.ts";
+import { named, type Tx } from "./connection.ts";
 import { closeAttempt, insertEvent, notify, setStageStatus, type OpContext } from "./sql.ts";
 
 export interface ClaimOptions {
@@ -51,7 +51,7 @@ export function checkLease(options: { readonly owner: string; readonly leaseMs: 
 
 export async function claimPlaced(tx: Tx, options: ClaimOptions): Promise<AttemptRecord[]> {
   const { rows } = await tx.query<AttemptRow>(
-    `WITH claimable AS (
+    named(`WITH claimable AS (
        SELECT id FROM attempts
        WHERE status = 'placed' AND lease_owner IS NULL AND ($4::jsonb IS NULL OR gpus <@ $4::jsonb)
        ORDER BY placed_at, id
@@ -59,7 +59,7 @@ export async function claimPlaced(tx: Tx, options: ClaimOptions): Promise<Attemp
        FOR UPDATE SKIP LOCKED)
      UPDATE attempts a SET lease_owner = $1, lease_expires_at = clock_timestamp() + $2 * interval '1 millisecond'
      FROM claimable WHERE a.id = claimable.id
-     RETURNING a.*`,
+     RETURNING a.*`),
     [options.owner, options.leaseMs, options.limit ?? 16, options.devices === undefined ? null : JSON.stringify(options.devices)]
   );
   return rows.sort((x, y) => (x.placed_at < y.placed_at ? -1 : x.placed_at > y.placed_at ? 1 : x.id < y.id ? -1 : 1)).map(toAttempt);
@@ -68,12 +68,12 @@ export async function claimPlaced(tx: Tx, options: ClaimOptions): Promise<Attemp
 export async function heartbeat(tx: Tx, owner: string, attemptIds: readonly string[], leaseMs: number): Promise<HeartbeatResult> {
   // Locked in id order, as cancelRun locks a run's attempts, so the two never wait on each other in a cycle.
   const { rows } = await tx.query<{ id: string; lease_expires_at: string }>(
-    `UPDATE attempts a SET lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond'
+    named(`UPDATE attempts a SET lease_expires_at = clock_timestamp() + $3 * interval '1 millisecond'
      FROM (SELECT id FROM attempts
            WHERE id = ANY($2::text[]) AND lease_owner = $1 AND status IN ('placed', 'running', 'sealing') AND lease_expires_at > clock_timestamp()
            ORDER BY id FOR UPDATE) held
      WHERE a.id = held.id
-     RETURNING a.id, a.lease_expires_at`,
+     RETURNING a.id, a.lease_expires_at`),
     [owner, attemptIds, leaseMs]
   );
   const renewed = new Set(rows.map((r) => r.id));
@@ -93,10 +93,10 @@ export async function interruptOpen(tx: Tx, ctx: OpContext, which: "unleased" | 
       ? "lease_owner IS NOT NULL AND lease_expires_at <= clock_timestamp()"
       : "(lease_owner IS NULL OR lease_expires_at <= clock_timestamp())";
   const open = `SELECT run_id FROM attempts WHERE status IN ('placed', 'running', 'sealing') AND ${filter}`;
-  const runs = await tx.query<{ id: string }>(`SELECT id FROM runs WHERE id IN (${open}) ORDER BY id FOR UPDATE`);
+  const runs = await tx.query<{ id: string }>(named(`SELECT id FROM runs WHERE id IN (${open}) ORDER BY id FOR UPDATE`));
   // Only attempts of the runs locked above: one whose lease expired meanwhile waits for the next pass.
   const { rows } = await tx.query<AttemptRow>(
-    `SELECT * FROM attempts WHERE run_id = ANY($1::text[]) AND status IN ('placed', 'running', 'sealing') AND ${filter} ORDER BY id FOR UPDATE`,
+    named(`SELECT * FROM attempts WHERE run_id = ANY($1::text[]) AND status IN ('placed', 'running', 'sealing') AND ${filter} ORDER BY id FOR UPDATE`),
     [runs.rows.map((r) => r.id)]
   );
   rows.sort((x, y) => (x.placed_at < y.placed_at ? -1 : x.placed_at > y.placed_at ? 1 : x.id < y.id ? -1 : 1));
@@ -105,7 +105,7 @@ export async function interruptOpen(tx: Tx, ctx: OpContext, which: "unleased" | 
   let requeued = 0;
   for (const a of rows) {
     interrupted.push(toAttempt(await closeAttempt(tx, closeParams(a.id, "interrupted", reason, {}, now))));
-    const stage = (await tx.query<StageRow>("SELECT status FROM stages WHERE run_id = $1 AND stage_id = $2", [a.run_id, a.stage_id])).rows[0]!;
+    const stage = (await tx.query<StageRow>(named("SELECT status FROM stages WHERE run_id = $1 AND stage_id = $2"), [a.run_id, a.stage_id])).rows[0]!;
     if (requeuesStage(stage.status)) {
       await setStageStatus(tx, a.run_id, a.stage_id, "ready", now);
       requeued++;

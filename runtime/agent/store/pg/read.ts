@@ -22,15 +22,15 @@ import {
   type StageRow,
 } from "../rows.ts";
 import type { ArtifactRecord, EventRecord, QueueDepth, ReadyStage, RunDetail, RunRecord, RunStatus, StageRecord } from "../types.ts";
-import type { Tx } from "./connection.ts";
+import { named, type Tx } from "./connection.ts";
 
 export async function getRun(tx: Tx, tenant: string, runId: string): Promise<RunDetail | undefined> {
-  const { rows } = await tx.query<RunRowWithFields>(`SELECT ${RUN_COLUMNS}, document, inputs FROM runs WHERE tenant = $1 AND id = $2`, [tenant, runId]);
+  const { rows } = await tx.query<RunRowWithFields>(named(`SELECT ${RUN_COLUMNS}, document, inputs FROM runs WHERE tenant = $1 AND id = $2`), [tenant, runId]);
   const row = rows[0];
   if (!row) return undefined;
-  const stages = await tx.query<StageRow>("SELECT * FROM stages WHERE run_id = $1 ORDER BY ordinal", [runId]);
-  const attempts = await tx.query<AttemptRow>('SELECT * FROM attempts WHERE run_id = $1 ORDER BY stage_id COLLATE "C", number', [runId]);
-  const artifacts = await tx.query<ArtifactRow>('SELECT * FROM artifacts WHERE run_id = $1 ORDER BY stage_id COLLATE "C", name COLLATE "C"', [runId]);
+  const stages = await tx.query<StageRow>(named("SELECT * FROM stages WHERE run_id = $1 ORDER BY ordinal"), [runId]);
+  const attempts = await tx.query<AttemptRow>(named('SELECT * FROM attempts WHERE run_id = $1 ORDER BY stage_id COLLATE "C", number'), [runId]);
+  const artifacts = await tx.query<ArtifactRow>(named('SELECT * FROM artifacts WHERE run_id = $1 ORDER BY stage_id COLLATE "C", name COLLATE "C"'), [runId]);
   return {
     run: toRun(row),
     document: JSON.parse(row.document) as unknown,
@@ -44,16 +44,16 @@ export async function getRun(tx: Tx, tenant: string, runId: string): Promise<Run
 export async function listRuns(tx: Tx, tenant: string, options: { status?: RunStatus; limit?: number }): Promise<RunRecord[]> {
   const limit = clampLimit(options.limit, 100, 10_000);
   const { rows } = await tx.query<RunRow>(
-    `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $3`,
+    named(`SELECT ${RUN_COLUMNS} FROM runs WHERE tenant = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $3`),
     [tenant, options.status ?? null, limit]
   );
   return rows.map(toRun);
 }
 
 export async function activeRuns(tx: Tx): Promise<Array<{ run: RunRecord; stages: StageRecord[] }>> {
-  const runs = await tx.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at, id COLLATE "C"`);
+  const runs = await tx.query<RunRow>(named(`SELECT ${RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at, id COLLATE "C"`));
   const stages = await tx.query<StageRow>(
-    "SELECT s.* FROM stages s JOIN runs r ON r.id = s.run_id WHERE r.status IN ('queued', 'running') ORDER BY s.run_id, s.ordinal"
+    named("SELECT s.* FROM stages s JOIN runs r ON r.id = s.run_id WHERE r.status IN ('queued', 'running') ORDER BY s.run_id, s.ordinal")
   );
   const byRun = new Map<string, StageRecord[]>();
   for (const row of stages.rows) {
@@ -66,18 +66,18 @@ export async function activeRuns(tx: Tx): Promise<Array<{ run: RunRecord; stages
 
 export async function readyStages(tx: Tx, limit?: number): Promise<ReadyStage[]> {
   const { rows } = await tx.query<ReadyStageRow>(
-    `SELECT s.*, r.tenant, r.priority, r.created_at AS run_created_at FROM stages s JOIN runs r ON r.id = s.run_id
+    named(`SELECT s.*, r.tenant, r.priority, r.created_at AS run_created_at FROM stages s JOIN runs r ON r.id = s.run_id
      WHERE s.status = 'ready' AND r.status IN ('queued', 'running')
-     ORDER BY r.created_at, r.id COLLATE "C", s.ordinal LIMIT $1`,
+     ORDER BY r.created_at, r.id COLLATE "C", s.ordinal LIMIT $1`),
     [clampLimit(limit, 10_000, 1_000_000)]
   );
   return rows.map(toReadyStage);
 }
 
 export async function eventsSince(tx: Tx, tenant: string, runId: string, afterEventId: number, limit?: number): Promise<EventRecord[] | undefined> {
-  const run = await tx.query("SELECT 1 FROM runs WHERE tenant = $1 AND id = $2", [tenant, runId]);
+  const run = await tx.query(named("SELECT 1 FROM runs WHERE tenant = $1 AND id = $2"), [tenant, runId]);
   if (run.rowCount === 0) return undefined;
-  const { rows } = await tx.query<EventRow>("SELECT * FROM events WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3", [
+  const { rows } = await tx.query<EventRow>(named("SELECT * FROM events WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3"), [
     runId,
     afterEventId,
     clampLimit(limit, 1000, 100_000),
@@ -87,7 +87,7 @@ export async function eventsSince(tx: Tx, tenant: string, runId: string, afterEv
 
 export async function artifactsOf(tx: Tx, runId: string, stageIds: readonly string[]): Promise<ArtifactRecord[]> {
   const { rows } = await tx.query<ArtifactRow>(
-    'SELECT * FROM artifacts WHERE run_id = $1 AND stage_id = ANY($2::text[]) ORDER BY stage_id COLLATE "C", name COLLATE "C"',
+    named('SELECT * FROM artifacts WHERE run_id = $1 AND stage_id = ANY($2::text[]) ORDER BY stage_id COLLATE "C", name COLLATE "C"'),
     [runId, stageIds]
   );
   return rows.map(toArtifact);
@@ -95,9 +95,9 @@ export async function artifactsOf(tx: Tx, runId: string, stageIds: readonly stri
 
 export async function queueDepth(tx: Tx): Promise<QueueDepth> {
   const stages = await tx.query<{ tenant: string; status: string; n: number }>(
-    `SELECT r.tenant AS tenant, s.status AS status, COUNT(*) AS n FROM stages s JOIN runs r ON r.id = s.run_id
-     WHERE s.status IN ('waiting', 'ready', 'placed', 'running', 'sealing') GROUP BY r.tenant, s.status`
+    named(`SELECT r.tenant AS tenant, s.status AS status, COUNT(*) AS n FROM stages s JOIN runs r ON r.id = s.run_id
+     WHERE s.status IN ('waiting', 'ready', 'placed', 'running', 'sealing') GROUP BY r.tenant, s.status`)
   );
-  const runs = await tx.query<{ tenant: string; n: number }>("SELECT tenant, COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running') GROUP BY tenant");
+  const runs = await tx.query<{ tenant: string; n: number }>(named("SELECT tenant, COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running') GROUP BY tenant"));
   return foldQueueDepth(stages.rows, runs.rows);
 }
