@@ -19,6 +19,7 @@ interface AgentCliOptions {
   scratchDir?: string;
   unsafeSharedIdentity?: boolean;
   maxJsonDepth?: string;
+  database?: string;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -33,6 +34,11 @@ export function register(program: Command): void {
     .option("--inventory <mode>", "auto (nvidia-smi when present, else the pool's devices marked simulated), nvidia-smi or simulated", "auto")
     .option("--simulated-time-scale <x>", "multiplies the estimated durations of simulated stages", "1")
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", "info")
+    .addOption(
+      new Option("--database <url>", "postgres://… : keep state in PostgreSQL (a cluster's control planes); default: embedded SQLite in the data directory").env(
+        "GPUFABRIC_DATABASE_URL"
+      )
+    )
     .option("--durability <mode>", "full: every accepted write survives power loss; normal: survives the agent's crash (kill -9), not the machine's", "full")
     .addOption(
       new Option("--scratch-dir <dir>", "where stages work before their outputs are sealed: a memory-backed folder (default: /dev/shm when it is a tmpfs, else DATA_DIR/scratch)").env(
@@ -63,6 +69,7 @@ export function register(program: Command): void {
         ...(options.scratchDir !== undefined && { scratchDir: resolve(options.scratchDir) }),
         ...(options.maxJsonDepth !== undefined && { maxJsonDepth: intOption("--max-json-depth", options.maxJsonDepth) }),
         ...(options.unsafeSharedIdentity === true && { unsafeSharedIdentity: true }),
+        ...(options.database !== undefined && { database: options.database }),
         configFile: resolve(options.config),
       });
       await untilSignalled(agent);

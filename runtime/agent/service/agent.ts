@@ -18,7 +18,7 @@ import { Authorizer, RoleBindings } from "../../security/authz/index.ts";
 import { identityFromConfig } from "../../security/identity/index.ts";
 import { ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
 import { NvidiaSmiVramSampler, discoverGpus, type Inventory } from "../inventory/index.ts";
-import { openThreadedSqliteStore } from "../store/index.ts";
+import { openStore, parseDatabase } from "../store/open.ts";
 import { buildHttpApi } from "./http.ts";
 import { AgentLoop } from "./loop.ts";
 import { AgentMetrics } from "./metrics.ts";
@@ -53,6 +53,8 @@ const AgentOptionsSchema = z
     /** Seconds between SIGTERM and SIGKILL when a stage is stopped. */
     killGraceS: z.number().positive().max(3600).optional(),
     durability: z.enum(["full", "normal"]).optional(),
+    /** A postgres:// URL: the store of a cluster's control planes; absent: the embedded SQLite store. */
+    database: z.string().min(1).optional(),
     /** Seconds between looks at the keyring's current version (a rotation starts a background rewrap). */
     keyCheckIntervalS: z.number().positive().max(3600).optional(),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
@@ -189,8 +191,10 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const authorizer = new Authorizer(new RoleBindings(config.tenants));
 
   // On a thread of its own: statements, group commits and checkpoints stay off the event loop that serves the API.
-  ensurePrivateStoreFiles(join(dataDir, "agent.db"), logger);
-  const store = openThreadedSqliteStore(join(dataDir, "agent.db"), { durability: options.durability ?? "full" });
+  const storeLocation = parseDatabase(options.database, dataDir);
+  if (storeLocation.kind === "sqlite") ensurePrivateStoreFiles(storeLocation.file, logger);
+  const store = await openStore(storeLocation, { durability: options.durability ?? "full" });
+  logger.info({ store: storeLocation.kind, ...(storeLocation.kind === "postgres" && { schema: storeLocation.schema }) }, storeLocation.kind === "sqlite" ? "store: embedded SQLite in the data directory" : "store: PostgreSQL");
   // Every stage of a run finds the run's inputs, opened from their sealed field, as run-inputs.json.
   const runInputs = new RunInputsSource(security.keyring, async (tenant, runId) => (await store.getRun(tenant, runId))?.inputs);
   let loop: AgentLoop | undefined;
