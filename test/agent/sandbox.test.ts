@@ -4,7 +4,7 @@
  * and the agent refusing to start where there is no sandbox.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -167,6 +167,23 @@ describe.runIf(probed.ok)("stages through the sandbox", () => {
     expect(outcome.reason).toBe("completed");
     expect(JSON.parse(readFileSync(outcome.logs!.stdout, "utf8"))).toEqual({ i: STAGE_VIEW.inputs, o: STAGE_VIEW.outputs, h: STAGE_VIEW.home, t: STAGE_VIEW.tmp, cwd: STAGE_VIEW.cwd });
   }, 60_000);
+
+  it("runs a program kept under /tmp, although the stage gets a /tmp of its own", async () => {
+    const programDir = mkdtempSync(join("/tmp", "gpufabric-program-"));
+    chmodSync(programDir, 0o755); // as a checkout is: the stage's uid may read it
+    try {
+      writeFileSync(join(programDir, "tool.mjs"), "require('node:fs').writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + '/ran.txt', 'ran')\n".replace("require('node:fs')", "(await import('node:fs'))"));
+      const sandbox = await sandboxWith({});
+      const executor = new ProcessExecutor({ dataDir, sandbox });
+      const s: Stage = { id: "s", needs: [], resources: { gpus: 0, vramMiB: 0 }, run: { command: [process.execPath, join(programDir, "tool.mjs")], env: {} } };
+      const running = await executor.start(spec(s));
+      const outcome = await running.done;
+      expect(outcome.reason, readIf(outcome.logs?.stderr ?? "")).toBe("completed");
+      expect((await running.commitOutputs()).map((a) => a.name)).toEqual(["ran.txt"]);
+    } finally {
+      rmSync(programDir, { recursive: true, force: true });
+    }
+  });
 
   it("refuses to run a program kept inside a folder stages must not see", async () => {
     const secretDir = mkdtempSync(join(tmpdir(), "gpufabric-secret-"));

@@ -74,13 +74,15 @@ export function bubblewrapArgs(plan: SandboxPlan): string[] {
     if (dir.symlinkTo !== undefined) args.push("--symlink", dir.symlinkTo, dir.path);
     else args.push("--ro-bind", dir.path, dir.path);
   }
+  // The private /tmp before the program's folders: a program kept under /tmp is mounted inside it,
+  // not hidden by it.
+  args.push("--bind", plan.tmpDir, STAGE_VIEW.tmp);
   for (const dir of plan.programDirs) args.push("--ro-bind", dir, dir);
   if (plan.modelCacheDir !== null) args.push("--ro-bind", plan.modelCacheDir, plan.modelCacheDir);
   // A fresh /proc of the stage's own PID namespace, a minimal /dev, and the stage's GPUs only.
   args.push("--proc", "/proc", "--dev", "/dev");
   for (const device of plan.devices) args.push("--dev-bind", device, device);
   if (plan.devices.length > 0) args.push("--ro-bind-try", "/sys", "/sys");
-  args.push("--bind", plan.tmpDir, STAGE_VIEW.tmp);
   args.push("--ro-bind", plan.inputsDir, STAGE_VIEW.inputs);
   args.push("--bind", plan.outputsDir, STAGE_VIEW.outputs);
   // Masks last: a protected path inside any bound folder becomes an empty, read-only one.
