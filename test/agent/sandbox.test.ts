@@ -185,6 +185,25 @@ describe.runIf(probed.ok)("stages through the sandbox", () => {
     }
   });
 
+  it("refuses, naming the folder and the fix, a program the tenant's uid cannot reach", async () => {
+    const sandbox = await sandboxWith({});
+    if (sandbox.options.identity.mode !== "per-tenant") return; // stages share the agent's uid: they reach what it reaches
+    const closed = mkdtempSync(join(tmpdir(), "gpufabric-closed-"));
+    try {
+      chmodSync(closed, 0o700);
+      mkdirSync(join(closed, "stages"), { mode: 0o755 });
+      writeFileSync(join(closed, "stages", "tool.mjs"), "\n");
+      const executor = new ProcessExecutor({ dataDir, sandbox });
+      const s: Stage = { id: "s", needs: [], resources: { gpus: 0, vramMiB: 0 }, run: { command: [process.execPath, join(closed, "stages", "tool.mjs")], env: {} } };
+      const outcome = await (await executor.start(spec(s))).done;
+      expect(outcome.reason).toBe("setup-failed");
+      expect(outcome.message).toContain(`${closed} lets only its owner in`);
+      expect(outcome.message).toMatch(/chmod o\+rx/);
+    } finally {
+      rmSync(closed, { recursive: true, force: true });
+    }
+  });
+
   it("refuses to run a program kept inside a folder stages must not see", async () => {
     const secretDir = mkdtempSync(join(tmpdir(), "gpufabric-secret-"));
     try {

@@ -95,6 +95,14 @@ export class StageSandbox {
       if (inside) throw new SandboxRefusal(`the stage's program folder ${dir} lies inside ${inside.path}, which stages must never see: keep programs and the model cache outside the agent's data, scratch and secret folders`);
     }
     if (uid !== undefined) {
+      for (const dir of [...programDirs, ...(modelCacheDir ? [modelCacheDir] : [])]) {
+        const closed = firstClosedFolder(dir, uid);
+        if (closed !== undefined) {
+          throw new SandboxRefusal(
+            `the stage's uid ${uid} cannot reach ${dir}: ${closed} lets only its owner in; make the folders down to it readable by others (chmod o+rx), or keep the workflow's programs elsewhere`
+          );
+        }
+      }
       // The stage's uid owns its outputs, tmp and the copies of its inputs; the folders above only let it pass.
       await allowTraversal(attempt.traverseFrom, attempt.workspace);
       await chown(attempt.outputs, uid, uid);
@@ -127,6 +135,26 @@ export class StageSandbox {
     });
     return { file: this.options.bwrap, args, ...(uid !== undefined && { uid, gid: uid }), cwd: "/" };
   }
+}
+
+/** The first folder from / down to `dir` (included) that `uid` may not enter (or, for `dir`, list); undefined when none. */
+function firstClosedFolder(dir: string, uid: number): string | undefined {
+  const parts = dir.split(sep).filter((p) => p !== "");
+  let current: string = sep;
+  for (let i = 0; i <= parts.length; i++) {
+    if (i > 0) current = join(current, parts[i - 1]!);
+    let info;
+    try {
+      info = statSync(current);
+    } catch {
+      return current;
+    }
+    const last = i === parts.length;
+    const need = last ? 0o5 : 0o1; // enter every folder; read and enter the bound one
+    const bits = info.uid === uid ? (info.mode >> 6) & 0o7 : info.gid === uid ? (info.mode >> 3) & 0o7 : info.mode & 0o7;
+    if ((bits & need) !== need) return current;
+  }
+  return undefined;
 }
 
 /** The agent's own hard limits (what its children inherit), from /proc/self/limits; undefined: unlimited or unknown. */
