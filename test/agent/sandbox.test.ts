@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ProcessExecutor, type AttemptSpec } from "../../runtime/agent/executors/index.ts";
-import { STAGE_VIEW, bubblewrapArgs, masksWithin, probeSandbox, programDirsOf, type SandboxPlan, type StageSandbox } from "../../runtime/agent/sandbox/index.ts";
+import { STAGE_VIEW, bubblewrapArgs, masksWithin, mountPointParents, probeSandbox, programDirsOf, type SandboxPlan, type StageSandbox } from "../../runtime/agent/sandbox/index.ts";
 import { IsolationSchema, type IsolationConfig } from "../../runtime/config/schema.ts";
 import type { Stage } from "../../runtime/graph/model.ts";
 import { REPO_ROOT, createPlatform, removePlatform } from "./service/harness.ts";
@@ -85,6 +85,22 @@ describe("bubblewrapArgs", () => {
     expect(masksWithin([{ path: "/a/b", kind: "dir" }], ["/a/bc"])).toEqual([]);
   });
 
+  it("as root: no user namespace, setpriv drops the stage to its uid with no capability, and mount points open to it", () => {
+    const args = bubblewrapArgs(plan({ programDirs: ["/root/repo/stages", "/tmp/checkout/stages"], dropTo: { uid: 200001, gid: 200001, setpriv: "/usr/bin/setpriv" } }));
+    expect(args).not.toContain("--unshare-user-try");
+    const tail = args.slice(args.indexOf("--") + 1);
+    expect(tail.slice(0, 8)).toEqual(["/usr/bin/setpriv", "--reuid=200001", "--regid=200001", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]);
+    expect(tail[8]).toBe("/usr/bin/prlimit");
+    const line = ` ${args.join(" ")} `;
+    expect(line).toContain(" --perms 0755 --dir /root ");
+    expect(line).toContain(" --perms 0755 --dir /root/repo ");
+    expect(line).toContain(" --perms 0755 --dir /tmp/checkout ");
+    expect(line).not.toContain(" --perms 0755 --dir /tmp ");
+    // The private /tmp first, then the folders made inside it.
+    expect(args.indexOf("/scratch/w/tmp")).toBeLessThan(args.indexOf("/tmp/checkout"));
+    expect(mountPointParents(["/usr/share/x/y", "/a/b/c"], ["/usr"])).toEqual(["/a", "/a/b"]);
+  });
+
   it("takes a program's folder, and a toolchain's root for a program in a bin folder", () => {
     const isFile = () => true;
     expect(programDirsOf(["node", "/srv/app/run.mjs", "--flag", "rel/x"], "/usr/bin/node", ["/usr"], isFile)).toEqual(["/srv/app"]);
@@ -117,7 +133,9 @@ describe.runIf(probed.ok)("stages through the sandbox", () => {
   const spec = (s: Stage, tenant = "studio"): AttemptSpec => ({ attemptId: "a1", runId: "run-1", tenant, stageId: s.id, number: 1, stage: s, gpus: [], inputs: [] });
 
   it("caps the processes a stage may start and the size of a file it may write", async () => {
-    const sandbox = await sandboxWith({ limits: { memoryMiB: 4096, cpus: 1, processes: 16, openFiles: 256, fileSizeMiB: 1 } });
+    // RLIMIT_NPROC counts every process of the uid: a uid range of its own, so no other test's stages count.
+    const uidRangeStart = 3_000_000 + Math.floor(Math.random() * 1_000_000);
+    const sandbox = await sandboxWith({ uidRangeStart, limits: { memoryMiB: 4096, cpus: 1, processes: 16, openFiles: 256, fileSizeMiB: 1 } });
     const executor = new ProcessExecutor({ dataDir, sandbox, killGraceMs: 200 });
     const forks = await executor.start(
       spec(
@@ -185,20 +203,27 @@ describe.runIf(probed.ok)("stages through the sandbox", () => {
     }
   });
 
-  it("refuses, naming the folder and the fix, a program the tenant's uid cannot reach", async () => {
+  it("runs a program behind a folder only root may enter, and refuses one the tenant's uid cannot read", async () => {
     const sandbox = await sandboxWith({});
     if (sandbox.options.identity.mode !== "per-tenant") return; // stages share the agent's uid: they reach what it reaches
     const closed = mkdtempSync(join(tmpdir(), "gpufabric-closed-"));
     try {
-      chmodSync(closed, 0o700);
+      chmodSync(closed, 0o700); // as /root is: a checkout there must still run
       mkdirSync(join(closed, "stages"), { mode: 0o755 });
-      writeFileSync(join(closed, "stages", "tool.mjs"), "\n");
+      writeFileSync(join(closed, "stages", "tool.mjs"), "(await import('node:fs')).writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + '/ran.txt', String(process.getuid()))\n");
       const executor = new ProcessExecutor({ dataDir, sandbox });
       const s: Stage = { id: "s", needs: [], resources: { gpus: 0, vramMiB: 0 }, run: { command: [process.execPath, join(closed, "stages", "tool.mjs")], env: {} } };
-      const outcome = await (await executor.start(spec(s))).done;
-      expect(outcome.reason).toBe("setup-failed");
-      expect(outcome.message).toContain(`${closed} lets only its owner in`);
-      expect(outcome.message).toMatch(/chmod o\+rx/);
+      const ran = await executor.start(spec(s));
+      const outcome = await ran.done;
+      expect(outcome.reason, readIf(outcome.logs?.stderr ?? "")).toBe("completed");
+      const [artifact] = await ran.commitOutputs();
+      expect(readFileSync(artifact!.path, "utf8")).toBe(String(sandbox.uidOf("studio")));
+
+      chmodSync(join(closed, "stages"), 0o700);
+      const refused = await (await executor.start({ ...spec(s), attemptId: "a2", number: 2 })).done;
+      expect(refused.reason).toBe("setup-failed");
+      expect(refused.message).toContain(`cannot read ${join(closed, "stages")}`);
+      expect(refused.message).toMatch(/chmod o\+rx/);
     } finally {
       rmSync(closed, { recursive: true, force: true });
     }

@@ -79,7 +79,7 @@ export class ProcessExecutor implements Executor {
     }
     const sandbox = this.options.sandbox;
     const env = stageEnvironment(attempt, sandbox ? sandboxView(sandbox) : paths, this.options.baseEnv ?? process.env);
-    let launch: { file: string; args: readonly string[]; cwd: string; uid?: number; gid?: number };
+    let launch: { file: string; args: readonly string[]; cwd: string };
     try {
       launch = sandbox
         ? await sandbox.prepare({
@@ -90,7 +90,6 @@ export class ProcessExecutor implements Executor {
             timeoutS: attempt.stage.run?.timeoutSeconds ?? this.options.defaultTimeoutS,
             realGpus: attempt.gpus.some((g) => !g.simulated),
             workspace: paths.workspace,
-            traverseFrom: this.options.dataDir,
             inputs: paths.inputs,
             outputs: paths.outputs,
             tmp: paths.tmp,

@@ -50,6 +50,13 @@ export interface SandboxPlan {
   readonly network: boolean;
   readonly rlimits: Rlimits;
   readonly prlimit: string;
+  /**
+   * Where the agent may change users: bwrap runs as root (so it reaches whatever it binds, through
+   * folders only root may enter) without a user namespace, and setpriv inside drops the stage to its
+   * tenant's uid and gid with no capability left. Absent: bwrap runs as the agent's own user in a user
+   * namespace of its own.
+   */
+  readonly dropTo?: { readonly uid: number; readonly gid: number; readonly setpriv: string };
   readonly command: readonly string[];
 }
 
@@ -57,7 +64,7 @@ export interface SandboxPlan {
 export function bubblewrapArgs(plan: SandboxPlan): string[] {
   const args: string[] = [
     // Namespaces: no view of the agent's processes, mounts, IPC, host name or network.
-    "--unshare-user-try",
+    ...(plan.dropTo ? [] : ["--unshare-user-try"]),
     "--unshare-pid",
     "--unshare-ipc",
     "--unshare-uts",
@@ -67,6 +74,8 @@ export function bubblewrapArgs(plan: SandboxPlan): string[] {
     "--die-with-parent",
     "--cap-drop",
     "ALL",
+    // setpriv needs these to change users; it then drops them (and the bounding set) before the stage runs.
+    ...(plan.dropTo ? ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"] : []),
     "--hostname",
     "stage",
   ];
@@ -77,12 +86,15 @@ export function bubblewrapArgs(plan: SandboxPlan): string[] {
   // The private /tmp before the program's folders: a program kept under /tmp is mounted inside it,
   // not hidden by it.
   args.push("--bind", plan.tmpDir, STAGE_VIEW.tmp);
-  for (const dir of plan.programDirs) args.push("--ro-bind", dir, dir);
-  if (plan.modelCacheDir !== null) args.push("--ro-bind", plan.modelCacheDir, plan.modelCacheDir);
+  const extra = [...plan.programDirs, ...(plan.modelCacheDir !== null ? [plan.modelCacheDir] : [])];
+  // The folders above a bound one are made here, open to the stage (bwrap would make them root's only).
+  for (const dir of mountPointParents(extra, plan.systemDirs.map((d) => d.path))) args.push("--perms", "0755", "--dir", dir);
+  for (const dir of extra) args.push("--ro-bind", dir, dir);
   // A fresh /proc of the stage's own PID namespace, a minimal /dev, and the stage's GPUs only.
   args.push("--proc", "/proc", "--dev", "/dev");
   for (const device of plan.devices) args.push("--dev-bind", device, device);
   if (plan.devices.length > 0) args.push("--ro-bind-try", "/sys", "/sys");
+  args.push("--perms", "0755", "--dir", "/stage");
   args.push("--ro-bind", plan.inputsDir, STAGE_VIEW.inputs);
   args.push("--bind", plan.outputsDir, STAGE_VIEW.outputs);
   // Masks last: a protected path inside any bound folder becomes an empty, read-only one.
@@ -92,8 +104,30 @@ export function bubblewrapArgs(plan: SandboxPlan): string[] {
     else args.push("--ro-bind", "/dev/null", mask.path);
   }
   args.push("--remount-ro", "/", "--chdir", STAGE_VIEW.cwd, "--");
+  if (plan.dropTo) {
+    const { uid, gid, setpriv } = plan.dropTo;
+    args.push(setpriv, `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--");
+  }
   args.push(plan.prlimit, ...rlimitArgs(plan.rlimits), "--", ...plan.command);
   return args;
+}
+
+/**
+ * The folders above each bound folder that the sandbox's root does not already have: not `/`, not a
+ * system folder or inside one, not `/tmp` itself (bound before them). Parents before children, once each.
+ */
+export function mountPointParents(bound: readonly string[], systemDirs: readonly string[]): string[] {
+  const parents = new Set<string>();
+  for (const dir of bound) {
+    const parts = dir.split(sep).filter((p) => p !== "");
+    let current = "";
+    for (const part of parts.slice(0, -1)) {
+      current = `${current}${sep}${part}`;
+      if (current === STAGE_VIEW.tmp || systemDirs.some((s) => isInside(current, s))) continue;
+      parents.add(current);
+    }
+  }
+  return [...parents].sort((a, b) => a.split(sep).length - b.split(sep).length || (a < b ? -1 : 1));
 }
 
 function rlimitArgs(limits: Rlimits): string[] {

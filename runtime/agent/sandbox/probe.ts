@@ -47,12 +47,15 @@ export async function probeSandbox(input: ProbeInput): Promise<ProbeResult> {
   if (bwrap === null) return { ok: false, reason: "bubblewrap (bwrap) is not installed: install it (Debian: apt-get install bubblewrap)" };
   const prlimit = resolveProgram("prlimit", path);
   if (prlimit === null) return { ok: false, reason: "prlimit (util-linux) is not installed: install util-linux" };
+  const setpriv = resolveProgram("setpriv", path);
+  const perTenant = input.perTenantUids ?? canChangeUsers();
+  if (perTenant && setpriv === null) return { ok: false, reason: "setpriv (util-linux) is not installed: install util-linux" };
   const identity: SandboxIdentity = {
-    mode: (input.perTenantUids ?? canChangeUsers()) ? "per-tenant" : "agent",
+    mode: perTenant ? "per-tenant" : "agent",
     uidRangeStart: input.isolation.uidRangeStart,
     tenants: input.tenants,
   };
-  const sandbox = new StageSandbox({ bwrap, prlimit, identity, isolation: input.isolation, protectedPaths: input.protectedPaths });
+  const sandbox = new StageSandbox({ bwrap, prlimit, setpriv, identity, isolation: input.isolation, protectedPaths: input.protectedPaths });
   const dir = mkdtempSync(join(input.scratchDir, "probe-"));
   try {
     for (const sub of ["inputs", "outputs", "tmp"]) mkdirSync(join(dir, sub));
@@ -64,7 +67,6 @@ export async function probeSandbox(input: ProbeInput): Promise<ProbeResult> {
       timeoutS: 10,
       realGpus: false,
       workspace: dir,
-      traverseFrom: input.scratchDir,
       inputs: join(dir, "inputs"),
       outputs: join(dir, "outputs"),
       tmp: join(dir, "tmp"),

@@ -5,7 +5,7 @@
  */
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { chmod, chown } from "node:fs/promises";
-import { delimiter, isAbsolute, join, relative, sep } from "node:path";
+import { delimiter, isAbsolute, join } from "node:path";
 import type { IsolationConfig } from "../../config/schema.ts";
 import { STAGE_VIEW, SYSTEM_DIRS, bubblewrapArgs, isInside, programDirsOf, type ProtectedPath, type Rlimits } from "./bubblewrap.ts";
 
@@ -20,6 +20,8 @@ export interface SandboxIdentity {
 export interface StageSandboxOptions {
   readonly bwrap: string;
   readonly prlimit: string;
+  /** util-linux's setpriv: drops a stage to its tenant's uid (identity `per-tenant`). */
+  readonly setpriv: string | null;
   readonly identity: SandboxIdentity;
   readonly isolation: IsolationConfig;
   /** Never visible to a stage: the data directory, the scratch root, secret mounts, the audit sink, the config file. */
@@ -35,11 +37,6 @@ export interface SandboxAttempt {
   readonly timeoutS: number | undefined;
   readonly realGpus: boolean;
   readonly workspace: string;
-  /**
-   * The agent's folder the workspace lies in (its scratch area): bwrap opens the bound folders as the
-   * stage's uid, so every folder from here down to the workspace lets others pass (0711), never list.
-   */
-  readonly traverseFrom: string;
   readonly inputs: string;
   readonly outputs: string;
   readonly tmp: string;
@@ -48,8 +45,6 @@ export interface SandboxAttempt {
 export interface SandboxLaunch {
   readonly file: string;
   readonly args: string[];
-  readonly uid?: number;
-  readonly gid?: number;
   readonly cwd: string;
 }
 
@@ -95,16 +90,13 @@ export class StageSandbox {
       if (inside) throw new SandboxRefusal(`the stage's program folder ${dir} lies inside ${inside.path}, which stages must never see: keep programs and the model cache outside the agent's data, scratch and secret folders`);
     }
     if (uid !== undefined) {
+      if (this.options.setpriv === null) throw new SandboxRefusal("setpriv (util-linux) is not installed: it drops each stage to its tenant's uid");
       for (const dir of [...programDirs, ...(modelCacheDir ? [modelCacheDir] : [])]) {
-        const closed = firstClosedFolder(dir, uid);
-        if (closed !== undefined) {
-          throw new SandboxRefusal(
-            `the stage's uid ${uid} cannot reach ${dir}: ${closed} lets only its owner in; make the folders down to it readable by others (chmod o+rx), or keep the workflow's programs elsewhere`
-          );
+        if (!opensTo(dir, uid)) {
+          throw new SandboxRefusal(`the stage's uid ${uid} cannot read ${dir}: make it readable by others (chmod o+rx), or keep the workflow's programs elsewhere`);
         }
       }
-      // The stage's uid owns its outputs, tmp and the copies of its inputs; the folders above only let it pass.
-      await allowTraversal(attempt.traverseFrom, attempt.workspace);
+      // The stage's uid owns its outputs, tmp and the copies of its inputs; bwrap (root) binds them.
       await chown(attempt.outputs, uid, uid);
       await chown(attempt.tmp, uid, uid);
       await chownTree(attempt.inputs, uid);
@@ -131,30 +123,23 @@ export class StageSandbox {
       network: attempt.network,
       rlimits,
       prlimit: this.options.prlimit,
+      ...(uid !== undefined && { dropTo: { uid, gid: uid, setpriv: this.options.setpriv! } }),
       command: attempt.command,
     });
-    return { file: this.options.bwrap, args, ...(uid !== undefined && { uid, gid: uid }), cwd: "/" };
+    return { file: this.options.bwrap, args, cwd: "/" };
   }
 }
 
-/** The first folder from / down to `dir` (included) that `uid` may not enter (or, for `dir`, list); undefined when none. */
-function firstClosedFolder(dir: string, uid: number): string | undefined {
-  const parts = dir.split(sep).filter((p) => p !== "");
-  let current: string = sep;
-  for (let i = 0; i <= parts.length; i++) {
-    if (i > 0) current = join(current, parts[i - 1]!);
-    let info;
-    try {
-      info = statSync(current);
-    } catch {
-      return current;
-    }
-    const last = i === parts.length;
-    const need = last ? 0o5 : 0o1; // enter every folder; read and enter the bound one
-    const bits = info.uid === uid ? (info.mode >> 6) & 0o7 : info.gid === uid ? (info.mode >> 3) & 0o7 : info.mode & 0o7;
-    if ((bits & need) !== need) return current;
+/** Whether `uid` may list and enter `dir` itself (bwrap, as root, reaches it through any folder above). */
+function opensTo(dir: string, uid: number): boolean {
+  let info;
+  try {
+    info = statSync(dir);
+  } catch {
+    return false;
   }
-  return undefined;
+  const bits = info.uid === uid ? (info.mode >> 6) & 0o7 : info.gid === uid ? (info.mode >> 3) & 0o7 : info.mode & 0o7;
+  return (bits & 0o5) === 0o5;
 }
 
 /** The agent's own hard limits (what its children inherit), from /proc/self/limits; undefined: unlimited or unknown. */
@@ -229,18 +214,6 @@ function gpuDeviceNodes(): string[] {
     return [];
   }
   return names.filter((n) => /^nvidia(\d+|ctl|-uvm|-uvm-tools|-modeset)$/.test(n)).map((n) => join("/dev", n)).sort();
-}
-
-/** Every folder from `root` down to `dir` (both included) lets others pass but not list (0711). */
-async function allowTraversal(root: string, dir: string): Promise<void> {
-  const rel = relative(root, dir);
-  if (rel.startsWith("..") || isAbsolute(rel)) throw new SandboxRefusal(`the workspace ${dir} is not inside the scratch area ${root}`);
-  let current = root;
-  await chmod(current, 0o711);
-  for (const part of rel === "" ? [] : rel.split(sep)) {
-    current = join(current, part);
-    await chmod(current, 0o711);
-  }
 }
 
 /** Gives the inputs' copies to the stage's uid, private to it (the agent, as root, still reads them). */
