@@ -28,17 +28,13 @@ export type ProbeResult =
   | { readonly ok: true; readonly sandbox: StageSandbox; readonly identity: SandboxIdentity["mode"] }
   | { readonly ok: false; readonly reason: string };
 
-/** Whether this process may switch to other uids: root, or CAP_SETUID and CAP_SETGID in its effective set. */
+/**
+ * Whether stages can get uids of their own: the agent runs as root, so bwrap can build the sandbox
+ * without a user namespace and setpriv can drop the stage to its tenant's uid. (CAP_SETUID alone is not
+ * enough: without CAP_SYS_ADMIN bwrap needs a user namespace, where other uids are not mapped.)
+ */
 export function canChangeUsers(): boolean {
-  if (process.getuid?.() === 0) return true;
-  try {
-    const line = readFileSync("/proc/self/status", "utf8").split("\n").find((l) => l.startsWith("CapEff:"));
-    if (!line) return false;
-    const caps = BigInt(`0x${line.slice(7).trim()}`);
-    return (caps & (1n << 6n)) !== 0n && (caps & (1n << 7n)) !== 0n; // CAP_SETGID (6), CAP_SETUID (7)
-  } catch {
-    return false;
-  }
+  return process.getuid?.() === 0;
 }
 
 export async function probeSandbox(input: ProbeInput): Promise<ProbeResult> {
