@@ -131,6 +131,21 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX attempts_leased ON attempts (lease_expires_at) WHERE status IN ${OPEN} AND lease_owner IS NOT NULL`,
     ],
   },
+  {
+    version: 4,
+    name: "leader leases: one row per lease name, with its holder and a monotonically increasing epoch",
+    statements: [
+      // The row is never deleted: releasing clears the holder and keeps the epoch, so the next acquisition
+      // continues from it and an epoch is never handed out twice (pg/leader-lease.ts).
+      `CREATE TABLE leader_lease (
+        name text PRIMARY KEY,
+        holder text,
+        epoch bigint NOT NULL CHECK (epoch >= 1),
+        acquired_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL
+      )`,
+    ],
+  },
 ];
 
 export const PG_LATEST_SCHEMA_VERSION = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]!.version;
