@@ -55,7 +55,7 @@ const wfDir = dataDir("wfinstances");
 if (wfDir) {
   for (const file of readdirSync(wfDir).filter((f) => f.endsWith(".json")).sort()) {
     const problem = parseWfFormat(JSON.parse(readFileSync(`${wfDir}/${file}`, "utf8")), file);
-    run(wfcommonsWorkload(problem, `wfcommons:${file}`, { seed, referenceSamples: 1000 }), ["gpufabric", "fifo-stage"]);
+    run(wfcommonsWorkload(problem, `wfcommons:${file}`, { seed, referenceSamples: 1000 }), ALL);
   }
 }
 

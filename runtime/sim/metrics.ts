@@ -20,8 +20,17 @@ export function jainIndex(values: readonly number[]): number | null {
   return squares === 0 ? null : (sum * sum) / (values.length * squares);
 }
 
+/** The median: the middle value of an odd count, the mean of the two middle values of an even one; null for none. */
 export function median(values: readonly number[]): number | null {
-  return percentile(values, 50);
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Count, median, nearest-rank p90 and maximum of a suite's values. */
+export function summary(values: readonly number[]): { count: number; p50: number | null; p90: number | null; max: number | null } {
+  return { count: values.length, p50: median(values), p90: percentile(values, 90), max: values.length === 0 ? null : Math.max(...values) };
 }
 
 /** Rounds for stable, readable JSON. */
