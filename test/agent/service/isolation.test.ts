@@ -6,10 +6,11 @@
  * test can fail.
  */
 import { join, dirname } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { probeSandbox } from "../../../runtime/agent/sandbox/index.ts";
 import { IsolationSchema } from "../../../runtime/config/schema.ts";
-import { REPO_ROOT, client, createPlatform, inMemoryScratchOf, removePlatform, startAgentProcess, tenant, type AgentProcess, type TestPlatform } from "./harness.ts";
+import { useAgent } from "./agent-fixture.ts";
+import { REPO_ROOT, client, inMemoryScratchOf, tenant, type AgentProcess, type TestPlatform } from "./harness.ts";
 
 const TIMEOUT = 180_000;
 const ADVERSARY = join(REPO_ROOT, "test/agent/fixtures/adversarial-stage.mjs");
@@ -81,22 +82,12 @@ async function attack(platform: TestPlatform, agent: AgentProcess): Promise<{ tr
 }
 
 describe.runIf(sandboxWorks)("a hostile stage in the sandbox", () => {
-  let platform: TestPlatform;
-  let agent: AgentProcess;
-
-  beforeAll(async () => {
-    platform = createPlatform({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }], tenants: [tenant("studio"), tenant("rival")] });
-    agent = await startAgentProcess(platform);
-  }, TIMEOUT);
-  afterAll(async () => {
-    await agent?.stop();
-    if (platform) removePlatform(platform);
-  });
+  const fx = useAgent({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }], tenants: [tenant("studio"), tenant("rival")] });
 
   it(
     "reaches no secret, no other run, not the agent's process and not the network",
     async () => {
-      const { tries } = await attack(platform, agent);
+      const { tries } = await attack(fx.platform, fx.agent);
       const reached = tries.filter((t) => t.ok && !["list /", "whoami"].includes(t.what));
       expect(reached, JSON.stringify(reached, null, 2)).toEqual([]);
       // Every kind of try was made (15 paths, the agent's environ and cmdline, a signal, a connection).
@@ -119,7 +110,7 @@ describe.runIf(sandboxWorks)("a hostile stage in the sandbox", () => {
   it(
     "refuses a stage that declares egress where the platform does not allow it",
     async () => {
-      const studio = client(agent.url, platform.tokens.studio!);
+      const studio = client(fx.agent.url, fx.platform.tokens.studio!);
       const submitted = await studio.post("/v1/runs", {
         workflow: workflow("wants-net", [stage("fetch", ["/bin/true"], {}, { network: "egress" })]),
       });
@@ -133,23 +124,13 @@ describe.runIf(sandboxWorks)("a hostile stage in the sandbox", () => {
 });
 
 describe.runIf(sandboxWorks)("egress where the platform allows it", () => {
-  let platform: TestPlatform;
-  let agent: AgentProcess;
-
-  beforeAll(async () => {
-    platform = createPlatform({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }], isolation: { allowEgress: true } });
-    agent = await startAgentProcess(platform);
-  }, TIMEOUT);
-  afterAll(async () => {
-    await agent?.stop();
-    if (platform) removePlatform(platform);
-  });
+  const fx = useAgent({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }], isolation: { allowEgress: true } });
 
   it(
     "lets a stage that declares run.network: egress connect, and keeps one that does not offline",
     async () => {
-      const studio = client(agent.url, platform.tokens.studio!);
-      const port = new URL(agent.url).port;
+      const studio = client(fx.agent.url, fx.platform.tokens.studio!);
+      const port = new URL(fx.agent.url).port;
       const env = { ADVERSARY_PID: "1", ADVERSARY_PORT: port };
       const online = await studio.post("/v1/runs", { workflow: workflow("online", [stage("net", [process.execPath, ADVERSARY], env, { network: "egress" })]) });
       const offline = await studio.post("/v1/runs", { workflow: workflow("offline", [stage("net", [process.execPath, ADVERSARY], env)]) });
@@ -166,28 +147,18 @@ describe.runIf(sandboxWorks)("egress where the platform allows it", () => {
 });
 
 describe("the same hostile stage with --unsafe-shared-identity", () => {
-  let platform: TestPlatform;
-  let agent: AgentProcess;
-
-  beforeAll(async () => {
-    platform = createPlatform({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }], tenants: [tenant("studio"), tenant("rival")] });
-    agent = await startAgentProcess(platform, ["--unsafe-shared-identity"]);
-  }, TIMEOUT);
-  afterAll(async () => {
-    await agent?.stop();
-    if (platform) removePlatform(platform);
-  });
+  const fx = useAgent({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }], tenants: [tenant("studio"), tenant("rival")] }, ["--unsafe-shared-identity"]);
 
   it(
     "reads the keys and signals the agent: what the sandbox takes away, and a warning in the log and the audit trail",
     async () => {
-      const { tries } = await attack(platform, agent);
+      const { tries } = await attack(fx.platform, fx.agent);
       const ok = (prefix: string) => tries.find((t) => t.what.startsWith(prefix))?.ok;
-      expect(ok(`read ${join(platform.keyringDir, "current")}`)).toBe(true);
-      expect(ok(`read ${join(platform.dataDir, "agent.db")}`)).toBe(true);
+      expect(ok(`read ${join(fx.platform.keyringDir, "current")}`)).toBe(true);
+      expect(ok(`read ${join(fx.platform.dataDir, "agent.db")}`)).toBe(true);
       expect(ok("signal ")).toBe(true);
       expect(ok("connect ")).toBe(true);
-      expect(agent.output()).toMatch(/"level":50[^\n]*unsafe-shared-identity/i);
+      expect(fx.agent.output()).toMatch(/"level":50[^\n]*unsafe-shared-identity/i);
     },
     TIMEOUT
   );

@@ -5,28 +5,20 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { chainedWorkflow } from "./chained.ts";
-import { client, createPlatform, removePlatform, startAgentProcess, type AgentProcess, type TestPlatform } from "./harness.ts";
+import { useAgent } from "./agent-fixture.ts";
+import { client, startAgentProcess } from "./harness.ts";
 
 const TIMEOUT = 90_000;
 
 describe("run inputs", () => {
-  let platform: TestPlatform;
-  let agent: AgentProcess;
-  beforeAll(async () => {
-    platform = createPlatform({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }, { id: "g1", node: "n0", memoryMiB: 24_576 }] });
-    agent = await startAgentProcess(platform);
-  }, TIMEOUT);
-  afterAll(async () => {
-    await agent?.stop();
-    if (platform) removePlatform(platform);
-  });
+  const fx = useAgent({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }, { id: "g1", node: "n0", memoryMiB: 24_576 }] });
 
   it(
     "appear as run-inputs.json in every stage's input folder, and only sealed in the store",
     async () => {
-      const studio = client(agent.url, platform.tokens.studio!);
+      const studio = client(fx.agent.url, fx.platform.tokens.studio!);
       const marker = `marker-${Date.now()}-inputs`;
       const inputs = { seed: 42, note: marker, nested: { list: [1, 2, 3] } };
       const submitted = await studio.post("/v1/runs", {
@@ -41,11 +33,11 @@ describe("run inputs", () => {
         const json = text.slice(text.indexOf("run-inputs: ") + "run-inputs: ".length);
         expect(JSON.parse(json), stage).toEqual(inputs);
       }
-      await agent.stop(); // the WAL is checkpointed into agent.db
-      for (const file of ["agent.db", "agent.db-wal"].map((f) => join(platform.dataDir, f))) {
+      await fx.agent.stop(); // the WAL is checkpointed into agent.db
+      for (const file of ["agent.db", "agent.db-wal"].map((f) => join(fx.platform.dataDir, f))) {
         if (existsSync(file)) expect(readFileSync(file).includes(marker), file).toBe(false);
       }
-      agent = await startAgentProcess(platform);
+      fx.agent = await startAgentProcess(fx.platform);
     },
     TIMEOUT
   );
@@ -53,7 +45,7 @@ describe("run inputs", () => {
   it(
     "are an empty object for a run submitted without them",
     async () => {
-      const studio = client(agent.url, platform.tokens.studio!);
+      const studio = client(fx.agent.url, fx.platform.tokens.studio!);
       const submitted = await studio.post("/v1/runs", { workflow: chainedWorkflow("no-inputs", [{ id: "a", ms: 10 }], { REQUIRE_RUN_INPUTS: "1" }) });
       const run = await studio.waitForRun(submitted.body.id);
       expect(run.status, JSON.stringify(run.stages)).toBe("succeeded");
@@ -66,7 +58,7 @@ describe("run inputs", () => {
   it(
     "give the example workflow its seed and scene titles",
     async () => {
-      const studio = client(agent.url, platform.tokens.studio!);
+      const studio = client(fx.agent.url, fx.platform.tokens.studio!);
       const submitted = await studio.post("/v1/runs", { workflowRef: "contact-sheet", inputs: { seed: 42, titles: ["harbor at dawn", "quiet reef"] } });
       expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
       const run = await studio.waitForRun(submitted.body.id);
