@@ -52,6 +52,14 @@ function outcome(input: unknown, check = auditEvent): { ok: true; value: unknown
 }
 
 describe("audit entries on the fast path", () => {
+  it("agrees with the schema on data holding an own '__proto__' key (a case fast-check found)", () => {
+    const input = JSON.parse('{"actor":" ","action":"runs:submit","outcome":"success","data":{"":{"__proto__":{}}}}');
+    const got = outcome(input);
+    const viaSchema = outcome(input, auditEventBySchema);
+    expect(got.ok).toBe(viaSchema.ok);
+    expect(JSON.parse(JSON.stringify(got))).toEqual(JSON.parse(JSON.stringify(viaSchema)));
+  });
+
   it("accepts exactly the events the schema accepts, with the same fields", () => {
     fc.assert(
       fc.property(mixed, (input) => {

@@ -119,7 +119,8 @@ function isPlainJson(v: unknown, depth: number): boolean {
         return true;
       }
       if (!isPlainObject(v)) return false;
-      for (const key in v) if (!isPlainJson(v[key], depth + 1)) return false;
+      // An own "__proto__" key (JSON.parse makes one) is the schema's to judge: it drops such keys.
+      for (const key in v) if (key === "__proto__" || !isPlainJson(v[key], depth + 1)) return false;
       return true;
     }
     default:
