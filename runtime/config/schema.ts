@@ -283,6 +283,36 @@ export const IsolationSchema = z
   });
 export type IsolationConfig = z.infer<typeof IsolationSchema>;
 
+/**
+ * Cluster mode: control planes (the agent with a PostgreSQL store) and a worker on every GPU node. Null: one
+ * agent on one node with its embedded store (the default). The database URL is not part of the config: it
+ * holds a password, so it comes from a Secret as GPUFABRIC_DATABASE_URL.
+ */
+export const ClusterSchema = z
+  .object({
+    /** Control-plane replicas: every one serves the API, one leader schedules. */
+    controlPlaneReplicas: z.number().int().min(1).max(15).default(2),
+    /** How long a leader's lease lasts without renewal, in ms: a failover takes at most about this long. */
+    leaderLeaseMs: z.number().int().min(1000).max(60_000).default(5000),
+    /** How long a worker stays placed on without a heartbeat, in ms: then its attempts end interrupted and run elsewhere. */
+    workerLeaseMs: z.number().int().min(1000).max(120_000).default(10_000),
+    /**
+     * The storage every worker and control plane mounts (a ReadWriteMany volume) at this path: sealed
+     * artifacts and logs live there, so a stage on one node reads what a stage on another node wrote.
+     */
+    sharedDir: z.string().startsWith("/", "must be an absolute path").default("/var/lib/gpufabric/shared"),
+    /**
+     * The TLS the control planes demand of their database connection, as libpq's sslmode: a URL without
+     * sslmode gets this one, a URL with a weaker one is refused. `verify-full` checks the server's
+     * certificate and host name; `disable` only for a database on the same host.
+     */
+    databaseSslMode: z.enum(["verify-full", "verify-ca", "require", "disable"]).default("verify-full"),
+    /** Hash files of the workers' tokens (one file named `workers`, a line per worker), mounted from a Secret. */
+    workerTokens: z.object({ mountPath: z.string().startsWith("/", "must be an absolute path").default("/var/run/gpufabric/worker-tokens") }).strict().default({ mountPath: "/var/run/gpufabric/worker-tokens" }),
+  })
+  .strict();
+export type ClusterConfig = z.infer<typeof ClusterSchema>;
+
 /** A rule the agent enforces when a run is submitted; produced by the compliance packs. */
 export const RuntimeRuleSchema = z
   .object({
@@ -335,6 +365,7 @@ export const PlatformConfigSchema = z
     scheduler: SchedulerSettingsSchema,
     security: SecuritySchema,
     isolation: IsolationSchema.default(IsolationSchema.parse({})),
+    cluster: ClusterSchema.nullable().default(null),
     runtimeRules: z.array(RuntimeRuleSchema),
   })
   .strict()

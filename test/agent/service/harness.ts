@@ -131,6 +131,7 @@ export function createPlatform(options: {
       tls: { enabled: false },
     },
     isolation: IsolationSchema.parse(options.isolation ?? {}),
+    cluster: null,
     runtimeRules: [...(options.runtimeRules ?? [])],
   };
   const configFile = join(dir, "platform.json");
