@@ -85,6 +85,12 @@ export class GpuState {
    */
   private ends: Float64Array;
   runningEnds = 0;
+  /**
+   * Out of service (its node's worker is gone): its slots are held by `offlineSlots` instead of stages,
+   * so no search finds it free, and slots its stages give back stay held until it is back.
+   */
+  offline = false;
+  offlineSlots = 0;
   /** Index of its size class among the pool's distinct usable sizes (0: smallest). */
   sizeClass = 0;
   /** Itself, its id and its index as one-element lists, shared by every 1-GPU placement on it. */

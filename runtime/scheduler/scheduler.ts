@@ -108,10 +108,25 @@ export class Scheduler {
 
   /**
    * Records the end of a stage's attempt. A success readies its dependents; a failure queues the
-   * stage again until maxAttempts, then fails the run. Returns the run's state afterwards.
+   * stage again until maxAttempts, then fails the run; an interruption (its node lost) queues it again
+   * without counting. Returns the run's state afterwards.
    */
-  finished(runId: string, stageId: string, now: number, outcome: "succeeded" | "failed"): "running" | "succeeded" | "failed" {
+  finished(runId: string, stageId: string, now: number, outcome: "succeeded" | "failed" | "interrupted"): "running" | "succeeded" | "failed" {
     return this.state.finished(runId, stageId, now, outcome);
+  }
+
+  /**
+   * Takes a GPU (by index) out of service, as when its node's worker is lost, or puts it back when the
+   * worker returns. Nothing is placed on it meanwhile; its running stages still end through finished()
+   * (with outcome `interrupted` when they were lost with it: queued again without using up an attempt).
+   */
+  setOnline(gpu: number, online: boolean): boolean {
+    return this.state.setOnline(gpu, online);
+  }
+
+  /** Whether a GPU (by index) is in service. */
+  isOnline(gpu: number): boolean {
+    return !this.state.index.gpus[gpu]!.offline;
   }
 
   /**

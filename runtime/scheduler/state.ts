@@ -293,7 +293,11 @@ export class SchedulerState {
           m.lastUse = now;
         }
       }
-      this.index.releaseSlot(g);
+      if (g.offline) {
+        // Its node is gone: the slot stays out of service, and the model it held went with the node.
+        g.offlineSlots++;
+        if (model !== undefined) this.index.evict(g, model);
+      } else this.index.releaseSlot(g);
       this.index.rebucket(g);
     }
     const tenant = s.run.tenant;
@@ -307,7 +311,7 @@ export class SchedulerState {
    * Records the end of a stage's attempt. A success readies its dependents; a failure queues the
    * stage again until maxAttempts, then fails the run. Returns the run's state afterwards.
    */
-  finished(runId: string, stageId: string, now: number, outcome: "succeeded" | "failed"): "running" | "succeeded" | "failed" {
+  finished(runId: string, stageId: string, now: number, outcome: "succeeded" | "failed" | "interrupted"): "running" | "succeeded" | "failed" {
     const run = this.runs.get(runId);
     const s = run === undefined ? undefined : stageOf(run, stageId);
     if (run === undefined || s === undefined || s.state !== RUNNING) throw new Error(`stage '${stageId}' of run '${runId}' is not running`);
@@ -316,6 +320,11 @@ export class SchedulerState {
       s.state = FAILED;
       this.forgetIfIdle(run);
       return "failed";
+    }
+    if (outcome === "interrupted") {
+      // Its node was lost, not the stage's fault: queued again without using up an attempt (as a kill).
+      this.makeReady(s, now);
+      return "running";
     }
     if (outcome === "failed") {
       s.attempts++;
@@ -382,7 +391,7 @@ export class SchedulerState {
   killFor(s: StageState, now: number, decisions: Decision[]): boolean {
     let victim: StageState | null = null;
     for (const r of this.runningBatch) {
-      if (r.gpus.length !== 1 || r.gpus[0]!.usableMiB < s.vramMiB) continue;
+      if (r.gpus.length !== 1 || r.gpus[0]!.usableMiB < s.vramMiB || r.gpus[0]!.offline) continue;
       if (victim === null || r.startedAt > victim.startedAt || (r.startedAt === victim.startedAt && r.run.seq > victim.run.seq)) victim = r;
     }
     if (victim === null) return false;
@@ -392,6 +401,31 @@ export class SchedulerState {
     this.makeReady(victim, now);
     const kill: Kill = { kind: "killed", runId: victim.run.spec.id, stageId: victim.spec.id, gpus, forRunId: s.run.spec.id, forStageId: s.spec.id };
     decisions.push(kill);
+    return true;
+  }
+
+  /**
+   * Takes a GPU out of service (its node's worker was lost) or puts it back. Out of service, its free
+   * slots are held and its idle models forgotten; its running stages end through finished() as usual.
+   * Returns whether anything changed.
+   */
+  setOnline(gpu: number, online: boolean): boolean {
+    const g = this.index.gpus[gpu];
+    if (g === undefined) throw new RangeError(`no GPU ${gpu}`);
+    if (g.offline === !online) return false;
+    this.search.invalidate();
+    if (!online) {
+      g.offline = true;
+      while (g.freeSlots > 0) {
+        this.index.takeSlot(g);
+        g.offlineSlots++;
+      }
+      for (const m of [...g.residentList]) this.index.evict(g, m.name);
+    } else {
+      g.offline = false;
+      for (; g.offlineSlots > 0; g.offlineSlots--) this.index.releaseSlot(g);
+    }
+    this.index.rebucket(g);
     return true;
   }
 
