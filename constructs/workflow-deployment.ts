@@ -6,7 +6,7 @@ import { Construct } from "constructs";
 import { CONFIG_MAP_KEY } from "../runtime/config/index.ts";
 import type { PlatformConfig, SchedulerSettings } from "../runtime/config/schema.ts";
 import { agentContainer } from "./agent/agent-container.ts";
-import { AgentMetadata } from "./agent/metadata.ts";
+import { AgentMetadata, type AgentRole } from "./agent/metadata.ts";
 import { AgentNetwork, uniqueSegments } from "./agent/network.ts";
 import { AGENT_UID, DEFAULT_AGENT_IMAGE } from "./agent/paths.ts";
 import { agentPlatformConfig, type OidcSettings } from "./agent/platform-config.ts";
@@ -15,6 +15,11 @@ import { AgentRbac } from "./agent/rbac.ts";
 import { runnerContainer } from "./agent/runner-container.ts";
 import { validateProps } from "./agent/validate.ts";
 import { AgentVolumes, type AgentSecretNames } from "./agent/volumes.ts";
+import { ControlPlane } from "./cluster/control-plane.ts";
+import { ClusterNetwork } from "./cluster/network.ts";
+import { resolveCluster, type ClusterProps, type ClusterSecretNames, type ResolvedCluster } from "./cluster/props.ts";
+import { ClusterVolumes } from "./cluster/volumes.ts";
+import { Workers } from "./cluster/workers.ts";
 import type { GpuPool } from "./gpu-pool.ts";
 import type { NetworkSegment } from "./network-segment.ts";
 import type { StorageTier } from "./storage-tier.ts";
@@ -24,6 +29,10 @@ import type { Workflow } from "./workflow.ts";
 
 export { AGENT_PATHS, DEFAULT_AGENT_IMAGE } from "./agent/paths.ts";
 export type { OidcSettings } from "./agent/platform-config.ts";
+export type { ClusterDatabaseProps, ClusterProps, ClusterSecretNames, ClusterWorkerProps } from "./cluster/props.ts";
+
+/** The workers' role: their own app name, so that nothing takes them for the agent (they hold none of its Secrets). */
+const WORKER_ROLE: AgentRole = { app: "gpufabric-worker", component: "worker" };
 
 export interface AgentResources {
   /** @default "1" */
@@ -60,7 +69,8 @@ export interface WorkflowDeploymentProps {
   /** @default DEFAULT_AGENT_IMAGE */
   readonly image?: string;
   /**
-   * GPUs the agent pod requests; it schedules stages onto exactly these.
+   * GPUs the agent pod requests; it schedules stages onto exactly these. Not with `cluster`, whose
+   * workers each request all of their node's GPUs.
    * @default the pool's GPUs per node
    */
   readonly gpus?: number;
@@ -94,8 +104,18 @@ export interface WorkflowDeploymentProps {
    * @default no client certificate required
    */
   readonly clientCaSecretName?: string;
-  /** Minimum agent pods kept through voluntary disruptions (node drains). @default 1 */
+  /**
+   * Minimum agent pods kept through voluntary disruptions (node drains).
+   * @default 1; with `cluster`, the larger of 1 and the control-plane replicas minus one
+   */
   readonly minAvailable?: number;
+  /**
+   * Cluster mode: instead of one agent, control planes (the agent with a PostgreSQL store, no GPUs) and
+   * a worker on every GPU node of the pool, holding all of that node's GPUs. See README, "Deploying
+   * cluster mode", for the Secrets to create.
+   * @default one agent on one node, with its embedded store
+   */
+  readonly cluster?: ClusterProps;
 }
 
 /**
@@ -124,9 +144,15 @@ export class WorkflowDeployment extends Construct {
   /** Name of the ConfigMap holding the platform config under key `platform.json`. */
   readonly configMapName: string;
   readonly serviceName: string;
+  /** The agent's Deployment: with `cluster`, the control planes'. */
   readonly agent: DeploymentV1;
+  /** With `cluster`: the control planes, the workers and the Secrets they add. */
+  readonly controlPlane: ControlPlane | undefined;
+  readonly workers: Workers | undefined;
+  readonly clusterSecretNames: ClusterSecretNames | undefined;
   private readonly props: WorkflowDeploymentProps;
   private readonly allowedSegments: readonly NetworkSegment[];
+  private readonly cluster: ResolvedCluster | undefined;
 
   constructor(scope: Construct, id: string, props: WorkflowDeploymentProps) {
     super(scope, id);
@@ -141,6 +167,7 @@ export class WorkflowDeployment extends Construct {
     const gpus = props.gpus ?? props.pool.gpusPerNode;
     this.allowedSegments = uniqueSegments([props.segment, ...(props.allowedSegments ?? props.tenants.map((t) => t.segment))]);
     checkedProps(this, () => validateProps(this.name, props, gpus));
+    this.cluster = props.cluster ? resolveCluster(props.cluster, props.pool, props.tier) : undefined;
 
     this.secretNames = {
       keyring: `${this.name}-keyring`,
@@ -159,6 +186,27 @@ export class WorkflowDeployment extends Construct {
       // Lazy: runtime rules come from compliance constructs that may be declared after this one.
       data: { [CONFIG_MAP_KEY]: Lazy.stringValue({ produce: () => JSON.stringify(this.platformConfig(), null, 2) }) },
     });
+    if (this.cluster) {
+      this.clusterSecretNames = {
+        database: this.cluster.database.secretName,
+        workerTokens: `${this.name}-worker-tokens`,
+        workerTokenHashes: `${this.name}-worker-token-hashes`,
+      };
+      const built = this.buildCluster(meta, image, rbac, this.cluster, this.clusterSecretNames);
+      this.controlPlane = built.controlPlane;
+      this.workers = built.workers;
+      this.agent = built.controlPlane.deployment;
+    } else {
+      this.clusterSecretNames = undefined;
+      this.controlPlane = undefined;
+      this.workers = undefined;
+      this.agent = this.buildSingleAgent(meta, image, rbac, gpus);
+    }
+  }
+
+  /** One agent on one node: API, scheduler and store in one pod, stages in its runner container. */
+  private buildSingleAgent(meta: AgentMetadata, image: string, rbac: AgentRbac, gpus: number): DeploymentV1 {
+    const props = this.props;
     const volumes = new AgentVolumes(this, {
       meta,
       configMapName: this.configMapName,
@@ -184,7 +232,7 @@ export class WorkflowDeployment extends Construct {
         runnerContainer({ image, resources: props.stageResources, gpuResource: props.pool.gpuResourceName, gpus, volumes, tierMountPath: props.tier.mountPath }),
       );
 
-    this.agent = new DeploymentV1(this, "Agent", {
+    const agent = new DeploymentV1(this, "Agent", {
       metadata: { ...meta.of(this.name), labels: { ...meta.podLabels } },
       spec: {
         replicas: "1",
@@ -201,6 +249,50 @@ export class WorkflowDeployment extends Construct {
       metadata: meta.of(this.name),
       spec: { minAvailable: String(props.minAvailable ?? 1), selector: { matchLabels: { ...meta.selector } } },
     });
+    return agent;
+  }
+
+  /**
+   * Control planes (no GPUs) and a worker on every GPU node; the API Service and its policies are the
+   * single agent's, selecting the control planes, which carry the agent's labels.
+   */
+  private buildCluster(meta: AgentMetadata, image: string, rbac: AgentRbac, cluster: ResolvedCluster, clusterSecretNames: ClusterSecretNames): { controlPlane: ControlPlane; workers: Workers } {
+    const props = this.props;
+    const volumes = new ClusterVolumes(this, {
+      meta,
+      configMapName: this.configMapName,
+      secretNames: this.secretNames,
+      clusterSecretNames,
+      clientCaSecretName: props.clientCaSecretName,
+      cluster,
+      auditSinkSize: props.auditSinkSize,
+      stateSize: props.stateSize,
+    });
+    const controlPlane = new ControlPlane(this, {
+      meta,
+      image,
+      serviceAccountName: rbac.serviceAccount.metadata.name,
+      volumes,
+      cluster,
+      clusterSecretNames,
+      resources: props.resources,
+      minAvailable: props.minAvailable,
+    });
+    const network = new AgentNetwork(this, { meta, serviceName: this.serviceName, allowedSegments: this.allowedSegments });
+    const workerMeta = new AgentMetadata(this, this.name, this.namespace, WORKER_ROLE);
+    const workers = new Workers(this, {
+      meta: workerMeta,
+      image,
+      pool: props.pool,
+      volumes,
+      cluster,
+      serviceName: this.serviceName,
+      servicePort: network.servicePort,
+      tierMountPath: props.tier.mountPath,
+      resources: props.stageResources,
+    });
+    new ClusterNetwork(this, { controlPlane: meta, workers: workerMeta, cluster });
+    return { controlPlane, workers };
   }
 
   /** The platform config this agent runs on, validated against the runtime's schema. */
@@ -223,6 +315,7 @@ export class WorkflowDeployment extends Construct {
       auditCheckpoint: p.auditCheckpoint,
       clientCaSecretName: p.clientCaSecretName,
       stageSandbox: p.stageSandbox,
+      cluster: this.cluster?.config,
     });
   }
 }

@@ -6,6 +6,7 @@
 import type {
   DeploymentV1SpecTemplateSpecContainer,
   DeploymentV1SpecTemplateSpecContainerEnv,
+  DeploymentV1SpecTemplateSpecContainerEnvValueFrom,
   DeploymentV1SpecTemplateSpecContainerLivenessProbe,
   DeploymentV1SpecTemplateSpecContainerPort,
   DeploymentV1SpecTemplateSpecContainerResources,
@@ -20,7 +21,11 @@ export interface ContainerProps {
   readonly args: readonly string[];
   /** The user it runs as; the security context is the restricted one for this uid. */
   readonly uid: string;
-  readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Environment variables in declaration order: a value, or `{ valueFrom }` read from the downward API or
+   * a Secret key. Order matters: Kubernetes expands `$(VAR)` only from variables declared before.
+   */
+  readonly env?: Readonly<Record<string, string | EnvSource>>;
   readonly ports?: readonly DeploymentV1SpecTemplateSpecContainerPort[];
   readonly resources: DeploymentV1SpecTemplateSpecContainerResources;
   readonly livenessProbe?: DeploymentV1SpecTemplateSpecContainerLivenessProbe;
@@ -31,6 +36,11 @@ export interface ContainerProps {
    * @default false
    */
   readonly secretFree?: boolean;
+}
+
+/** A variable read from elsewhere when the container starts. */
+export interface EnvSource {
+  readonly valueFrom: DeploymentV1SpecTemplateSpecContainerEnvValueFrom;
 }
 
 export interface MountOptions {
@@ -46,6 +56,12 @@ export class Container {
   constructor(private readonly props: ContainerProps) {
     this.name = props.name;
     this.secretFree = props.secretFree ?? false;
+    for (const [variable, value] of Object.entries(props.env ?? {})) {
+      const secretRef = typeof value === "string" ? undefined : value.valueFrom.secretKeyRef;
+      if (secretRef && this.secretFree) {
+        throw new Error(`container '${this.name}' holds no Secret by design: do not read Secret '${secretRef.name}' into ${variable}; read it in the agent's container instead`);
+      }
+    }
   }
 
   /** Mounts `volume` at `path`. Secrets go in read-only: keys are read, never written, by workloads. */
@@ -64,7 +80,9 @@ export class Container {
 
   toSpec(): DeploymentV1SpecTemplateSpecContainer {
     const p = this.props;
-    const env: DeploymentV1SpecTemplateSpecContainerEnv[] = Object.entries(p.env ?? {}).map(([name, value]) => ({ name, value }));
+    const env: DeploymentV1SpecTemplateSpecContainerEnv[] = Object.entries(p.env ?? {}).map(([name, value]) =>
+      typeof value === "string" ? { name, value } : { name, valueFrom: value.valueFrom },
+    );
     const volumeMount: DeploymentV1SpecTemplateSpecContainerVolumeMount[] = this.mounts.map((m) => ({
       name: m.volume.name,
       mountPath: m.path,

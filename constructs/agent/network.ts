@@ -16,8 +16,12 @@ export interface AgentNetworkProps {
   readonly allowedSegments: readonly NetworkSegment[];
 }
 
+/** The port of the agent's Service (HTTPS); it forwards to AGENT_PORT. */
+export const API_SERVICE_PORT = 443;
+
 export class AgentNetwork {
   readonly service: ServiceV1;
+  readonly servicePort = API_SERVICE_PORT;
 
   /** Adds its objects to `scope` itself, not to a child construct, so their Terraform addresses stay put. */
   constructor(scope: Construct, props: AgentNetworkProps) {
@@ -28,7 +32,7 @@ export class AgentNetwork {
       spec: {
         type: "ClusterIP",
         selector,
-        port: [{ name: "https", port: 443, targetPort: String(AGENT_PORT), protocol: "TCP" }],
+        port: [{ name: "https", port: API_SERVICE_PORT, targetPort: String(AGENT_PORT), protocol: "TCP" }],
       },
     });
 

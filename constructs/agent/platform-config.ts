@@ -4,7 +4,7 @@
  */
 import type { IConstruct } from "constructs";
 import { parsePlatformConfig } from "../../runtime/config/index.ts";
-import { SCHEDULER_DEFAULTS, type PlatformConfig, type SchedulerSettings, type SecurityConfig, type SegmentConfig } from "../../runtime/config/schema.ts";
+import { SCHEDULER_DEFAULTS, type ClusterConfig, type PlatformConfig, type SchedulerSettings, type SecurityConfig, type SegmentConfig } from "../../runtime/config/schema.ts";
 import { FabricStack } from "../fabric-stack.ts";
 import type { GpuPool } from "../gpu-pool.ts";
 import type { NetworkSegment } from "../network-segment.ts";
@@ -49,6 +49,8 @@ export interface AgentConfigInputs {
   readonly auditCheckpoint?: { readonly everyEntries?: number; readonly intervalSeconds?: number };
   readonly clientCaSecretName?: string;
   readonly stageSandbox?: "bubblewrap" | "container";
+  /** Cluster mode: control planes and workers. @default none: one agent (the config says `cluster: null`) */
+  readonly cluster?: ClusterConfig;
 }
 
 export function agentPlatformConfig(inputs: AgentConfigInputs): PlatformConfig {
@@ -83,14 +85,19 @@ export function agentPlatformConfig(inputs: AgentConfigInputs): PlatformConfig {
       agingSeconds: inputs.scheduler?.agingSeconds ?? SCHEDULER_DEFAULTS.agingSeconds,
     },
     security: securityConfig(inputs),
-    // Stages start in the pod's runner container (no Secret there), which sees the model cache read-only.
-    isolation: {
-      mode: "runner",
-      sandbox: inputs.stageSandbox === "container" ? "none" : "bubblewrap",
-      runnerSocket: AGENT_PATHS.runnerSocket,
-      modelCacheDir: `${inputs.tier.mountPath}/models`,
-    },
+    isolation: inputs.cluster
+      ? // Cluster: control planes run no stage; each worker starts its stages itself, every one in a bubblewrap
+        // sandbox, with the worker's node-local model cache read-only.
+        { mode: "bubblewrap", sandbox: "bubblewrap", modelCacheDir: `${inputs.tier.mountPath}/models` }
+      : // Stages start in the pod's runner container (no Secret there), which sees the model cache read-only.
+        {
+          mode: "runner",
+          sandbox: inputs.stageSandbox === "container" ? "none" : "bubblewrap",
+          runnerSocket: AGENT_PATHS.runnerSocket,
+          modelCacheDir: `${inputs.tier.mountPath}/models`,
+        },
     runtimeRules: collectRuntimeRules(stack),
+    cluster: inputs.cluster ?? null,
   };
   return parsePlatformConfig(config, `platform config of WorkflowDeployment '${inputs.scope.node.path}'`);
 }

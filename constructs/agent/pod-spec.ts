@@ -5,7 +5,9 @@
  */
 import type {
   DeploymentV1SpecTemplateSpec,
+  DeploymentV1SpecTemplateSpecAffinity,
   DeploymentV1SpecTemplateSpecToleration,
+  DeploymentV1SpecTemplateSpecTopologySpreadConstraint,
 } from "@cdktf/provider-kubernetes/lib/deployment-v1/index.js";
 import type { Container } from "./container.ts";
 import { restrictedPodSecurityContext } from "./security-context.ts";
@@ -20,6 +22,10 @@ export interface PodSpecProps {
   readonly tolerations?: readonly DeploymentV1SpecTemplateSpecToleration[];
   /** @default 30 (Kubernetes' own) */
   readonly terminationGracePeriodSeconds?: number;
+  /** Where the pods may go relative to each other (e.g. one per node). @default none */
+  readonly affinity?: DeploymentV1SpecTemplateSpecAffinity;
+  /** How the pods spread over nodes and zones. @default none */
+  readonly topologySpreadConstraints?: readonly DeploymentV1SpecTemplateSpecTopologySpreadConstraint[];
 }
 
 export class PodSpec {
@@ -55,6 +61,8 @@ export class PodSpec {
       ...(p.nodeSelector !== undefined ? { nodeSelector: { ...p.nodeSelector } } : {}),
       ...(p.tolerations !== undefined ? { toleration: p.tolerations.map((t) => ({ ...t })) } : {}),
       ...(p.terminationGracePeriodSeconds !== undefined ? { terminationGracePeriodSeconds: p.terminationGracePeriodSeconds } : {}),
+      ...(p.affinity !== undefined ? { affinity: p.affinity } : {}),
+      ...(p.topologySpreadConstraints !== undefined ? { topologySpreadConstraint: [...p.topologySpreadConstraints] } : {}),
       securityContext: restrictedPodSecurityContext(p.uid),
       container: this.containers.map((c) => c.toSpec()),
       volume: this.volumes.map((v) => v.toSpec()),

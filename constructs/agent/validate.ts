@@ -1,5 +1,6 @@
 /** Checks of WorkflowDeployment's props that need more than their types: every problem at once, each naming its field and fix. */
 import { tryParseQuantityMiB } from "../../runtime/graph/index.ts";
+import { validateCluster } from "../cluster/props.ts";
 import { PropIssues } from "../validation.ts";
 import type { WorkflowDeploymentProps } from "../workflow-deployment.ts";
 
@@ -49,5 +50,6 @@ export function validateProps(name: string, props: WorkflowDeploymentProps, gpus
       }
     }
   });
+  if (props.cluster !== undefined) validateCluster(issues, name, props.cluster, { pool: props.pool, tier: props.tier, gpus: props.gpus, stageSandbox: props.stageSandbox });
   issues.throwIfAny();
 }

@@ -10,14 +10,24 @@ export interface EmptyDirOptions {
   readonly sizeLimit: string;
 }
 
+export interface SecretVolumeOptions {
+  /**
+   * Only these keys of the Secret, each at a path of its own (e.g. a CA certificate without the key
+   * stored beside it).
+   * @default every key, under its own name
+   */
+  readonly items?: readonly { readonly key: string; readonly path: string }[];
+}
+
 export class Volume {
   /**
    * A Secret, required (the pod does not start without it). Mode 0440: with the pod's fsGroup the kubelet
    * makes Secret files root-owned and group-readable anyway (0400 would be widened); the non-root user
    * reads them through that group, nobody else can.
    */
-  static fromSecret(name: string, secretName: string): Volume {
-    return new Volume(name, { name, secret: { secretName, defaultMode: "0440", optional: false } }, true);
+  static fromSecret(name: string, secretName: string, options: SecretVolumeOptions = {}): Volume {
+    const items = options.items ? { items: options.items.map((i) => ({ key: i.key, path: i.path })) } : {};
+    return new Volume(name, { name, secret: { secretName, defaultMode: "0440", optional: false, ...items } }, true);
   }
 
   /** A ConfigMap, world-readable inside the pod: it holds no secret by construction. */
