@@ -10,5 +10,6 @@ export const soc2: Pack = {
     "CC6.6": "Boundary protection against threats from outside the system",
     "CC6.7": "Restriction of transmission, movement and removal of information",
     "CC7.2": "Monitoring of system components for anomalies",
+    "CC9.1": "Risk mitigation for business disruptions",
   },
 };

@@ -40,6 +40,8 @@ import { noWildcardRbac } from "./no-wildcard-rbac.ts";
 import { noClusterAdminBinding } from "./no-cluster-admin-binding.ts";
 import { regulatedStorageEncrypted } from "./regulated-storage-encrypted.ts";
 import { regulatedTierRetention } from "./regulated-tier-retention.ts";
+import { clusterDatabaseTls } from "./cluster-database-tls.ts";
+import { clusterControlPlaneReplicas } from "./cluster-control-plane-replicas.ts";
 
 export const allRules: readonly Rule[] = [
   agentAuditSink,
@@ -47,6 +49,8 @@ export const allRules: readonly Rule[] = [
   agentDisruptionBudget,
   agentAuthTokens,
   stageContainerNoSecrets,
+  clusterDatabaseTls,
+  clusterControlPlaneReplicas,
   platformConfigValid,
   residencyRegion,
   residencyZone,

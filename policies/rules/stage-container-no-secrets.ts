@@ -29,7 +29,7 @@ export const stageContainerNoSecrets: Rule = {
 /**
  * The containers stages run in: those started as `runner`; where there is none and the agent starts
  * stages itself (a single-container pod whose platform config says isolation mode `bubblewrap`, the
- * schema's default), the agent's own container.
+ * schema's default, and has no cluster section), the agent's own container.
  */
 function containersRunningStages(resource: Resource, pod: PodTemplate, context: RuleContextView): ContainerRef[] {
   const containers = containersOf(pod);
@@ -37,7 +37,10 @@ function containersRunningStages(resource: Resource, pod: PodTemplate, context: 
   if (runners.length > 0) return runners;
   const regular = containers.filter((c) => c.path.includes("container"));
   if (regular.length !== 1) return [];
-  return configForAgent(resource, context)?.isolation.mode === "bubblewrap" ? regular : [];
+  const config = configForAgent(resource, context);
+  // A cluster's control planes start no stage: its workers do, and `isolation` then says how they sandbox them.
+  if (config?.cluster) return [];
+  return config?.isolation.mode === "bubblewrap" ? regular : [];
 }
 
 function secretsReadBy(ref: ContainerRef, secretVolumeNames: ReadonlyMap<string, string>, context: RuleContextView): Outcome[] {

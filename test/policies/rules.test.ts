@@ -2,6 +2,13 @@ import { describe, expect, it } from "vitest";
 import { allRules, resourcesFromTerraformJson, ruleById, runChecks, PACK_IDS } from "../../policies/index.ts";
 import { agentPod, editConfig, residency, securePlatform, type Doc } from "./support/platform.ts";
 
+/** A cluster section as WorkflowDeployment writes it by default: verify-full, two control planes. */
+const withCluster = (overrides: Record<string, unknown> = {}) => (doc: Doc) =>
+  editConfig(doc, (c) => (c.cluster = { controlPlaneReplicas: 2, databaseSslMode: "verify-full", ...overrides }));
+
+/** Rules about cluster mode judge only configs with a cluster section: the secure platform gets a compliant one for them. */
+const setups: Record<string, (doc: Doc) => void> = { "GF-CLU-001": withCluster(), "GF-CLU-002": withCluster() };
+
 /** One way to break each rule, and the attribute path the finding must point at. */
 const breakers: Record<string, { path: string; break: (doc: Doc) => void }> = {
   "GF-NET-001": { path: "metadata.name", break: (d) => (d.resource.kubernetes_network_policy_v1!.default_deny!.spec.policy_types = ["Egress"]) },
@@ -74,6 +81,8 @@ const breakers: Record<string, { path: string; break: (doc: Doc) => void }> = {
     break: (d) => (d.resource.kubernetes_storage_class_v1!.hot!.allowed_topologies.match_label_expressions.values = ["eu-west-1a", "us-east-1a"]),
   },
   "GF-CFG-001": { path: 'data["platform.json"]', break: (d) => editConfig(d, (c) => (c.version = 2)) },
+  "GF-CLU-001": { path: 'data["platform.json"].cluster.databaseSslMode', break: withCluster({ databaseSslMode: "require" }) },
+  "GF-CLU-002": { path: 'data["platform.json"].cluster.controlPlaneReplicas', break: withCluster({ controlPlaneReplicas: 1 }) },
 };
 
 function check(doc: Doc, ruleId: string) {
@@ -98,7 +107,9 @@ describe("every rule has a compliant and a non-compliant case", () => {
   for (const rule of allRules) {
     describe(`${rule.id} ${rule.name}`, () => {
       it("is compliant on the secure platform", () => {
-        const report = check(securePlatform(), rule.id);
+        const doc = securePlatform();
+        setups[rule.id]?.(doc);
+        const report = check(doc, rule.id);
         expect(report.findings).toEqual([]);
         expect(report.evaluations.filter((e) => e.status === "compliant").length).toBeGreaterThan(0);
       });
