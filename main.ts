@@ -29,10 +29,13 @@ export function defineStudioPlatform(app: App): FabricStack {
     kubeconfigContext: process.env.GPUFABRIC_KUBE_CONTEXT,
   });
 
-  // Where creative teams' tools live, and where the GPU agents run. Both default-deny.
+  // Where creative teams' tools live, and where the GPU agents run. All default-deny.
   const apps = new NetworkSegment(stack, "StudioApps", { name: "studio-apps" });
   const gpuWork = new NetworkSegment(stack, "GpuWork", { name: "gpu-work" });
   gpuWork.allowFrom(apps, [8443]);
+  // The batch cluster's own segment: its workers hold every GPU of the pool's nodes, which the tenants'
+  // GPU quotas in gpu-work would refuse, and its NetworkPolicies are the whole story of its traffic there.
+  const gpuBatch = new NetworkSegment(stack, "GpuBatch", { name: "gpu-batch" });
 
   const animation = new Tenant(stack, "Animation", {
     name: "animation",
@@ -91,17 +94,33 @@ export function defineStudioPlatform(app: App): FabricStack {
     modelsSize: "500Gi",
     artifactsSize: "4Ti",
   });
+  // CephFS (with fscrypt encryption): the one volume every control plane and worker of the batch cluster mounts at once.
+  const shared = new StorageTier(stack, "Shared", {
+    name: "shared",
+    tierClass: "warm",
+    provisioner: "rook-ceph.cephfs.csi.ceph.com",
+    parameters: { clusterID: "rook-ceph", fsName: "studio-fs", pool: "studio-fs-replicated" },
+    encryption: { parameters: { encrypted: "true", encryptionKMSID: "studio-kms" } },
+    accessModes: ["ReadWriteMany"],
+    retentionDays: 180,
+    dataClassification: "confidential",
+  });
 
-  new WorkflowDeployment(stack, "BatchPipeline", {
+  // Cluster mode: two control planes sharing a managed PostgreSQL, and a worker on each of the pool's
+  // two nodes holding all 8 of its GPUs; the scheduler divides them under the tenants' quotas.
+  const batch = new WorkflowDeployment(stack, "BatchPipeline", {
     name: "batch-pipeline",
     pool: batchPool,
     tier: warm,
-    segment: gpuWork,
+    segment: gpuBatch,
     tenants: [animation, research],
-    // Research's quota on this pool (6) is a ResourceQuota in gpu-work, where this agent runs: asking
-    // for more would keep the agent pod from being admitted (GF-GPU-009).
-    gpus: 6,
     workflows: [Workflow.fromFile(examples("workflows/contact-sheet.yaml"), { priority: "batch" })],
+    cluster: {
+      // The managed database's private subnet; the URL is in the Secret batch-pipeline-database (key `url`).
+      database: { secretName: "batch-pipeline-database", sslMode: "verify-full", cidr: "10.40.0.0/24" },
+      controlPlaneReplicas: 2,
+      sharedTier: shared,
+    },
   });
   const interactive = new WorkflowDeployment(stack, "InteractiveComfy", {
     name: "interactive-comfy",
@@ -121,6 +140,12 @@ export function defineStudioPlatform(app: App): FabricStack {
     allowedRegions: ["eu-central"],
     allowedZones: ["eu-central-a", "eu-central-b"],
   });
+  Compliance.acknowledge(
+    batch,
+    "GF-GPU-006",
+    "The batch cluster's workers hold every GPU of the pool's two nodes by design, in gpu-batch where no tenant runs pods; " +
+      "the control plane divides those GPUs between tenants under the platform config's tenantQuotas (GF-GPU-005), and the tenants' ResourceQuotas stay in their own segments.",
+  );
   Compliance.acknowledge(
     interactive,
     "GF-GPU-006",

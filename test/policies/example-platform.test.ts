@@ -4,7 +4,7 @@ import { CompliancePolicy } from "../../constructs/index.ts";
 import { defineStudioPlatform } from "../../main.ts";
 
 describe("the example platform (main.ts)", () => {
-  it("synthesizes clean under every pack, with its one acknowledgement listed", () => {
+  it("synthesizes clean under every pack, with its acknowledgements listed", () => {
     const stack = defineStudioPlatform(Testing.app());
     expect(() => Testing.synth(stack, true)).not.toThrow();
     const policy = stack.node.findAll().find((c): c is CompliancePolicy => c instanceof CompliancePolicy)!;
@@ -12,7 +12,8 @@ describe("the example platform (main.ts)", () => {
     const report = policy.check();
     expect(report.findings).toEqual([]);
     expect(report.unusedAcknowledgements).toEqual([]);
-    expect(report.acknowledged.map((f) => `${f.ruleId} ${f.constructPath}`)).toEqual(["GF-GPU-006 studio/InteractiveComfy/Agent"]);
-    expect(report.acknowledged[0]!.acknowledgement!.reason.length).toBeGreaterThan(40);
+    // The batch cluster's workers hold the whole pool in a segment of their own, as the interactive agent holds its GPUs.
+    expect(report.acknowledged.map((f) => `${f.ruleId} ${f.constructPath}`).sort()).toEqual(["GF-GPU-006 studio/BatchPipeline/Workers", "GF-GPU-006 studio/InteractiveComfy/Agent"]);
+    for (const f of report.acknowledged) expect(f.acknowledgement!.reason.length).toBeGreaterThan(40);
   });
 });

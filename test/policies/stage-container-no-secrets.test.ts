@@ -15,9 +15,9 @@ function examplePlatform(): any {
   return JSON.parse(Testing.synth(defineStudioPlatform(Testing.app())));
 }
 
-/** The pod spec of the example's batch agent and the index of its runner container. */
-function batchAgent(doc: any): { pod: any; runner: number } {
-  const [id] = Object.keys(doc.resource.kubernetes_deployment_v1).filter((k) => k.startsWith("BatchPipeline_Agent"));
+/** The pod spec of the example's interactive agent (the batch one runs in cluster mode) and the index of its runner container. */
+function interactiveAgent(doc: any): { pod: any; runner: number } {
+  const [id] = Object.keys(doc.resource.kubernetes_deployment_v1).filter((k) => k.startsWith("InteractiveComfy_Agent"));
   const pod = doc.resource.kubernetes_deployment_v1[id!].spec.template.spec;
   return { pod, runner: pod.container.findIndex((c: any) => c.args[0] === "runner") };
 }
@@ -27,22 +27,22 @@ describe(`${RULE} stage-container-no-secrets`, () => {
     expect(new Set(ruleById(RULE)!.controls.map((c) => c.pack))).toEqual(new Set(["gpu-baseline", "hipaa", "soc2"]));
   });
 
-  it("passes on the example platform: both agents run stages in a runner container without Secrets", () => {
+  it("passes on the example platform: the interactive agent runs stages in a runner container without Secrets, the batch cluster's control planes run none", () => {
     const report = check(examplePlatform());
     expect(report.findings).toEqual([]);
-    expect(report.evaluations.filter((e) => e.status === "compliant")).toHaveLength(2);
+    expect(report.evaluations.filter((e) => e.status === "compliant").map((e) => e.address)).toEqual([expect.stringMatching(/^kubernetes_deployment_v1\.InteractiveComfy_Agent_/)]);
   });
 
   it("fails when a Secret volume of the example is mounted into its runner container", () => {
     const doc = examplePlatform();
-    const { pod, runner } = batchAgent(doc);
+    const { pod, runner } = interactiveAgent(doc);
     expect(runner).toBe(1);
     pod.container[runner].volume_mount.push({ name: "keyring", mount_path: "/keys", read_only: true });
     const findings = check(doc).findings;
     expect(findings).toHaveLength(1);
     expect(findings[0]!.attributePath).toBe(`spec.template.spec.container[1].volume_mount[${pod.container[runner].volume_mount.length - 1}]`);
-    expect(findings[0]!.message).toMatch(/container 'runner' runs stages and mounts Secret 'batch-pipeline-keyring'/);
-    expect(findings[0]!.address).toMatch(/^kubernetes_deployment_v1\.BatchPipeline_Agent_/);
+    expect(findings[0]!.message).toMatch(/container 'runner' runs stages and mounts Secret 'interactive-comfy-keyring'/);
+    expect(findings[0]!.address).toMatch(/^kubernetes_deployment_v1\.InteractiveComfy_Agent_/);
   });
 
   it("fails on a projected Secret mounted into the runner", () => {
