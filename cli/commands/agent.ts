@@ -20,6 +20,9 @@ interface AgentCliOptions {
   unsafeSharedIdentity?: boolean;
   maxJsonDepth?: string;
   database?: string;
+  advertiseUrl?: string;
+  sharedDir?: string;
+  replica?: string;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -39,6 +42,9 @@ export function register(program: Command): void {
         "GPUFABRIC_DATABASE_URL"
       )
     )
+    .addOption(new Option("--advertise-url <url>", "cluster mode: where workers reach this control plane (default: the URL it listens on)").env("GPUFABRIC_ADVERTISE_URL"))
+    .addOption(new Option("--shared-dir <dir>", "cluster mode: where the storage every worker mounts is mounted here (default: the config's cluster.sharedDir)").env("GPUFABRIC_SHARED_DIR"))
+    .addOption(new Option("--replica <name>", "cluster mode: this control plane's name, for its audit checkpoints (default: the host name)").env("GPUFABRIC_REPLICA"))
     .option("--durability <mode>", "full: every accepted write survives power loss; normal: survives the agent's crash (kill -9), not the machine's", "full")
     .addOption(
       new Option("--scratch-dir <dir>", "where stages work before their outputs are sealed: a memory-backed folder (default: /dev/shm when it is a tmpfs, else DATA_DIR/scratch)").env(
@@ -70,6 +76,9 @@ export function register(program: Command): void {
         ...(options.maxJsonDepth !== undefined && { maxJsonDepth: intOption("--max-json-depth", options.maxJsonDepth) }),
         ...(options.unsafeSharedIdentity === true && { unsafeSharedIdentity: true }),
         ...(options.database !== undefined && { database: options.database }),
+        ...(options.advertiseUrl !== undefined && { advertiseUrl: options.advertiseUrl }),
+        ...(options.sharedDir !== undefined && { sharedDir: resolve(options.sharedDir) }),
+        ...(options.replica !== undefined && { replica: options.replica }),
         configFile: resolve(options.config),
       });
       await untilSignalled(agent);

@@ -1,10 +1,12 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
+import type { PlatformConfig } from "../../runtime/config/schema.ts";
+import { devCluster } from "./dev-cluster.ts";
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { MultiBar, type SingleBar } from "cli-progress";
 import { pino } from "pino";
-import { startAgent, type RunningAgent } from "../../runtime/agent/index.ts";
+import { startAgent } from "../../runtime/agent/index.ts";
 import { localPlatform } from "../../runtime/agent/service/local-platform.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { readSynthOutput } from "../synth-output.ts";
@@ -19,6 +21,10 @@ interface DevOptions {
   app?: string;
   timeScale: string;
   unsafeSharedIdentity?: boolean;
+  workers?: string;
+  controlPlanes?: string;
+  gpusPerWorker?: string;
+  database?: string;
 }
 
 interface RunProgress {
@@ -33,11 +39,22 @@ interface RunProgress {
   artifacts: string[];
   elapsedS: number;
   failure?: string;
+  /** Cluster mode: the node each stage ran on. */
+  nodes?: Record<string, string>;
+}
+
+/** Where the examples are submitted: the agent, or a local cluster's first control plane. */
+interface Target {
+  readonly url: string;
+  readonly simulated: boolean;
+  readonly workflows: PlatformConfig["workflows"];
 }
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
 /** `gpufabric dev` (what `npm start` runs): the agent on this machine with the synthesized platform config, running the example workflows. */
+export { submitExamples, followRuns, type RunProgress, type Target };
+
 export function register(program: Command): void {
   program
     .command("dev")
@@ -49,6 +66,10 @@ export function register(program: Command): void {
     .option("--app <command>", "command that runs the cdktf app (default: the app in ./cdktf.json)")
     .option("--time-scale <x>", "multiplies the estimated durations of simulated stages", "0.2")
     .option("--unsafe-shared-identity", "run stages without the sandbox, as your own user (only where bubblewrap cannot run; logged and audited)")
+    .option("--workers <n>", "a local cluster: N worker processes, each a node with its own simulated GPUs (the pool's GPUs per node)")
+    .option("--control-planes <n>", "with --workers: control-plane processes (one leads)", "2")
+    .option("--gpus-per-worker <n>", "with --workers: simulated GPUs of each worker's node", "2")
+    .addOption(new Option("--database <url>", "with --workers: the cluster's PostgreSQL (default: a throwaway local server)").env("GPUFABRIC_DATABASE_URL"))
     .action(async (options: DevOptions) => {
       const dataDir = resolve(options.dataDir);
       const port = intOption("--port", options.port);
@@ -65,6 +86,7 @@ export function register(program: Command): void {
       if (synth.status !== 0) throw new CliError(`'${app}' failed (exit ${synth.status ?? synth.signal}): see the error above`, EXIT.failure);
       const configs = readSynthOutput(outdir).flatMap((s) => s.platformConfigs.map((c) => c.config));
       const local = localPlatform(configs, dataDir, port);
+      if (options.workers !== undefined) return devCluster(options, local, dataDir, timeScale, say);
       const logFile = join(dataDir, "agent.log");
       const agent = await startAgent({
         config: local.config,
@@ -95,8 +117,9 @@ export function register(program: Command): void {
 
       let runs: RunProgress[];
       try {
-        runs = await submitExamples(agent, local.tokens);
-        await followRuns(agent, local.tokens, runs, Boolean(options.json) || !process.stdout.isTTY, say);
+        const target = { url: agent.url, simulated: agent.inventory.source === "simulated", workflows: agent.config.workflows };
+        runs = await submitExamples(target, local.tokens);
+        await followRuns(target, local.tokens, runs, Boolean(options.json) || !process.stdout.isTTY, say);
       } catch (err) {
         await agent.close();
         throw err;
@@ -130,9 +153,9 @@ export function register(program: Command): void {
 }
 
 /** Submits every workflow of the config once, as the first tenant it is bound to. */
-async function submitExamples(agent: RunningAgent, tokens: Readonly<Record<string, string>>): Promise<RunProgress[]> {
+async function submitExamples(agent: Target, tokens: Readonly<Record<string, string>>): Promise<RunProgress[]> {
   const runs: RunProgress[] = [];
-  for (const wf of agent.config.workflows) {
+  for (const wf of agent.workflows) {
     const tenant = wf.tenants.find((t) => tokens[t] !== undefined)!;
     const response = await fetch(`${agent.url}/v1/runs`, {
       method: "POST",
@@ -160,7 +183,7 @@ async function submitExamples(agent: RunningAgent, tokens: Readonly<Record<strin
 
 /** Polls each run until it ends, showing one progress line per run (bars on a terminal, a line per change otherwise). */
 async function followRuns(
-  agent: RunningAgent,
+  agent: Target,
   tokens: Readonly<Record<string, string>>,
   runs: RunProgress[],
   plain: boolean,
@@ -179,7 +202,7 @@ async function followRuns(
       const view = (await response.json()) as {
         status: string;
         simulated: boolean;
-        stages: Array<{ status: string; gpus: string[]; reason: string | null }>;
+        stages: Array<{ id: string; status: string; gpus: string[]; reason: string | null; node?: string | null }>;
         artifacts: Array<{ name: string; stage: string }>;
       };
       run.status = view.status;
@@ -188,9 +211,10 @@ async function followRuns(
       run.gpus = [...new Set(view.stages.filter((s) => s.status === "running" || s.status === "placed").flatMap((s) => s.gpus))];
       run.simulated = view.simulated;
       run.artifacts = view.artifacts.map((a) => `${a.stage}/${a.name}`);
+      for (const st of view.stages) if (st.node) (run.nodes ??= {})[st.id] = st.node;
       run.elapsedS = Math.round((Date.now() - startedMs) / 100) / 10;
       if (view.status === "failed") run.failure = view.stages.find((s) => s.status === "failed")?.reason ?? undefined;
-      const gpus = run.gpus.length ? `on ${run.gpus.join(", ")}${agent.inventory.source === "simulated" ? " (simulated)" : ""}` : "";
+      const gpus = run.gpus.length ? `on ${run.gpus.join(", ")}${agent.simulated ? " (simulated)" : ""}` : "";
       const payload = { workflow: run.workflow.padEnd(18), status: run.status, gpus, elapsed: run.elapsedS.toFixed(1) };
       if (bars) {
         const bar = barOf.get(run.id) ?? bars.create(run.total, 0, payload);

@@ -17,6 +17,7 @@ export const VERBS: ReadonlyArray<{ readonly name: string; readonly load: () => 
   { name: "audit", load: () => import("./audit.ts") },
   { name: "agent", load: () => import("./agent.ts") },
   { name: "runner", load: () => import("./runner.ts") },
+  { name: "worker", load: () => import("./worker.ts") },
   { name: "dev", load: () => import("./dev.ts") },
 ];
 

@@ -37,14 +37,17 @@ export interface AttemptSpec {
   readonly stage: Stage;
   readonly gpus: readonly AttemptGpu[];
   readonly inputs: readonly AttemptInput[];
+  /** The run's inputs object itself, for an executor that hands it to another node (cluster mode) instead of a file. */
+  readonly runInputsValue?: Readonly<Record<string, unknown>>;
 }
 
 /**
  * Why an attempt ended. `completed`: exit code 0. `exit-code`: another exit code. `signal`: killed by a
  * signal the agent did not send. `timeout`/`cancelled`: stopped by the agent. `setup-failed`: the
- * workspace, inputs or program could not be set up, so nothing ran.
+ * workspace, inputs or program could not be set up, so nothing ran. `interrupted`: the node running it
+ * was lost (cluster mode): not the stage's fault, it runs again elsewhere.
  */
-export type AttemptEndReason = "completed" | "exit-code" | "signal" | "timeout" | "cancelled" | "setup-failed";
+export type AttemptEndReason = "completed" | "exit-code" | "signal" | "timeout" | "cancelled" | "setup-failed" | "interrupted";
 
 export interface AttemptOutcome {
   readonly exitCode: number | null;

@@ -2,8 +2,9 @@
  * The agent's composition root: validates the config, discovers the GPUs, opens the store, recovers
  * and rebuilds the scheduler's state, starts the loop, then serves the API.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import { hostname } from "node:os";
 import { isAbsolute, join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
@@ -21,6 +22,12 @@ import { NvidiaSmiVramSampler, discoverGpus, type Inventory } from "../inventory
 import { openStore, parseDatabase } from "../store/open.ts";
 import { buildHttpApi } from "./http.ts";
 import { AgentLoop } from "./loop.ts";
+import type { RunQueue } from "./run-queue.ts";
+import { ControlPlane } from "../cluster/control-plane.ts";
+import { withSslMode } from "../cluster/database-url.ts";
+import type { PgStore } from "../store/pg-store.ts";
+import type { GpuDevice } from "../inventory/types.ts";
+import type { AuditEvent } from "../../security/audit/index.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { parseConfigWorkflows } from "./submission.ts";
 import { AGENT_ACTOR, AuditTrail } from "./audit-trail.ts";
@@ -66,6 +73,12 @@ const AgentOptionsSchema = z
      * level and recorded in the audit log.
      */
     unsafeSharedIdentity: z.boolean().optional(),
+    /** Cluster mode: the URL workers reach this control plane at (default: the URL it listens on). */
+    advertiseUrl: z.string().url().optional(),
+    /** Cluster mode: this control plane's name (its audit checkpoints go to a folder of that name in the sink); default: the host name. */
+    replica: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "must be a name of letters, digits, '.', '_' and '-'").optional(),
+    /** Cluster mode: where this control plane mounts the shared storage (default: the config's cluster.sharedDir). */
+    sharedDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
     /** The platform config file, which stages must not see (the CLI passes it). */
     configFile: z.string().refine(isAbsolute, "must be an absolute path").optional(),
   })
@@ -79,7 +92,10 @@ export interface RunningAgent {
   readonly dataDir: string;
   readonly config: PlatformConfig;
   readonly inventory: Inventory;
-  readonly loop: AgentLoop;
+  /** What runs work: the loop itself, or in cluster mode the control plane's view of it. */
+  readonly loop: RunQueue;
+  /** Cluster mode: this replica's part in the leader election and the workers' registry. */
+  readonly controlPlane: ControlPlane | undefined;
   readonly app: FastifyInstance;
   /** Stops serving, stops the stages it runs (they are recovered on the next start) and closes the store. */
   close(): Promise<void>;
@@ -121,7 +137,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   // Private to the agent's user: the keyring, the store and the sealed artifacts live in it.
   ensurePrivateDirectory(dataDir, logger);
   // Encryption and audit are not optional: without a keyring, a signing key and a sink the agent does not start.
-  const security = await openAgentSecurity(config, dataDir, logger);
+  const security = await openAgentSecurity(config, dataDir, logger, config.cluster === null ? undefined : (options.replica ?? hostname()));
   const audit = new AuditTrail(security.audit, logger);
   try {
     await audit.record({
@@ -139,19 +155,35 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     await security.audit.close().catch(() => undefined);
     throw err;
   }
+  const cluster = config.cluster;
+  const storeLocation = parseDatabase(options.database === undefined ? undefined : cluster === null ? options.database : withSslMode(options.database, cluster.databaseSslMode), dataDir);
+  if (cluster !== null && storeLocation.kind !== "postgres") {
+    throw new ValidationError("agent options", [
+      { field: "database", message: "the platform config has a cluster section: a control plane needs its PostgreSQL store, --database postgres://… (or GPUFABRIC_DATABASE_URL)" },
+    ]);
+  }
+  const sharedDir = cluster === null ? undefined : (options.sharedDir ?? cluster.sharedDir);
+  if (sharedDir !== undefined) mkdirSync(sharedDir, { recursive: true, mode: 0o700 });
   const scratch = chooseScratch(dataDir, options.scratchDir);
   logger.info({ scratch: scratch.dir, inMemory: scratch.inMemory }, scratch.inMemory ? "stage workspaces are in memory (tmpfs)" : "no tmpfs for stage workspaces: they are on disk and deleted as soon as outputs are sealed");
-  const sealer = new ArtifactSealer(security.keyring, dataDir, scratch.dir);
+  // A cluster's sealed artifacts and logs live in the storage every worker and control plane mounts.
+  const sealer = new ArtifactSealer(security.keyring, sharedDir ?? dataDir, scratch.dir);
   // The store and the audit log keep stand-ins of the model names that sealed documents hold.
-  const modelTags = await openModelTags(security.keyring, dataDir, logger);
-  const { sandbox, runner } = await isolateStages(config, options, { dataDir, scratchDir: scratch.dir }, audit, logger);
+  const modelTags = await openModelTags(security.keyring, sharedDir ?? dataDir, logger);
+  // A control plane runs no stage: its workers do, each behind its own sandbox.
+  const { sandbox, runner } = cluster !== null ? { sandbox: undefined, runner: undefined } : await isolateStages(config, options, { dataDir, scratchDir: scratch.dir }, audit, logger);
 
   const pool = config.pools.find((p) => p.name === config.deployment.pool)!;
-  // In runner mode the GPUs belong to the runner's container: nvidia-smi runs there.
-  const inventory = await discoverGpus({ pool, mode: options.inventory ?? "auto", ...(runner && { run: (file, args, timeoutMs) => runner.run(file, args, timeoutMs) }) });
+  const clusterDevices: GpuDevice[] = [];
+  // In runner mode the GPUs belong to the runner's container: nvidia-smi runs there. A control plane's
+  // devices are the pool's, each in service while a worker serves its node.
+  const inventory: Inventory =
+    cluster !== null
+      ? { source: "simulated", devices: clusterDevices, warnings: [] }
+      : await discoverGpus({ pool, mode: options.inventory ?? "auto", ...(runner && { run: (file, args, timeoutMs) => runner.run(file, args, timeoutMs) }) });
   for (const warning of inventory.warnings) logger.warn({ source: inventory.source }, warning);
-  // The scheduler places stages on the devices actually found (the pool's own when simulated).
-  const scheduledPool = {
+  // The scheduler places stages on the devices actually found (the pool's own when simulated, or in a cluster).
+  const scheduledPool = cluster !== null ? pool : {
     ...pool,
     devices: inventory.devices.map((d) => ({
       id: d.id,
@@ -162,7 +194,9 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     })),
   };
   const scheduledConfig: PlatformConfig = { ...config, pools: config.pools.map((p) => (p.name === pool.name ? scheduledPool : p)) };
-  const scheduler = schedulerFromConfig(scheduledConfig);
+  // A control plane's scheduler belongs to its tenure as leader (cluster/control-plane.ts).
+  const scheduler = cluster !== null ? undefined : schedulerFromConfig(scheduledConfig);
+  const headroomMiB = config.scheduler.headroomMiB;
 
   const costModel = new CostModel();
   const costFile = join(dataDir, COST_MODEL_FILE);
@@ -191,47 +225,16 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const authorizer = new Authorizer(new RoleBindings(config.tenants));
 
   // On a thread of its own: statements, group commits and checkpoints stay off the event loop that serves the API.
-  const storeLocation = parseDatabase(options.database, dataDir);
   if (storeLocation.kind === "sqlite") ensurePrivateStoreFiles(storeLocation.file, logger);
   const store = await openStore(storeLocation, { durability: options.durability ?? "full" });
   logger.info({ store: storeLocation.kind, ...(storeLocation.kind === "postgres" && { schema: storeLocation.schema }) }, storeLocation.kind === "sqlite" ? "store: embedded SQLite in the data directory" : "store: PostgreSQL");
   // Every stage of a run finds the run's inputs, opened from their sealed field, as run-inputs.json.
   const runInputs = new RunInputsSource(security.keyring, async (tenant, runId) => (await store.getRun(tenant, runId))?.inputs);
   let loop: AgentLoop | undefined;
-  const metrics = new AgentMetrics({ store, scheduler, devices: inventory.devices, loop: () => loop });
+  let controlPlane: ControlPlane | undefined;
+  const currentScheduler = () => scheduler ?? controlPlane?.scheduler();
+  const metrics = new AgentMetrics({ store, scheduler: currentScheduler, devices: inventory.devices, loop: () => loop ?? controlPlane?.queue });
   const sampler = inventory.nvidiaSmi ? new NvidiaSmiVramSampler(inventory.nvidiaSmi) : undefined;
-  loop = new AgentLoop({
-    store,
-    scheduler,
-    devices: inventory.devices,
-    executors: {
-      process: new ProcessExecutor({
-        dataDir: scratch.dir,
-        ...(sandbox && { sandbox }),
-        ...(runner && { spawner: runner }),
-        // A runner's processes are in another container's PID namespace: nvidia-smi's pids mean nothing here.
-        ...(sampler && !runner && { vramSampler: sampler }),
-        ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }),
-      }),
-      simulated: new SimulatedExecutor({ timeScale: options.simulatedTimeScale ?? 1 }),
-    },
-    costModel,
-    logger,
-    maxAttempts: MAX_ATTEMPTS,
-    commandDir: options.commandDir ?? process.cwd(),
-    observer: metrics,
-    onCostModelChange: saveCostModel,
-    audit: (event) => void audit.note(event),
-    sealOutputs: (run, artifacts) => sealer.sealOutputs(run, artifacts),
-    openInputs: async (run, stageId, attempt, inputs) => sealer.openInputs(run, stageId, attempt, inputs, await runInputs.open(run)),
-    sealLogs: (run, logs) => sealer.sealLogs(run, logs),
-    discardWorkspaces: true,
-    modelTags,
-    discardRun: (runId) => {
-      runInputs.forget(runId);
-      return sealer.discardRun(runId);
-    },
-  });
   const graphOf = async (run: { id: string; tenant: string }): Promise<WorkflowGraph | undefined> => {
     const detail = await store.getRun(run.tenant, run.id);
     if (detail === undefined) return undefined;
@@ -243,31 +246,89 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
       return undefined;
     }
   };
-  await sealer.clearScratch();
-  const recovered = await loop.start(graphOf);
+  const shared = { costModel, logger, maxAttempts: MAX_ATTEMPTS, commandDir: options.commandDir ?? process.cwd(), observer: metrics, onCostModelChange: saveCostModel, modelTags, audit: (event: AuditEvent) => void audit.note(event) };
   const rotation = new KeyRotationFollower({
     keyring: security.keyring,
     store,
     tenants: config.tenants,
     artifactsRoot: sealer.artifactsRoot,
-    agentFiles: [{ path: join(dataDir, MODEL_TAGS_KEY_FILE), context: MODEL_TAGS_KEY_CONTEXT }],
+    agentFiles: [{ path: join(sharedDir ?? dataDir, MODEL_TAGS_KEY_FILE), context: MODEL_TAGS_KEY_CONTEXT }],
     logsRoot: sealer.logsRoot,
     audit,
     logger,
     checkEveryMs: (options.keyCheckIntervalS ?? 10) * 1000,
   });
-  await rotation.start();
-  logger.info({ ...recovered, gpus: inventory.devices.length, source: inventory.source }, "agent state recovered");
+  if (cluster !== null) {
+    controlPlane = new ControlPlane({
+      config,
+      store: store as PgStore,
+      keys: security.keyring,
+      logger,
+      audit: shared.audit,
+      sharedDir: sharedDir!,
+      devices: clusterDevices,
+      graphOf,
+      // Workers seal outputs and logs with keys the leader wraps for them; the loop records what they report.
+      makeLoop: (tenureScheduler, devices, executors) =>
+        new AgentLoop({
+          ...shared,
+          store,
+          scheduler: tenureScheduler,
+          devices,
+          executors,
+          openInputs: async (run, _stageId, _attempt, inputs) => {
+            const value = await runInputs.open(run);
+            return { inputs: [...inputs], ...(value !== undefined && { runInputsValue: value }), release: async () => undefined };
+          },
+          discardRun: async (runId) => runInputs.forget(runId),
+        }),
+      // One replica at a time rewraps sealed files after a key rotation: the leader.
+      onTenure: (leading) => (leading ? rotation.start() : rotation.stop()),
+    });
+  } else {
+    loop = new AgentLoop({
+      ...shared,
+      store,
+      scheduler: scheduler!,
+      devices: inventory.devices,
+      executors: {
+        process: new ProcessExecutor({
+          dataDir: scratch.dir,
+          ...(sandbox && { sandbox }),
+          ...(runner && { spawner: runner }),
+          // A runner's processes are in another container's PID namespace: nvidia-smi's pids mean nothing here.
+          ...(sampler && !runner && { vramSampler: sampler }),
+          ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }),
+        }),
+        simulated: new SimulatedExecutor({ timeScale: options.simulatedTimeScale ?? 1 }),
+      },
+      sealOutputs: (run, artifacts) => sealer.sealOutputs(run, artifacts),
+      openInputs: async (run, stageId, attempt, inputs) => sealer.openInputs(run, stageId, attempt, inputs, await runInputs.open(run)),
+      sealLogs: (run, logs) => sealer.sealLogs(run, logs),
+      discardWorkspaces: true,
+      discardRun: (runId) => {
+        runInputs.forget(runId);
+        return sealer.discardRun(runId);
+      },
+    });
+  }
+  await sealer.clearScratch();
+  if (loop !== undefined) {
+    const recovered = await loop.start(graphOf);
+    await rotation.start();
+    logger.info({ ...recovered, gpus: inventory.devices.length, source: inventory.source }, "agent state recovered");
+  }
 
   let ready = false;
   const app = await buildHttpApi({
     config,
     store,
-    loop,
-    scheduler,
+    loop: loop ?? controlPlane!.queue,
+    scheduler: currentScheduler,
     devices: inventory.devices,
     inventorySource: inventory.source,
-    submission: { config, workflows, gpus: inventoryFromPools([scheduledPool]), headroomMiB: scheduler.settings.headroomMiB, costModel },
+    submission: { config, workflows, gpus: inventoryFromPools([scheduledPool]), headroomMiB: scheduler?.settings.headroomMiB ?? headroomMiB, costModel },
+    ...(controlPlane && { cluster: controlPlane.http, eventPollMs: 1000 }),
     metrics,
     authenticator,
     authorizer,
@@ -289,7 +350,9 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const scheme = config.security.tls.enabled ? "https" : "http";
   const url = `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
   ready = true;
-  logger.info({ url, dataDir, simulated: inventory.source === "simulated" }, "agent listening");
+  // Contends for the lead once workers can reach it: its advertised URL is in the lease.
+  controlPlane?.start(options.advertiseUrl ?? url);
+  logger.info({ url, dataDir, simulated: inventory.source === "simulated", ...(controlPlane && { role: "control-plane" }) }, "agent listening");
 
   let closing: Promise<void> | undefined;
   return {
@@ -298,15 +361,18 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     dataDir,
     config,
     inventory,
-    loop,
+    loop: loop ?? controlPlane!.queue,
+    controlPlane,
     app,
     close() {
       closing ??= (async () => {
         ready = false;
         stopWatching();
         await app.close();
+        // A leader stops its loop, then releases the lease: another replica takes over at once.
+        await controlPlane?.close();
         await rotation.stop();
-        await loop.stop();
+        await loop?.stop();
         runner?.close();
         await sealer.clearScratch().catch((err: unknown) => logger.warn({ err }, "the scratch directory could not be emptied"));
         if (scratch.ownFolder) await rm(scratch.dir, { recursive: true, force: true }).catch(() => undefined);

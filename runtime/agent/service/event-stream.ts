@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Store } from "../store/types.ts";
 import { TERMINAL_RUN_STATUSES } from "../store/types.ts";
 import { ApiError } from "./api-error.ts";
-import type { AgentLoop } from "./loop.ts";
+import type { RunQueue } from "./run-queue.ts";
 
 const TERMINAL_EVENTS = new Set(["run.succeeded", "run.failed", "run.cancelled"]);
 
@@ -16,7 +16,11 @@ export function eventId(value: string, field: string): number {
   return n;
 }
 
-export function streamEvents(request: FastifyRequest, reply: FastifyReply, store: Store, loop: AgentLoop, tenant: string, runId: string, after: number): void {
+/**
+ * `pollMs`: how often the store is read even when nothing here said the run changed (a control plane of a
+ * cluster hears of another one's changes only through the store).
+ */
+export function streamEvents(request: FastifyRequest, reply: FastifyReply, store: Store, loop: RunQueue, tenant: string, runId: string, after: number, pollMs = 15_000): void {
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
@@ -31,6 +35,7 @@ export function streamEvents(request: FastifyRequest, reply: FastifyReply, store
     closed = true;
     loop.changes.off("run", onChange);
     clearInterval(heartbeat);
+    if (poll) clearInterval(poll);
     raw.end();
   };
   const runIsOver = async (): Promise<boolean> => {
@@ -66,11 +71,12 @@ export function streamEvents(request: FastifyRequest, reply: FastifyReply, store
       })
       .finally(() => (pumping = null));
   };
-  // A comment line keeps proxies from closing an idle stream, and catches events of store-side changes.
+  // A comment line keeps proxies from closing an idle stream; the store is read again for changes made elsewhere.
   const heartbeat = setInterval(() => {
     if (!closed) raw.write(": keep-alive\n\n");
     onChange(runId);
   }, 15_000);
+  const poll = pollMs < 15_000 ? setInterval(() => onChange(runId), pollMs) : undefined;
   loop.changes.on("run", onChange);
   request.raw.on("close", close);
   onChange(runId);

@@ -12,7 +12,8 @@ import { ValidationError } from "../../config/errors.ts";
 import type { PlatformConfig } from "../../config/schema.ts";
 import type { Scheduler, WaitReason } from "../../scheduler/index.ts";
 import type { Authenticator, Identity } from "../../security/identity/index.ts";
-import { PUBLIC, type Authorizer } from "../../security/authz/index.ts";
+import { PUBLIC, WORKER, type Authorizer } from "../../security/authz/index.ts";
+import { authenticateWorker, registerClusterRoutes, type ClusterHttp } from "../cluster/routes.ts";
 import { checkName, openInside, UnsafePathError } from "../../security/names/index.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { RunDetail, RunStatus, Store } from "../store/types.ts";
@@ -24,7 +25,7 @@ import type { KeyProvider } from "../../security/crypto/index.ts";
 import type { ArtifactSealer } from "./sealing.ts";
 import { sealRunFields } from "./sealed-fields.ts";
 import type { ModelTags } from "./model-tags.ts";
-import type { AgentLoop } from "./loop.ts";
+import type { RunQueue } from "./run-queue.ts";
 import { scheduledMiB, type AgentMetrics } from "./metrics.ts";
 import { agentRouteTable } from "./routes.ts";
 import { prepareRun, type SubmissionContext } from "./submission.ts";
@@ -54,8 +55,9 @@ interface AuditInfo {
 export interface HttpParts {
   readonly config: PlatformConfig;
   readonly store: Store;
-  readonly loop: AgentLoop;
-  readonly scheduler: Scheduler;
+  readonly loop: RunQueue;
+  /** The scheduler of this process, while it has one (a control plane that does not lead has none). */
+  readonly scheduler: () => Scheduler | undefined;
   readonly devices: readonly GpuDevice[];
   readonly inventorySource: "nvidia-smi" | "simulated";
   readonly submission: SubmissionContext;
@@ -78,6 +80,10 @@ export interface HttpParts {
   /** Arrays and objects nested deeper than this in a body are refused before anything walks them. */
   readonly maxJsonDepth?: number;
   readonly isReady: () => boolean;
+  /** How often an event stream reads the store for changes made elsewhere (cluster mode), in ms. */
+  readonly eventPollMs?: number;
+  /** Cluster mode: the workers' routes and their authentication. */
+  readonly cluster?: ClusterHttp;
 }
 
 const LOG_TAIL_BYTES = 256 * 1024;
@@ -182,6 +188,17 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const action = routes.actionFor(request.method, template);
     if (action === undefined) throw new ApiError(403, "undeclared-route", `${request.method} ${template} declares no action`);
     if (action === PUBLIC) return;
+    if (action === WORKER) {
+      // A worker's heartbeats and reports are not audited one by one: joins, losses and key refusals are.
+      checkSingleCredential(request);
+      const auth = authenticateWorker(parts.cluster, request.headers.authorization);
+      if (!auth.ok) {
+        await noteAuthFailure(request, template, auth.reason, auth.detail);
+        throw new ApiError(auth.status, `unauthenticated:${auth.reason}`, "a worker's route needs the worker's own token: 'Authorization: Bearer <worker token>'");
+      }
+      request.identity = auth.identity;
+      return;
+    }
     request.auditInfo.action = action;
     if (clientCa) await requireClientCertificate(request, template);
     checkSingleCredential(request);
@@ -270,6 +287,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     });
   });
 
+  registerClusterRoutes(app, parts.cluster);
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_request, reply) =>
     parts.isReady() ? { status: "ready" } : reply.code(503).send(new ApiError(503, "not-ready", "the agent is starting or stopping").body())
@@ -369,7 +387,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const field = typeof fromHeader === "string" ? "Last-Event-ID" : "after";
     const after = eventId(typeof fromHeader === "string" ? fromHeader : request.query.after ?? "0", field);
     if ((await store.eventsSince(tenant, id, after, 1)) === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
-    streamEvents(request, reply, store, loop, tenant, id, after);
+    streamEvents(request, reply, store, loop, tenant, id, after, parts.eventPollMs);
   });
 
   app.get<{ Params: { runId: string; name: string }; Querystring: { stage?: string } }>("/v1/runs/:runId/artifacts/:name", async (request, reply) => {
@@ -433,7 +451,8 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     const used = scheduledMiB(loop, parts.devices);
     const running = loop.runningStages();
     const indexOf = new Map<string, number>();
-    for (let i = 0; i < parts.scheduler.gpuCount; i++) indexOf.set(parts.scheduler.gpuId(i), i);
+    const scheduler = parts.scheduler();
+    if (scheduler) for (let i = 0; i < scheduler.gpuCount; i++) indexOf.set(scheduler.gpuId(i), i);
     // Model names come from sealed documents: a caller sees by name only the models its own active runs
     // use; any other tenant's appear as their stand-ins.
     const own = new Set<string>();
@@ -450,7 +469,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
         memoryMiB: d.memoryMiB,
         usedMiB: used.get(d.id) ?? 0,
         freeMiB: Math.max(0, d.memoryMiB - (used.get(d.id) ?? 0)),
-        residentModels: indexOf.has(d.id) ? parts.scheduler.residentModels(indexOf.get(d.id)!).map(shown) : [],
+        residentModels: scheduler && indexOf.has(d.id) ? scheduler.residentModels(indexOf.get(d.id)!).map(shown) : [],
         running: running
           .filter((s) => s.gpus.includes(d.id))
           .map((s) => (s.tenant === tenant ? { runId: s.runId, stageId: s.stageId, simulated: s.simulated } : { tenant: "another tenant" })),
@@ -542,7 +561,7 @@ async function readTail(root: string, names: string[]): Promise<{ text: string; 
 }
 
 /** The run as clients see it: stages with their latest attempt, artifacts, and what is simulated. */
-export function runView(detail: RunDetail, loop: AgentLoop, devices: readonly GpuDevice[]) {
+export function runView(detail: RunDetail, loop: RunQueue, devices: readonly GpuDevice[]) {
   const simulatedDevices = new Set(devices.filter((d) => d.simulated).map((d) => d.id));
   const latestAttempt = new Map<string, RunDetail["attempts"][number]>();
   for (const a of detail.attempts) if ((latestAttempt.get(a.stageId)?.number ?? 0) < a.number) latestAttempt.set(a.stageId, a);
@@ -556,6 +575,8 @@ export function runView(detail: RunDetail, loop: AgentLoop, devices: readonly Gp
       status: s.status,
       needs: s.needs,
       gpus: latest?.gpus ?? [],
+      /** The node of its latest attempt's GPUs (a cluster's worker node), null before it was placed. */
+      node: latest?.gpus[0] === undefined ? null : (devices.find((d) => d.id === latest.gpus[0])?.node ?? null),
       attempts: s.attempts,
       startedAt: latest?.startedAt ?? null,
       finishedAt: latest?.finishedAt ?? null,

@@ -42,7 +42,7 @@ export async function isolateStages(
   config: PlatformConfig,
   options: { unsafeSharedIdentity?: boolean | undefined; configFile?: string | undefined; runnerWaitMs?: number },
   dirs: { dataDir: string; scratchDir: string },
-  audit: AuditTrail,
+  audit: Pick<AuditTrail, "record">,
   logger: Logger
 ): Promise<StageIsolation> {
   const runnerMode = config.isolation.mode === "runner";

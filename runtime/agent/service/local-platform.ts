@@ -50,6 +50,8 @@ export function localPlatform(configs: readonly PlatformConfig[], dataDir: strin
       deployment: { ...first.deployment, listen: { host: "127.0.0.1", port }, dataDir },
       // On a laptop the agent sandboxes stages itself: there is no runner container, and no model volume.
       isolation: { ...first.isolation, mode: "bubblewrap", modelCacheDir: null },
+      // One agent on this machine; `gpufabric dev --workers N` makes a local cluster of it (cluster/local-cluster.ts).
+      cluster: null,
       tenants: first.tenants.map((t) => ({
         ...t,
         roles: [...t.roles.filter((r) => r.subject !== DEV_SUBJECT), { subject: DEV_SUBJECT, role: "submitter" as const }],

@@ -16,7 +16,7 @@ import type { Kill, Placement, Scheduler, WaitReason } from "../../scheduler/ind
 import { executorFor, stopOrphanedAttempt, type AttemptOutcome, type Executor, type RunningAttempt } from "../executors/index.ts";
 import type { AttemptInput, CommittedArtifact } from "../executors/types.ts";
 import type { GpuDevice } from "../inventory/types.ts";
-import { TransitionError, type RunRecord, type Store } from "../store/types.ts";
+import { TransitionError, type RunRecord, type StageRecord, type Store } from "../store/types.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
 import { restoreStageRuns } from "./sealed-fields.ts";
 import type { OpenedInputs } from "./sealing.ts";
@@ -114,6 +114,7 @@ export class AgentLoop {
   private readonly settling = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private wakeQueued = false;
+  private graphOf: ((run: RunRecord) => Promise<WorkflowGraph | undefined>) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -142,30 +143,65 @@ export class AgentLoop {
         "interrupted attempt closed; its stage runs again"
       );
     }
-    const now = Date.now();
+    this.graphOf = graphOf;
     const runs = await this.o.store.activeRuns();
-    for (const { run, stages } of runs) {
-      const done = new Set(stages.filter((s) => s.status === "succeeded").map((s) => s.stageId));
-      // Every need is kept: the succeeded ones are left out only of what the scheduler waits for (accept).
-      const left = stages.filter((s) => s.status !== "succeeded" && s.status !== "failed" && s.status !== "cancelled").map((s) => s.spec);
-      if (left.length === 0) continue;
-      const graph = await graphOf(run).catch((err: unknown) => {
-        this.o.logger.error({ err, runId: run.id }, "the run's document could not be opened");
-        return undefined;
-      });
-      const runnable = restoreStageRuns(left, graph, this.o.modelTags);
-      if (runnable === undefined) {
-        // Without its document the stages' commands are unknown: running a placeholder would be worse than stopping.
-        this.o.logger.error({ runId: run.id }, "the run's document could not be opened to restore its stage commands; the run is cancelled");
-        await this.o.store.cancelRun(run.tenant, run.id).catch(() => undefined);
-        continue;
-      }
-      this.accept(run, runnable, graph, now, done);
-    }
+    for (const { run, stages } of runs) await this.resume(run, stages);
     this.timer = setInterval(() => this.wake(), this.o.agingTickMs ?? 1000);
     this.timer.unref();
     this.wake();
     return { interrupted: report.interrupted.length, resumedRuns: this.active.size };
+  }
+
+  /**
+   * Takes up a run the store holds (recovered at start, or accepted by another control plane of a
+   * cluster): its succeeded stages stay done, the others are handed to the scheduler.
+   */
+  async resume(run: RunRecord, stages: readonly StageRecord[]): Promise<void> {
+    if (this.active.has(run.id)) return;
+    const done = new Set(stages.filter((s) => s.status === "succeeded").map((s) => s.stageId));
+    // Every need is kept: the succeeded ones are left out only of what the scheduler waits for (accept).
+    const left = stages.filter((s) => s.status !== "succeeded" && s.status !== "failed" && s.status !== "cancelled").map((s) => s.spec);
+    if (left.length === 0) return;
+    const graph = await (this.graphOf ?? (async () => undefined))(run).catch((err: unknown) => {
+      this.o.logger.error({ err, runId: run.id }, "the run's document could not be opened");
+      return undefined;
+    });
+    const runnable = restoreStageRuns(left, graph, this.o.modelTags);
+    if (runnable === undefined) {
+      // Without its document the stages' commands are unknown: running a placeholder would be worse than stopping.
+      this.o.logger.error({ runId: run.id }, "the run's document could not be opened to restore its stage commands; the run is cancelled");
+      await this.o.store.cancelRun(run.tenant, run.id).catch(() => undefined);
+      return;
+    }
+    if (this.active.has(run.id)) return;
+    this.accept(run, runnable, graph, Date.now(), done);
+  }
+
+  /** Whether the loop holds the run (accepted, not yet forgotten). */
+  holds(runId: string): boolean {
+    return this.active.has(runId);
+  }
+
+  /** Ids of the runs the loop holds. */
+  heldRunIds(): string[] {
+    return [...this.active.keys()];
+  }
+
+  /**
+   * A run the store closed without this loop (cancelled through another control plane of a cluster):
+   * its queued stages leave the scheduler, its running ones are stopped.
+   */
+  closedElsewhere(runId: string): void {
+    if (!this.active.has(runId) || this.abandoned.has(runId)) return;
+    this.abandoned.add(runId);
+    if (this.o.scheduler.cancel(runId) === 0) this.forget(runId);
+    for (const stage of this.running.values()) {
+      if (stage.runId !== runId) continue;
+      stage.stop = "cancel";
+      stage.handle?.cancel();
+    }
+    this.changes.emit("run", runId);
+    this.wake();
   }
 
   /**
@@ -354,6 +390,7 @@ export class AgentLoop {
           ...[...inputs].map(([stageId, artifacts]): AttemptInput => ({ stageId, artifacts })),
           ...(opened.runInputs !== undefined ? [{ runInputs: opened.runInputs }] : []),
         ],
+        ...(opened.runInputsValue !== undefined && { runInputsValue: opened.runInputsValue }),
         })
         .finally(() => opened.release());
       slot.handle = handle;
@@ -437,6 +474,23 @@ export class AgentLoop {
       this.afterChange(slot.runId);
       return;
     }
+    if (outcome.reason === "interrupted") {
+      // Its node was lost: the stage runs again elsewhere, and no failure is counted against it.
+      this.o.logger.warn({ runId: slot.runId, stageId: slot.stageId, attemptId: slot.attemptId }, `stage attempt interrupted: ${outcome.message}`);
+      try {
+        if (slot.attemptId !== null) {
+          if (this.o.store.markInterrupted) await this.o.store.markInterrupted(slot.attemptId, `interrupted: ${outcome.message}`);
+          else await this.o.store.markFailed(slot.attemptId, { ...finish, reason: `interrupted: ${outcome.message}`.slice(0, 2000), retry: true });
+        }
+      } catch (err) {
+        if (!(err instanceof TransitionError)) throw err;
+      }
+      this.readySince.set(k, Date.now());
+      this.o.observer?.stageFinished(run.tenant, "failed", seconds, finish.simulated);
+      this.release(slot.runId, slot.stageId, "interrupted");
+      this.afterChange(slot.runId);
+      return;
+    }
     let failure: string | undefined;
     if (outcome.reason === "completed") {
       try {
@@ -499,7 +553,7 @@ export class AgentLoop {
   }
 
   /** Tells the scheduler a stage ended; forgets the run once the scheduler has. */
-  private release(runId: string, stageId: string, outcome: "succeeded" | "failed"): "running" | "succeeded" | "failed" {
+  private release(runId: string, stageId: string, outcome: "succeeded" | "failed" | "interrupted"): "running" | "succeeded" | "failed" {
     let state: "running" | "succeeded" | "failed";
     try {
       state = this.o.scheduler.finished(runId, stageId, Date.now() / 1000, outcome);

@@ -7,7 +7,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { Scheduler } from "../../scheduler/index.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { Store } from "../store/types.ts";
-import type { AgentLoop, LoopObserver } from "./loop.ts";
+import type { LoopObserver } from "./loop.ts";
+import type { RunQueue } from "./run-queue.ts";
 
 const MIB = 1024 * 1024;
 const QUEUE_STATES = ["waiting", "ready", "placed", "running", "sealing"] as const;
@@ -22,9 +23,10 @@ export class AgentMetrics implements LoopObserver {
 
   constructor(parts: {
     readonly store: Store;
-    readonly scheduler: Scheduler;
+    /** The scheduler of this process, while it has one (a control plane that does not lead has none). */
+    readonly scheduler: () => Scheduler | undefined;
     readonly devices: readonly GpuDevice[];
-    readonly loop: () => AgentLoop | undefined;
+    readonly loop: () => RunQueue | undefined;
   }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: "gpufabric_agent_" });
@@ -115,7 +117,7 @@ export class AgentMetrics implements LoopObserver {
       labelNames: ["tenant"],
       registers,
       collect() {
-        for (const t of parts.scheduler.tenantUsage()) this.set({ tenant: t.name }, t.heldGpus);
+        for (const t of parts.scheduler()?.tenantUsage() ?? []) this.set({ tenant: t.name }, t.heldGpus);
       },
     });
   }
@@ -159,7 +161,7 @@ export class AgentMetrics implements LoopObserver {
 }
 
 /** MiB the running stages hold on each device, from their declared VRAM. */
-export function scheduledMiB(loop: AgentLoop | undefined, devices: readonly GpuDevice[]): Map<string, number> {
+export function scheduledMiB(loop: RunQueue | undefined, devices: readonly GpuDevice[]): Map<string, number> {
   const used = new Map<string, number>();
   if (loop === undefined) return used;
   for (const s of loop.runningStages()) {

@@ -12,6 +12,7 @@
  */
 import { createHmac, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import { link, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { readDecryptedFileToBuffer, writeEncryptedFile, type KeyProvider, type ObjectContext } from "../../security/crypto/index.ts";
@@ -53,6 +54,19 @@ export async function openModelTags(keys: KeyProvider, dataDir: string, logger: 
     }
   }
   const key = randomBytes(32);
-  await writeEncryptedFile(keys, MODEL_TAGS_KEY_CONTEXT, [key], file);
+  // Made aside and linked into place, which fails when the file exists: the control planes of a cluster
+  // share the key (in the shared storage), and of two starting together the second uses the first's.
+  const aside = `${file}.${randomBytes(6).toString("hex")}.new`;
+  await writeEncryptedFile(keys, MODEL_TAGS_KEY_CONTEXT, [key], aside);
+  try {
+    if (existsSync(file)) await rename(aside, file);
+    else await link(aside, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    const theirs = await readDecryptedFileToBuffer(keys, MODEL_TAGS_KEY_CONTEXT, file);
+    return new ModelTags(theirs);
+  } finally {
+    await rm(aside, { force: true });
+  }
   return new ModelTags(key);
 }

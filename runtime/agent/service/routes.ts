@@ -1,5 +1,6 @@
 /** Every route of the agent's API with the action it performs: checked against what is registered at start. */
-import { PUBLIC, RouteTable, type RouteDeclaration } from "../../security/authz/index.ts";
+import { PUBLIC, RouteTable, WORKER, type RouteDeclaration } from "../../security/authz/index.ts";
+import { CLUSTER_ROUTES } from "../cluster/routes.ts";
 
 export const ROUTES: readonly RouteDeclaration[] = [
   { method: "GET", path: "/healthz", action: PUBLIC },
@@ -15,6 +16,8 @@ export const ROUTES: readonly RouteDeclaration[] = [
   { method: "GET", path: "/v1/gpus", action: "gpus:read" },
   { method: "GET", path: "/v1/queue", action: "queue:read" },
   { method: "GET", path: "/metrics", action: "metrics:read" },
+  // Workers of a cluster, with their own tokens (see ../cluster/routes.ts).
+  ...CLUSTER_ROUTES.map((r) => ({ ...r, action: WORKER })),
 ];
 
 export function agentRouteTable(): RouteTable {

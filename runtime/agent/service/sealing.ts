@@ -22,6 +22,8 @@ export interface OpenedInputs {
   readonly inputs: Array<{ stageId: string; name: string; path: string }>;
   /** The run's inputs as a JSON file, when they were given to open. */
   readonly runInputs?: string;
+  /** The run's inputs as an object, for an executor on another node that writes the file there (cluster mode). */
+  readonly runInputsValue?: Readonly<Record<string, unknown>>;
   release(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@
  * not start without a keyring, a checkpoint signing key and a checkpoint sink, and says which config field
  * points at what is missing.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { ValidationError } from "../../config/errors.ts";
@@ -43,7 +43,11 @@ export function openKeyring(config: Pick<PlatformConfig, "security">): FileKeyri
   }
 }
 
-export async function openAgentSecurity(config: PlatformConfig, dataDir: string, logger: Logger): Promise<AgentSecurity> {
+/**
+ * `replica`: in cluster mode, each control plane keeps an audit chain of its own, and exports its
+ * checkpoints to a folder of its own in the shared sink (`<sink>/<replica>/`), so replicas never collide.
+ */
+export async function openAgentSecurity(config: PlatformConfig, dataDir: string, logger: Logger, replica?: string): Promise<AgentSecurity> {
   const keyring = openKeyring(config);
   const audit = config.security.audit;
   const keyDir = audit.signingKey.mountPath;
@@ -56,7 +60,7 @@ export async function openAgentSecurity(config: PlatformConfig, dataDir: string,
       },
     ]);
   }
-  const sinkDir = audit.sink.mountPath;
+  let sinkDir = audit.sink.mountPath;
   if (!isDirectory(sinkDir)) {
     throw new ValidationError("platform config", [
       {
@@ -64,6 +68,10 @@ export async function openAgentSecurity(config: PlatformConfig, dataDir: string,
         message: `${sinkDir} is not a directory: mount the audit checkpoint volume there (signed checkpoints are exported to it; the agent does not start without one)`,
       },
     ]);
+  }
+  if (replica !== undefined) {
+    sinkDir = join(sinkDir, replica);
+    mkdirSync(sinkDir, { recursive: true, mode: 0o700 });
   }
   const logDir = auditPaths(dataDir).logDir;
   try {

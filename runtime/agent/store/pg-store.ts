@@ -47,6 +47,7 @@ import { migratePg } from "./pg/migrations.ts";
 import * as read from "./pg/read.ts";
 import type { OpContext, Wake } from "./pg/sql.ts";
 import { listen, type Wakeups } from "./pg/wakeups.ts";
+import { assertEpoch, LeaderLease } from "./pg/leader-lease.ts";
 
 export interface PgStoreOptions {
   /** The schema holding the store's tables (default `public`); created when missing. */
@@ -77,6 +78,10 @@ export async function openPgStore(url: string, options: PgStoreOptions = {}): Pr
 
 export class PgStore implements Store {
   private closed = false;
+  /** The leader tenure the scheduling writes are fenced by (fenceBy), if any. */
+  private fence: { readonly lease: string; readonly epoch: number } | undefined;
+  /** How long a scheduling write waits for an unreachable database before it gives up (retryUnavailable). */
+  private unavailableRetryMs = 0;
   private readonly ctx: OpContext;
   private readonly listeners = new Set<Wakeups>();
 
@@ -143,27 +148,65 @@ export class PgStore implements Store {
 
   async markPlaced(placement: PlacementInput): Promise<AttemptRecord> {
     validateTransition("placement", { gpus: placement.gpus });
-    return this.write((tx) => attempts.markPlaced(tx, this.ctx, placement));
+    return this.schedulingWrite((tx) => attempts.markPlaced(tx, this.ctx, placement));
   }
 
   async markRunning(attemptId: string, started: { pid: number | null; workspace: string | null }): Promise<AttemptRecord> {
     validateTransition("start", { pid: started.pid });
-    return this.write((tx) => attempts.markRunning(tx, this.ctx, attemptId, started));
+    return this.schedulingWrite((tx) => attempts.markRunning(tx, this.ctx, attemptId, started));
   }
 
   async markSealing(attemptId: string, finish: FinishInput = {}): Promise<AttemptRecord> {
     validateTransition("finish", finish);
-    return this.write((tx) => attempts.markSealing(tx, this.ctx, attemptId, finish));
+    return this.schedulingWrite((tx) => attempts.markSealing(tx, this.ctx, attemptId, finish));
   }
 
   async markSucceeded(attemptId: string, result: FinishInput & { artifacts: readonly ArtifactInput[] }): Promise<AttemptRecord> {
     validateTransition("result", result);
-    return this.write((tx) => attempts.markSucceeded(tx, this.ctx, attemptId, result));
+    return this.schedulingWrite((tx) => attempts.markSucceeded(tx, this.ctx, attemptId, result));
   }
 
   async markFailed(attemptId: string, failure: FailInput): Promise<AttemptRecord> {
     validateTransition("failure", failure);
-    return this.write((tx) => attempts.markFailed(tx, this.ctx, attemptId, failure));
+    return this.schedulingWrite((tx) => attempts.markFailed(tx, this.ctx, attemptId, failure));
+  }
+
+  async markInterrupted(attemptId: string, reason: string): Promise<AttemptRecord> {
+    return this.schedulingWrite((tx) => attempts.markInterrupted(tx, this.ctx, attemptId, reason.slice(0, 2000)));
+  }
+
+  /**
+   * Fences the scheduling writes (placements, attempt transitions, recovery) by a leader's tenure: each
+   * runs in a transaction that first checks `epoch` still leads lease `lease` (assertEpoch), so a deposed
+   * leader's write is refused with a StaleLeaderError and changes nothing. Undefined: no fencing.
+   */
+  fenceBy(fence: { readonly lease: string; readonly epoch: number } | undefined): void {
+    this.fence = fence;
+  }
+
+  /**
+   * Scheduling writes that meet an unreachable database (a restart, a failover) are tried again for up to
+   * `ms` before the error reaches the caller: the leader's loop then carries on where it was.
+   */
+  retryUnavailable(ms: number): void {
+    this.unavailableRetryMs = ms;
+  }
+
+  /** A leader lease in this store's schema (pg/leader-lease.ts). */
+  leaderLease(name: string): LeaderLease {
+    return new LeaderLease(this.pool, name);
+  }
+
+  /** Ids and statuses of the given runs (the ones missing were never stored). */
+  async runStatuses(runIds: readonly string[]): Promise<Map<string, RunStatus>> {
+    const { rows } = await this.single((tx) => tx.query<{ id: string; status: RunStatus }>("SELECT id, status FROM runs WHERE id = ANY($1::text[])", [runIds]));
+    return new Map(rows.map((r) => [r.id, r.status]));
+  }
+
+  /** The runs not finished yet, oldest first: what a leader checks its own set against. */
+  async activeRunIds(): Promise<Array<{ id: string; tenant: string }>> {
+    const { rows } = await this.single((tx) => tx.query<{ id: string; tenant: string }>("SELECT id, tenant FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at, id"));
+    return rows;
   }
 
   async cancelRun(tenant: string, runId: string): Promise<CancelResult | undefined> {
@@ -172,7 +215,7 @@ export class PgStore implements Store {
 
   /** Closes the open attempts no live lease holds (those of a stopped agent, or unclaimed); see pg/leases.ts. */
   async recover(): Promise<RecoveryReport> {
-    return this.write((tx) => interruptOpen(tx, this.ctx, "unleased", INTERRUPTED_REASON));
+    return this.schedulingWrite((tx) => interruptOpen(tx, this.ctx, "unleased", INTERRUPTED_REASON));
   }
 
   async eventsSince(tenant: string, runId: string, afterEventId: number, limit?: number): Promise<EventRecord[] | undefined> {
@@ -233,6 +276,26 @@ export class PgStore implements Store {
 
   private assertOpen(): void {
     if (this.closed) throw new StoreUnavailableError("the store is closed");
+  }
+
+  private async schedulingWrite<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.unavailableRetryMs;
+    for (let pause = 100; ; pause = Math.min(pause * 2, 2000)) {
+      try {
+        const fence = this.fence;
+        return await this.write(
+          fence === undefined
+            ? fn
+            : async (tx) => {
+                await assertEpoch(tx, fence.lease, fence.epoch);
+                return fn(tx);
+              }
+        );
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError) || this.closed || Date.now() + pause > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
   }
 
   private async write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {

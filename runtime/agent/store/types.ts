@@ -205,6 +205,11 @@ export interface Store {
   markSucceeded(attemptId: string, result: FinishInput & { readonly artifacts: readonly ArtifactInput[] }): Promise<AttemptRecord>;
   /** Closes an open attempt as failed; the stage is retried or fails the run. */
   markFailed(attemptId: string, failure: FailInput): Promise<AttemptRecord>;
+  /**
+   * Closes an open attempt as interrupted (its node was lost) and puts its stage back to ready without
+   * counting a failure. Stores whose agents run stages on their own node only (SQLite) need not offer it.
+   */
+  markInterrupted?(attemptId: string, reason: string): Promise<AttemptRecord>;
   cancelRun(tenant: string, runId: string): Promise<CancelResult | undefined>;
   /** On start: closes every open attempt as interrupted and puts its stage back to ready. */
   recover(): Promise<RecoveryReport>;

@@ -7,7 +7,7 @@ import type { Authenticator } from "../identity/authenticate.ts";
 import type { AuthFailureReason, Identity } from "../identity/types.ts";
 import type { Action } from "./actions.ts";
 import type { Authorizer, DenyReason, TenantObject } from "./authorize.ts";
-import { PUBLIC, type RouteTable } from "./routes.ts";
+import { PUBLIC, WORKER, type RouteTable } from "./routes.ts";
 
 export interface GuardRequest {
   readonly method: string;
@@ -39,6 +39,8 @@ export function createGuard(parts: { readonly routes: RouteTable; readonly authe
       const action = parts.routes.actionFor(request.method, request.route);
       if (action === undefined) return { allowed: false, status: 403, reason: "undeclared-route", detail: `${request.method} ${request.route} declares no action` };
       if (action === PUBLIC) return { allowed: true, action };
+      // Workers' routes are not tenants' routes: a guard over tenant roles never admits them.
+      if (action === WORKER) return { allowed: false, status: 403, reason: "undeclared-route", detail: `${request.method} ${request.route} is a worker's route` };
       const auth = await parts.authenticator.authenticate(request.authorization);
       if (!auth.ok) return { allowed: false, status: auth.status, reason: auth.reason, detail: auth.detail };
       const { identity } = auth;

@@ -11,12 +11,14 @@ export type HttpMethod = (typeof HTTP_METHODS)[number];
 
 /** Routes that need no identity. Keep this to probes that reveal nothing. */
 export const PUBLIC = "public" as const;
+/** A route of the cluster's workers: authenticated by a worker's own token, never by a tenant's role. */
+export const WORKER = "worker" as const;
 
 export interface RouteDeclaration {
   readonly method: HttpMethod;
   /** The route's path template as the HTTP framework spells it, e.g. `/v1/runs/:runId`. */
   readonly path: string;
-  readonly action: Action | typeof PUBLIC;
+  readonly action: Action | typeof PUBLIC | typeof WORKER;
 }
 
 /** A route as the HTTP framework reports it (fastify's `onRoute` hook: method may be a list). */
@@ -49,7 +51,7 @@ export class RouteTable {
       if (typeof route.path !== "string" || !route.path.startsWith("/")) {
         issues.push({ field: `routes[${i}].path`, message: "must be a path template starting with '/'" });
       }
-      if (route.action !== PUBLIC && !isAction(route.action)) {
+      if (route.action !== PUBLIC && route.action !== WORKER && !isAction(route.action)) {
         issues.push({ field: `routes[${i}].action`, message: `'${route.action}' is not a declared action: add it to ACTIONS with its least role, or use one that exists` });
       }
       const k = key(method, route.path);
@@ -61,7 +63,7 @@ export class RouteTable {
   }
 
   /** The action a route performs; undefined for an undeclared route, which must be refused. */
-  actionFor(method: string, path: string): Action | typeof PUBLIC | undefined {
+  actionFor(method: string, path: string): Action | typeof PUBLIC | typeof WORKER | undefined {
     const declared = this.#routes.get(key(method, path));
     if (declared !== undefined) return declared.action;
     // HTTP frameworks answer HEAD with the GET handler (fastify adds these routes itself).

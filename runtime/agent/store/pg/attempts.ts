@@ -9,8 +9,10 @@ import {
   checkStep,
   duplicateArtifact,
   failureOutcome,
+  interruptedEvent,
   isActiveRun,
   placedEvent,
+  requeuesStage,
   stepEvent,
 } from "../transitions.ts";
 import type { ArtifactInput, AttemptRecord, AttemptStatus, CancelResult, FailInput, FinishInput, PlacementInput, StageStatus } from "../types.ts";
@@ -190,4 +192,21 @@ export async function cancelRun(tx: Tx, ctx: OpContext, tenant: string, runId: s
   await setRunStatus(tx, runId, "cancelled", now);
   await insertEvent(tx, runId, null, "run.cancelled", { stoppedAttempts: open.rows.map((a) => a.id) }, now);
   return { run: { ...toRun(run), status: "cancelled", updatedAt: now }, cancelled: true, stoppedAttempts: stopped };
+}
+
+/**
+ * Closes one open attempt as interrupted (its worker's node was lost, not the stage's fault) and puts its
+ * stage back to ready: a new attempt runs it elsewhere, and no failure is counted.
+ */
+export async function markInterrupted(tx: Tx, ctx: OpContext, attemptId: string, reason: string): Promise<AttemptRecord> {
+  const a = await lockOpenAttempt(tx, attemptId);
+  const now = ctx.stamp();
+  const closed = await closeAttempt(tx, closeParams(a.id, "interrupted", reason, {}, now));
+  const stage = (await tx.query<{ status: string }>(named("SELECT status FROM stages WHERE run_id = $1 AND stage_id = $2"), [a.run_id, a.stage_id])).rows[0]!;
+  if (requeuesStage(stage.status)) {
+    await setStageStatus(tx, a.run_id, a.stage_id, "ready", now);
+    await notify(tx, ctx, "ready");
+  }
+  await insertEvent(tx, a.run_id, a.stage_id, "stage.interrupted", { ...interruptedEvent(a), reason }, now);
+  return toAttempt(closed);
 }

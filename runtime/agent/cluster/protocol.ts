@@ -1,0 +1,155 @@
+/**
+ * What a worker and the control plane say to each other, over HTTPS with the worker's own bearer token
+ * (`/v1/cluster/...`). Workers never reach the database; they hold no keyring either: the leader wraps
+ * and unwraps data keys for them, one object at a time, and only for the attempts it gave them.
+ *
+ *  register  → the leader binds the worker to one node of the pool and brings its GPUs into service.
+ *  poll      → a heartbeat and a long poll in one: the worker says what it runs, the leader answers with
+ *              new assignments and the attempts to stop, at once when it has some.
+ *  started / finished → the attempt's process started; it ended (outputs already sealed to the shared storage).
+ *  keys      → wrap the data key of an output or log the attempt writes; unwrap that of an input it reads.
+ *
+ * A control plane that does not lead answers 421 with the leader's URL; every assignment carries the
+ * leader's epoch and an attempt token, and reports with a token the leader no longer knows are refused (409).
+ */
+import { z } from "zod";
+
+export const WORKER_PROTOCOL = 1;
+export const CLUSTER_PREFIX = "/v1/cluster";
+
+const id = z.string().min(1).max(200);
+/** A node name as Kubernetes writes it (DNS-1123 subdomain), or a host name. */
+const nodeName = z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i, "must be a node name (letters, digits, '.' and '-', at most 253)");
+/** A path below the shared storage, as the leader and the workers each mount it at their own place. */
+const sharedPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => !p.startsWith("/") && !p.split("/").some((s) => s === "" || s === "." || s === ".."), "must be a relative path inside the shared storage");
+
+export const DeviceReportSchema = z
+  .object({
+    index: z.number().int().min(0).max(1023),
+    uuid: z.string().min(1).max(200).nullable(),
+    name: z.string().min(1).max(200),
+    memoryMiB: z.number().int().positive(),
+    memoryUsedMiB: z.number().int().min(0).optional(),
+    simulated: z.boolean(),
+  })
+  .strict();
+export type DeviceReport = z.infer<typeof DeviceReportSchema>;
+
+export const RegisterRequestSchema = z
+  .object({
+    protocol: z.literal(WORKER_PROTOCOL),
+    node: nodeName,
+    devices: z.array(DeviceReportSchema).min(1).max(64),
+    /** Models already in the node-local model cache. */
+    residentModels: z.array(z.string().min(1).max(500)).max(1000).default([]),
+    /** How the worker keeps stages apart (audited by the control plane). */
+    isolation: z.object({ sandbox: z.enum(["per-tenant", "shared-uid", "none"]), unsafe: z.boolean() }).strict(),
+  })
+  .strict();
+export type RegisterRequest = z.infer<typeof RegisterRequestSchema>;
+
+export interface RegisterResponse {
+  readonly workerId: string;
+  readonly epoch: number;
+  readonly leaseMs: number;
+  /** The pool node this worker serves. */
+  readonly node: string;
+  /** Its GPUs in service, by index, with the pool's device ids. */
+  readonly devices: ReadonlyArray<{ readonly index: number; readonly id: string }>;
+}
+
+export const PollRequestSchema = z
+  .object({
+    workerId: id,
+    /** Every attempt the worker still holds (started, running, or ended and not yet reported). */
+    running: z.array(id).max(10_000),
+    /** How long to hold the request open when there is nothing to say (ms). */
+    waitMs: z.number().int().min(0).max(30_000),
+    devices: z.array(z.object({ index: z.number().int().min(0), memoryUsedMiB: z.number().int().min(0) }).strict()).max(64).optional(),
+  })
+  .strict();
+export type PollRequest = z.infer<typeof PollRequestSchema>;
+
+export interface AssignmentGpu {
+  readonly id: string;
+  readonly index: number;
+  readonly uuid: string | null;
+  readonly simulated: boolean;
+}
+
+export interface Assignment {
+  readonly attemptId: string;
+  /** Proves the reports of this attempt come from the worker it was given to, in this tenure. */
+  readonly token: string;
+  readonly epoch: number;
+  readonly runId: string;
+  readonly tenant: string;
+  readonly stageId: string;
+  readonly number: number;
+  /** The stage as the graph model has it (command, resources, estimates). */
+  readonly stage: unknown;
+  readonly gpus: readonly AssignmentGpu[];
+  /** Sealed outputs of the stages it needs, below the shared storage. */
+  readonly inputs: ReadonlyArray<{ readonly stageId: string; readonly name: string; readonly path: string }>;
+  readonly runInputs: Readonly<Record<string, unknown>> | null;
+  /** The key version new data keys are wrapped under. */
+  readonly keyVersion: number;
+}
+
+export interface PollResponse {
+  readonly epoch: number;
+  readonly assignments: readonly Assignment[];
+  /** Attempts to stop: cancelled, preempted, or unknown to this leader (a former leader's). */
+  readonly cancel: readonly string[];
+}
+
+const attemptRef = { workerId: id, token: z.string().min(16).max(200) };
+
+export const StartedReportSchema = z
+  .object({ ...attemptRef, pid: z.number().int().positive().nullable(), workspace: z.string().max(4096).nullable() })
+  .strict();
+export type StartedReport = z.infer<typeof StartedReportSchema>;
+
+export const FinishedReportSchema = z
+  .object({
+    ...attemptRef,
+    outcome: z
+      .object({
+        exitCode: z.number().int().nullable(),
+        signal: z.string().max(32).nullable(),
+        reason: z.enum(["completed", "exit-code", "signal", "timeout", "cancelled", "setup-failed"]),
+        message: z.string().max(4000),
+        peakVramMiB: z.number().int().min(0).optional(),
+        simulated: z.boolean(),
+      })
+      .strict(),
+    artifacts: z
+      .array(z.object({ name: z.string().min(1).max(255), bytes: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/), path: sharedPath }).strict())
+      .max(10_000),
+  })
+  .strict();
+export type FinishedReport = z.infer<typeof FinishedReportSchema>;
+
+export const KeyRequestSchema = z
+  .object({
+    ...attemptRef,
+    op: z.enum(["wrap", "unwrap"]),
+    version: z.number().int().min(1),
+    /** The AAD the worker's envelope encryption binds (canonical JSON of tenant, run, objectId and keyVersion). */
+    aad: z.string().min(1).max(8192),
+    /** base64: a fresh data key (wrap) or a wrapped one (unwrap). */
+    key: z.string().min(1).max(4096),
+  })
+  .strict();
+export type KeyRequest = z.infer<typeof KeyRequestSchema>;
+
+/** Answer of a control plane that does not lead: where the leader is (null while none is known). */
+export interface NotLeader {
+  readonly error: "not-leader";
+  readonly leader: string | null;
+  readonly message: string;
+}

@@ -1,0 +1,92 @@
+/**
+ * The workers' routes of a control plane (`/v1/cluster/...`, declared with action WORKER in the route
+ * table). A worker authenticates with its own token (the hash files of cluster.workerTokens); tenants'
+ * tokens never pass here, and workers' tokens pass nowhere else. Only the leader hands out work: a
+ * control plane that does not lead answers 421 with the leader's URL, and the worker goes there.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { z } from "zod";
+import { ValidationError, issuesFromZod } from "../../config/errors.ts";
+import type { AuthResult } from "../../security/identity/index.ts";
+import { ApiError } from "../service/api-error.ts";
+import type { WorkerRegistry } from "./registry.ts";
+import { CLUSTER_PREFIX, FinishedReportSchema, KeyRequestSchema, PollRequestSchema, RegisterRequestSchema, StartedReportSchema, type NotLeader } from "./protocol.ts";
+
+export interface ClusterHttp {
+  /** Checks a worker's bearer token. */
+  authenticate(authorization: string | undefined): AuthResult;
+  /** The registry while this control plane leads; undefined while it does not. */
+  registry(): WorkerRegistry | undefined;
+  /** The leader's advertised URL, when one is known. */
+  leaderUrl(): Promise<string | null>;
+}
+
+export const CLUSTER_ROUTES = [
+  { method: "POST", path: `${CLUSTER_PREFIX}/workers` },
+  { method: "POST", path: `${CLUSTER_PREFIX}/poll` },
+  { method: "POST", path: `${CLUSTER_PREFIX}/attempts/:attemptId/started` },
+  { method: "POST", path: `${CLUSTER_PREFIX}/attempts/:attemptId/finished` },
+  { method: "POST", path: `${CLUSTER_PREFIX}/keys` },
+] as const;
+
+function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const parsed = schema.safeParse(body ?? {});
+  if (!parsed.success) throw new ValidationError("request", issuesFromZod(parsed.error));
+  return parsed.data;
+}
+
+export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp | undefined): void {
+  // Answers for a worker that asked a control plane which does not lead.
+  const leading = async (reply: FastifyReply): Promise<WorkerRegistry | undefined> => {
+    const registry = cluster?.registry();
+    if (registry !== undefined) return registry;
+    const leader = (await cluster?.leaderUrl()) ?? null;
+    const body: NotLeader = { error: "not-leader", leader, message: leader === null ? "no leader is elected yet: retry shortly" : `this control plane does not lead: ask ${leader}` };
+    void reply.code(421).send(body);
+    return undefined;
+  };
+  const subject = (request: FastifyRequest) => request.identity!.subject;
+
+  app.post(`${CLUSTER_PREFIX}/workers`, async (request, reply) => {
+    const body = parse(RegisterRequestSchema, request.body);
+    const registry = await leading(reply);
+    if (registry === undefined) return reply;
+    return registry.register(subject(request), body);
+  });
+
+  app.post(`${CLUSTER_PREFIX}/poll`, async (request, reply) => {
+    const body = parse(PollRequestSchema, request.body);
+    const registry = await leading(reply);
+    if (registry === undefined) return reply;
+    return registry.poll(subject(request), body);
+  });
+
+  app.post<{ Params: { attemptId: string } }>(`${CLUSTER_PREFIX}/attempts/:attemptId/started`, async (request, reply) => {
+    const body = parse(StartedReportSchema, request.body);
+    const registry = await leading(reply);
+    if (registry === undefined) return reply;
+    registry.started(subject(request), request.params.attemptId, body);
+    return { ok: true };
+  });
+
+  app.post<{ Params: { attemptId: string } }>(`${CLUSTER_PREFIX}/attempts/:attemptId/finished`, async (request, reply) => {
+    const body = parse(FinishedReportSchema, request.body);
+    const registry = await leading(reply);
+    if (registry === undefined) return reply;
+    registry.finished(subject(request), request.params.attemptId, body);
+    return { ok: true };
+  });
+
+  app.post(`${CLUSTER_PREFIX}/keys`, async (request, reply) => {
+    const body = parse(KeyRequestSchema, request.body);
+    const registry = await leading(reply);
+    if (registry === undefined) return reply;
+    return registry.key(subject(request), body);
+  });
+}
+
+/** The check of a worker's route in the API's onRequest hook: its own token, or 401/404. */
+export function authenticateWorker(cluster: ClusterHttp | undefined, authorization: string | undefined): AuthResult {
+  if (cluster === undefined) throw new ApiError(404, "not-found", "this agent runs no cluster: control planes need a cluster section in the platform config and a PostgreSQL store");
+  return cluster.authenticate(authorization);
+}

@@ -1,0 +1,341 @@
+/**
+ * A worker (`gpufabric worker`): one per GPU node of a cluster. It owns the node's GPUs (nvidia-smi, or
+ * simulated devices that say so), runs the attempts the leader hands it with the executors and sandbox of a
+ * single agent, and reports what happened. It talks only to the control plane, with its own token; it holds
+ * no database credential and no keyring: the data keys of the files its attempts read and write are
+ * wrapped and unwrapped by the leader, one object at a time (AttemptKeys).
+ *
+ * Its loop: register, then poll (a heartbeat that doubles as a long poll for work) for as long as it runs.
+ * A leader it cannot reach, or one that no longer knows it, makes it register again, with whichever
+ * control plane leads then; attempts of an earlier tenure are stopped when the new leader does not know them.
+ */
+import { readdirSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { hostname } from "node:os";
+import { isAbsolute, join, relative, sep } from "node:path";
+import type { Logger } from "pino";
+import type { PlatformConfig } from "../../config/schema.ts";
+import type { Stage } from "../../graph/model.ts";
+import type { KeyProvider } from "../../security/crypto/index.ts";
+import { executorFor, ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
+import type { AttemptInput, AttemptOutcome, Executor, RunningAttempt } from "../executors/types.ts";
+import { discoverGpus, NvidiaSmiVramSampler } from "../inventory/index.ts";
+import { isolateStages } from "../service/isolation.ts";
+import { ArtifactSealer, chooseScratch } from "../service/sealing.ts";
+import { resolveStageCommand } from "../service/stage-command.ts";
+import { CLUSTER_PREFIX, WORKER_PROTOCOL, type Assignment, type DeviceReport, type PollResponse, type RegisterResponse } from "./protocol.ts";
+import { ControlPlaneClient, ControlPlaneUnreachableError } from "./worker-client.ts";
+
+export interface WorkerOptions {
+  readonly config: PlatformConfig;
+  /** Control-plane URLs (a Service, or each replica); the worker finds the leader among them. */
+  readonly controlPlanes: readonly string[];
+  readonly token: string;
+  /** The cluster's CA, to check the control plane's certificate (https URLs). */
+  readonly ca?: Buffer;
+  /** The node's name (its Kubernetes node): the leader binds the worker to the pool node of that name, or to a free one. */
+  readonly node?: string;
+  /** Local state and scratch (workspaces, plaintext while a stage runs). */
+  readonly dataDir: string;
+  readonly scratchDir?: string;
+  /** Where this worker mounts the shared storage (default: the config's cluster.sharedDir). */
+  readonly sharedDir?: string;
+  readonly inventory?: "auto" | "nvidia-smi" | "simulated";
+  /** Simulated GPUs on this node (default: the pool's GPUs per node). */
+  readonly simulatedGpus?: number;
+  readonly simulatedTimeScale?: number;
+  readonly commandDir?: string;
+  readonly killGraceS?: number;
+  readonly unsafeSharedIdentity?: boolean;
+  readonly configFile?: string;
+  readonly logger: Logger;
+}
+
+interface Held {
+  readonly assignment: Assignment;
+  handle: RunningAttempt | null;
+  cancelled: boolean;
+}
+
+/** A KeyProvider that asks the leader to wrap and unwrap, for one attempt's objects only. */
+export class AttemptKeys implements KeyProvider {
+  constructor(
+    private readonly client: ControlPlaneClient,
+    private readonly workerId: string,
+    private readonly assignment: Assignment
+  ) {}
+
+  async currentVersion(): Promise<number> {
+    return this.assignment.keyVersion;
+  }
+
+  async versions(): Promise<readonly number[]> {
+    return [this.assignment.keyVersion];
+  }
+
+  wrap(dataKey: Uint8Array, version: number, aad: Uint8Array): Promise<Uint8Array> {
+    return this.call("wrap", dataKey, version, aad);
+  }
+
+  unwrap(wrapped: Uint8Array, version: number, aad: Uint8Array): Promise<Uint8Array> {
+    return this.call("unwrap", wrapped, version, aad);
+  }
+
+  private async call(op: "wrap" | "unwrap", key: Uint8Array, version: number, aad: Uint8Array): Promise<Uint8Array> {
+    const res = await this.client.post<{ key?: string; message?: string }>(
+      `${CLUSTER_PREFIX}/keys`,
+      { workerId: this.workerId, token: this.assignment.token, op, version, aad: Buffer.from(aad).toString("base64"), key: Buffer.from(key).toString("base64") },
+      30_000
+    );
+    if (res.status !== 200 || typeof res.body.key !== "string") throw new Error(`the control plane refused to ${op} a data key (${res.status}): ${res.body.message ?? ""}`);
+    return Buffer.from(res.body.key, "base64");
+  }
+}
+
+export class WorkerNode {
+  readonly node: string;
+  private readonly client: ControlPlaneClient;
+  private readonly held = new Map<string, Held>();
+  private readonly tasks = new Set<Promise<void>>();
+  private workerId: string | undefined;
+  private registration: RegisterResponse | undefined;
+  private epoch = 0;
+  private stopped = false;
+  private polling: Promise<void> | undefined;
+  private currentPoll: AbortController | undefined;
+
+  private constructor(
+    private readonly o: WorkerOptions,
+    private readonly devices: DeviceReport[],
+    private readonly executors: { process: Executor; simulated: Executor },
+    private readonly sharedDir: string,
+    private readonly scratch: string,
+    private readonly isolation: { sandbox: "per-tenant" | "shared-uid" | "none"; unsafe: boolean }
+  ) {
+    this.node = o.node ?? hostname();
+    this.client = new ControlPlaneClient(o.controlPlanes, o.token, o.ca ? { ca: o.ca } : {});
+  }
+
+  static async start(o: WorkerOptions): Promise<WorkerNode> {
+    const cluster = o.config.cluster;
+    if (cluster === null) throw new Error("the platform config has no cluster section: a worker serves a cluster's control planes");
+    const pool = o.config.pools.find((p) => p.name === o.config.deployment.pool)!;
+    const sharedDir = o.sharedDir ?? cluster.sharedDir;
+    if (!isAbsolute(sharedDir)) throw new Error("sharedDir must be an absolute path");
+    const scratch = chooseScratch(o.dataDir, o.scratchDir);
+    const inventory = await discoverGpus({ pool, mode: o.inventory ?? "auto", ...(o.node !== undefined && { node: o.node }) });
+    let devices: DeviceReport[];
+    if (inventory.source === "simulated") {
+      const count = o.simulatedGpus ?? pool.gpusPerNode;
+      devices = Array.from({ length: count }, (_, index) => ({ index, uuid: null, name: `${pool.gpu.model}`, memoryMiB: pool.gpu.memoryMiB, memoryUsedMiB: 0, simulated: true }));
+    } else {
+      // MIG instances share their GPU's index: the node's whole GPUs are what the pool declares.
+      devices = inventory.devices
+        .filter((d) => d.migProfile === undefined)
+        .map((d) => ({ index: d.index, uuid: d.uuid, name: d.name, memoryMiB: d.memoryMiB, memoryUsedMiB: d.memoryUsedMiB, simulated: d.simulated }));
+    }
+    const isolation = await isolateStages(
+      o.config,
+      { unsafeSharedIdentity: o.unsafeSharedIdentity, configFile: o.configFile },
+      { dataDir: o.dataDir, scratchDir: scratch.dir },
+      // A worker keeps no audit log: the leader records how it isolates stages when it joins.
+      { record: async () => undefined },
+      o.logger
+    );
+    const sampler = inventory.nvidiaSmi ? new NvidiaSmiVramSampler(inventory.nvidiaSmi) : undefined;
+    const executors = {
+      process: new ProcessExecutor({
+        dataDir: scratch.dir,
+        ...(isolation.sandbox && { sandbox: isolation.sandbox }),
+        ...(sampler && { vramSampler: sampler }),
+        ...(o.killGraceS && { killGraceMs: o.killGraceS * 1000 }),
+      }),
+      simulated: new SimulatedExecutor({ timeScale: o.simulatedTimeScale ?? 1 }),
+    };
+    const sandbox = isolation.sandbox === undefined ? "none" : isolation.sandbox.options.identity.mode === "per-tenant" ? "per-tenant" : "shared-uid";
+    const worker = new WorkerNode(o, devices, executors, sharedDir, scratch.dir, { sandbox, unsafe: o.unsafeSharedIdentity === true });
+    worker.polling = worker.run();
+    return worker;
+  }
+
+  /** The pool node the leader bound this worker to (once registered). */
+  get boundNode(): string | undefined {
+    return this.registration?.node;
+  }
+
+  get attemptsHeld(): number {
+    return this.held.size;
+  }
+
+  /** Stops polling and every attempt it holds (their attempts end interrupted at the leader). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.currentPoll?.abort();
+    for (const h of this.held.values()) {
+      h.cancelled = true;
+      h.handle?.cancel();
+    }
+    await this.polling?.catch(() => undefined);
+    await Promise.allSettled([...this.tasks]);
+    this.client.close();
+  }
+
+  private async run(): Promise<void> {
+    let pause = 100;
+    while (!this.stopped) {
+      try {
+        if (this.workerId === undefined) await this.register();
+        else await this.poll();
+        pause = 100;
+      } catch (err) {
+        if (this.stopped) return;
+        const unreachable = err instanceof ControlPlaneUnreachableError;
+        this.o.logger[unreachable ? "warn" : "error"]({ err: (err as Error).message, target: this.client.target }, unreachable ? "control plane unreachable; trying again" : "worker call failed; trying again");
+        await sleep(pause);
+        pause = Math.min(pause * 2, 2000);
+      }
+    }
+  }
+
+  private async register(): Promise<void> {
+    const res = await this.client.post<RegisterResponse & { message?: string }>(
+      `${CLUSTER_PREFIX}/workers`,
+      { protocol: WORKER_PROTOCOL, node: this.node, devices: this.devices, residentModels: this.residentModels(), isolation: this.isolation },
+      10_000
+    );
+    if (res.status === 421) {
+      await sleep(200);
+      return;
+    }
+    if (res.status !== 200) throw new Error(`registration refused (${res.status}): ${res.body?.message ?? ""}`);
+    this.registration = res.body;
+    this.workerId = res.body.workerId;
+    this.newEpoch(res.body.epoch);
+    this.o.logger.info({ node: res.body.node, gpus: res.body.devices.length, epoch: res.body.epoch, leader: this.client.target }, "worker registered");
+  }
+
+  private async poll(): Promise<void> {
+    const leaseMs = this.registration?.leaseMs ?? 10_000;
+    const waitMs = Math.max(100, Math.floor(leaseMs / 3));
+    const res = await this.client.post<PollResponse & { message?: string }>(
+      `${CLUSTER_PREFIX}/poll`,
+      { workerId: this.workerId, running: [...this.held.keys()], waitMs },
+      waitMs + 10_000
+    );
+    if (res.status === 410 || res.status === 421) {
+      // Lost by this leader, or the leader changed: register again where the lead is now.
+      this.workerId = undefined;
+      return;
+    }
+    if (res.status !== 200) throw new Error(`poll refused (${res.status}): ${res.body?.message ?? ""}`);
+    const body = res.body;
+    if (body.epoch > this.epoch) this.newEpoch(body.epoch);
+    for (const id of body.cancel) {
+      const h = this.held.get(id);
+      if (h === undefined) continue;
+      h.cancelled = true;
+      h.handle?.cancel();
+    }
+    for (const a of body.assignments) {
+      // An assignment of an earlier tenure is refused: that leader no longer decides.
+      if (a.epoch < this.epoch || this.held.has(a.attemptId)) continue;
+      const held: Held = { assignment: a, handle: null, cancelled: false };
+      this.held.set(a.attemptId, held);
+      const task = this.runAttempt(held)
+        .catch((err: unknown) => this.o.logger.error({ err, attemptId: a.attemptId }, "an attempt could not be carried out"))
+        .finally(() => {
+          this.held.delete(a.attemptId);
+          this.tasks.delete(task);
+        });
+      this.tasks.add(task);
+    }
+  }
+
+  /** A new tenure: attempts handed out by an earlier leader are stopped (the new one reruns their stages). */
+  private newEpoch(epoch: number): void {
+    if (epoch <= this.epoch) return;
+    this.epoch = epoch;
+    for (const h of this.held.values()) {
+      if (h.assignment.epoch < epoch) {
+        h.cancelled = true;
+        h.handle?.cancel();
+      }
+    }
+  }
+
+  private async runAttempt(held: Held): Promise<void> {
+    const a = held.assignment;
+    const workerId = this.workerId!;
+    const sealer = new ArtifactSealer(new AttemptKeys(this.client, workerId, a), this.sharedDir, this.scratch);
+    const run = { id: a.runId, tenant: a.tenant };
+    const stage = resolveStageCommand(a.stage as Stage, this.o.commandDir ?? process.cwd());
+    let outcome: AttemptOutcome;
+    let artifacts: Array<{ name: string; bytes: number; sha256: string; path: string }> = [];
+    let handle: RunningAttempt | null = null;
+    try {
+      const inputs = a.inputs.map((i) => ({ stageId: i.stageId, name: i.name, path: join(this.sharedDir, ...i.path.split("/")) }));
+      const opened = await sealer.openInputs(run, a.stageId, a.number, inputs, a.runInputs ?? undefined);
+      const byStage = new Map<string, Array<{ name: string; path: string }>>();
+      for (const x of opened.inputs) byStage.set(x.stageId, [...(byStage.get(x.stageId) ?? []), { name: x.name, path: x.path }]);
+      const attemptInputs: AttemptInput[] = [...[...byStage].map(([stageId, list]) => ({ stageId, artifacts: list })), ...(opened.runInputs !== undefined ? [{ runInputs: opened.runInputs }] : [])];
+      handle = await executorFor(stage, this.executors)
+        .start({ attemptId: a.attemptId, runId: a.runId, tenant: a.tenant, stageId: a.stageId, number: a.number, stage, gpus: a.gpus.map((g) => ({ id: g.id, uuid: g.uuid, simulated: g.simulated })), inputs: attemptInputs })
+        .finally(() => opened.release());
+      held.handle = handle;
+      if (held.cancelled || this.stopped) handle.cancel();
+      const started = await this.report(a, "started", { pid: handle.pid, workspace: handle.workspace });
+      if (!started) handle.cancel();
+      outcome = await handle.done;
+      if (outcome.logs) await sealer.sealLogs(run, outcome.logs).catch((err: unknown) => this.o.logger.warn({ err, attemptId: a.attemptId }, "the attempt's logs could not be sealed"));
+      if (outcome.reason === "completed" && !held.cancelled) {
+        try {
+          const sealed = await sealer.sealOutputs(run, await handle.commitOutputs());
+          artifacts = sealed.map((x) => ({ name: x.name, bytes: x.bytes, sha256: x.sha256, path: relative(this.sharedDir, x.path).split(sep).join("/") }));
+        } catch (err) {
+          outcome = { ...outcome, reason: "setup-failed", message: `outputs could not be committed: ${(err as Error).message}` };
+        }
+      }
+    } catch (err) {
+      outcome = { exitCode: null, signal: null, reason: "setup-failed", message: `the worker could not run the attempt: ${(err as Error).message}`, simulated: a.gpus.every((g) => g.simulated) };
+    }
+    const o = outcome;
+    await this.report(a, "finished", {
+      outcome: { exitCode: o.exitCode, signal: o.signal, reason: o.reason === "interrupted" ? "cancelled" : o.reason, message: o.message.slice(0, 4000), ...(o.peakVramMiB !== undefined && { peakVramMiB: o.peakVramMiB }), simulated: o.simulated },
+      artifacts,
+    });
+    if (handle?.workspace) await rm(handle.workspace, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /** Reports to the leader, trying again while it cannot be reached; false when the leader refused it as stale. */
+  private async report(a: Assignment, what: "started" | "finished", body: Record<string, unknown>): Promise<boolean> {
+    for (let pause = 100; !this.stopped || what === "finished"; pause = Math.min(pause * 2, 2000)) {
+      if (a.epoch < this.epoch) return false;
+      try {
+        const res = await this.client.post<{ message?: string }>(`${CLUSTER_PREFIX}/attempts/${encodeURIComponent(a.attemptId)}/${what}`, { workerId: this.workerId ?? "", token: a.token, ...body }, 30_000);
+        if (res.status === 200) return true;
+        if (res.status === 409 || res.status === 410) {
+          this.o.logger.info({ attemptId: a.attemptId, what }, "the leader no longer knows the attempt: its result is dropped");
+          return false;
+        }
+        if (res.status !== 421) throw new Error(`${what} report refused (${res.status}): ${res.body?.message ?? ""}`);
+      } catch (err) {
+        if (!(err instanceof ControlPlaneUnreachableError)) throw err;
+        if (this.stopped) return false;
+      }
+      await sleep(pause);
+    }
+    return false;
+  }
+
+  private residentModels(): string[] {
+    const dir = this.o.config.isolation.modelCacheDir;
+    if (dir === null) return [];
+    try {
+      return readdirSync(dir).slice(0, 1000);
+    } catch {
+      return [];
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
