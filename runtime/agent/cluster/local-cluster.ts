@@ -105,6 +105,7 @@ export class LocalCluster {
     if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 64) throw new RangeError("--workers must be a whole number from 1 to 64");
     if (!Number.isInteger(o.controlPlanes) || o.controlPlanes < 1 || o.controlPlanes > 9) throw new RangeError("--control-planes must be a whole number from 1 to 9");
     const config = clusterPlatform(o.config, o);
+    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
     const configFile = join(o.dataDir, "cluster-platform.json");
     writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
     mkdirSync(config.cluster!.sharedDir, { recursive: true, mode: 0o700 });
@@ -172,7 +173,10 @@ export class LocalCluster {
       m.child.kill("SIGKILL");
       await exited;
     }
-    const fresh = await this.spawnMember(m.info.role, m.info.name, m.args, m.info.node);
+    // A control plane comes back on its former port: the workers know it by that URL (a Service's, in a real cluster).
+    const port = m.info.url === undefined ? undefined : new URL(m.info.url).port;
+    const args = port === undefined ? m.args : m.args.map((a, i) => (m.args[i - 1] === "--port" ? port : a));
+    const fresh = await this.spawnMember(m.info.role, m.info.name, args, m.info.node);
     Object.assign(m, { info: fresh.info, child: fresh.child });
     this.writeClusterFile();
     return m.info;
