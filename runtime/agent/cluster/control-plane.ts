@@ -24,7 +24,7 @@ import { schedulerFromConfig } from "../../scheduler/from-config.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
 import type { KeyProvider } from "../../security/crypto/index.ts";
 import { StaticTokenVerifier } from "../../security/identity/index.ts";
-import type { AuthResult } from "../../security/identity/types.ts";
+import { authFailure, type AuthResult } from "../../security/identity/types.ts";
 import type { AttemptSpec, Executor, RunningAttempt } from "../executors/types.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import { LeaderElector } from "../store/pg/leader-elector.ts";
@@ -245,7 +245,7 @@ export class ControlPlane {
 
   private authenticateWorker(authorization: string | undefined): AuthResult {
     const m = /^Bearer ([^\s]+)$/.exec(authorization ?? "");
-    if (m === null) return { ok: false, status: 401, reason: "missing", detail: "no bearer token" } as AuthResult;
+    if (m === null) return authFailure(authorization === undefined ? "missing" : "malformed", "a worker sends 'Authorization: Bearer <its token>'");
     return this.workerTokens.verify(m[1]!);
   }
 

@@ -7,8 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import { ValidationError, issuesFromZod } from "../../config/errors.ts";
-import type { AuthResult } from "../../security/identity/index.ts";
-import { ApiError } from "../service/api-error.ts";
+import { authFailure, type AuthResult } from "../../security/identity/types.ts";
 import type { WorkerRegistry } from "./registry.ts";
 import { CLUSTER_PREFIX, FinishedReportSchema, KeyRequestSchema, PollRequestSchema, RegisterRequestSchema, StartedReportSchema, type NotLeader } from "./protocol.ts";
 
@@ -85,8 +84,13 @@ export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp
   });
 }
 
-/** The check of a worker's route in the API's onRequest hook: its own token, or 401/404. */
+/**
+ * The check of a worker's route in the API's onRequest hook: a worker's own token, else 401 (a single
+ * agent, with no cluster, knows no worker token: every call is refused the same way).
+ */
 export function authenticateWorker(cluster: ClusterHttp | undefined, authorization: string | undefined): AuthResult {
-  if (cluster === undefined) throw new ApiError(404, "not-found", "this agent runs no cluster: control planes need a cluster section in the platform config and a PostgreSQL store");
+  if (cluster === undefined) {
+    return authFailure(authorization === undefined ? "missing" : "unknown-token", "this agent runs no cluster: no worker token is valid here");
+  }
   return cluster.authenticate(authorization);
 }

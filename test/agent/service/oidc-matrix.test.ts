@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { SignJWT, UnsecuredJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROUTES } from "../../../runtime/agent/service/routes.ts";
-import { PUBLIC } from "../../../runtime/security/authz/index.ts";
+import { PUBLIC, WORKER } from "../../../runtime/security/authz/index.ts";
 import { client, createPlatform, sleepyWorkflow, startAgentProcess, type AgentProcess, type TestPlatform, removePlatform } from "./harness.ts";
 
 const TIMEOUT = 180_000;
@@ -71,7 +71,8 @@ describe("agent API with OIDC bearer tokens", () => {
     return response.status;
   };
 
-  const protectedRoutes = ROUTES.filter((r) => r.action !== PUBLIC && !(r.method === "POST" && r.path === "/v1/runs/:runId/cancel"));
+  // Tenants' routes: a worker's route (action WORKER) takes no tenant's token, however valid.
+  const protectedRoutes = ROUTES.filter((r) => r.action !== PUBLIC && r.action !== WORKER && !(r.method === "POST" && r.path === "/v1/runs/:runId/cancel"));
 
   it("answers 401 on every protected route to missing, malformed, expired, wrong-issuer, wrong-audience, alg-none and HS/RS-confused tokens", async () => {
     const bad: Array<[string, string | undefined]> = [
@@ -97,6 +98,8 @@ describe("agent API with OIDC bearer tokens", () => {
       expect(own, `own token on ${route.method} ${route.path}`).toBeLessThan(300);
       if (route.path.includes(":runId")) expect(await call(route.method, path, rival), `rival token on ${route.method} ${route.path}`).toBe(404);
     }
+    // A tenant's valid token opens no worker's route.
+    for (const route of ROUTES.filter((r) => r.action === WORKER)) expect(await call(route.method, pathOf(route.path), studio), `tenant token on ${route.path}`).toBe(401);
     // Cancelling: another tenant's run is 404 and stays as it was.
     expect(await call("POST", `/v1/runs/${runId}/cancel`, rival)).toBe(404);
   });
