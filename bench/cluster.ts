@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import pg from "pg";
 import { loadPlatformConfig } from "../runtime/config/index.ts";
+import { parseDatabase } from "../runtime/agent/store/open.ts";
 import { LocalCluster } from "../runtime/agent/cluster/local-cluster.ts";
 import { startLocalPostgres, type LocalPostgres } from "../runtime/agent/cluster/local-postgres.ts";
 import { client, createPlatform, removePlatform, sleepyWorkflow, startAgentProcess, waitFor, REPO_ROOT, type TestPlatform } from "../test/agent/service/harness.ts";
@@ -150,12 +151,21 @@ async function stopPhase(p: Phase): Promise<void> {
   removePlatform(p.platform);
 }
 
+/** A connection to the cluster's store, with its schema first on the search path. */
+async function storeClient(cluster: LocalCluster): Promise<pg.Client> {
+  const where = parseDatabase(cluster.database, "/");
+  if (where.kind !== "postgres") throw new Error("not a PostgreSQL store");
+  const c = new pg.Client({ connectionString: where.url });
+  await c.connect();
+  await c.query(`SET search_path TO ${where.schema}`);
+  return c;
+}
+
 async function leaderOf(cluster: LocalCluster, not?: string): Promise<string> {
   return waitFor(
     "a leader",
     async () => {
-      const c = new pg.Client({ connectionString: cluster.database });
-      await c.connect();
+      const c = await storeClient(cluster);
       try {
         const { rows } = await c.query<{ holder: string | null }>("SELECT holder FROM leader_lease WHERE name = 'scheduler' AND expires_at > clock_timestamp()");
         const url = rows[0]?.holder?.split(" ")[0];
@@ -301,8 +311,7 @@ async function chaos(p: Phase) {
       await sleep(200);
     }
   }
-  const c = new pg.Client({ connectionString: p.cluster.database });
-  await c.connect();
+  const c = await storeClient(p.cluster);
   const twice = await c.query<{ n: string }>(
     `SELECT count(*) AS n FROM (SELECT run_id, stage_id FROM attempts WHERE status = 'succeeded' GROUP BY run_id, stage_id HAVING count(*) > 1) x`
   );

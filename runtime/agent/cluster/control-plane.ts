@@ -49,7 +49,7 @@ export interface ControlPlaneOptions {
   readonly sharedDir: string;
   /** Builds the loop of a tenure over its scheduler, with executors that hand attempts to the workers. */
   readonly makeLoop: (scheduler: Scheduler, devices: readonly GpuDevice[], executors: { process: Executor; simulated: Executor }) => AgentLoop;
-  readonly graphOf: (run: RunRecord) => Promise<WorkflowGraph | undefined>;
+  readonly graphOf: (run: RunRecord, document?: unknown) => Promise<WorkflowGraph | undefined>;
   /** The array the pool's devices are kept in (the API reads it). */
   readonly devices?: GpuDevice[];
   /** Called when a tenure begins and ends (e.g. to start and stop the key rotation follower). */
@@ -194,8 +194,10 @@ export class ControlPlane {
     const intake = setInterval(() => this.sync(), 1000);
     intake.unref();
     this.tenure = { epoch, scheduler, registry, loop, intake };
-    this.wakeups ??= store.listen((what) => {
-      if (what === "ready") this.sync();
+    // A run accepted by another replica is named in its notification: taken up at once. The poll every
+    // second stays the truth (a notification may be lost) and sees cancellations made elsewhere.
+    this.wakeups ??= store.listen((what, payload) => {
+      if (what === "ready" && payload !== "") this.takeUp(payload);
     });
     await this.o.onTenure?.(true);
     logger.info({ epoch, ...recovered }, "leading: scheduling the cluster's runs");
@@ -218,6 +220,23 @@ export class ControlPlane {
     this.o.audit({ actor: "gpufabric-agent", action: "cluster.leader.stepped-down", object: `lease/${SCHEDULER_LEASE}`, outcome: "success", data: { epoch, reason } });
   }
 
+  /** Takes up one run accepted by another replica (`tenant/run id`, from its notification). */
+  private takeUp(ref: string): void {
+    const t = this.tenure;
+    const slash = ref.indexOf("/");
+    if (t === undefined || slash < 1) return;
+    const id = ref.slice(slash + 1);
+    if (t.loop.holds(id)) return;
+    void this.intake(t, id)
+      .catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message, runId: id }, "could not take up a run accepted elsewhere; the next poll will"));
+  }
+
+  private async intake(t: Tenure, runId: string): Promise<void> {
+    const found = await this.o.store.runForIntake(runId);
+    if (found === undefined || this.tenure !== t || t.loop.holds(runId)) return;
+    if (found.run.status === "queued" || found.run.status === "running") await t.loop.resume(found.run, found.stages, found.document);
+  }
+
   /** Takes up runs accepted by other replicas, and stops those they cancelled. */
   private sync(): void {
     if (this.syncing) {
@@ -231,12 +250,20 @@ export class ControlPlane {
         if (t === undefined) return;
         const active = await this.o.store.activeRunIds();
         const ids = new Set(active.map((r) => r.id));
-        for (const { id, tenant } of active) {
+        for (const { id } of active) {
           if (this.tenure !== t || t.loop.holds(id)) continue;
-          const detail = await this.o.store.getRun(tenant, id);
-          if (detail !== undefined && (detail.run.status === "queued" || detail.run.status === "running")) await t.loop.resume(detail.run, detail.stages);
+          await this.intake(t, id);
         }
-        for (const id of t.loop.heldRunIds()) if (!ids.has(id)) t.loop.closedElsewhere(id);
+        // A run held here but not active in the store was closed elsewhere, unless it was accepted after
+        // the read above: only a run the store now says has ended is let go.
+        const gone = t.loop.heldRunIds().filter((id) => !ids.has(id));
+        if (gone.length > 0) {
+          const statuses = await this.o.store.runStatuses(gone);
+          for (const id of gone) {
+            const status = statuses.get(id);
+            if (status === "cancelled" || status === "failed" || status === "succeeded") t.loop.closedElsewhere(id);
+          }
+        }
       } while (this.syncAgain && !this.closed);
     })()
       .catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, "could not read the store's active runs; trying again"))

@@ -34,6 +34,8 @@ export interface LocalClusterOptions {
   readonly unsafeSharedIdentity?: boolean;
   /** Extra environment of every process. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Node options of the control planes (e.g. --cpu-prof, to profile them). */
+  readonly controlPlaneExecArgv?: readonly string[];
 }
 
 export interface ClusterProcess {
@@ -276,7 +278,8 @@ export class LocalCluster {
     const log = join(this.o.dataDir, "logs", `${name}.log`);
     mkdirSync(join(this.o.dataDir, "logs"), { recursive: true });
     const out = createWriteStream(log, { flags: "a" });
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.o.env } });
+    const execArgv = role === "control-plane" ? (this.o.controlPlaneExecArgv ?? []) : [];
+    const child = spawn(process.execPath, [...execArgv, BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.o.env } });
     child.stdout!.pipe(out, { end: false });
     child.stderr!.pipe(out, { end: false });
     let seen = "";

@@ -235,10 +235,11 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const currentScheduler = () => scheduler ?? controlPlane?.scheduler();
   const metrics = new AgentMetrics({ store, scheduler: currentScheduler, devices: inventory.devices, loop: () => loop ?? controlPlane?.queue });
   const sampler = inventory.nvidiaSmi ? new NvidiaSmiVramSampler(inventory.nvidiaSmi) : undefined;
-  const graphOf = async (run: { id: string; tenant: string }): Promise<WorkflowGraph | undefined> => {
-    const detail = await store.getRun(run.tenant, run.id);
-    if (detail === undefined) return undefined;
-    const doc = (await openRunField(security.keyring, run.tenant, run.id, "document", detail.document)) as { workflowRef?: string } | undefined;
+  // `sealed`: the run's stored document when the caller has read it already.
+  const graphOf = async (run: { id: string; tenant: string }, sealed?: unknown): Promise<WorkflowGraph | undefined> => {
+    const stored = sealed ?? (await store.getRun(run.tenant, run.id))?.document;
+    if (stored === undefined) return undefined;
+    const doc = (await openRunField(security.keyring, run.tenant, run.id, "document", stored)) as { workflowRef?: string } | undefined;
     if (doc && typeof doc.workflowRef === "string") return workflows.get(doc.workflowRef);
     try {
       return parseWorkflow(doc);

@@ -114,7 +114,7 @@ export class AgentLoop {
   private readonly settling = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private wakeQueued = false;
-  private graphOf: ((run: RunRecord) => Promise<WorkflowGraph | undefined>) | undefined;
+  private graphOf: ((run: RunRecord, document?: unknown) => Promise<WorkflowGraph | undefined>) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -134,7 +134,7 @@ export class AgentLoop {
    * Recovery on start: closes attempts left open by a previous agent (and stops their processes),
    * then hands the scheduler every unfinished run with its succeeded stages left out.
    */
-  async start(graphOf: (run: RunRecord) => Promise<WorkflowGraph | undefined>): Promise<{ interrupted: number; resumedRuns: number }> {
+  async start(graphOf: (run: RunRecord, document?: unknown) => Promise<WorkflowGraph | undefined>): Promise<{ interrupted: number; resumedRuns: number }> {
     const report = await this.o.store.recover();
     for (const attempt of report.interrupted) {
       const outcome = stopOrphanedAttempt({ pid: attempt.pid, runId: attempt.runId, stageId: attempt.stageId, number: attempt.number });
@@ -156,13 +156,13 @@ export class AgentLoop {
    * Takes up a run the store holds (recovered at start, or accepted by another control plane of a
    * cluster): its succeeded stages stay done, the others are handed to the scheduler.
    */
-  async resume(run: RunRecord, stages: readonly StageRecord[]): Promise<void> {
+  async resume(run: RunRecord, stages: readonly StageRecord[], document?: unknown): Promise<void> {
     if (this.active.has(run.id)) return;
     const done = new Set(stages.filter((s) => s.status === "succeeded").map((s) => s.stageId));
     // Every need is kept: the succeeded ones are left out only of what the scheduler waits for (accept).
     const left = stages.filter((s) => s.status !== "succeeded" && s.status !== "failed" && s.status !== "cancelled").map((s) => s.spec);
     if (left.length === 0) return;
-    const graph = await (this.graphOf ?? (async () => undefined))(run).catch((err: unknown) => {
+    const graph = await (this.graphOf ?? (async () => undefined))(run, document).catch((err: unknown) => {
       this.o.logger.error({ err, runId: run.id }, "the run's document could not be opened");
       return undefined;
     });
@@ -216,6 +216,8 @@ export class AgentLoop {
     nowMs = Date.now(),
     succeeded: ReadonlySet<string> = new Set()
   ): void {
+    // Taken up once: in a cluster the leader hears of its own submissions through the store too.
+    if (this.active.has(run.id)) return;
     const scheduled = succeeded.size === 0 ? stages : stages.map((s) => ({ ...s, needs: s.needs.filter((n) => !succeeded.has(n)) }));
     const result = this.o.scheduler.submit(runSpecFromStages(run.id, run.tenant, scheduled, run.priority), nowMs / 1000);
     if (!result.accepted) {

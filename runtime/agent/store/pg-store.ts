@@ -197,6 +197,11 @@ export class PgStore implements Store {
     return new LeaderLease(this.pool, name);
   }
 
+  /** A run with its stages and document, in one statement (a leader taking up a run accepted elsewhere). */
+  async runForIntake(runId: string): Promise<{ run: RunRecord; document: unknown; stages: StageRecord[] } | undefined> {
+    return this.single((tx) => read.runForIntake(tx, runId));
+  }
+
   /** Ids and statuses of the given runs (the ones missing were never stored). */
   async runStatuses(runIds: readonly string[]): Promise<Map<string, RunStatus>> {
     const { rows } = await this.single((tx) => tx.query<{ id: string; status: RunStatus }>("SELECT id, status FROM runs WHERE id = ANY($1::text[])", [runIds]));
@@ -249,7 +254,7 @@ export class PgStore implements Store {
   }
 
   /** Calls `onWake` when stages become ready or attempts are placed: a hint to poll now (pg/wakeups.ts). */
-  listen(onWake: (what: Wake) => void): Wakeups {
+  listen(onWake: (what: Wake, payload: string) => void): Wakeups {
     this.assertOpen();
     const wakeups = listen(this.url, this.schema, onWake);
     this.listeners.add(wakeups);

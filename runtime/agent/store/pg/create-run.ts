@@ -28,7 +28,7 @@ const INSERT_RUN = `
     SELECT run.id, e.stage_id, e.need_id FROM run, unnest($17::text[], $18::text[]) AS e (stage_id, need_id)),
   event AS (
     INSERT INTO events (run_id, stage_id, type, data, at) SELECT run.id, NULL, 'run.accepted', $19, $10 FROM run)
-  SELECT run.id, pg_notify($20, '') AS woke FROM run`;
+  SELECT run.id, pg_notify($20, $21) AS woke FROM run`;
 
 export async function createRun(tx: Tx, ctx: OpContext, input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
   const now = ctx.stamp();
@@ -56,8 +56,10 @@ export async function createRun(tx: Tx, ctx: OpContext, input: NewRun): Promise<
     edges.map((e) => e[0]),
     edges.map((e) => e[1]),
     JSON.stringify(acceptedEvent(input)),
-    // Every run has a stage without needs: it is ready at once.
+    // Every run has a stage without needs: it is ready at once. The payload names the run, so a leader
+    // takes it up at once without reading every active run (a control plane of a cluster).
     channel(ctx.schema, "ready"),
+    `${input.tenant}/${id}`,
   ]);
   if (inserted.rowCount === 1) return { run: acceptedRun(input, id, now), created: true };
   const { rows } = await tx.query<RunRow>(named(`SELECT ${RUN_COLUMNS} FROM runs WHERE tenant = $1 AND idempotency_key = $2`), [input.tenant, input.idempotencyKey]);

@@ -101,3 +101,19 @@ export async function queueDepth(tx: Tx): Promise<QueueDepth> {
   const runs = await tx.query<{ tenant: string; n: number }>(named("SELECT tenant, COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running') GROUP BY tenant"));
   return foldQueueDepth(stages.rows, runs.rows);
 }
+
+/**
+ * A run with its stages and document in one statement: what a leader needs to take up a run another
+ * control plane accepted (no attempts or artifacts: it has none yet, or recovery reads them).
+ */
+export async function runForIntake(tx: Tx, runId: string): Promise<{ run: RunRecord; document: unknown; stages: StageRecord[] } | undefined> {
+  const { rows } = await tx.query<RunRowWithFields & { stage_rows: StageRow[] }>(
+    named(`SELECT ${RUN_COLUMNS.split(", ").map((c) => `r.${c}`).join(", ")}, r.document, r.inputs,
+       COALESCE((SELECT json_agg(s ORDER BY s.ordinal) FROM stages s WHERE s.run_id = r.id), '[]'::json) AS stage_rows
+     FROM runs r WHERE r.id = $1`),
+    [runId]
+  );
+  const row = rows[0];
+  if (row === undefined) return undefined;
+  return { run: toRun(row), document: JSON.parse(row.document) as unknown, stages: row.stage_rows.map(toStage) };
+}

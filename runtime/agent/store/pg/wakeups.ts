@@ -19,7 +19,11 @@ export interface Wakeups {
 
 const WAKES: readonly Wake[] = ["ready", "placed"];
 
-export function listen(url: string, schema: string, onWake: (what: Wake) => void, options: { retryMs?: number } = {}): Wakeups {
+/**
+ * `onWake` gets the channel's meaning and the notification's payload (a `tenant/run id` for an accepted
+ * run; empty otherwise, and after a reconnection, when it cannot know what it missed).
+ */
+export function listen(url: string, schema: string, onWake: (what: Wake, payload: string) => void, options: { retryMs?: number } = {}): Wakeups {
   const names = new Map(WAKES.map((w) => [channel(schema, w), w]));
   let client: pg.Client | undefined;
   let closed = false;
@@ -35,7 +39,7 @@ export function listen(url: string, schema: string, onWake: (what: Wake) => void
     client = c;
     c.on("notification", (n) => {
       const what = names.get(n.channel);
-      if (what) onWake(what);
+      if (what) onWake(what, n.payload ?? "");
     });
     // A dropped connection (server restart, network) reconnects with a growing pause, up to 5 s.
     const retry = () => {
@@ -64,7 +68,7 @@ export function listen(url: string, schema: string, onWake: (what: Wake) => void
     connected = true;
     markListening();
     backoff = options.retryMs ?? 100;
-    if (!first) for (const w of WAKES) onWake(w);
+    if (!first) for (const w of WAKES) onWake(w, "");
   };
   void connect(true);
 
