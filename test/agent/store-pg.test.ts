@@ -4,6 +4,7 @@
  * migrations raced by several control planes, leases and claims, wake-ups, and a server restart.
  * Each test works in a schema of its own, dropped afterwards.
  */
+import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import {
@@ -70,6 +71,34 @@ if (pgServer === undefined) {
     afterEach(async () => {
       for (const s of stores.splice(0)) await s.close();
       for (const s of schemas.splice(0)) await dropSchema(url, s);
+    });
+
+    it("writes a storm of submissions in group commits, each as if alone: one run per idempotency key, a bad one failing alone", async () => {
+      const s = fresh();
+      const store = await open(s);
+      const taken = randomUUID();
+      const first = await store.createRun({ ...diamondRun("studio"), id: taken });
+      const storm = await Promise.allSettled(
+        Array.from({ length: 200 }, (_, i) =>
+          // Every tenth shares one key; one reuses an existing run's id, which the database refuses.
+          store.createRun(i === 77 ? { ...diamondRun("rival"), id: taken } : diamondRun(i % 2 === 0 ? "studio" : "rival", i % 10 === 0 ? "same-key" : undefined))
+        )
+      );
+      expect(storm[77]!.status).toBe("rejected");
+      const ok = storm.filter((r): r is PromiseFulfilledResult<{ run: { id: string; tenant: string }; created: boolean }> => r.status === "fulfilled").map((r) => r.value);
+      expect(ok).toHaveLength(199);
+      // Keyed submissions of one tenant end as one run: the first created, the others given it.
+      const keyed = ok.filter((_, i) => (i < 77 ? i : i + 1) % 10 === 0);
+      expect(keyed).toHaveLength(20);
+      expect(new Set(keyed.map((r) => r.run.id)).size).toBe(1);
+      expect(keyed.filter((r) => r.created)).toHaveLength(1);
+      const rows = await query<{ n: string }>(`SELECT count(*) AS n FROM ${s}.runs`);
+      expect(Number(rows[0]!.n)).toBe(1 + 199 - 19);
+      const stages = await query<{ n: string }>(`SELECT count(*) AS n FROM ${s}.stages`);
+      expect(Number(stages[0]!.n)).toBe((1 + 199 - 19) * 4);
+      const events = await query<{ n: string }>(`SELECT count(*) AS n FROM ${s}.events WHERE type = 'run.accepted'`);
+      expect(Number(events[0]!.n)).toBe(1 + 199 - 19);
+      expect((await store.getRun("studio", first.run.id))?.run.workflow).toBe("diamond");
     });
 
     it("migrates once when several control planes open a fresh database at the same moment", async () => {

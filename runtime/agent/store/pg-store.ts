@@ -41,7 +41,7 @@ import { StoreUnavailableError } from "./errors.ts";
 import type { Migration } from "./migration.ts";
 import * as attempts from "./pg/attempts.ts";
 import { createPool, once, SCHEMA_NAME, transaction, type Tx } from "./pg/connection.ts";
-import { createRun } from "./pg/create-run.ts";
+import { createRun, createRuns } from "./pg/create-run.ts";
 import { checkLease, claimPlaced, heartbeat, interruptOpen, type ClaimOptions, type HeartbeatResult } from "./pg/leases.ts";
 import { migratePg } from "./pg/migrations.ts";
 import * as read from "./pg/read.ts";
@@ -76,8 +76,15 @@ export async function openPgStore(url: string, options: PgStoreOptions = {}): Pr
   }
 }
 
+/** Submissions written together at most, and group commits in flight at once (each holds a connection). */
+const SUBMIT_BATCH = 128;
+const MAX_SUBMIT_BATCHES_IN_FLIGHT = 3;
+
 export class PgStore implements Store {
   private closed = false;
+  /** Submissions waiting for the next group commit, and the batches being written. */
+  private readonly submissions: Array<{ input: NewRun; resolve: (r: { run: RunRecord; created: boolean }) => void; reject: (err: unknown) => void }> = [];
+  private submitting = 0;
   /** The leader tenure the scheduling writes are fenced by (fenceBy), if any. */
   private fence: { readonly lease: string; readonly epoch: number } | undefined;
   /** How long a scheduling write waits for an unreachable database before it gives up (retryUnavailable). */
@@ -107,8 +114,35 @@ export class PgStore implements Store {
 
   async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
     validateNewRun(input);
-    // One statement (pg/create-run.ts): its own transaction.
-    return this.single((tx) => createRun(tx, this.ctx, input));
+    this.assertOpen();
+    // Group commit: submissions that arrive while others are being written go together in one statement.
+    return new Promise((resolve, reject) => {
+      this.submissions.push({ input, resolve, reject });
+      if (this.submitting < MAX_SUBMIT_BATCHES_IN_FLIGHT) void this.submitBatch();
+    });
+  }
+
+  /** Writes the waiting submissions, up to SUBMIT_BATCH at once, until none is left. */
+  private async submitBatch(): Promise<void> {
+    this.submitting++;
+    try {
+      for (let batch = this.submissions.splice(0, SUBMIT_BATCH); batch.length > 0; batch = this.submissions.splice(0, SUBMIT_BATCH)) {
+        try {
+          // One statement (pg/create-run.ts): its own transaction.
+          const results = batch.length === 1 ? [await this.single((tx) => createRun(tx, this.ctx, batch[0]!.input))] : await this.single((tx) => createRuns(tx, this.ctx, batch.map((b) => b.input)));
+          batch.forEach((b, i) => b.resolve(results[i]!));
+        } catch (err) {
+          if (batch.length === 1 || err instanceof StoreUnavailableError) {
+            for (const b of batch) b.reject(err);
+            continue;
+          }
+          // One bad submission must not fail the others: each is written on its own.
+          await Promise.all(batch.map((b) => this.single((tx) => createRun(tx, this.ctx, b.input)).then(b.resolve, b.reject)));
+        }
+      }
+    } finally {
+      this.submitting--;
+    }
   }
 
   async getRun(tenant: string, runId: string): Promise<RunDetail | undefined> {
