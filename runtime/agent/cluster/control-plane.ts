@@ -88,6 +88,9 @@ export class ControlPlane {
   private starting: Promise<void> | undefined;
   private syncing: Promise<void> | undefined;
   private syncAgain = false;
+  /** Runs named by notifications, waiting for the next intake read. */
+  private readonly named = new Set<string>();
+  private reading = false;
   private wakeups: { close(): Promise<void> } | undefined;
   private closed = false;
   private holder = "";
@@ -220,21 +223,41 @@ export class ControlPlane {
     this.o.audit({ actor: "gpufabric-agent", action: "cluster.leader.stepped-down", object: `lease/${SCHEDULER_LEASE}`, outcome: "success", data: { epoch, reason } });
   }
 
-  /** Takes up one run accepted by another replica (`tenant/run id`, from its notification). */
+  /**
+   * Takes up a run accepted by another replica (`tenant/run id`, from its notification); the runs named
+   * while a read is in flight are read together next.
+   */
   private takeUp(ref: string): void {
     const t = this.tenure;
     const slash = ref.indexOf("/");
     if (t === undefined || slash < 1) return;
     const id = ref.slice(slash + 1);
     if (t.loop.holds(id)) return;
-    void this.intake(t, id)
-      .catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message, runId: id }, "could not take up a run accepted elsewhere; the next poll will"));
+    this.named.add(id);
+    if (this.reading) return;
+    this.reading = true;
+    void (async () => {
+      try {
+        while (this.named.size > 0 && this.tenure === t) {
+          const ids = [...this.named].slice(0, 500);
+          for (const x of ids) this.named.delete(x);
+          await this.intake(t, ids);
+        }
+      } catch (err) {
+        this.o.logger.warn({ err: (err as Error).message }, "could not take up runs accepted elsewhere; the next poll will");
+      } finally {
+        this.named.clear();
+        this.reading = false;
+      }
+    })();
   }
 
-  private async intake(t: Tenure, runId: string): Promise<void> {
-    const found = await this.o.store.runForIntake(runId);
-    if (found === undefined || this.tenure !== t || t.loop.holds(runId)) return;
-    if (found.run.status === "queued" || found.run.status === "running") await t.loop.resume(found.run, found.stages, found.document);
+  private async intake(t: Tenure, runIds: readonly string[]): Promise<void> {
+    const wanted = runIds.filter((id) => !t.loop.holds(id));
+    for (const found of await this.o.store.runsForIntake(wanted)) {
+      if (this.tenure !== t || t.loop.holds(found.run.id)) continue;
+      if (found.run.status === "queued" || found.run.status === "running") await t.loop.resume(found.run, found.stages, found.document);
+    }
   }
 
   /** Takes up runs accepted by other replicas, and stops those they cancelled. */
@@ -250,10 +273,8 @@ export class ControlPlane {
         if (t === undefined) return;
         const active = await this.o.store.activeRunIds();
         const ids = new Set(active.map((r) => r.id));
-        for (const { id } of active) {
-          if (this.tenure !== t || t.loop.holds(id)) continue;
-          await this.intake(t, id);
-        }
+        const missing = active.map((r) => r.id).filter((id) => !t.loop.holds(id));
+        for (let i = 0; i < missing.length && this.tenure === t; i += 500) await this.intake(t, missing.slice(i, i + 500));
         // A run held here but not active in the store was closed elsewhere, unless it was accepted after
         // the read above: only a run the store now says has ended is let go.
         const gone = t.loop.heldRunIds().filter((id) => !ids.has(id));

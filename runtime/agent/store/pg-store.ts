@@ -231,9 +231,10 @@ export class PgStore implements Store {
     return new LeaderLease(this.pool, name);
   }
 
-  /** A run with its stages and document, in one statement (a leader taking up a run accepted elsewhere). */
-  async runForIntake(runId: string): Promise<{ run: RunRecord; document: unknown; stages: StageRecord[] } | undefined> {
-    return this.single((tx) => read.runForIntake(tx, runId));
+  /** Runs with their stages and documents, in one statement (a leader taking up runs accepted elsewhere). */
+  async runsForIntake(runIds: readonly string[]): Promise<Array<{ run: RunRecord; document: unknown; stages: StageRecord[] }>> {
+    if (runIds.length === 0) return [];
+    return this.single((tx) => read.runsForIntake(tx, runIds));
   }
 
   /** Ids and statuses of the given runs (the ones missing were never stored). */

@@ -103,17 +103,15 @@ export async function queueDepth(tx: Tx): Promise<QueueDepth> {
 }
 
 /**
- * A run with its stages and document in one statement: what a leader needs to take up a run another
- * control plane accepted (no attempts or artifacts: it has none yet, or recovery reads them).
+ * Runs with their stages and documents, in one statement: what a leader needs to take up runs another
+ * control plane accepted (no attempts or artifacts: they have none yet, or recovery reads them).
  */
-export async function runForIntake(tx: Tx, runId: string): Promise<{ run: RunRecord; document: unknown; stages: StageRecord[] } | undefined> {
+export async function runsForIntake(tx: Tx, runIds: readonly string[]): Promise<Array<{ run: RunRecord; document: unknown; stages: StageRecord[] }>> {
   const { rows } = await tx.query<RunRowWithFields & { stage_rows: StageRow[] }>(
     named(`SELECT ${RUN_COLUMNS.split(", ").map((c) => `r.${c}`).join(", ")}, r.document, r.inputs,
        COALESCE((SELECT json_agg(s ORDER BY s.ordinal) FROM stages s WHERE s.run_id = r.id), '[]'::json) AS stage_rows
-     FROM runs r WHERE r.id = $1`),
-    [runId]
+     FROM runs r WHERE r.id = ANY($1::text[]) ORDER BY r.created_at, r.id`),
+    [runIds]
   );
-  const row = rows[0];
-  if (row === undefined) return undefined;
-  return { run: toRun(row), document: JSON.parse(row.document) as unknown, stages: row.stage_rows.map(toStage) };
+  return rows.map((row) => ({ run: toRun(row), document: JSON.parse(row.document) as unknown, stages: row.stage_rows.map(toStage) }));
 }
