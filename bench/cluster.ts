@@ -8,7 +8,9 @@
  *    same against the single-node agent;
  *  - dispatch: stage ready (its run accepted, or the stages it needs ended) → its process started on a
  *    worker (the attempt's start, recorded when the worker reports it), for root and dependent stages;
- *  - stages/s: `--stage-runs` runs of ten short stages (a process each, sandboxed) over the 24 GPUs;
+ *  - stages/s: `--stage-runs` runs of ten short stages (a shell process each, sandboxed, writing its
+ *    output) over the 24 GPUs; and the same with simulated stages (no process: the control plane's and
+ *    the workers' own cost per stage);
  *  - worker loss: a worker killed with SIGKILL under a running stage → that stage running on another node;
  *  - leader failover: the leader killed with SIGKILL → the next stage placed and started;
  *  - chaos: `--rounds` rounds, each submitting runs and killing a random worker or the leader with
@@ -196,12 +198,26 @@ async function dispatch(p: Phase) {
   return { samples: all.length, p50Ms: round(percentile(all, 50)), p99Ms: round(percentile(all, 99)), rootP50Ms: round(percentile(root, 50)), dependentP50Ms: round(percentile(dependent, 50)) };
 }
 
-async function stagesPerSecond(p: Phase) {
+/** Ten stages side by side, each a short process (a shell writing its output), or simulated (no process). */
+function wideWorkflow(simulated: boolean): Record<string, unknown> {
+  return {
+    apiVersion: "gpufabric.dev/v1",
+    kind: "Workflow",
+    metadata: { name: simulated ? "wide-simulated" : "wide" },
+    spec: {
+      stages: Array.from({ length: 10 }, (_, i) => ({
+        id: `s${i}`,
+        resources: { gpus: 1, vram: "1Gi" },
+        ...(!simulated && { run: { command: ["/bin/sh", "-c", `echo s${i} > "$GPUFABRIC_OUTPUT_DIR/s${i}.txt"`], timeoutSeconds: 60 } }),
+        estimate: { durationSeconds: 0.01 },
+      })),
+    },
+  };
+}
+
+async function stagesPerSecond(p: Phase, simulated: boolean) {
   const api = client(p.cluster.url, p.platform.tokens.studio!);
-  const wide = sleepyWorkflow(
-    "wide",
-    Array.from({ length: 10 }, (_, i) => ({ id: `s${i}`, ms: 10 }))
-  );
+  const wide = wideWorkflow(simulated);
   const t0 = performance.now();
   const ids: string[] = [];
   for (let i = 0; i < stageRuns; i++) ids.push((await api.post("/v1/runs", { workflow: wide })).body.id);
@@ -362,7 +378,8 @@ async function main() {
     note("cluster: dispatch …");
     const d = await dispatch(p);
     note("cluster: stages/s …");
-    const s = await stagesPerSecond(p);
+    const s = await stagesPerSecond(p, false);
+    const sim = await stagesPerSecond(p, true);
     note("cluster: worker loss …");
     const w = await workerLoss(p);
     note("cluster: leader failover …");
@@ -388,6 +405,8 @@ async function main() {
       dispatch: d,
       stages_per_s: s.perSecond,
       stages: s,
+      simulated_stages_per_s: sim.perSecond,
+      simulated_stages: sim,
       worker_loss_recovery_s: w.medianS,
       worker_loss: w,
       leader_failover_s: l.medianS,
