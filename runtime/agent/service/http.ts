@@ -18,6 +18,7 @@ import { checkName, openInside, UnsafePathError } from "../../security/names/ind
 import type { GpuDevice } from "../inventory/types.ts";
 import type { RunDetail, RunStatus, Store } from "../store/types.ts";
 import { RUN_STATUSES } from "../store/types.ts";
+import { StoreUnavailableError } from "../store/errors.ts";
 import { AuditUnavailableError } from "../../security/audit/index.ts";
 import { ApiError } from "./api-error.ts";
 import type { AuditTrail } from "./audit-trail.ts";
@@ -162,6 +163,12 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
     else if (err instanceof SyntaxError || err.code === "FST_ERR_CTP_INVALID_JSON_BODY")
       api = new ApiError(400, "malformed-json", `the body is not valid JSON: ${err.message}`, "(body)");
     else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) api = new ApiError(err.statusCode, "bad-request", err.message);
+    else if (err instanceof StoreUnavailableError) {
+      // The database is restarting or cut off: nothing was lost, and a retry shortly is the cure.
+      request.log.warn({ err: err.message }, "the store is unavailable");
+      api = new ApiError(503, "store-unavailable", "the agent's store cannot be reached right now: retry shortly (a submission with an Idempotency-Key is safe to retry)");
+      void reply.header("retry-after", "1");
+    }
     else {
       request.log.error({ err }, "request failed");
       api = new ApiError(500, "internal", "the agent could not answer this request; it is logged");

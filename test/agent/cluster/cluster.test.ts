@@ -156,6 +156,11 @@ describe.runIf(unavailable === undefined)("a local cluster", () => {
       const submitted = await api().post("/v1/runs", { workflow: relayWorkflow("db-restart", 1000) });
       await api().waitForRun(submitted.body.id, ["running"]);
       await cluster.server!.kill();
+      // Meanwhile the API says the store is unavailable, so clients retry (not an internal error).
+      const during = await api().get(`/v1/runs/${submitted.body.id}`);
+      expect(during.status).toBe(503);
+      expect(during.body.error.code).toBe("store-unavailable");
+      expect(during.headers.get("retry-after")).toBe("1");
       await new Promise((r) => setTimeout(r, 1500));
       await cluster.server!.restart();
       const run = await api().waitForRun(submitted.body.id, ["succeeded", "failed", "cancelled"], 120_000);
