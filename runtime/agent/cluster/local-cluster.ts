@@ -16,6 +16,9 @@ import { generateToken } from "../../security/identity/index.ts";
 import { WORKER_TOKEN_FILE } from "./control-plane.ts";
 import { startLocalPostgres, type LocalPostgres } from "./local-postgres.ts";
 
+/** Every member process started here and still running. */
+const members = new Set<ChildProcess>();
+let killOnExit = false;
 const BIN = fileURLToPath(new URL("../../../bin/gpufabric.mjs", import.meta.url));
 
 export interface LocalClusterOptions {
@@ -303,6 +306,13 @@ export class LocalCluster {
         reject(new Error(`${name} exited (${code ?? signal}) before it was up: see ${log}\n${seen.slice(-2000)}`));
       });
     });
+    // Members never outlive the process that started them, however it ends short of SIGKILL.
+    if (!killOnExit) {
+      killOnExit = true;
+      process.once("exit", () => members.forEach((c) => c.kill("SIGKILL")));
+    }
+    members.add(child);
+    child.once("exit", () => members.delete(child));
     const info: ClusterProcess = { role, name, pid: child.pid!, log, ...(node !== undefined && { node }), ...(url !== undefined && { url }) };
     const existing = this.members.find((m) => m.info.name === name);
     const member: Member = existing ?? { info, child, args, out };

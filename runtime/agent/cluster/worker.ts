@@ -102,7 +102,7 @@ export class WorkerNode {
   private epoch = 0;
   private stopped = false;
   private polling: Promise<void> | undefined;
-  private currentPoll: AbortController | undefined;
+  private vramAt = 0;
 
   private constructor(
     private readonly o: WorkerOptions,
@@ -170,7 +170,6 @@ export class WorkerNode {
   /** Stops polling and every attempt it holds (their attempts end interrupted at the leader). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.currentPoll?.abort();
     for (const h of this.held.values()) {
       h.cancelled = true;
       h.handle?.cancel();
@@ -219,7 +218,7 @@ export class WorkerNode {
     const waitMs = Math.max(100, Math.floor(leaseMs / 3));
     const res = await this.client.post<PollResponse & { message?: string }>(
       `${CLUSTER_PREFIX}/poll`,
-      { workerId: this.workerId, running: [...this.held.keys()], waitMs },
+      { workerId: this.workerId, running: [...this.held.keys()], waitMs, ...(await this.vramReport()) },
       waitMs + 10_000
     );
     if (res.status === 410 || res.status === 421) {
@@ -327,6 +326,20 @@ export class WorkerNode {
     return false;
   }
 
+  /** Real GPUs' memory in use, read with nvidia-smi at most every VRAM_REPORT_MS, for the leader's view. */
+  private async vramReport(): Promise<{ devices?: Array<{ index: number; memoryUsedMiB: number }> }> {
+    if (this.devices.every((d) => d.simulated) || Date.now() - this.vramAt < VRAM_REPORT_MS) return {};
+    this.vramAt = Date.now();
+    try {
+      const pool = this.o.config.pools.find((p) => p.name === this.o.config.deployment.pool)!;
+      const now = await discoverGpus({ pool, mode: "nvidia-smi", ...(this.o.node !== undefined && { node: this.o.node }), timeoutMs: 5000 });
+      return { devices: now.devices.filter((d) => d.migProfile === undefined).map((d) => ({ index: d.index, memoryUsedMiB: d.memoryUsedMiB })) };
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, "nvidia-smi could not be read for the VRAM report");
+      return {};
+    }
+  }
+
   private residentModels(): string[] {
     const dir = this.o.config.isolation.modelCacheDir;
     if (dir === null) return [];
@@ -338,4 +351,5 @@ export class WorkerNode {
   }
 }
 
+const VRAM_REPORT_MS = 5000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -24,6 +24,8 @@ export function protectedPathsOf(config: PlatformConfig, dirs: { dataDir: string
     ...(security.tls.certificate ? [security.tls.certificate.mountPath] : []),
     ...(security.tls.clientCa ? [security.tls.clientCa.mountPath] : []),
     ...(dirs.configFile ? [dirs.configFile] : []),
+    // A cluster's shared storage holds every run's sealed files; the workers' token hashes name them all.
+    ...(config.cluster ? [config.cluster.sharedDir, config.cluster.workerTokens.mountPath] : []),
   ];
 }
 
