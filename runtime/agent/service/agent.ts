@@ -25,7 +25,7 @@ import { AgentLoop } from "./loop.ts";
 import type { RunQueue } from "./run-queue.ts";
 import { ControlPlane } from "../cluster/control-plane.ts";
 import { withSslMode } from "../cluster/database-url.ts";
-import type { PgStore } from "../store/pg-store.ts";
+import { PgStore } from "../store/pg-store.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
 import { AgentMetrics } from "./metrics.ts";
@@ -229,7 +229,9 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const store = await openStore(storeLocation, { durability: options.durability ?? "full" });
   logger.info({ store: storeLocation.kind, ...(storeLocation.kind === "postgres" && { schema: storeLocation.schema }) }, storeLocation.kind === "sqlite" ? "store: embedded SQLite in the data directory" : "store: PostgreSQL");
   // Every stage of a run finds the run's inputs, opened from their sealed field, as run-inputs.json.
-  const runInputs = new RunInputsSource(security.keyring, async (tenant, runId) => (await store.getRun(tenant, runId))?.inputs);
+  const runInputs = new RunInputsSource(security.keyring, async (tenant, runId) =>
+    store instanceof PgStore ? store.sealedInputs(tenant, runId) : (await store.getRun(tenant, runId))?.inputs
+  );
   let loop: AgentLoop | undefined;
   let controlPlane: ControlPlane | undefined;
   const currentScheduler = () => scheduler ?? controlPlane?.scheduler();

@@ -362,7 +362,7 @@ export class AgentLoop {
       });
       slot.attemptId = attempt.id;
       this.changes.emit("run", p.runId);
-      const needed = (await this.o.store.artifactsOf(p.runId, stage.needs)).map((a) => ({ stageId: a.stageId, name: a.name, path: a.path }));
+      const needed = stage.needs.length === 0 ? [] : (await this.o.store.artifactsOf(p.runId, stage.needs)).map((a) => ({ stageId: a.stageId, name: a.name, path: a.path }));
       const opened: OpenedInputs = this.o.openInputs
         ? await this.o.openInputs(run, p.stageId, attempt.number, needed)
         : { inputs: needed, release: async () => undefined };

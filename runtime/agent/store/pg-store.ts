@@ -40,7 +40,7 @@ import { validateNewRun, validateTransition } from "./validate-run.ts";
 import { StoreUnavailableError } from "./errors.ts";
 import type { Migration } from "./migration.ts";
 import * as attempts from "./pg/attempts.ts";
-import { createPool, once, SCHEMA_NAME, transaction, type Tx } from "./pg/connection.ts";
+import { createPool, named, once, SCHEMA_NAME, transaction, type Tx } from "./pg/connection.ts";
 import { createRun, createRuns } from "./pg/create-run.ts";
 import { checkLease, claimPlaced, heartbeat, interruptOpen, type ClaimOptions, type HeartbeatResult } from "./pg/leases.ts";
 import { migratePg } from "./pg/migrations.ts";
@@ -235,6 +235,12 @@ export class PgStore implements Store {
   async runsForIntake(runIds: readonly string[]): Promise<Array<{ run: RunRecord; document: unknown; stages: StageRecord[] }>> {
     if (runIds.length === 0) return [];
     return this.single((tx) => read.runsForIntake(tx, runIds));
+  }
+
+  /** A run's stored (sealed) inputs field, in one statement; undefined when the tenant has no such run. */
+  async sealedInputs(tenant: string, runId: string): Promise<unknown> {
+    const { rows } = await this.single((tx) => tx.query<{ inputs: string }>(named("SELECT inputs FROM runs WHERE tenant = $1 AND id = $2"), [tenant, runId]));
+    return rows[0] === undefined ? undefined : (JSON.parse(rows[0].inputs) as unknown);
   }
 
   /** Ids and statuses of the given runs (the ones missing were never stored). */

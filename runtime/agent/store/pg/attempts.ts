@@ -79,25 +79,29 @@ async function reread(tx: Tx, attemptId: string): Promise<AttemptRecord> {
 }
 
 export async function markRunning(tx: Tx, ctx: OpContext, attemptId: string, started: { pid: number | null; workspace: string | null }): Promise<AttemptRecord> {
+  let updated: AttemptRow | undefined;
   await advance(tx, ctx, attemptId, "placed", "running", async (a, now) => {
-    await tx.query(named("UPDATE attempts SET status = 'running', pid = $2, workspace = $3, started_at = $4 WHERE id = $1"), [a.id, started.pid, started.workspace, now]);
+    updated = (await tx.query<AttemptRow>(named("UPDATE attempts SET status = 'running', pid = $2, workspace = $3, started_at = $4 WHERE id = $1 RETURNING *"), [a.id, started.pid, started.workspace, now])).rows[0];
     return { pid: started.pid };
   });
-  return reread(tx, attemptId);
+  return toAttempt(updated!);
 }
 
 export async function markSealing(tx: Tx, ctx: OpContext, attemptId: string, finish: FinishInput): Promise<AttemptRecord> {
+  let updated: AttemptRow | undefined;
   await advance(tx, ctx, attemptId, "running", "sealing", async (a) => {
-    await tx.query(named("UPDATE attempts SET status = 'sealing', exit_code = $2, signal = $3, peak_vram_mib = $4, simulated = $5 WHERE id = $1"), [
-      a.id,
-      finish.exitCode ?? null,
-      finish.signal ?? null,
-      finish.peakVramMiB ?? null,
-      Boolean(finish.simulated),
-    ]);
+    updated = (
+      await tx.query<AttemptRow>(named("UPDATE attempts SET status = 'sealing', exit_code = $2, signal = $3, peak_vram_mib = $4, simulated = $5 WHERE id = $1 RETURNING *"), [
+        a.id,
+        finish.exitCode ?? null,
+        finish.signal ?? null,
+        finish.peakVramMiB ?? null,
+        Boolean(finish.simulated),
+      ])
+    ).rows[0];
     return { exitCode: finish.exitCode ?? null };
   });
-  return reread(tx, attemptId);
+  return toAttempt(updated!);
 }
 
 export async function markSucceeded(
