@@ -4,8 +4,8 @@
  * run, the single-node agent on its embedded SQLite store, for the submission rate.
  *
  *  - submissions: `--runs` runs (a 2-stage workflow document each) from `--concurrency` clients, sent to
- *    both control planes in turn; runs/s accepted (202: durable in PostgreSQL), with p99 latency; the
- *    same against the single-node agent;
+ *    both control planes in turn, after a third as many (at most 2,000) as warm-up; runs/s accepted (202:
+ *    durable in PostgreSQL), with p99 latency; the same against the single-node agent;
  *  - dispatch: stage ready (its run accepted, or the stages it needs ended) → its process started on a
  *    worker (the attempt's start, recorded when the worker reports it), for root and dependent stages;
  *  - stages/s: `--stage-runs` runs of ten short stages (a shell process each, sandboxed, writing its
@@ -95,8 +95,14 @@ const QUEUED = JSON.stringify({
 async function submit(urls: readonly string[], token: string, total: number): Promise<{ perSecond: number; p50Ms: number; p99Ms: number; failures: number }> {
   const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
   const keepAlive = new Agent({ keepAlive: true, maxSockets: concurrency });
-  // Warm-up (not timed).
-  await Promise.all(Array.from({ length: Math.min(concurrency, 200) }, (_, i) => post(`${urls[i % urls.length]}/v1/runs`, headers, QUEUED, keepAlive)));
+  // Warm-up (not timed), the same for both: the processes' code gets compiled before it is measured.
+  const warmup = Math.min(2000, Math.ceil(total / 3));
+  let warmed = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, i) => {
+      while (warmed++ < warmup) await post(`${urls[i % urls.length]}/v1/runs`, headers, QUEUED, keepAlive);
+    })
+  );
   const latencies: number[] = [];
   let next = 0;
   let failures = 0;
@@ -185,12 +191,14 @@ async function dispatch(p: Phase) {
   const root: number[] = [];
   const dependent: number[] = [];
   const urls = p.cluster.controlPlaneUrls;
-  for (let i = 0; i < dispatchRuns; i++) {
-    const api = client(urls[i % urls.length]!, p.platform.tokens.studio!);
+  // The first five runs warm the processes up and are not counted.
+  for (let i = -5; i < dispatchRuns; i++) {
+    const api = client(urls[(i + 5) % urls.length]!, p.platform.tokens.studio!);
     const submitted = await api.post("/v1/runs", { workflow: sleepyWorkflow("dispatch", [{ id: "first", ms: 1 }, { id: "second", needs: ["first"], ms: 1 }]) });
     const run = await api.waitForRun(submitted.body.id);
     if (run.status !== "succeeded") throw new Error(`dispatch run ${run.id} ${run.status}`);
     const [first, second] = run.stages as Array<{ startedAt: string; finishedAt: string }>;
+    if (i < 0) continue;
     root.push(Date.parse(first!.startedAt) - Date.parse(run.createdAt));
     dependent.push(Date.parse(second!.startedAt) - Date.parse(first!.finishedAt));
   }

@@ -76,9 +76,12 @@ export async function openPgStore(url: string, options: PgStoreOptions = {}): Pr
   }
 }
 
-/** Submissions written together at most, and group commits in flight at once (each holds a connection). */
+/**
+ * Submissions written together at most, and group commits in flight at once: one, like a write-ahead log's
+ * group commit; the submissions that arrive meanwhile make the next, larger batch (fewer statements).
+ */
 const SUBMIT_BATCH = 128;
-const MAX_SUBMIT_BATCHES_IN_FLIGHT = 3;
+const MAX_SUBMIT_BATCHES_IN_FLIGHT = 1;
 
 export class PgStore implements Store {
   private closed = false;
