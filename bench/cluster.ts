@@ -5,7 +5,8 @@
  *
  *  - submissions: `--runs` runs (a 2-stage workflow document each) from `--concurrency` clients, sent to
  *    both control planes in turn, after a third as many (at most 2,000) as warm-up; runs/s accepted (202:
- *    durable in PostgreSQL), with p99 latency; the same against the single-node agent;
+ *    durable in PostgreSQL), with p99 latency; the same against the single-node agent, the two alternating
+ *    for `--submit-rounds` rounds (the round of median rate is reported, every round's rate beside it);
  *  - dispatch: stage ready (its run accepted, or the stages it needs ended) → its process started on a
  *    worker (the attempt's start, recorded when the worker reports it), for root and dependent stages;
  *  - stages/s: `--stage-runs` runs of ten short stages (a shell process each, sandboxed, writing its
@@ -19,7 +20,7 @@
  *    each control plane's audit log must verify against its signed checkpoints.
  * The load generator, the database and every process share this machine's cores. Prints JSON.
  *
- *   npm run bench:cluster -- --json [--runs 4000] [--concurrency 64] [--dispatch-runs 60] [--stage-runs 30] [--rounds 30]
+ *   npm run bench:cluster -- --json [--runs 4000] [--concurrency 64] [--submit-rounds 3] [--dispatch-runs 60] [--stage-runs 30] [--rounds 30]
  */
 import { spawnSync } from "node:child_process";
 import { Agent, request } from "node:http";
@@ -47,6 +48,7 @@ const concurrency = arg("concurrency", "64");
 const dispatchRuns = arg("dispatch-runs", "60");
 const stageRuns = arg("stage-runs", "30");
 const rounds = arg("rounds", "30");
+const submitRounds = arg("submit-rounds", "3");
 const json = process.argv.includes("--json");
 const note = (line: string) => {
   if (!json) process.stderr.write(`${line}\n`);
@@ -373,14 +375,22 @@ async function main() {
   if ("unavailable" in server) throw new Error(server.unavailable);
   const results: Record<string, unknown> = {};
   try {
-    note("single node (SQLite): submissions …");
-    const single = await singleNodeSubmissions();
-    note(`single node: ${single.perSecond}/s`);
-    let p = await startPhase(server, "submit");
-    note("cluster: submissions …");
-    const clustered = await submit(p.cluster.controlPlaneUrls, p.platform.tokens.studio!, runs);
-    note(`cluster: ${clustered.perSecond}/s`);
-    await stopPhase(p);
+    // Alternating, side by side: the machine's own noise falls on both alike, and medians are reported.
+    const singles: Array<Awaited<ReturnType<typeof submit>>> = [];
+    const clustereds: Array<Awaited<ReturnType<typeof submit>>> = [];
+    let p: Phase;
+    for (let r = 0; r < submitRounds; r++) {
+      note(`round ${r + 1}: single node (SQLite) submissions …`);
+      singles.push(await singleNodeSubmissions());
+      p = await startPhase(server, `submit_${r}`);
+      note(`round ${r + 1}: cluster submissions …`);
+      clustereds.push(await submit(p.cluster.controlPlaneUrls, p.platform.tokens.studio!, runs));
+      await stopPhase(p);
+      note(`round ${r + 1}: single ${singles[r]!.perSecond}/s, cluster ${clustereds[r]!.perSecond}/s`);
+    }
+    const middle = <T extends { perSecond: number }>(list: T[]): T => [...list].sort((a, b) => a.perSecond - b.perSecond)[Math.floor(list.length / 2)]!;
+    const single = middle(singles);
+    const clustered = middle(clustereds);
 
     p = await startPhase(server, "work");
     note("cluster: dispatch …");
@@ -403,6 +413,8 @@ async function main() {
       machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", node: process.version },
       setup: { controlPlanes: 2, workers: 3, gpusPerWorker: 8, workerLeaseMs: WORKER_LEASE_MS, leaderLeaseMs: LEADER_LEASE_MS, runs, concurrency },
       submissions_per_s: clustered.perSecond,
+      submissions_per_s_rounds: clustereds.map((x) => x.perSecond),
+      single_node_submissions_per_s_rounds: singles.map((x) => x.perSecond),
       single_node_submissions_per_s: single.perSecond,
       submit_p50_ms: clustered.p50Ms,
       submit_p99_ms: clustered.p99Ms,

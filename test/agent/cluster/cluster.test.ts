@@ -119,12 +119,55 @@ describe.runIf(unavailable === undefined)("a local cluster", () => {
       );
       const recoveryS = (Date.now() - killedAt) / 1000;
       expect(elsewhere).not.toBe(running);
-      expect(recoveryS).toBeLessThan(3 + 2 + 1);
+      // The lease (3 s) and a little; bench:cluster measures it on a quiet machine (tests share the cores).
+      expect(recoveryS).toBeLessThan(3 + 4);
       const run = await api().waitForRun(submitted.body.id);
       expect(run.status).toBe("succeeded");
       const events = (await api().get(`/v1/runs/${submitted.body.id}/events?after=0`, { accept: "text/event-stream" })).body as string;
       expect(events).toMatch(/stage\.interrupted/);
       await cluster.restart(victim.name);
+    },
+    TIMEOUT
+  );
+
+  it(
+    "commits a stage's outputs once when a worker cut off past its lease comes back (SIGSTOP, then SIGCONT)",
+    async () => {
+      const submitted = await api().post("/v1/runs", { workflow: sleepyWorkflow("cut-off", [{ id: "slow", ms: 4000 }]) });
+      const node = await waitFor("the stage on a node", async () => {
+        const s = (await api().get(`/v1/runs/${submitted.body.id}`)).body.stages[0];
+        return s.status === "running" && s.node ? (s.node as string) : undefined;
+      });
+      const frozen = cluster.processes.find((p) => p.role === "worker" && p.node === node)!;
+      // Frozen, the worker neither heartbeats nor reports: to the leader it is cut off.
+      cluster.signal(frozen.name, "SIGSTOP");
+      try {
+        await waitFor(
+          "the stage running again elsewhere",
+          async () => {
+            const s = (await api().get(`/v1/runs/${submitted.body.id}`)).body.stages[0];
+            return s.attempts === 2 && s.node !== node;
+          },
+          30_000
+        );
+      } finally {
+        // Back, it finds its attempt unknown: its result is refused and its process stopped.
+        cluster.signal(frozen.name, "SIGCONT");
+      }
+      const run = await api().waitForRun(submitted.body.id);
+      expect(run.status).toBe("succeeded");
+      const c = new pg.Client({ connectionString: cluster.database });
+      await c.connect();
+      try {
+        const attempts = await c.query<{ number: number; status: string }>("SELECT number, status FROM attempts WHERE run_id = $1 ORDER BY number", [submitted.body.id]);
+        expect(attempts.rows.map((a) => a.status)).toEqual(["interrupted", "succeeded"]);
+        const artifacts = await c.query<{ attempt_id: string }>("SELECT attempt_id FROM artifacts WHERE run_id = $1", [submitted.body.id]);
+        expect(artifacts.rows).toHaveLength(1);
+      } finally {
+        await c.end();
+      }
+      const d = await api().get(`/v1/runs/${submitted.body.id}/artifacts/slow.txt`);
+      expect(d.status).toBe(200);
     },
     TIMEOUT
   );
