@@ -172,21 +172,10 @@ async function storeClient(cluster: LocalCluster): Promise<pg.Client> {
 }
 
 async function leaderOf(cluster: LocalCluster, not?: string): Promise<string> {
-  return waitFor(
-    "a leader",
-    async () => {
-      const c = await storeClient(cluster);
-      try {
-        const { rows } = await c.query<{ holder: string | null }>("SELECT holder FROM leader_lease WHERE name = 'scheduler' AND expires_at > clock_timestamp()");
-        const url = rows[0]?.holder?.split(" ")[0];
-        const name = url === undefined ? undefined : cluster.processes.find((p) => p.role === "control-plane" && p.url === url)?.name;
-        return name === not ? undefined : name;
-      } finally {
-        await c.end();
-      }
-    },
-    60_000
-  );
+  return waitFor("a leader", async () => {
+    const name = (await cluster.leader())?.name;
+    return name === not ? undefined : name;
+  }, 60_000);
 }
 
 async function dispatch(p: Phase) {

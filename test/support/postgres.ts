@@ -9,20 +9,12 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { startLocalPostgres } from "../../runtime/agent/cluster/local-postgres.ts";
+import { startLocalPostgres, type LocalPostgres } from "../../runtime/agent/cluster/local-postgres.ts";
 
-export interface TestPostgres {
-  /** A connection string for the server (a superuser on a server the tests started). */
-  readonly url: string;
+/** A server the tests use: one they started (LocalPostgres), or the existing one `GPUFABRIC_TEST_DATABASE_URL` names. */
+export interface TestPostgres extends Omit<LocalPostgres, "source"> {
   /** Where the server came from. */
-  readonly source: "env" | "system" | "embedded";
-  /** The loopback port, when the server listens on one. */
-  readonly port: number | undefined;
-  /** Stops the server and removes its directory (does nothing for an existing server). */
-  stop(): Promise<void>;
-  /** Kills the server with SIGKILL, as a crash would, keeping its data; `restart()` starts it again. */
-  kill(): Promise<void>;
-  restart(): Promise<void>;
+  readonly source: "env" | LocalPostgres["source"];
 }
 
 export interface StartOptions {

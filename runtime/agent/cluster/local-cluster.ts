@@ -13,7 +13,9 @@ import { fileURLToPath } from "node:url";
 import type { PlatformConfig } from "../../config/schema.ts";
 import { parsePlatformConfig } from "../../config/index.ts";
 import { generateToken } from "../../security/identity/index.ts";
-import { WORKER_TOKEN_FILE } from "./control-plane.ts";
+import pg from "pg";
+import { parseDatabase } from "../store/open.ts";
+import { SCHEDULER_LEASE, WORKER_TOKEN_FILE } from "./control-plane.ts";
 import { startLocalPostgres, type LocalPostgres } from "./local-postgres.ts";
 
 /** Every member process started here and still running. */
@@ -148,6 +150,22 @@ export class LocalCluster {
   /** The local PostgreSQL server (absent when a URL was given). */
   get server(): LocalPostgres | undefined {
     return this.postgres;
+  }
+
+  /** The control plane holding the scheduler lease now, by the lease row's holder; undefined while none does. */
+  async leader(): Promise<ClusterProcess | undefined> {
+    const where = parseDatabase(this.database, this.o.dataDir);
+    if (where.kind !== "postgres") return undefined;
+    const c = new pg.Client({ connectionString: where.url });
+    await c.connect();
+    try {
+      await c.query(`SET search_path TO ${where.schema}`);
+      const { rows } = await c.query<{ holder: string | null }>(`SELECT holder FROM leader_lease WHERE name = $1 AND holder IS NOT NULL AND expires_at > clock_timestamp()`, [SCHEDULER_LEASE]);
+      const url = rows[0]?.holder?.split(" ")[0];
+      return url === undefined ? undefined : this.processes.find((p) => p.role === "control-plane" && p.url === url);
+    } finally {
+      await c.end();
+    }
   }
 
   /** Writes `<data-dir>/cluster.json`. */

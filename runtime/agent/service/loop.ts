@@ -193,6 +193,11 @@ export class AgentLoop {
    */
   closedElsewhere(runId: string): void {
     if (!this.active.has(runId) || this.abandoned.has(runId)) return;
+    this.stopRun(runId);
+  }
+
+  /** After the store closed a run: its queued stages leave the scheduler now; running ones are released as they stop. */
+  private stopRun(runId: string): void {
     this.abandoned.add(runId);
     if (this.o.scheduler.cancel(runId) === 0) this.forget(runId);
     for (const stage of this.running.values()) {
@@ -258,18 +263,7 @@ export class AgentLoop {
   async cancel(tenant: string, runId: string): Promise<RunRecord | undefined> {
     const result = await this.o.store.cancelRun(tenant, runId);
     if (result === undefined) return undefined;
-    if (result.cancelled) {
-      this.abandoned.add(runId);
-      // Its queued stages leave the scheduler now; running ones are released as they stop.
-      if (this.o.scheduler.cancel(runId) === 0) this.forget(runId);
-      for (const stage of this.running.values()) {
-        if (stage.runId !== runId) continue;
-        stage.stop = "cancel";
-        stage.handle?.cancel();
-      }
-      this.changes.emit("run", runId);
-      this.wake();
-    }
+    if (result.cancelled) this.stopRun(runId);
     return result.run;
   }
 

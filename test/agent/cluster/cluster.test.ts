@@ -38,21 +38,14 @@ describe.runIf(unavailable === undefined)("a local cluster", () => {
   const token = () => platform.tokens.studio!;
   const api = (url = cluster.url) => client(url, token());
 
-  /** The control plane holding the lease now (other than `not`), by the lease row's holder. */
+  /** The control plane holding the lease now (other than `not`). */
   async function leader(not?: string): Promise<string> {
     return waitFor("a leader", async () => {
-      const c = new pg.Client({ connectionString: cluster.database });
-      await c.connect();
-      try {
-        const { rows } = await c.query<{ holder: string | null }>("SELECT holder FROM leader_lease WHERE name = 'scheduler' AND expires_at > clock_timestamp()");
-        const url = rows[0]?.holder?.split(" ")[0];
-        const name = url === undefined ? undefined : cluster.processes.find((p) => p.role === "control-plane" && p.url === url)?.name;
-        return name === not ? undefined : name;
-      } finally {
-        await c.end();
-      }
+      const name = (await cluster.leader())?.name;
+      return name === not ? undefined : name;
     });
   }
+
 
   beforeAll(async () => {
     platform = createPlatform({ devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }] });
