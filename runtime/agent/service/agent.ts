@@ -20,7 +20,7 @@ import { identityFromConfig } from "../../security/identity/index.ts";
 import { ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
 import { NvidiaSmiVramSampler, discoverGpus, type Inventory } from "../inventory/index.ts";
 import { openStore, parseDatabase } from "../store/open.ts";
-import { buildHttpApi } from "./http.ts";
+import { buildHttpApi } from "../api/server.ts";
 import { AgentLoop } from "./loop.ts";
 import type { RunQueue } from "./run-queue.ts";
 import { ControlPlane } from "../cluster/control-plane.ts";

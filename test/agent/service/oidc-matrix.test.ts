@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { readFileSync, writeFileSync } from "node:fs";
 import { SignJWT, UnsecuredJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROUTES } from "../../../runtime/agent/service/routes.ts";
+import { ROUTES } from "../../../runtime/agent/api/routes.ts";
 import { PUBLIC, WORKER } from "../../../runtime/security/authz/index.ts";
 import { client, createPlatform, sleepyWorkflow, startAgentProcess, type AgentProcess, type TestPlatform, removePlatform } from "./harness.ts";
 

@@ -1,0 +1,112 @@
+/** Runs: submit, list, read, cancel, and follow a run's events. */
+import type { FastifyInstance } from "fastify";
+import { checkName } from "../../../security/names/index.ts";
+import type { RunStatus } from "../../store/types.ts";
+import { RUN_STATUSES } from "../../store/types.ts";
+import { ApiError } from "../../service/api-error.ts";
+import { sealRunFields } from "../../service/sealed-fields.ts";
+import { prepareRun, type SubmissionContext } from "../../service/submission.ts";
+import type { SubmissionThread } from "../../service/submission-thread.ts";
+import { eventId, streamEvents } from "../../service/event-stream.ts";
+import type { HttpParts } from "../parts.ts";
+import { runView } from "../views.ts";
+import { loadRun, validId } from "./lookup.ts";
+
+/** How submissions are prepared: inline for small bodies, on the submission thread for large ones. */
+export interface Submitting {
+  readonly submission: SubmissionContext;
+  readonly submissionThread: SubmissionThread;
+}
+
+export function registerRunRoutes(app: FastifyInstance, parts: HttpParts, { submission, submissionThread }: Submitting): void {
+  const { store, loop } = parts;
+  app.post("/v1/runs", async (request, reply) => {
+    const identity = request.identity!;
+    const keyHeader = request.headers["idempotency-key"];
+    let idempotencyKey: string | undefined;
+    if (keyHeader !== undefined) {
+      const check = checkName("idempotencyKey", Array.isArray(keyHeader) ? keyHeader.join(",") : keyHeader);
+      if (!check.ok) throw new ApiError(400, "invalid-request", `Idempotency-Key: ${check.problem}`, "Idempotency-Key");
+      idempotencyKey = check.name;
+    }
+    let prepared;
+    try {
+      prepared =
+        request.largeJsonText !== null
+          ? await submissionThread.prepare(request.largeJsonText, request.body, identity.tenant, idempotencyKey)
+          : prepareRun(request.body ?? {}, identity.tenant, idempotencyKey, submission);
+    } catch (err) {
+      if (err instanceof ApiError) parts.metrics.runRefused(identity.tenant, err.code);
+      throw err;
+    }
+    // The submitter is recorded so that it, and not every submitter of the tenant, may cancel the run.
+    const newRun = { ...prepared.newRun, submittedBy: identity.subject };
+    const { run, created } = await store.createRun(await sealRunFields(parts.keys, newRun, parts.modelTags));
+    request.auditInfo!.object = `run/${run.id}`;
+    if (created) {
+      parts.metrics.runSubmitted(identity.tenant);
+      loop.accept(run, prepared.stages, prepared.graph.format === "comfyui" ? prepared.graph : undefined);
+    }
+    request.log.debug(
+      { runId: run.id, tenant: run.tenant, workflow: run.workflow, created },
+      created ? "run accepted" : "run resubmitted with its idempotency key"
+    );
+    return reply.code(202).header("location", `/v1/runs/${run.id}`).header("idempotent-replayed", String(!created)).send({ id: run.id, status: run.status });
+  });
+
+  app.get<{ Querystring: { status?: string; limit?: string } }>("/v1/runs", async (request) => {
+    const { status, limit } = request.query;
+    if (status !== undefined && !(RUN_STATUSES as readonly string[]).includes(status)) {
+      throw new ApiError(400, "invalid-request", `status: must be one of ${RUN_STATUSES.join(", ")}`, "status");
+    }
+    const n = limit === undefined ? 100 : Number(limit);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ApiError(400, "invalid-request", "limit: must be a whole number from 1 to 1000", "limit");
+    const runs = await store.listRuns(request.identity!.tenant, { ...(status && { status: status as RunStatus }), limit: n });
+    return {
+      runs: runs.map((r) => ({
+        id: r.id,
+        status: r.status,
+        workflow: r.workflow,
+        priority: r.priority,
+        submittedBy: r.submittedBy,
+        createdAt: r.createdAt,
+        updatedAt: r.updatedAt,
+      })),
+    };
+  });
+
+  app.get<{ Params: { runId: string } }>("/v1/runs/:runId", async (request) => runView(await loadRun(store, request), loop, parts.devices));
+
+  app.post<{ Params: { runId: string } }>("/v1/runs/:runId/cancel", async (request, reply) => {
+    const id = validId("run", request.params.runId, "runId");
+    const identity = request.identity!;
+    const detail = await store.getRun(identity.tenant, id);
+    if (detail === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
+    // A submitter cancels its own runs; another subject's run (or one whose submitter is unknown) takes a tenant admin.
+    const owner = detail.run.submittedBy;
+    const decision = parts.authorizer.authorize(identity, "runs:cancel", { tenant: detail.run.tenant, owner });
+    if (!decision.allowed) {
+      throw new ApiError(
+        decision.status,
+        decision.reason,
+        decision.reason === "insufficient-role"
+          ? `run '${id}' was submitted by ${owner === null ? "an unrecorded subject" : `'${owner}'`}: only its submitter or an admin of tenant '${identity.tenant}' may cancel it ('${identity.subject}' holds ${parts.authorizer.bindings.roleOf(identity) ?? "no role"})`
+          : decision.detail,
+        "runId"
+      );
+    }
+    const run = await loop.cancel(identity.tenant, id);
+    if (run === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
+    return reply.code(202).send({ id: run.id, status: run.status });
+  });
+
+  app.get<{ Params: { runId: string }; Querystring: { after?: string } }>("/v1/runs/:runId/events", async (request, reply) => {
+    const tenant = request.identity!.tenant;
+    const id = validId("run", request.params.runId, "runId");
+    const fromHeader = request.headers["last-event-id"];
+    const field = typeof fromHeader === "string" ? "Last-Event-ID" : "after";
+    const after = eventId(typeof fromHeader === "string" ? fromHeader : request.query.after ?? "0", field);
+    if ((await store.eventsSince(tenant, id, after, 1)) === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
+    streamEvents(request, reply, store, loop, tenant, id, after, parts.eventPollMs);
+  });
+}

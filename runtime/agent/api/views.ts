@@ -1,0 +1,69 @@
+/** Pure views of the API: how a run and a stage's wait look to clients. */
+import type { WaitReason } from "../../scheduler/index.ts";
+import type { GpuDevice } from "../inventory/types.ts";
+import type { RunDetail } from "../store/types.ts";
+import type { RunQueue } from "../service/run-queue.ts";
+
+/** The run as clients see it: stages with their latest attempt, artifacts, and what is simulated. */
+export function runView(detail: RunDetail, loop: RunQueue, devices: readonly GpuDevice[]) {
+  const simulatedDevices = new Set(devices.filter((d) => d.simulated).map((d) => d.id));
+  const latestAttempt = new Map<string, RunDetail["attempts"][number]>();
+  for (const a of detail.attempts) if ((latestAttempt.get(a.stageId)?.number ?? 0) < a.number) latestAttempt.set(a.stageId, a);
+  const stages = detail.stages.map((s) => {
+    const latest = latestAttempt.get(s.stageId);
+    const noCommand = !(s.spec.run && s.spec.run.command.length > 0);
+    const simulated = Boolean(latest?.simulated) || (latest !== undefined && (noCommand || latest.gpus.some((g) => simulatedDevices.has(g))));
+    const wait = s.status === "waiting" || s.status === "ready" ? loop.explain(detail.run.id, s.stageId) : null;
+    return {
+      id: s.stageId,
+      status: s.status,
+      needs: s.needs,
+      gpus: latest?.gpus ?? [],
+      /** The node of its latest attempt's GPUs (a cluster's worker node), null before it was placed. */
+      node: latest?.gpus[0] === undefined ? null : (devices.find((d) => d.id === latest.gpus[0])?.node ?? null),
+      attempts: s.attempts,
+      startedAt: latest?.startedAt ?? null,
+      finishedAt: latest?.finishedAt ?? null,
+      exitCode: latest?.exitCode ?? null,
+      reason: latest?.reason ?? (wait ? describeWait(wait) : null),
+      executor: noCommand ? "simulated" : "process",
+      simulated,
+      ...(latest?.peakVramMiB != null && { peakVramMiB: latest.peakVramMiB }),
+    };
+  });
+  return {
+    id: detail.run.id,
+    status: detail.run.status,
+    tenant: detail.run.tenant,
+    workflow: detail.run.workflow,
+    format: detail.run.format,
+    priority: detail.run.priority,
+    submittedBy: detail.run.submittedBy,
+    createdAt: detail.run.createdAt,
+    updatedAt: detail.run.updatedAt,
+    simulated: stages.some((s) => s.simulated),
+    stages,
+    artifacts: detail.artifacts.map((a) => ({ name: a.name, stage: a.stageId, bytes: a.bytes, sha256: a.sha256 })),
+  };
+}
+
+export function describeWait(reason: WaitReason): string {
+  switch (reason.code) {
+    case "dependencies":
+      return `waiting for ${reason.pending.join(", ")}`;
+    case "no-fit":
+      return `no GPU has ${reason.needMiB} MiB free now (best ${reason.bestAvailableMiB} MiB, ${reason.freeGpus} GPU(s) free)`;
+    case "gang":
+      return `needs ${reason.gpus} GPUs with ${reason.needMiB} MiB on one node (best node has ${reason.bestNodeFitting})`;
+    case "quota":
+      return `tenant ${reason.resource} quota: holds ${reason.held}, asks ${reason.requested}, quota ${reason.quota}`;
+    case "priority":
+      return `${reason.ahead} stage(s) ahead at level ${reason.level}`;
+    case "reserved":
+      return `GPUs kept for stage ${reason.forStage}`;
+    case "affinity":
+      return `waiting for GPU ${reason.gpu} that holds model ${reason.model} (free in ~${reason.expectedFreeInS.toFixed(1)} s)`;
+    case "kept-for-larger":
+      return `the free GPUs are kept for ${reason.waitingLarger} larger waiting stage(s)`;
+  }
+}
