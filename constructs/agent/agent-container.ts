@@ -24,7 +24,17 @@ export interface AgentContainerProps {
   readonly tierMountPath: string;
 }
 
-export function agentContainer(props: AgentContainerProps): Container {
+/**
+ * What the single agent's container and a cluster's control-plane container share: the entry point, the
+ * API port and probes, CPU and memory, and the Secrets (config, keyring, tokens, signing key, TLS).
+ * `env` comes after the shared variables; the caller mounts its own volumes after these.
+ */
+export function agentLikeContainer(props: {
+  readonly image: string;
+  readonly resources?: ContainerResources;
+  readonly volumes: Pick<AgentVolumes, "config" | "keyring" | "tokens" | "auditSigning" | "tls" | "clientCa">;
+  readonly env?: ConstructorParameters<typeof Container>[0]["env"];
+}): Container {
   const resources = props.resources ?? {};
   const probe = (path: string, period: number) => ({
     httpGet: { path, port: String(AGENT_PORT), scheme: "HTTPS" },
@@ -44,8 +54,9 @@ export function agentContainer(props: AgentContainerProps): Container {
       // Stage workspaces (plaintext until sealed) on the memory-backed scratch volume, not /dev/shm's 64 MiB.
       GPUFABRIC_SCRATCH_DIR: `${AGENT_PATHS.scratch}/gpufabric-scratch`,
       NODE_ENV: "production",
+      ...props.env,
     },
-    // The GPUs go to the runner's container, where stages run.
+    // No GPUs: they go to the container where stages run (the runner's, or a cluster's workers).
     resources: {
       requests: { cpu: resources.cpuRequest ?? "1", memory: resources.memoryRequest ?? "2Gi" },
       limits: { cpu: resources.cpuLimit ?? "4", memory: resources.memoryLimit ?? "8Gi" },
@@ -60,7 +71,12 @@ export function agentContainer(props: AgentContainerProps): Container {
     .mount(AGENT_PATHS.auditSigning, v.auditSigning)
     .mount(AGENT_PATHS.tls, v.tls);
   if (v.clientCa) container.mount(AGENT_PATHS.clientCa, v.clientCa);
-  return container
+  return container;
+}
+
+export function agentContainer(props: AgentContainerProps): Container {
+  const v = props.volumes;
+  return agentLikeContainer(props)
     .mount(AGENT_PATHS.data, v.state)
     .mount(AGENT_PATHS.auditSink, v.auditSink)
     .mount(`${props.tierMountPath}/models`, v.models)

@@ -7,8 +7,7 @@
 import { DeploymentV1 } from "@cdktf/provider-kubernetes/lib/deployment-v1/index.js";
 import { PodDisruptionBudgetV1 } from "@cdktf/provider-kubernetes/lib/pod-disruption-budget-v1/index.js";
 import type { Construct } from "constructs";
-import { CONFIG_MAP_KEY } from "../../runtime/config/index.ts";
-import type { ContainerResources } from "../agent/agent-container.ts";
+import { agentLikeContainer, type ContainerResources } from "../agent/agent-container.ts";
 import { Container } from "../agent/container.ts";
 import type { AgentMetadata } from "../agent/metadata.ts";
 import { AGENT_PATHS, AGENT_PORT, AGENT_UID } from "../agent/paths.ts";
@@ -81,25 +80,13 @@ export class ControlPlane {
 
 /** `gpufabric agent` as a control plane: the agent's mounts, the worker token hashes and the shared volume; no GPUs, no stages. */
 export function controlPlaneContainer(props: ControlPlaneProps): Container {
-  const r = props.resources ?? {};
   const v = props.volumes;
   const { config, database } = props.cluster;
-  const probe = (path: string, period: number) => ({
-    httpGet: { path, port: String(AGENT_PORT), scheme: "HTTPS" },
-    periodSeconds: period,
-    timeoutSeconds: 5,
-    failureThreshold: 3,
-  });
-  const container = new Container({
-    name: "agent",
+  return agentLikeContainer({
     image: props.image,
-    uid: AGENT_UID,
-    args: ["agent", "--config", `${AGENT_PATHS.config}/${CONFIG_MAP_KEY}`],
-    ports: [{ name: "https", containerPort: AGENT_PORT, protocol: "TCP" }],
+    ...(props.resources && { resources: props.resources }),
+    volumes: v,
     env: {
-      GPUFABRIC_DATA_DIR: AGENT_PATHS.data,
-      GPUFABRIC_SCRATCH_DIR: `${AGENT_PATHS.scratch}/gpufabric-scratch`,
-      NODE_ENV: "production",
       // The URL holds the password: straight from its Secret into this container, never into the config.
       GPUFABRIC_DATABASE_URL: { valueFrom: { secretKeyRef: { name: props.clusterSecretNames.database, key: database.key, optional: false } } },
       POD_IP: { valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
@@ -107,21 +94,7 @@ export function controlPlaneContainer(props: ControlPlaneProps): Container {
       GPUFABRIC_ADVERTISE_URL: `https://$(POD_IP):${AGENT_PORT}`,
       GPUFABRIC_NODE_NAME: { valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
     },
-    resources: {
-      requests: { cpu: r.cpuRequest ?? "1", memory: r.memoryRequest ?? "2Gi" },
-      limits: { cpu: r.cpuLimit ?? "4", memory: r.memoryLimit ?? "8Gi" },
-    },
-    livenessProbe: probe("/healthz", 10),
-    readinessProbe: probe("/readyz", 5),
-  });
-  container
-    .mount(AGENT_PATHS.config, v.config, { readOnly: true })
-    .mount(AGENT_PATHS.keyring, v.keyring)
-    .mount(AGENT_PATHS.tokens, v.tokens)
-    .mount(AGENT_PATHS.auditSigning, v.auditSigning)
-    .mount(AGENT_PATHS.tls, v.tls);
-  if (v.clientCa) container.mount(AGENT_PATHS.clientCa, v.clientCa);
-  return container
+  })
     .mount(config.workerTokens.mountPath, v.workerTokenHashes)
     .mount(AGENT_PATHS.data, v.data)
     .mount(AGENT_PATHS.auditSink, v.auditSink)
