@@ -192,7 +192,7 @@ export class WorkerRegistry {
     }
     for (const t of [...s.attempts]) {
       if ((t.state === "sent" || t.state === "started") && t.sentInPoll < s.polls && !held.has(t.assignment.attemptId)) {
-        this.end(t, lostOutcome("the worker no longer holds the attempt (it restarted, or never received it)", t));
+        this.end(t, lostOutcome("the worker no longer holds the attempt (it restarted, or never received it)", t.assignment));
       }
     }
     if (req.devices) {
@@ -300,9 +300,15 @@ export class WorkerRegistry {
             runInputs: spec.runInputsValue ?? null,
             keyVersion,
           };
+          if (s === undefined || !s.alive) {
+            // Placed before the loss was heard of: it ends at once, interrupted, and runs again elsewhere.
+            const lost = lostOutcome(`no worker serves node '${node ?? "?"}' now`, assignment);
+            resolveStart({ attemptId: spec.attemptId, pid: null, workspace: null, done: Promise.resolve(lost), cancel: () => undefined, commitOutputs: async () => [] });
+            return;
+          }
           const tracked: Tracked = {
             assignment,
-            session: s!,
+            session: s,
             state: "queued",
             sentInPoll: -1,
             cancelRequested: false,
@@ -319,10 +325,6 @@ export class WorkerRegistry {
             tracked.handle = handle;
             resolveStart(handle);
           };
-          if (s === undefined || !s.alive) {
-            this.end(tracked, lostOutcome(`no worker serves node '${node ?? "?"}' now`, tracked));
-            return;
-          }
           this.byToken.set(token, tracked);
           this.byAttempt.set(spec.attemptId, tracked);
           s.attempts.add(tracked);
@@ -340,7 +342,7 @@ export class WorkerRegistry {
       this.answer(s, []);
       // Ended here and recorded by no one: the next leader closes them as interrupted, and the workers,
       // finding them unknown there, stop them.
-      for (const t of [...s.attempts]) this.end(t, lostOutcome("this control plane stopped leading", t));
+      for (const t of [...s.attempts]) this.end(t, lostOutcome("this control plane stopped leading", t.assignment));
     }
   }
 
@@ -361,7 +363,7 @@ export class WorkerRegistry {
     const lost = [...s.attempts];
     this.o.logger.warn({ node: s.node, reportedNode: s.reportedNode, attempts: lost.length }, `worker lost: ${why}; its attempts run again elsewhere`);
     this.o.audit({ actor: ACTOR, action: "cluster.worker.lost", object: `node/${s.node}`, outcome: "success", data: { reportedNode: s.reportedNode, why, attempts: lost.map((t) => t.assignment.attemptId) } });
-    for (const t of lost) this.end(t, lostOutcome(`the worker on node '${s.node}' was lost (${why})`, t));
+    for (const t of lost) this.end(t, lostOutcome(`the worker on node '${s.node}' was lost (${why})`, t.assignment));
     this.o.onChange();
   }
 
@@ -467,7 +469,7 @@ export function poolDevices(pool: PoolConfig): GpuDevice[] {
   }));
 }
 
-function lostOutcome(why: string, t: Tracked): AttemptOutcome {
-  const simulated = t.assignment.gpus.every((g) => g.simulated);
+function lostOutcome(why: string, a: Assignment): AttemptOutcome {
+  const simulated = a.gpus.every((g) => g.simulated);
   return { exitCode: null, signal: null, reason: "interrupted", message: why, simulated };
 }

@@ -193,6 +193,16 @@ describe("the worker registry", () => {
     expect((await (await started).done).reason).toBe("interrupted");
   });
 
+  it("ends at once, interrupted, an attempt placed on a node whose worker was lost meanwhile", async () => {
+    registry.register("worker-a", join0("n1"));
+    registry.sweep(Date.now() + 1001);
+    // The scheduler placed it before it heard of the loss: nothing waits for a worker that is gone.
+    const handle = await registry.assign(spec());
+    const outcome = await handle.done;
+    expect(outcome.reason).toBe("interrupted");
+    expect(outcome.message).toMatch(/no worker serves node 'n1'/);
+  });
+
   it("ends every attempt it handed out when it closes (the leader steps down), so the loop can stop", async () => {
     const { workerId } = registry.register("worker-a", join0("n1"));
     const started = registry.assign(spec());
