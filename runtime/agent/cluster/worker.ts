@@ -307,7 +307,8 @@ export class WorkerNode {
 
   /** Reports to the leader, trying again while it cannot be reached; false when the leader refused it as stale. */
   private async report(a: Assignment, what: "started" | "finished", body: Record<string, unknown>): Promise<boolean> {
-    for (let pause = 100; !this.stopped || what === "finished"; pause = Math.min(pause * 2, 2000)) {
+    // A stopping worker still tries to report an end, a few times: the leader learns it sooner than by the lease.
+    for (let pause = 100, tries = 0; !this.stopped || (what === "finished" && tries < 5); pause = Math.min(pause * 2, 2000), tries++) {
       if (a.epoch < this.epoch) return false;
       try {
         const res = await this.client.post<{ message?: string }>(`${CLUSTER_PREFIX}/attempts/${encodeURIComponent(a.attemptId)}/${what}`, { workerId: this.workerId ?? "", token: a.token, ...body }, 30_000);
