@@ -11,18 +11,10 @@
 import { request } from "node:http";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
+import { intArg, percentile } from "./support.ts";
 import { createPlatform, removePlatform, startAgentProcess } from "../test/agent/service/harness.ts";
 import { chainPrompt } from "../test/agent/service/large-prompt.ts";
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const n = Number(i === -1 ? fallback : process.argv[i + 1]);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`--${name} must be a whole number of 1 or more\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 function call(url: string, method: string, headers: Record<string, string>, body?: string): Promise<number> {
   return fetchText(url, method, headers, body).then((r) => r.status);
@@ -47,14 +39,10 @@ async function eventLoopLagMaxMs(url: string, headers: Record<string, string>): 
   return Math.round(Number(line?.split(" ")[1] ?? NaN) * 1000);
 }
 
-const percentile = (values: readonly number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
-};
 
 const median = (values: readonly number[]) => percentile(values, 50);
-const nodes = arg("nodes", 10_000);
-const rounds = arg("rounds", 6);
+const nodes = intArg("nodes", 10_000);
+const rounds = intArg("rounds", 6);
 const platform = createPlatform({ devices: [{ id: "local-g0", node: "n0", memoryMiB: 24_576 }] });
 const agent = await startAgentProcess(platform);
 try {

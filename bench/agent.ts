@@ -16,55 +16,25 @@
  *   npm run bench:agent -- --json [--runs 10000] [--concurrency 64] [--rate 1000] [--seconds 5] [--dispatch-runs 100]
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { intArg, percentile, post, round } from "./support.ts";
 import { client, createPlatform, sleepyWorkflow, startAgentProcess, waitFor } from "../test/agent/service/harness.ts";
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? fallback : process.argv[i + 1] ?? "";
-}
-function positiveInt(name: string, fallback: string): number {
-  const n = Number(arg(name, fallback));
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`--${name} must be a whole number of 1 or more\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
-const runs = positiveInt("runs", "10000");
-const concurrency = positiveInt("concurrency", "64");
-const dispatchRuns = positiveInt("dispatch-runs", "100");
-const rate = positiveInt("rate", "1000");
-const openSeconds = positiveInt("seconds", "5");
+const runs = intArg("runs", "10000");
+const concurrency = intArg("concurrency", "64");
+const dispatchRuns = intArg("dispatch-runs", "100");
+const rate = intArg("rate", "1000");
+const openSeconds = intArg("seconds", "5");
 const json = process.argv.includes("--json");
 const note = (line: string) => {
   if (!json) process.stderr.write(`${line}\n`);
 };
 
-const percentile = (values: readonly number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-};
-/**
- * POSTs over keep-alive connections with node:http: a lighter load generator than fetch, so that
- * less of the shared cores goes to the client. Resolves with the status code.
- */
-function post(url: string, headers: Record<string, string>, body: string, agent: Agent): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) }, agent }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8")

@@ -23,32 +23,24 @@
  *   npm run bench:cluster -- --json [--runs 4000] [--concurrency 64] [--submit-rounds 3] [--dispatch-runs 60] [--stage-runs 30] [--rounds 30]
  */
 import { spawnSync } from "node:child_process";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import pg from "pg";
+import { intArg, percentile, post, round } from "./support.ts";
 import { loadPlatformConfig } from "../runtime/config/index.ts";
 import { parseDatabase } from "../runtime/agent/store/open.ts";
 import { LocalCluster } from "../runtime/agent/cluster/local-cluster.ts";
 import { startLocalPostgres, type LocalPostgres } from "../runtime/agent/cluster/local-postgres.ts";
 import { client, createPlatform, removePlatform, sleepyWorkflow, startAgentProcess, waitFor, REPO_ROOT, type TestPlatform } from "../test/agent/service/harness.ts";
 
-function arg(name: string, fallback: string): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const n = Number(i === -1 ? fallback : process.argv[i + 1]);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`--${name} must be a whole number of 1 or more\n`);
-    process.exit(2);
-  }
-  return n;
-}
-const runs = arg("runs", "4000");
-const concurrency = arg("concurrency", "64");
-const dispatchRuns = arg("dispatch-runs", "60");
-const stageRuns = arg("stage-runs", "30");
-const rounds = arg("rounds", "30");
-const submitRounds = arg("submit-rounds", "3");
+const runs = intArg("runs", "4000");
+const concurrency = intArg("concurrency", "64");
+const dispatchRuns = intArg("dispatch-runs", "60");
+const stageRuns = intArg("stage-runs", "30");
+const rounds = intArg("rounds", "30");
+const submitRounds = intArg("submit-rounds", "3");
 const json = process.argv.includes("--json");
 const note = (line: string) => {
   if (!json) process.stderr.write(`${line}\n`);
@@ -56,27 +48,12 @@ const note = (line: string) => {
 const WORKER_LEASE_MS = 5000;
 const LEADER_LEASE_MS = 3000;
 
-const percentile = (values: readonly number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-};
 const median = (values: readonly number[]) => {
   const s = [...values].sort((a, b) => a - b);
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function post(url: string, headers: Record<string, string>, body: string, agent: Agent): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) }, agent }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 /** A 2-stage document whose stages hold their GPUs for ten minutes (simulated): accepted runs stay queued. */
 const QUEUED = JSON.stringify({

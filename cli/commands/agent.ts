@@ -2,7 +2,8 @@ import { Option, type Command } from "commander";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { loadPlatformConfig } from "../../runtime/config/index.ts";
-import { startAgent, type RunningAgent } from "../../runtime/agent/index.ts";
+import { startAgent } from "../../runtime/agent/index.ts";
+import { untilSignalled } from "../signals.ts";
 import { CliError, EXIT } from "../errors.ts";
 
 interface AgentCliOptions {
@@ -81,7 +82,7 @@ export function register(program: Command): void {
         ...(options.replica !== undefined && { replica: options.replica }),
         configFile: resolve(options.config),
       });
-      await untilSignalled(agent);
+      await untilSignalled(() => agent.close());
     });
 }
 
@@ -95,17 +96,4 @@ function numberOption(name: string, value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n)) throw new CliError(`${name} must be a number (got '${value}')`, EXIT.usage);
   return n;
-}
-
-/** Resolves once the agent was stopped by SIGTERM or SIGINT and has closed. */
-export function untilSignalled(agent: RunningAgent): Promise<void> {
-  return new Promise((done) => {
-    const stop = () => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      void agent.close().then(done);
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  });
 }

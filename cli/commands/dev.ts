@@ -10,7 +10,8 @@ import { startAgent } from "../../runtime/agent/index.ts";
 import { localPlatform } from "../../runtime/agent/service/local-platform.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { readSynthOutput } from "../synth-output.ts";
-import { intOption, untilSignalled } from "./agent.ts";
+import { intOption } from "./agent.ts";
+import { untilSignalled } from "../signals.ts";
 import { appFromCdktfJson } from "./synth.ts";
 
 interface DevOptions {
@@ -148,7 +149,7 @@ export function register(program: Command): void {
         return;
       }
       say(`serving on ${agent.url}; press Ctrl-C to stop`);
-      await untilSignalled(agent);
+      await untilSignalled(() => agent.close());
     });
 }
 

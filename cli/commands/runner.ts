@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { resolve } from "node:path";
 import { pino } from "pino";
 import { startRunner } from "../../runtime/agent/runner/index.ts";
+import { untilSignalled } from "../signals.ts";
 
 /**
  * `gpufabric runner`: the container of an agent's pod where stages run. It holds no Secret: the agent
@@ -16,14 +17,6 @@ export function register(program: Command): void {
     .action(async (options: { socket: string }) => {
       const logger = pino({ base: { service: "gpufabric-runner" } });
       const runner = await startRunner({ socket: resolve(options.socket), log: (level, message, fields) => logger[level](fields ?? {}, message) });
-      await new Promise<void>((done) => {
-        const stop = () => {
-          process.off("SIGTERM", stop);
-          process.off("SIGINT", stop);
-          void runner.close().then(done);
-        };
-        process.on("SIGTERM", stop);
-        process.on("SIGINT", stop);
-      });
+      await untilSignalled(() => runner.close());
     });
 }

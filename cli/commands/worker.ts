@@ -6,6 +6,7 @@ import { loadPlatformConfig } from "../../runtime/config/index.ts";
 import { WorkerNode } from "../../runtime/agent/cluster/worker.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { intOption } from "./agent.ts";
+import { untilSignalled } from "../signals.ts";
 
 interface WorkerCliOptions {
   config: string;
@@ -74,14 +75,6 @@ export function register(program: Command): void {
         configFile: resolve(options.config),
         logger,
       });
-      await new Promise<void>((done) => {
-        const stop = () => {
-          process.off("SIGTERM", stop);
-          process.off("SIGINT", stop);
-          void worker.stop().then(done);
-        };
-        process.on("SIGTERM", stop);
-        process.on("SIGINT", stop);
-      });
+      await untilSignalled(() => worker.stop());
     });
 }

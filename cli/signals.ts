@@ -1,0 +1,13 @@
+/** How long-running verbs (agent, worker, runner, dev) end: cleanly, on SIGTERM or SIGINT. Kept light: the runner imports it. */
+/** Resolves once SIGTERM or SIGINT came and `close` (the agent's, a worker's, a runner's) has finished. */
+export function untilSignalled(close: () => Promise<void>): Promise<void> {
+  return new Promise((done) => {
+    const stop = () => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      void close().then(done);
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+}
