@@ -152,6 +152,8 @@ export const WorkflowSchema = z
     tenants: z.array(dnsLabel).min(1),
     /** The workflow document itself; validated by runtime/graph when the agent loads it. */
     document: z.record(z.string(), z.unknown()),
+    /** ComfyUI workflows: schedule the prompt's GPU-affine segments apart, or the whole prompt on one GPU. Default: `comfyui.mode`. */
+    comfyuiMode: z.enum(["segmented", "whole-graph"]).optional(),
   })
   .strict();
 export type WorkflowConfig = z.infer<typeof WorkflowSchema>;
@@ -313,6 +315,69 @@ export const ClusterSchema = z
   .strict();
 export type ClusterConfig = z.infer<typeof ClusterSchema>;
 
+/** How a ComfyUI prompt is scheduled: GPU-affine segments placed apart (each on a GPU of its own), or the whole prompt on one GPU. */
+export const ComfyUiModeSchema = z.enum(["segmented", "whole-graph"]);
+export type ComfyUiMode = z.infer<typeof ComfyUiModeSchema>;
+
+/** Where a ComfyUI server that is already running serves the GPU with this id. */
+export const ComfyUiServerSchema = z
+  .object({
+    /** The GPU's id as the agent or worker names it (`gpu0`, …). */
+    gpu: z.string().min(1),
+    /** Base URL of the server (its own `--listen` address), e.g. http://127.0.0.1:8188. */
+    url: z.string().url("must be a URL like http://127.0.0.1:8188"),
+  })
+  .strict();
+
+/**
+ * ComfyUI workers: the stages of ComfyUI prompts run on real ComfyUI servers, one pinned to each GPU.
+ * Null: no ComfyUI server is configured and ComfyUI stages are simulated (every status says so).
+ */
+export const ComfyUiSchema = z
+  .object({
+    mode: ComfyUiModeSchema.default("segmented"),
+    /**
+     * The program that starts one server per GPU, as argv (no shell): `{port}` becomes the server's
+     * port, `{gpu}` the GPU's CUDA index, e.g. ["python", "main.py", "--listen", "127.0.0.1",
+     * "--port", "{port}", "--cuda-device", "{gpu}"]. A server that exits is started again.
+     */
+    command: z.array(z.string().min(1)).min(1).optional(),
+    /** The folder the command starts in (ComfyUI's checkout). */
+    workingDir: z.string().startsWith("/", "must be an absolute path").optional(),
+    /** Servers already running, one per GPU: attached to instead of started. */
+    servers: z.array(ComfyUiServerSchema).optional(),
+    /** Loopback ports of the servers the command starts, one per GPU, from `from` on. */
+    portRange: z
+      .object({ from: z.number().int().min(1024).max(65535), to: z.number().int().min(1024).max(65535) })
+      .strict()
+      .refine((r) => r.to >= r.from, { message: "'to' must not be below 'from'", path: ["to"] })
+      .default({ from: 8190, to: 8253 }),
+    /** How long a server may take to answer after it starts (model folders are scanned then), in ms. */
+    startTimeoutMs: z.number().int().min(1000).max(600_000).default(120_000),
+    /** Container image of the ComfyUI server (cluster deployments run it beside the worker). */
+    image: z.string().min(1).optional(),
+    /** The volume holding the models, mounted read-only into every ComfyUI server. */
+    modelsVolume: z.object({ claimName: dnsLabel, mountPath: z.string().startsWith("/", "must be an absolute path") }).strict().optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.command === undefined) === (c.servers === undefined) && c.image === undefined) {
+      ctx.addIssue({ code: "custom", path: ["command"], message: "give exactly one of 'command' (start a server per GPU) or 'servers' (attach to running ones), or an 'image' for the deployment to run" });
+    }
+    if (c.command !== undefined && c.servers !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["servers"], message: "give 'command' or 'servers', not both" });
+    }
+    if (c.command !== undefined && !c.command.some((a) => a.includes("{port}"))) {
+      ctx.addIssue({ code: "custom", path: ["command"], message: "must pass the server its port: put '{port}' in an argument, e.g. '--port', '{port}'" });
+    }
+    const gpus = new Set<string>();
+    c.servers?.forEach((s, i) => {
+      if (gpus.has(s.gpu)) ctx.addIssue({ code: "custom", path: ["servers", i, "gpu"], message: `GPU '${s.gpu}' has a server already: one server per GPU` });
+      gpus.add(s.gpu);
+    });
+  });
+export type ComfyUiConfig = z.infer<typeof ComfyUiSchema>;
+
 /** A rule the agent enforces when a run is submitted; produced by the compliance packs. */
 export const RuntimeRuleSchema = z
   .object({
@@ -366,6 +431,7 @@ export const PlatformConfigSchema = z
     security: SecuritySchema,
     isolation: IsolationSchema.default(IsolationSchema.parse({})),
     cluster: ClusterSchema.nullable().default(null),
+    comfyui: ComfyUiSchema.nullable().default(null),
     runtimeRules: z.array(RuntimeRuleSchema),
   })
   .strict()

@@ -58,6 +58,8 @@ export function createPlatform(options: {
   readonly runtimeRules?: readonly RuntimeRule[];
   /** The stage sandbox's settings (default: the contract's defaults). */
   readonly isolation?: Partial<PlatformConfig["isolation"]>;
+  /** ComfyUI servers for ComfyUI stages (null: they are simulated). */
+  readonly comfyui?: PlatformConfig["comfyui"];
   /** Audit checkpoints every this many entries (default 1000). */
   readonly checkpointEvery?: number;
 }): TestPlatform {
@@ -132,6 +134,7 @@ export function createPlatform(options: {
     },
     isolation: IsolationSchema.parse(options.isolation ?? {}),
     cluster: null,
+    comfyui: options.comfyui ?? null,
     runtimeRules: [...(options.runtimeRules ?? [])],
   };
   const configFile = join(dir, "platform.json");
