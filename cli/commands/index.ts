@@ -19,6 +19,7 @@ export const VERBS: ReadonlyArray<{ readonly name: string; readonly load: () => 
   { name: "runner", load: () => import("./runner.ts") },
   { name: "worker", load: () => import("./worker.ts") },
   { name: "dev", load: () => import("./dev.ts") },
+  { name: "comfyui", load: () => import("./comfyui.ts") },
 ];
 
 /** The register functions for a command line: only its verb's when it names one, else every verb's (help, typos). */
