@@ -96,7 +96,18 @@ export function nameFromFile(file: string): string {
   return DNS_LABEL.test(label) ? label : "comfyui";
 }
 
-export { stagesFor, DEFAULT_NATIVE_ESTIMATE } from "./stages.ts";
+export { stagesFor, DEFAULT_NATIVE_ESTIMATE, WHOLE_GRAPH_STAGE_ID, type StagesOptions } from "./stages.ts";
+export {
+  buildSegmentPrompt,
+  handoffFilesOf,
+  handoffPrefix,
+  type HandoffFiles,
+  type HandoffKind,
+  type SegmentInput,
+  type SegmentOutput,
+  type SegmentPrompt,
+  type SegmentPromptNode,
+} from "./comfyui-segment-prompt.ts";
 export { CostModel, DEFAULT_EWMA_ALPHA, observationKey, workBucket, type CostModelOptions, type CostModelSnapshot, type NodeEstimate, type Observation } from "./cost/cost-model.ts";
 export { ComfyGraphContext } from "./cost/context.ts";
 export { segmentComfyGraph, compareNodeIds, FOLD_MAX_SECONDS, type SegmentedGraph } from "./cost/segment.ts";
