@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { ValidationError, issuesFromZod } from "../../config/errors.ts";
-import { PriorityClassSchema, type PlatformConfig, type PriorityClass } from "../../config/schema.ts";
+import { ComfyUiModeSchema, PriorityClassSchema, type PlatformConfig, type PriorityClass } from "../../config/schema.ts";
 import { CostModel, parseWorkflow, stagesFor, type Stage, type WorkflowGraph } from "../../graph/index.ts";
 import { graphPriority } from "../../scheduler/from-graph.ts";
 import type { GpuSpec } from "../../scheduler/inventory.ts";
@@ -21,6 +21,8 @@ const SubmitBodySchema = z
     workflowRef: z.string({ error: "must be the name of a workflow of the platform config" }).min(1, "must not be empty").optional(),
     priority: PriorityClassSchema.optional(),
     inputs: z.record(z.string(), z.unknown(), { error: "must be an object of named inputs" }).optional(),
+    /** ComfyUI workflows: ask for this run's prompt to be scheduled whole (`whole-graph`) or by segment. */
+    comfyuiMode: ComfyUiModeSchema.optional(),
   })
   .strict()
   .superRefine((body, ctx) => {
@@ -96,7 +98,12 @@ export function prepareRun(body: unknown, tenant: string, idempotencyKey: string
       throw err;
     }
   }
-  const stages = stagesFor(graph, ctx.costModel);
+  // The run's own ask, then the workflow's, then the platform's; a workflow declared whole must not be split.
+  const declaredMode = request.workflowRef !== undefined ? ctx.config.workflows.find((w) => w.name === request.workflowRef)?.comfyuiMode : undefined;
+  if (declaredMode === "whole-graph" && request.comfyuiMode === "segmented") {
+    throw new ApiError(400, "invalid-request", `comfyuiMode: workflow '${request.workflowRef}' is declared whole-graph (it must not be split): leave comfyuiMode out`, "comfyuiMode");
+  }
+  const stages = stagesFor(graph, ctx.costModel, { comfyuiMode: request.comfyuiMode ?? declaredMode ?? ctx.config.comfyui?.mode ?? "segmented" });
   if (stages.length === 0) throw new ApiError(400, "invalid-request", "workflow: holds no stage to run", "workflow");
   checkFit(stages, graph, request.workflowRef === undefined ? "workflow" : `workflowRef(${request.workflowRef})`, ctx);
 
