@@ -10,3 +10,4 @@ export * from "./workloads/wfcommons.ts";
 export * from "./workloads/studio-mixed.ts";
 export * from "./workloads/scale.ts";
 export * from "./workloads/comfyui.ts";
+export * from "./comfyui-modes.ts";
