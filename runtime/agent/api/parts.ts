@@ -6,6 +6,7 @@ import type { Authenticator, Identity } from "../../security/identity/index.ts";
 import type { Authorizer } from "../../security/authz/index.ts";
 import type { KeyProvider } from "../../security/crypto/index.ts";
 import type { ClusterHttp } from "../cluster/routes.ts";
+import type { ComfyIntrospection, ComfyRelay } from "../executors/comfyui/contract.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { Store } from "../store/types.ts";
 import type { AuditTrail } from "../service/audit-trail.ts";
@@ -63,6 +64,8 @@ export interface HttpParts {
   readonly isReady: () => boolean;
   /** How often an event stream reads the store for changes made elsewhere (cluster mode), in ms. */
   readonly eventPollMs?: number;
+  /** ComfyUI servers of this process: live events of their attempts, and what they offer (absent: none configured). */
+  readonly comfy?: { readonly relay?: ComfyRelay; readonly introspection?: ComfyIntrospection };
   /** Cluster mode: the workers' routes and their authentication. */
   readonly cluster?: ClusterHttp;
 }

@@ -1,6 +1,7 @@
 /** Every route of the agent's API with the action it performs: checked against what is registered at start. */
 import { PUBLIC, RouteTable, WORKER, type RouteDeclaration } from "../../security/authz/index.ts";
 import { CLUSTER_ROUTES } from "../cluster/routes.ts";
+import { COMFY_ROUTES } from "./comfyui/routes.ts";
 
 export const ROUTES: readonly RouteDeclaration[] = [
   { method: "GET", path: "/healthz", action: PUBLIC },
@@ -16,6 +17,8 @@ export const ROUTES: readonly RouteDeclaration[] = [
   { method: "GET", path: "/v1/gpus", action: "gpus:read" },
   { method: "GET", path: "/v1/queue", action: "queue:read" },
   { method: "GET", path: "/metrics", action: "metrics:read" },
+  // ComfyUI's server API under /comfyui (see ./comfyui/routes.ts).
+  ...COMFY_ROUTES,
   // Workers of a cluster, with their own tokens (see ../cluster/routes.ts).
   ...CLUSTER_ROUTES.map((r) => ({ ...r, action: WORKER })),
 ];

@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
+import websocket from "@fastify/websocket";
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from "fastify";
 import { ValidationError } from "../../config/errors.ts";
 import { PUBLIC, WORKER, type RouteTable } from "../../security/authz/index.ts";
@@ -25,6 +26,7 @@ import { registerProbeRoutes } from "./routes/probes.ts";
 import { registerRunRoutes } from "./routes/runs.ts";
 import { registerArtifactRoutes } from "./routes/artifacts.ts";
 import { registerCatalogRoutes } from "./routes/catalog.ts";
+import { credentialOf, registerComfyRoutes } from "./comfyui/routes.ts";
 
 /** A file of a mounted Secret, or a config error naming the field and the file the Secret must hold. */
 function readSecretFile(mountPath: string, file: string, field: string): Buffer {
@@ -88,6 +90,8 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   registerRunRoutes(app, parts, { submission, submissionThread });
   registerArtifactRoutes(app, parts);
   registerCatalogRoutes(app, parts);
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  await registerComfyRoutes(app, parts, submission, parts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
 
   await app.ready();
   routes.assertCovers(registered);
@@ -156,7 +160,7 @@ function installAuthentication(app: FastifyInstance, parts: HttpParts, routes: R
     request.auditInfo.action = action;
     if (mutualTls) await requireClientCertificate(parts, request, template);
     checkSingleCredential(request);
-    const auth = await parts.authenticator.authenticate(request.headers.authorization);
+    const auth = await parts.authenticator.authenticate(credentialOf(request, template));
     if (!auth.ok) {
       request.log.info({ reason: auth.reason }, "authentication refused");
       await noteAuthFailure(parts, request, template, auth.reason, auth.detail);

@@ -17,6 +17,8 @@ export const ACTIONS = {
   "runs:read": { role: "viewer", description: "list runs and read a run's status, stages and events" },
   "runs:cancel": { role: "submitter", othersRole: "admin", description: "cancel a run (another subject's run: admin)" },
   "artifacts:read": { role: "viewer", description: "download a stage's output artifacts" },
+  "uploads:write": { role: "submitter", description: "upload an image for the tenant's ComfyUI prompts (POST /comfyui/upload/image)" },
+  "history:write": { role: "submitter", description: "clear or delete entries of the tenant's ComfyUI history (POST /comfyui/history)" },
   "logs:read": { role: "viewer", description: "read a stage's logs" },
   "workflows:read": { role: "viewer", description: "list the workflows the tenant may run" },
   "gpus:read": { role: "viewer", description: "read the GPU inventory and its use" },

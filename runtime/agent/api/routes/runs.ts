@@ -1,11 +1,12 @@
 /** Runs: submit, list, read, cancel, and follow a run's events. */
 import type { FastifyInstance } from "fastify";
 import { checkName } from "../../../security/names/index.ts";
-import type { RunStatus } from "../../store/types.ts";
+import type { Identity } from "../../../security/identity/index.ts";
+import type { RunRecord, RunStatus } from "../../store/types.ts";
 import { RUN_STATUSES } from "../../store/types.ts";
 import { ApiError } from "../../service/api-error.ts";
 import { sealRunFields } from "../../service/sealed-fields.ts";
-import { prepareRun, type SubmissionContext } from "../../service/submission.ts";
+import { prepareRun, type PreparedRun, type SubmissionContext } from "../../service/submission.ts";
 import type { SubmissionThread } from "../../service/submission-thread.ts";
 import { eventId, streamEvents } from "../../service/event-stream.ts";
 import type { HttpParts } from "../parts.ts";
@@ -16,6 +17,21 @@ import { loadRun, validId } from "./lookup.ts";
 export interface Submitting {
   readonly submission: SubmissionContext;
   readonly submissionThread: SubmissionThread;
+}
+
+/**
+ * Stores a prepared run (its sensitive fields sealed) and hands a new one to the loop. `id`: the run's id
+ * when the client chose it (a ComfyUI prompt id).
+ */
+export async function storeRun(parts: HttpParts, identity: Identity, prepared: PreparedRun, id?: string): Promise<{ run: RunRecord; created: boolean }> {
+  // The submitter is recorded so that it, and not every submitter of the tenant, may cancel the run.
+  const newRun = { ...prepared.newRun, submittedBy: identity.subject, ...(id !== undefined && { id }) };
+  const { run, created } = await parts.store.createRun(await sealRunFields(parts.keys, newRun, parts.modelTags));
+  if (created) {
+    parts.metrics.runSubmitted(identity.tenant);
+    parts.loop.accept(run, prepared.stages, prepared.graph.format === "comfyui" ? prepared.graph : undefined);
+  }
+  return { run, created };
 }
 
 export function registerRunRoutes(app: FastifyInstance, parts: HttpParts, { submission, submissionThread }: Submitting): void {
@@ -39,14 +55,8 @@ export function registerRunRoutes(app: FastifyInstance, parts: HttpParts, { subm
       if (err instanceof ApiError) parts.metrics.runRefused(identity.tenant, err.code);
       throw err;
     }
-    // The submitter is recorded so that it, and not every submitter of the tenant, may cancel the run.
-    const newRun = { ...prepared.newRun, submittedBy: identity.subject };
-    const { run, created } = await store.createRun(await sealRunFields(parts.keys, newRun, parts.modelTags));
+    const { run, created } = await storeRun(parts, identity, prepared);
     request.auditInfo!.object = `run/${run.id}`;
-    if (created) {
-      parts.metrics.runSubmitted(identity.tenant);
-      loop.accept(run, prepared.stages, prepared.graph.format === "comfyui" ? prepared.graph : undefined);
-    }
     request.log.debug(
       { runId: run.id, tenant: run.tenant, workflow: run.workflow, created },
       created ? "run accepted" : "run resubmitted with its idempotency key"
