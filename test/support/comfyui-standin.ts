@@ -65,6 +65,8 @@ export interface StandinOptions {
   historyLagMs?: number;
   /** More node classes (or overrides); an entry without `input.required` accepts any inputs. */
   objectInfo?: Record<string, Partial<NodeInfo>>;
+  /** Called as each prompt starts executing (after `execution_start`), e.g. to crash the server mid-prompt. */
+  onPromptStart?: (promptId: string) => void;
 }
 export interface ComfyStandin {
   url: string;
@@ -75,6 +77,8 @@ export interface ComfyStandin {
   /** Ids of the prompts accepted, in order. */
   prompts(): string[];
   interrupts(): number;
+  /** The `prompt_id` of each `POST /interrupt` (null for a global interrupt), in order. */
+  interruptTargets(): (string | null)[];
   /** Names of the images uploaded to `input`. */
   uploads(): string[];
   /** Crash now (what `crashAfterMs` does later). */
@@ -288,6 +292,7 @@ class Standin {
   interruptRequested = false;
   readonly history = new Map<string, HistoryEntry>();
   readonly accepted: string[] = [];
+  readonly interruptTargets: (string | null)[] = [];
   interrupts = 0; counter = 0; saved = 0; crashed = false; closed = false;
   readonly clients = new Map<string, WsSocket>();
   readonly sockets = new Set<Socket>();
@@ -348,6 +353,8 @@ class Standin {
   async execute(item: QueueItem): Promise<void> {
     const run: RunState = { item, messages: [], outputs: {}, meta: {}, values: new Map(), executed: [], status: "success" };
     this.addMessage(run, "execution_start", { prompt_id: item.id });
+    this.options.onPromptStart?.(item.id);
+    if (this.stopped) return;
     this.addMessage(run, "execution_cached", { nodes: [], prompt_id: item.id });
     const order: string[] = [];
     const seen = new Set<string>();
@@ -487,6 +494,7 @@ class Standin {
       const body = await readJson(req).catch(() => ({}) as Record<string, unknown>);
       const target = typeof body.prompt_id === "string" ? body.prompt_id : null;
       this.interrupts++;
+      this.interruptTargets.push(target);
       // With a prompt_id, only that prompt is interrupted, and only if it is the one running.
       if (this.running && (target === null || target === this.running.id)) this.interruptRequested = true;
       return reply(res, 200, "", TEXT);
@@ -619,6 +627,7 @@ export async function startComfyStandin(options: StandinOptions = {}): Promise<C
     ready,
     prompts: () => [...s.accepted],
     interrupts: () => s.interrupts,
+    interruptTargets: () => [...s.interruptTargets],
     uploads: () => s.inputNames(),
     crash: () => s.crash(),
     close: async () => {

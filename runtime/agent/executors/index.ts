@@ -10,7 +10,12 @@ export { attemptPaths, commitOutputs, prepareWorkspace, type AttemptPaths, type 
 export { artifactNameProblem } from "./output-names.ts";
 export { stopOrphanedAttempt, type OrphanCandidate, type OrphanOutcome } from "./orphans.ts";
 
-/** A stage with a command runs as a process; one without can only be simulated. */
-export function executorFor(stage: Stage, executors: { readonly process: Executor; readonly simulated: Executor }): Executor {
-  return stage.run && stage.run.command.length > 0 ? executors.process : executors.simulated;
+/**
+ * A stage with a command runs as a process; a ComfyUI stage (its nodes, no command) runs on a ComfyUI
+ * server when one is configured; anything else can only be simulated.
+ */
+export function executorFor(stage: Stage, executors: { readonly process: Executor; readonly simulated: Executor; readonly comfyui?: Executor }): Executor {
+  if (stage.run && stage.run.command.length > 0) return executors.process;
+  if (executors.comfyui !== undefined && stage.comfyNodes !== undefined && stage.comfyNodes.length > 0) return executors.comfyui;
+  return executors.simulated;
 }

@@ -3,13 +3,15 @@
  * chose, waits for `done`, then (on success) has the outputs committed before it marks the stage
  * succeeded.
  */
-import type { Stage } from "../../graph/model.ts";
+import type { ComfyNode, Stage } from "../../graph/model.ts";
 
 export interface AttemptGpu {
   readonly id: string;
   /** Real GPUs have a UUID; simulated ones have none and are passed to the stage by id. */
   readonly uuid: string | null;
   readonly simulated: boolean;
+  /** Its index on its machine (CUDA's), when the one starting the attempt knows it: a worker's ComfyUI servers are found by it. */
+  readonly index?: number;
 }
 
 /** What an attempt finds in `$GPUFABRIC_INPUT_DIR`: the outputs of a stage it needs, or the run's inputs. */
@@ -39,6 +41,8 @@ export interface AttemptSpec {
   readonly inputs: readonly AttemptInput[];
   /** The run's inputs object itself, for an executor that hands it to another node (cluster mode) instead of a file. */
   readonly runInputsValue?: Readonly<Record<string, unknown>>;
+  /** A ComfyUI workflow's stage: every node of the prompt (the stage's own are `stage.comfyNodes`). */
+  readonly comfy?: { readonly nodes: readonly ComfyNode[] };
 }
 
 /**
@@ -60,6 +64,8 @@ export interface AttemptOutcome {
   readonly simulated: boolean;
   /** Where stdout and stderr were kept; `failure` when writing them failed (the stage ran on regardless). */
   readonly logs?: { readonly stdout: string; readonly stderr: string; readonly truncated: boolean; readonly failure?: string };
+  /** A ComfyUI attempt: the models its server holds now (loaded since its last restart), for the scheduler's residency. */
+  readonly residentModels?: readonly string[];
 }
 
 export interface CommittedArtifact {
@@ -85,7 +91,7 @@ export interface RunningAttempt {
 }
 
 export interface Executor {
-  readonly kind: "process" | "simulated";
+  readonly kind: "process" | "simulated" | "comfyui";
   /** Resolves once the attempt is under way (or has ended at setup); never rejects for a stage's own faults. */
   start(attempt: AttemptSpec): Promise<RunningAttempt>;
 }
