@@ -45,6 +45,8 @@ const LEAST_ROLE: Record<string, Role> = {
   "runs:cancel": "submitter",
   "artifacts:read": "viewer",
   "logs:read": "viewer",
+  "uploads:write": "submitter",
+  "history:write": "submitter",
   "workflows:read": "viewer",
   "gpus:read": "viewer",
   "queue:read": "viewer",

@@ -152,4 +152,49 @@ describe("the ComfyUI-compatible API", () => {
     const queued = await post("/prompt", { prompt: { "1": { class_type: "LoadImage", inputs: { image: "pose.png" } }, "2": { class_type: "PreviewImage", inputs: { images: ["1", 0] } } } }, token);
     expect(queued.status).toBe(200);
   });
+  it("lists running and pending prompts, deletes a pending one, interrupts a running one, and hides history on request", async () => {
+    const token = fixture.platform.tokens.studio!;
+    const clientId = randomUUID();
+    // Sampling this many steps takes the simulated stages long enough to watch them queue.
+    const long = (seed: number) => {
+      const p = examplePrompt(seed);
+      (p["3"] as { inputs: Record<string, unknown> }).inputs.steps = 400_000;
+      return p;
+    };
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    const socket = follow(clientId, token, (m) => m.type === "executing" && m.data.node === null && m.data.prompt_id === ids[0]);
+    await socket.ready;
+    for (const [i, id] of ids.entries()) {
+      const res = await post("/prompt", { prompt: long(i), prompt_id: id, client_id: clientId, extra_data: { gpufabric: { priority: "interactive" } } }, token);
+      expect(res.status).toBe(200);
+    }
+    const run = await fetch(`${fixture.agent.url}/v1/runs/${ids[0]}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(((await run.json()) as { priority: string }).priority).toBe("interactive");
+    let queue = (await get("/queue", token)).body;
+    for (let i = 0; i < 100 && queue.queue_running.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      queue = (await get("/queue", token)).body;
+    }
+    expect(queue.queue_running.map((item: unknown[]) => item[1]).sort()).toEqual([ids[0], ids[1]].sort());
+    expect(queue.queue_pending.map((item: unknown[]) => item[1])).toEqual([ids[2]]);
+    expect(queue.queue_pending[0][2]["9"].class_type).toBe("SaveImage");
+
+    expect((await post("/queue", { delete: [ids[2]] }, token)).status).toBe(200);
+    expect((await post("/interrupt", { prompt_id: ids[0] }, token)).status).toBe(200);
+    const messages = await socket.done;
+    const types = messages.filter((m) => m.data?.prompt_id === ids[0]).map((m) => m.type);
+    expect(types.slice(-2)).toEqual(["execution_interrupted", "executing"]);
+    const entry = (await get(`/history/${ids[0]}`, token)).body[ids[0]!];
+    expect(entry.status).toMatchObject({ status_str: "error", completed: false });
+    expect(entry.status.messages.at(-1)[0]).toBe("execution_interrupted");
+    // Deleted from the queue before it ran: no history, as in ComfyUI.
+    expect((await get(`/history/${ids[2]}`, token)).body).toEqual({});
+    expect((await post("/interrupt", { prompt_id: ids[1] }, token)).status).toBe(200);
+
+    expect((await post("/history", { delete: [ids[0]] }, token)).status).toBe(200);
+    expect((await get(`/history/${ids[0]}`, token)).body).toEqual({});
+    expect(Object.keys((await get("/history", token)).body)).not.toContain(ids[0]);
+    expect((await post("/history", { clear: true }, token)).status).toBe(200);
+    expect((await get("/history", token)).body).toEqual({});
+  });
 });

@@ -122,7 +122,9 @@ async function queuePrompt(api: ComfyApi, request: FastifyRequest): Promise<{ pr
       outputs: checked.outputs,
     },
     ...(Object.keys(files).length > 0 && { inputs: { comfyui: { uploads: files } } }),
+    // extra_data.gpufabric: what a ComfyUI body cannot say otherwise (ComfyUI ignores unknown extra_data).
     ...(gpufabric.mode === "whole-graph" || gpufabric.mode === "segmented" ? { comfyuiMode: gpufabric.mode } : {}),
+    ...(gpufabric.priority === "interactive" || gpufabric.priority === "batch" ? { priority: gpufabric.priority } : {}),
   };
   let prepared;
   try {

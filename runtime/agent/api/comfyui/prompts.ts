@@ -129,6 +129,8 @@ export class ComfyPrompts {
   /** The history entry of a finished prompt (ComfyUI writes one only when a prompt ends), else undefined. */
   async historyEntry(detail: RunDetail): Promise<HistoryEntry | undefined> {
     if (!TERMINAL_RUN_STATUSES.includes(detail.run.status)) return undefined;
+    // A prompt deleted from the queue before it ran leaves no history, as in ComfyUI.
+    if (detail.run.status === "cancelled" && detail.attempts.length === 0) return undefined;
     const doc = await this.document(detail);
     if (doc === undefined) return undefined;
     const outputs = await this.outputs(detail);
