@@ -65,6 +65,25 @@ export class Scheduler {
     return [...this.state.index.gpus[gpu]!.resident.values()].sort((a, b) => a.lastUse - b.lastUse).map((m) => m.name);
   }
 
+  /**
+   * What a GPU's model server says it holds (a ComfyUI server after each prompt): idle resident models
+   * it no longer holds (it restarted, or unloaded everything after running out of memory) are forgotten,
+   * so that affinity and eviction decisions follow the real server. Models in use stay; none is added.
+   * Returns the models forgotten.
+   */
+  forgetResidentExcept(gpuId: string, models: readonly string[]): string[] {
+    const g = this.state.index.gpus.find((x) => x.spec.id === gpuId);
+    if (g === undefined) return [];
+    const keep = new Set(models);
+    const gone = g.residentList.filter((m) => m.inUse === 0 && !keep.has(m.name)).map((m) => m.name);
+    if (gone.length === 0) return gone;
+    // The GPU changes: reasons worked out before no longer hold.
+    this.state.search.invalidate();
+    for (const name of gone) this.state.index.evict(g, name);
+    this.state.index.rebucket(g);
+    return gone;
+  }
+
   tenantUsage(): { name: string; weight: number; heldGpus: number; heldMiB: number }[] {
     return this.state.tenantList.map((t) => ({ name: t.name, weight: t.weight, heldGpus: t.heldGpus, heldMiB: t.heldMiB }));
   }

@@ -96,6 +96,8 @@ export interface Assignment {
   /** Sealed outputs of the stages it needs, below the shared storage. */
   readonly inputs: ReadonlyArray<{ readonly stageId: string; readonly name: string; readonly path: string }>;
   readonly runInputs: Readonly<Record<string, unknown>> | null;
+  /** A ComfyUI workflow's stage: every node of its prompt, for the worker's ComfyUI server. */
+  readonly comfy?: { readonly nodes: readonly unknown[] };
   /** The key version new data keys are wrapped under. */
   readonly keyVersion: number;
 }
@@ -125,6 +127,8 @@ export const FinishedReportSchema = z
         message: z.string().max(4000),
         peakVramMiB: z.number().int().min(0).optional(),
         simulated: z.boolean(),
+        /** A ComfyUI attempt: the models its server holds now. */
+        residentModels: z.array(z.string().min(1).max(500)).max(1000).optional(),
       })
       .strict(),
     artifacts: z

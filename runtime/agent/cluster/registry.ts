@@ -238,6 +238,7 @@ export class WorkerRegistry {
       message: o.message,
       ...(o.peakVramMiB !== undefined && { peakVramMiB: o.peakVramMiB }),
       simulated: o.simulated,
+      ...(o.residentModels !== undefined && { residentModels: o.residentModels }),
     });
   }
 
@@ -298,6 +299,7 @@ export class WorkerRegistry {
             }),
             inputs,
             runInputs: spec.runInputsValue ?? null,
+            ...(spec.comfy !== undefined && { comfy: spec.comfy }),
             keyVersion,
           };
           if (s === undefined || !s.alive) {

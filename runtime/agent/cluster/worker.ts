@@ -15,11 +15,12 @@ import { hostname } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import type { Logger } from "pino";
 import type { PlatformConfig } from "../../config/schema.ts";
-import type { Stage } from "../../graph/model.ts";
+import type { ComfyNode, Stage } from "../../graph/model.ts";
 import type { KeyProvider } from "../../security/crypto/index.ts";
 import { executorFor, ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
 import type { AttemptInput, AttemptOutcome, Executor, RunningAttempt } from "../executors/types.ts";
 import { discoverGpus, NvidiaSmiVramSampler } from "../inventory/index.ts";
+import { ComfyRelay, ComfyServerPool, ComfyUiExecutor, type ComfyIntrospection } from "../executors/comfyui/index.ts";
 import { isolateStages } from "../service/isolation.ts";
 import { ArtifactSealer, chooseScratch } from "../service/sealing.ts";
 import { resolveStageCommand } from "../service/stage-command.ts";
@@ -103,11 +104,14 @@ export class WorkerNode {
   private stopped = false;
   private polling: Promise<void> | undefined;
   private vramAt = 0;
+  /** This node's ComfyUI servers (config.comfyui set): their live events and what they offer. */
+  comfy: { readonly relay: ComfyRelay; readonly introspection: ComfyIntrospection } | undefined;
+  private comfyPool: ComfyServerPool | undefined;
 
   private constructor(
     private readonly o: WorkerOptions,
     private readonly devices: DeviceReport[],
-    private readonly executors: { process: Executor; simulated: Executor },
+    private readonly executors: { process: Executor; simulated: Executor; comfyui?: Executor },
     private readonly sharedDir: string,
     private readonly scratch: string,
     private readonly isolation: { sandbox: "per-tenant" | "shared-uid" | "none"; unsafe: boolean }
@@ -152,8 +156,26 @@ export class WorkerNode {
       }),
       simulated: new SimulatedExecutor({ timeScale: o.simulatedTimeScale ?? 1 }),
     };
+    // One ComfyUI server per GPU of this node; the leader names the GPUs only at registration, so a
+    // server is found by its GPU's index (or, attached by URL, by the pool's id of a device of this node).
+    const node = o.node ?? hostname();
+    const comfyPool =
+      o.config.comfyui === null
+        ? undefined
+        : new ComfyServerPool({
+            config: o.config.comfyui,
+            gpus: devices.map((d) => ({ id: pool.devices.find((x) => x.node === node && x.index === d.index)?.id ?? `${node}-g${d.index}`, index: d.index, memoryMiB: d.memoryMiB })),
+            logger: o.logger,
+          });
+    comfyPool?.start();
+    const relay = new ComfyRelay();
+    const comfyExecutor = comfyPool && new ComfyUiExecutor({ dataDir: scratch.dir, pool: comfyPool, relay, logger: o.logger });
     const sandbox = isolation.sandbox === undefined ? "none" : isolation.sandbox.options.identity.mode === "per-tenant" ? "per-tenant" : "shared-uid";
-    const worker = new WorkerNode(o, devices, executors, sharedDir, scratch.dir, { sandbox, unsafe: o.unsafeSharedIdentity === true });
+    const worker = new WorkerNode(o, devices, { ...executors, ...(comfyExecutor && { comfyui: comfyExecutor }) }, sharedDir, scratch.dir, { sandbox, unsafe: o.unsafeSharedIdentity === true });
+    if (comfyPool !== undefined) {
+      worker.comfy = { relay, introspection: comfyPool.introspection };
+      worker.comfyPool = comfyPool;
+    }
     worker.polling = worker.run();
     return worker;
   }
@@ -176,6 +198,7 @@ export class WorkerNode {
     }
     await this.polling?.catch(() => undefined);
     await Promise.allSettled([...this.tasks]);
+    await this.comfyPool?.stop();
     this.client.close();
   }
 
@@ -278,7 +301,17 @@ export class WorkerNode {
       for (const x of opened.inputs) byStage.set(x.stageId, [...(byStage.get(x.stageId) ?? []), { name: x.name, path: x.path }]);
       const attemptInputs: AttemptInput[] = [...[...byStage].map(([stageId, list]) => ({ stageId, artifacts: list })), ...(opened.runInputs !== undefined ? [{ runInputs: opened.runInputs }] : [])];
       handle = await executorFor(stage, this.executors)
-        .start({ attemptId: a.attemptId, runId: a.runId, tenant: a.tenant, stageId: a.stageId, number: a.number, stage, gpus: a.gpus.map((g) => ({ id: g.id, uuid: g.uuid, simulated: g.simulated })), inputs: attemptInputs })
+        .start({
+          attemptId: a.attemptId,
+          runId: a.runId,
+          tenant: a.tenant,
+          stageId: a.stageId,
+          number: a.number,
+          stage,
+          gpus: a.gpus.map((g) => ({ id: g.id, uuid: g.uuid, simulated: g.simulated, index: g.index })),
+          inputs: attemptInputs,
+          ...(a.comfy !== undefined && { comfy: { nodes: a.comfy.nodes as ComfyNode[] } }),
+        })
         .finally(() => opened.release());
       held.handle = handle;
       if (held.cancelled || this.stopped) handle.cancel();
@@ -299,7 +332,15 @@ export class WorkerNode {
     }
     const o = outcome;
     await this.report(a, "finished", {
-      outcome: { exitCode: o.exitCode, signal: o.signal, reason: o.reason === "interrupted" ? "cancelled" : o.reason, message: o.message.slice(0, 4000), ...(o.peakVramMiB !== undefined && { peakVramMiB: o.peakVramMiB }), simulated: o.simulated },
+      outcome: {
+        exitCode: o.exitCode,
+        signal: o.signal,
+        reason: o.reason === "interrupted" ? "cancelled" : o.reason,
+        message: o.message.slice(0, 4000),
+        ...(o.peakVramMiB !== undefined && { peakVramMiB: o.peakVramMiB }),
+        simulated: o.simulated,
+        ...(o.residentModels !== undefined && { residentModels: o.residentModels.slice(0, 1000) }),
+      },
       artifacts,
     });
     if (handle?.workspace) await rm(handle.workspace, { recursive: true, force: true }).catch(() => undefined);

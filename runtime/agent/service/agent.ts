@@ -18,6 +18,7 @@ import { inventoryFromPools } from "../../scheduler/inventory.ts";
 import { Authorizer, RoleBindings } from "../../security/authz/index.ts";
 import { identityFromConfig } from "../../security/identity/index.ts";
 import { ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
+import { ComfyRelay, ComfyServerPool, ComfyUiExecutor, type ComfyIntrospection } from "../executors/comfyui/index.ts";
 import { NvidiaSmiVramSampler, discoverGpus, type Inventory } from "../inventory/index.ts";
 import { openStore, parseDatabase } from "../store/open.ts";
 import { buildHttpApi } from "../api/server.ts";
@@ -97,6 +98,8 @@ export interface RunningAgent {
   /** Cluster mode: this replica's part in the leader election and the workers' registry. */
   readonly controlPlane: ControlPlane | undefined;
   readonly app: FastifyInstance;
+  /** ComfyUI servers of this agent (config.comfyui set, single-node mode): their live events and what they offer. */
+  readonly comfy: { readonly relay: ComfyRelay; readonly introspection: ComfyIntrospection } | undefined;
   /** Stops serving, stops the stages it runs (they are recovered on the next start) and closes the store. */
   close(): Promise<void>;
 }
@@ -234,6 +237,8 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   );
   let loop: AgentLoop | undefined;
   let controlPlane: ControlPlane | undefined;
+  let comfy: RunningAgent["comfy"];
+  let stopComfy = (): Promise<void> => Promise.resolve();
   const currentScheduler = () => scheduler ?? controlPlane?.scheduler();
   const metrics = new AgentMetrics({ store, scheduler: currentScheduler, devices: inventory.devices, loop: () => loop ?? controlPlane?.queue });
   const sampler = inventory.nvidiaSmi ? new NvidiaSmiVramSampler(inventory.nvidiaSmi) : undefined;
@@ -289,6 +294,14 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
       onTenure: (leading) => (leading ? rotation.start() : rotation.stop()),
     });
   } else {
+    // One ComfyUI server per GPU runs the ComfyUI stages (a control plane's workers run their own).
+    const comfyPool =
+      config.comfyui === null
+        ? undefined
+        : new ComfyServerPool({ config: config.comfyui, gpus: inventory.devices.filter((d) => d.migProfile === undefined).map((d) => ({ id: d.id, index: d.index, memoryMiB: d.memoryMiB })), logger });
+    comfyPool?.start();
+    stopComfy = () => comfyPool?.stop() ?? Promise.resolve();
+    if (comfyPool !== undefined) comfy = { relay: new ComfyRelay(), introspection: comfyPool.introspection };
     loop = new AgentLoop({
       ...shared,
       store,
@@ -304,6 +317,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
           ...(options.killGraceS && { killGraceMs: options.killGraceS * 1000 }),
         }),
         simulated: new SimulatedExecutor({ timeScale: options.simulatedTimeScale ?? 1 }),
+        ...(comfyPool && comfy && { comfyui: new ComfyUiExecutor({ dataDir: scratch.dir, pool: comfyPool, relay: comfy.relay, logger }) }),
       },
       sealOutputs: (run, artifacts) => sealer.sealOutputs(run, artifacts),
       openInputs: async (run, stageId, attempt, inputs) => sealer.openInputs(run, stageId, attempt, inputs, await runInputs.open(run)),
@@ -332,6 +346,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     inventorySource: inventory.source,
     submission: { config, workflows, gpus: inventoryFromPools([scheduledPool]), headroomMiB: scheduler?.settings.headroomMiB ?? headroomMiB, costModel },
     ...(controlPlane && { cluster: controlPlane.http, eventPollMs: 1000 }),
+    ...(comfy && { comfy }),
     metrics,
     authenticator,
     authorizer,
@@ -367,6 +382,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     loop: loop ?? controlPlane!.queue,
     controlPlane,
     app,
+    comfy,
     close() {
       closing ??= (async () => {
         ready = false;
@@ -376,6 +392,8 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
         await controlPlane?.close();
         await rotation.stop();
         await loop?.stop();
+        // After the loop: its attempts were interrupted on their servers first.
+        await stopComfy();
         runner?.close();
         await sealer.clearScratch().catch((err: unknown) => logger.warn({ err }, "the scratch directory could not be emptied"));
         if (scratch.ownFolder) await rm(scratch.dir, { recursive: true, force: true }).catch(() => undefined);

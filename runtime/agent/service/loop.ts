@@ -34,7 +34,7 @@ export interface LoopOptions {
   readonly store: Store;
   readonly scheduler: Scheduler;
   readonly devices: readonly GpuDevice[];
-  readonly executors: { readonly process: Executor; readonly simulated: Executor };
+  readonly executors: { readonly process: Executor; readonly simulated: Executor; readonly comfyui?: Executor };
   readonly costModel: CostModel;
   readonly logger: Logger;
   /**
@@ -387,6 +387,7 @@ export class AgentLoop {
           ...(opened.runInputs !== undefined ? [{ runInputs: opened.runInputs }] : []),
         ],
         ...(opened.runInputsValue !== undefined && { runInputsValue: opened.runInputsValue }),
+        ...(run.graph?.comfyNodes !== undefined && spec.comfyNodes !== undefined && { comfy: { nodes: run.graph.comfyNodes } }),
         })
         .finally(() => opened.release());
       slot.handle = handle;
@@ -403,6 +404,9 @@ export class AgentLoop {
       this.o.observer?.stageStarted(run.tenant, ((ready ?? nowMs) <= startedMs ? startedMs - (ready ?? nowMs) : 0) / 1000);
       this.changes.emit("run", p.runId);
       const outcome = await handle.done;
+      // A ComfyUI server holds only what it loaded since its last restart: the scheduler forgets the rest.
+      const gpu = p.gpuIds[0];
+      if (outcome.residentModels !== undefined && gpu !== undefined) this.o.scheduler.forgetResidentExcept(gpu, outcome.residentModels);
       await this.complete(slot, run, stage, handle, outcome, startedMs);
     } catch (err) {
       if (err instanceof TransitionError) {

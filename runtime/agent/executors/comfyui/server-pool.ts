@@ -267,7 +267,7 @@ export class ComfyServerPool {
     };
     child.on("error", (err) => end(`could not be started: ${err.message}`));
     child.on("exit", (code, signal) => end(signal ? `exited on ${signal}` : `exited with code ${code}`));
-    this.o.logger?.info({ gpu: server.gpu.id, url: server.url, program: argv[0] }, "starting a ComfyUI server");
+    this.o.logger?.info({ gpu: server.gpu.id, server: server.url, program: argv[0] }, "starting a ComfyUI server");
     const deadline = startedAt + c.startTimeoutMs;
     this.probeUntilUp(server, () => this.processes.get(server.gpu.id) === child, () => {
       if (Date.now() < deadline) return false;
