@@ -41,6 +41,7 @@ describe("comfyui executor on stand-in servers", () => {
     servers.oom = await startComfyStandin({ nodeDelayMs: 2, failNode: { class_type: "KSampler", exception_type: "torch.OutOfMemoryError", message: "Allocation on device" } });
     servers.slow = await startComfyStandin({ nodeDelayMs: 400 });
     servers.crash = await startComfyStandin({ nodeDelayMs: 400 });
+    servers.extra = await startComfyStandin({ models: { checkpoints: ["v1-5-pruned-emaonly.safetensors", "only-here.safetensors"] }, objectInfo: { OnlyHereNode: { output: ["IMAGE"] } } });
     const ids = Object.keys(servers);
     const config = ComfyUiSchema.parse({ servers: ids.map((gpu) => ({ gpu, url: servers[gpu]!.url })), startTimeoutMs: 5_000 });
     pool = new ComfyServerPool({ config, gpus: ids.map((id, index) => ({ id, index, memoryMiB: GPU_MIB })) });
@@ -207,6 +208,36 @@ describe("comfyui executor on stand-in servers", () => {
     const promptId = servers.slow!.prompts().at(-1)!;
     await waitUntil(() => servers.slow!.interruptTargets().includes(promptId));
     await expect(handle.commitOutputs()).rejects.toThrow(/only a completed attempt/);
+  });
+
+  it("stops a prompt at its timeout, interrupting it on the server", async () => {
+    const quick = new ComfyUiExecutor({ dataDir: dir, pool, relay, defaultTimeoutS: 0.3 });
+    const prompt = twoSegmentPrompt();
+    const { sample } = segmented(prompt);
+    const graph = parseWorkflow(prompt);
+    const handle = await quick.start({
+      attemptId: `attempt-${++attempts}`,
+      runId: "run-3",
+      stageId: sample.id,
+      number: 1,
+      stage: sample,
+      gpus: [{ id: "slow", uuid: null, simulated: true }],
+      inputs: [],
+      comfy: { nodes: graph.comfyNodes! },
+    });
+    const outcome = await handle.done;
+    expect(outcome).toMatchObject({ reason: "timeout", message: "stopped after its timeout of 0.3 s" });
+    const promptId = servers.slow!.prompts().at(-1)!;
+    await waitUntil(() => servers.slow!.interruptTargets().includes(promptId));
+  });
+
+  it("offers, as introspection, only the node classes and models every ready server has", async () => {
+    await pool.serverFor({ id: "extra" })!.whenReady();
+    const info = await pool.introspection.objectInfo();
+    expect(info).toHaveProperty("KSampler");
+    expect(info).not.toHaveProperty("OnlyHereNode");
+    const models = await pool.introspection.models();
+    expect(models?.checkpoints).toEqual(["v1-5-pruned-emaonly.safetensors"]);
   });
 
   it("fails, naming the GPU, when its server dies mid-prompt", async () => {

@@ -153,6 +153,11 @@ export class ComfyServerPool {
     return [...this.servers.values()].find((s) => s.gpu.index === gpu.index);
   }
 
+  /** The process id (and process group) of the server this pool started for a GPU, while it runs. */
+  processOf(gpuId: string): number | undefined {
+    return this.processes.get(gpuId)?.pid;
+  }
+
   /** Starts every server (command mode) or begins watching them (attached); returns at once. */
   start(): void {
     // Servers live in process groups of their own: they must not outlive the agent when it exits without stop().
