@@ -48,7 +48,7 @@ export interface ControlPlaneOptions {
   /** Where this replica mounts the shared storage. */
   readonly sharedDir: string;
   /** Builds the loop of a tenure over its scheduler, with executors that hand attempts to the workers. */
-  readonly makeLoop: (scheduler: Scheduler, devices: readonly GpuDevice[], executors: { process: Executor; simulated: Executor }) => AgentLoop;
+  readonly makeLoop: (scheduler: Scheduler, devices: readonly GpuDevice[], executors: { process: Executor; simulated: Executor; comfyui?: Executor }) => AgentLoop;
   readonly graphOf: (run: RunRecord, document?: unknown) => Promise<WorkflowGraph | undefined>;
   /** The array the pool's devices are kept in (the API reads it). */
   readonly devices?: GpuDevice[];
@@ -67,7 +67,7 @@ interface Tenure {
 /** An executor whose attempts run on the worker serving their GPUs' node. */
 class RemoteExecutor implements Executor {
   constructor(
-    readonly kind: "process" | "simulated",
+    readonly kind: "process" | "simulated" | "comfyui",
     private readonly registry: WorkerRegistry
   ) {}
 
@@ -192,7 +192,12 @@ export class ControlPlane {
       devices: this.devices,
       onChange: () => loop?.wake(),
     });
-    loop = this.o.makeLoop(scheduler, this.devices, { process: new RemoteExecutor("process", registry), simulated: new RemoteExecutor("simulated", registry) });
+    loop = this.o.makeLoop(scheduler, this.devices, {
+      process: new RemoteExecutor("process", registry),
+      simulated: new RemoteExecutor("simulated", registry),
+      // ComfyUI stages run on the workers' ComfyUI servers: not labelled simulated.
+      ...(this.o.config.comfyui !== null && { comfyui: new RemoteExecutor("comfyui", registry) }),
+    });
     const recovered = await loop.start(this.o.graphOf);
     const intake = setInterval(() => this.sync(), 1000);
     intake.unref();

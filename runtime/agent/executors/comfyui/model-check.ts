@@ -17,6 +17,17 @@ const isLink = (v: unknown): boolean => Array.isArray(v) && v.length === 2 && ty
  */
 const UPLOAD_FLAGS = ["image_upload", "video_upload", "audio_upload", "upload"];
 
+/**
+ * The choices of a combo input: `[[choice, …], {…}]`, or as newer servers describe their schema-defined
+ * nodes, `["COMBO", {options: [choice, …]}]`. Undefined for any other input.
+ */
+function choicesOf(spec: unknown): unknown[] | undefined {
+  if (!Array.isArray(spec)) return undefined;
+  if (Array.isArray(spec[0])) return spec[0] as unknown[];
+  const options = (spec[1] ?? {}) as { options?: unknown };
+  return spec[0] === "COMBO" && Array.isArray(options.options) ? options.options : undefined;
+}
+
 /** One line per problem, each naming the node, its class and what is missing; empty when the prompt can run. */
 export function missingOnServer(prompt: Readonly<Record<string, PromptNode>>, objectInfo: Readonly<Record<string, unknown>>, server: string): string[] {
   const problems: string[] = [];
@@ -28,12 +39,13 @@ export function missingOnServer(prompt: Readonly<Record<string, PromptNode>>, ob
     }
     const specs: Record<string, unknown> = { ...info.input?.optional, ...info.input?.required };
     for (const [name, spec] of Object.entries(specs)) {
-      if (!Array.isArray(spec) || !Array.isArray(spec[0])) continue;
-      const options = spec[1] as Record<string, unknown> | undefined;
+      const choices = choicesOf(spec);
+      if (choices === undefined) continue;
+      const options = (spec as unknown[])[1] as Record<string, unknown> | undefined;
       if (options && UPLOAD_FLAGS.some((f) => options[f] === true)) continue;
       const value = node.inputs[name];
-      if (value === undefined || isLink(value)) continue;
-      const choices = spec[0] as unknown[];
+      // A link is checked where it comes from; a list is a multi-select combo's value.
+      if (value === undefined || isLink(value) || Array.isArray(value)) continue;
       if (choices.includes(value)) continue;
       const shown = choices.length === 0 ? "it has none" : `it has: ${choices.slice(0, 10).map(String).join(", ")}${choices.length > 10 ? `, … (${choices.length} in all)` : ""}`;
       problems.push(`node ${id} (${node.class_type}): ${name} '${String(value)}' is not on ${server} (${shown})`);
