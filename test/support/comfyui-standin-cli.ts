@@ -4,10 +4,12 @@
  *
  *   node --import tsx test/support/comfyui-standin-cli.ts --port {port} --gpu {gpu}
  *        [--node-delay-ms N] [--start-delay-ms N] [--crash-once-file F] [--record-file F]
+ *        [--fail-class C --fail-type T --fail-message M]
  *
  * --crash-once-file F: the first prompt to start while F does not exist creates F and kills the
  *   process (exit code 3) a moment later, mid-prompt; later starts (F exists) run normally.
  * --record-file F: appends a line per start ("start gpu=N port=P") to F.
+ * --fail-class C: the first node of class C raises T (e.g. torch.OutOfMemoryError) with message M.
  * The process ends when its stdin closes (the agent that started it is gone) or on SIGTERM.
  */
 import { appendFileSync, existsSync, writeFileSync } from "node:fs";
@@ -32,6 +34,9 @@ const standin = await startComfyStandin({
   port,
   ...(num("node-delay-ms") !== undefined && { nodeDelayMs: num("node-delay-ms") }),
   ...(num("start-delay-ms") !== undefined && { startDelayMs: num("start-delay-ms") }),
+  ...(arg("fail-class") !== undefined && {
+    failNode: { class_type: arg("fail-class")!, exception_type: arg("fail-type") ?? "RuntimeError", message: arg("fail-message") ?? "stand-in failure" },
+  }),
   onPromptStart: () => {
     if (crashFile === undefined || existsSync(crashFile)) return;
     writeFileSync(crashFile, `crashed on gpu ${arg("gpu") ?? "?"}\n`);

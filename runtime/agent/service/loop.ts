@@ -510,6 +510,11 @@ export class AgentLoop {
       }
     } else {
       failure = outcome.message;
+      // A ComfyUI stage that ran out of memory reports its GPU's whole memory as its peak: the cost model
+      // learns that it needs more (its duration is taken as estimated, since it never finished).
+      if (outcome.peakVramMiB !== undefined && /out of memory/i.test(outcome.message) && stage.estimate) {
+        this.learn(run, stage, stage.estimate.durationS + stage.estimate.modelLoadS, outcome);
+      }
     }
     if (failure === undefined) {
       this.o.observer?.stageFinished(run.tenant, "succeeded", seconds, finish.simulated);

@@ -4,7 +4,7 @@
  * The first server to take a prompt crashes mid-prompt: the attempt fails, the pool starts the server
  * again, and the retry succeeds on it.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,18 @@ import { REPO_ROOT, client, createPlatform, removePlatform, startAgentProcess, t
 import { twoSegmentPrompt } from "./fixtures.ts";
 
 const TIMEOUT = 90_000;
+
+const standinCommand = (...extra: string[]) => [
+  process.execPath,
+  "--import",
+  "tsx",
+  join(REPO_ROOT, "test/support/comfyui-standin-cli.ts"),
+  "--port",
+  "{port}",
+  "--gpu",
+  "{gpu}",
+  ...extra,
+];
 
 /** Two consecutive free loopback ports: the servers' port range. */
 async function freePortPair(): Promise<number> {
@@ -49,22 +61,7 @@ describe("agent with ComfyUI servers it starts, one per GPU", () => {
       ],
       headroomMiB: 0,
       comfyui: ComfyUiSchema.parse({
-        command: [
-          process.execPath,
-          "--import",
-          "tsx",
-          join(REPO_ROOT, "test/support/comfyui-standin-cli.ts"),
-          "--port",
-          "{port}",
-          "--gpu",
-          "{gpu}",
-          "--node-delay-ms",
-          "60",
-          "--crash-once-file",
-          "CRASH_FILE",
-          "--record-file",
-          "RECORD_FILE",
-        ],
+        command: standinCommand("--node-delay-ms", "60", "--crash-once-file", "CRASH_FILE", "--record-file", "RECORD_FILE"),
         workingDir: REPO_ROOT,
         portRange: { from, to: from + 1 },
         startTimeoutMs: 30_000,
@@ -74,7 +71,7 @@ describe("agent with ComfyUI servers it starts, one per GPU", () => {
     recordFile = join(platform.dir, "starts.log");
     // The platform's folder is known only now: the config file is rewritten with the paths.
     const configText = readFileSync(platform.configFile, "utf8").replace("CRASH_FILE", crashFile).replace("RECORD_FILE", recordFile);
-    (await import("node:fs")).writeFileSync(platform.configFile, configText);
+    writeFileSync(platform.configFile, configText);
     agent = await startAgentProcess(platform);
     studio = client(agent.url, platform.tokens.studio!);
   }, TIMEOUT);
@@ -118,6 +115,49 @@ describe("agent with ComfyUI servers it starts, one per GPU", () => {
       expect(info?.height).toBe(256);
       expect(info?.text).toMatch(/^node=9;source=input:gf-[0-9a-f]{12}-gf-handoff-8-0_\d{5}_\.png;size=256x256$/);
       expect(run.simulated).toBe(true); // simulated GPUs, and labelled so
+    },
+    TIMEOUT
+  );
+});
+
+describe("agent with a ComfyUI server that runs out of memory", () => {
+  let platform: TestPlatform;
+  let agent: AgentProcess;
+
+  beforeAll(async () => {
+    const from = await freePortPair();
+    platform = createPlatform({
+      devices: [{ id: "local-g0", node: "n0", memoryMiB: 4_000 }],
+      headroomMiB: 0,
+      comfyui: ComfyUiSchema.parse({
+        command: standinCommand("--fail-class", "KSampler", "--fail-type", "torch.OutOfMemoryError", "--fail-message", "Allocation on device"),
+        workingDir: REPO_ROOT,
+        portRange: { from, to: from },
+        startTimeoutMs: 30_000,
+      }),
+    });
+    agent = await startAgentProcess(platform);
+  }, TIMEOUT);
+  afterAll(async () => {
+    await agent?.stop();
+    if (platform) removePlatform(platform);
+  });
+
+  it(
+    "fails the stage saying it ran out of memory, and the cost model learns the GPU's whole memory as its peak",
+    async () => {
+      const studio = client(agent.url, platform.tokens.studio!);
+      const submitted = await studio.post("/v1/runs", { workflow: twoSegmentPrompt() });
+      expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
+      const run = await studio.waitForRun(submitted.body.id, undefined, 60_000);
+      expect(run.status).toBe("failed");
+      const sample = run.stages.find((s: { id: string }) => s.id.startsWith("ksampler"));
+      expect(sample.reason).toMatch(/^the ComfyUI server for gpu local-g0: node 3 \(KSampler\) raised torch\.OutOfMemoryError: Allocation on device \(out of memory/);
+      const model = JSON.parse(readFileSync(join(platform.dataDir, "cost-model.json"), "utf8")) as { entries: Array<{ key: string; peakVramMiB: number; samples: number }> };
+      const sampler = model.entries.find((e) => e.key.includes("KSampler"));
+      expect(sampler, JSON.stringify(model.entries)).toBeDefined();
+      expect(sampler!.samples).toBeGreaterThanOrEqual(1);
+      expect(sampler!.peakVramMiB).toBeGreaterThan(0);
     },
     TIMEOUT
   );
