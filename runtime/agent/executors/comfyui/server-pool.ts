@@ -73,6 +73,8 @@ export class ComfyServer {
         this.waiters = this.waiters.filter((w) => w !== done);
         resolve(false);
       }, timeoutMs);
+      // A wait left behind by a cancelled attempt must not keep a stopping process alive.
+      timer.unref();
       this.waiters.push(done);
     });
   }
