@@ -6,6 +6,7 @@ import { Construct } from "constructs";
 import { CONFIG_MAP_KEY } from "../runtime/config/index.ts";
 import type { PlatformConfig, SchedulerSettings } from "../runtime/config/schema.ts";
 import { agentContainer } from "./agent/agent-container.ts";
+import { comfyUiConfig, comfyUiContainers, type ComfyUiProps } from "./agent/comfyui.ts";
 import { AgentMetadata, type AgentRole } from "./agent/metadata.ts";
 import { AgentNetwork, uniqueSegments } from "./agent/network.ts";
 import { AGENT_UID, DEFAULT_AGENT_IMAGE } from "./agent/paths.ts";
@@ -14,6 +15,7 @@ import { PodSpec } from "./agent/pod-spec.ts";
 import { AgentRbac } from "./agent/rbac.ts";
 import { runnerContainer } from "./agent/runner-container.ts";
 import { validateProps } from "./agent/validate.ts";
+import { Volume } from "./agent/volume.ts";
 import { AgentVolumes, type AgentSecretNames } from "./agent/volumes.ts";
 import { ControlPlane } from "./cluster/control-plane.ts";
 import { ClusterNetwork } from "./cluster/network.ts";
@@ -29,6 +31,7 @@ import type { Workflow } from "./workflow.ts";
 
 export { AGENT_PATHS, DEFAULT_AGENT_IMAGE } from "./agent/paths.ts";
 export type { OidcSettings } from "./agent/platform-config.ts";
+export type { ComfyUiModelsVolumeProps, ComfyUiProps, ComfyUiServerProps } from "./agent/comfyui.ts";
 export type { ClusterDatabaseProps, ClusterProps, ClusterSecretNames, ClusterWorkerProps } from "./cluster/props.ts";
 
 /** The workers' role: their own app name, so that nothing takes them for the agent (they hold none of its Secrets). */
@@ -116,6 +119,13 @@ export interface WorkflowDeploymentProps {
    * @default one agent on one node, with its embedded store
    */
   readonly cluster?: ClusterProps;
+  /**
+   * ComfyUI workers: the stages of ComfyUI prompts run on real ComfyUI servers, one pinned to each GPU,
+   * which the deployment runs beside the runner or every worker (`image`), the agent or worker starts
+   * (`command`), or which run already (`servers`). See README, "Deploying ComfyUI workers".
+   * @default none: ComfyUI stages are simulated
+   */
+  readonly comfyui?: ComfyUiProps;
 }
 
 /**
@@ -153,6 +163,8 @@ export class WorkflowDeployment extends Construct {
   private readonly props: WorkflowDeploymentProps;
   private readonly allowedSegments: readonly NetworkSegment[];
   private readonly cluster: ResolvedCluster | undefined;
+  /** With `comfyui.image`: how many of the pod's GPUs hold a ComfyUI server container; 0 otherwise. */
+  private readonly comfyUiGpus: number;
 
   constructor(scope: Construct, id: string, props: WorkflowDeploymentProps) {
     super(scope, id);
@@ -168,6 +180,8 @@ export class WorkflowDeployment extends Construct {
     this.allowedSegments = uniqueSegments([props.segment, ...(props.allowedSegments ?? props.tenants.map((t) => t.segment))]);
     checkedProps(this, () => validateProps(this.name, props, gpus));
     this.cluster = props.cluster ? resolveCluster(props.cluster, props.pool, props.tier) : undefined;
+    const podGpus = this.cluster ? props.pool.gpusPerNode : gpus;
+    this.comfyUiGpus = props.comfyui?.image !== undefined ? (props.comfyui.gpus ?? podGpus) : 0;
 
     this.secretNames = {
       keyring: `${this.name}-keyring`,
@@ -229,8 +243,10 @@ export class WorkflowDeployment extends Construct {
       .addContainer(agentContainer({ image, resources: props.resources, volumes, tierMountPath: props.tier.mountPath }))
       // Stages run here, never in the agent's container.
       .addContainer(
-        runnerContainer({ image, resources: props.stageResources, gpuResource: props.pool.gpuResourceName, gpus, volumes, tierMountPath: props.tier.mountPath }),
+        runnerContainer({ image, resources: props.stageResources, gpuResource: props.pool.gpuResourceName, gpus: gpus - this.comfyUiGpus, volumes, tierMountPath: props.tier.mountPath }),
       );
+    // Beside the runner, on the pod's other GPUs; by default they read the models the runner's stages see.
+    for (const server of this.comfyUiServers(volumes.models)) pod.addContainer(server);
 
     const agent = new DeploymentV1(this, "Agent", {
       metadata: { ...meta.of(this.name), labels: { ...meta.podLabels } },
@@ -290,9 +306,33 @@ export class WorkflowDeployment extends Construct {
       servicePort: network.servicePort,
       tierMountPath: props.tier.mountPath,
       resources: props.stageResources,
+      gpus: props.pool.gpusPerNode - this.comfyUiGpus,
+      // By default they read the worker's node-local model cache, the models its stages see.
+      comfyUiContainers: this.comfyUiServers(volumes.modelCache),
     });
     new ClusterNetwork(this, { controlPlane: meta, workers: workerMeta, cluster });
     return { controlPlane, workers };
+  }
+
+  /** The ComfyUI server containers of `comfyui.image`, reading `stageModels` unless a claim is named. */
+  private comfyUiServers(stageModels: Volume): ReturnType<typeof comfyUiContainers> {
+    const comfyui = this.props.comfyui;
+    if (comfyui?.image === undefined) return [];
+    const claim = comfyui.modelsVolume?.claimName;
+    return comfyUiContainers({
+      comfyui: { ...comfyui, image: comfyui.image },
+      servedGpus: this.comfyUiGpus,
+      gpuResource: this.pool.gpuResourceName,
+      models: comfyui.modelsVolume === undefined ? undefined : claim !== undefined ? Volume.fromPersistentVolumeClaim("comfyui-models", claim) : stageModels,
+    });
+  }
+
+  /** The claim ComfyUI servers read models from, for the config; none for a cluster's node-local caches. */
+  private comfyUiModelsClaim(): string | undefined {
+    const models = this.props.comfyui?.modelsVolume;
+    if (models === undefined) return undefined;
+    if (models.claimName !== undefined) return models.claimName;
+    return this.cluster ? undefined : this.tier.claimsFor(this.segment).models;
   }
 
   /** The platform config this agent runs on, validated against the runtime's schema. */
@@ -316,6 +356,7 @@ export class WorkflowDeployment extends Construct {
       clientCaSecretName: p.clientCaSecretName,
       stageSandbox: p.stageSandbox,
       cluster: this.cluster?.config,
+      comfyui: p.comfyui ? comfyUiConfig(p.comfyui, this.comfyUiGpus, this.comfyUiModelsClaim()) : undefined,
     });
   }
 }

@@ -19,6 +19,10 @@ export interface ContainerProps {
   readonly name: string;
   readonly image: string;
   readonly args: readonly string[];
+  /** The program run instead of the image's entry point. @default the image's */
+  readonly command?: readonly string[];
+  /** @default the image's working directory */
+  readonly workingDir?: string;
   /** The user it runs as; the security context is the restricted one for this uid. */
   readonly uid: string;
   /**
@@ -92,7 +96,9 @@ export class Container {
       name: p.name,
       image: p.image,
       imagePullPolicy: "IfNotPresent",
+      ...(p.command ? { command: [...p.command] } : {}),
       args: [...p.args],
+      ...(p.workingDir !== undefined ? { workingDir: p.workingDir } : {}),
       ...(p.ports ? { port: [...p.ports] } : {}),
       ...(env.length ? { env } : {}),
       securityContext: restrictedContainerSecurityContext(p.uid),

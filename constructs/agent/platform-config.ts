@@ -4,7 +4,7 @@
  */
 import type { IConstruct } from "constructs";
 import { parsePlatformConfig } from "../../runtime/config/index.ts";
-import { SCHEDULER_DEFAULTS, type ClusterConfig, type PlatformConfig, type SchedulerSettings, type SecurityConfig, type SegmentConfig } from "../../runtime/config/schema.ts";
+import { SCHEDULER_DEFAULTS, type ClusterConfig, type ComfyUiConfig, type PlatformConfig, type SchedulerSettings, type SecurityConfig, type SegmentConfig } from "../../runtime/config/schema.ts";
 import { FabricStack } from "../fabric-stack.ts";
 import type { GpuPool } from "../gpu-pool.ts";
 import type { NetworkSegment } from "../network-segment.ts";
@@ -51,6 +51,8 @@ export interface AgentConfigInputs {
   readonly stageSandbox?: "bubblewrap" | "container";
   /** Cluster mode: control planes and workers. @default none: one agent (the config says `cluster: null`) */
   readonly cluster?: ClusterConfig;
+  /** ComfyUI workers. @default none: ComfyUI stages are simulated (the config says `comfyui: null`) */
+  readonly comfyui?: ComfyUiConfig;
 }
 
 export function agentPlatformConfig(inputs: AgentConfigInputs): PlatformConfig {
@@ -98,6 +100,7 @@ export function agentPlatformConfig(inputs: AgentConfigInputs): PlatformConfig {
         },
     runtimeRules: collectRuntimeRules(stack),
     cluster: inputs.cluster ?? null,
+    comfyui: inputs.comfyui ?? null,
   };
   return parsePlatformConfig(config, `platform config of WorkflowDeployment '${inputs.scope.node.path}'`);
 }

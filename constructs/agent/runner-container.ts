@@ -23,7 +23,8 @@ export interface RunnerContainerProps {
 
 export function runnerContainer(props: RunnerContainerProps): Container {
   const r = props.resources ?? {};
-  const gpus = { [props.gpuResource]: String(props.gpus) };
+  // None when the pod's GPUs all went to ComfyUI server containers (a device is given to one container only).
+  const gpus = props.gpus > 0 ? { [props.gpuResource]: String(props.gpus) } : {};
   return new Container({
     name: "runner",
     image: props.image,

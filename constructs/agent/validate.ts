@@ -1,6 +1,7 @@
 /** Checks of WorkflowDeployment's props that need more than their types: every problem at once, each naming its field and fix. */
 import { tryParseQuantityMiB } from "../../runtime/graph/index.ts";
 import { validateCluster } from "../cluster/props.ts";
+import { validateComfyUi } from "./comfyui.ts";
 import { PropIssues } from "../validation.ts";
 import type { WorkflowDeploymentProps } from "../workflow-deployment.ts";
 
@@ -51,5 +52,8 @@ export function validateProps(name: string, props: WorkflowDeploymentProps, gpus
     }
   });
   if (props.cluster !== undefined) validateCluster(issues, name, props.cluster, { pool: props.pool, tier: props.tier, gpus: props.gpus, stageSandbox: props.stageSandbox });
+  if (props.comfyui !== undefined) {
+    validateComfyUi(issues, props.comfyui, { podGpus: props.cluster !== undefined ? props.pool.gpusPerNode : gpus, cluster: props.cluster !== undefined });
+  }
   issues.throwIfAny();
 }

@@ -43,6 +43,10 @@ export interface WorkersProps {
   readonly tierMountPath: string;
   /** @default requests 2 CPUs and 8Gi, limits 8 CPUs and 32Gi */
   readonly resources?: ContainerResources;
+  /** GPUs the worker's container holds. @default the pool's gpusPerNode; fewer when ComfyUI server containers hold the others */
+  readonly gpus?: number;
+  /** ComfyUI server containers beside the worker, each holding one of the node's GPUs. @default none */
+  readonly comfyUiContainers?: readonly Container[];
 }
 
 export class Workers {
@@ -74,6 +78,7 @@ export class Workers {
         ? { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: HOSTNAME_TOPOLOGY, labelSelector: [{ matchLabels: selector }] }] } } }
         : {}),
     }).addContainer(workerContainer(props));
+    for (const server of props.comfyUiContainers ?? []) pod.addContainer(server);
     const template = { metadata: { labels: { ...meta.podLabels } }, spec: pod.toSpec() };
     const metadata = { ...meta.of(this.name), labels: { ...meta.podLabels } };
 
@@ -129,7 +134,8 @@ type DaemonSetTemplate = ConstructorParameters<typeof DaemonSetV1>[2]["spec"]["t
 export function workerContainer(props: WorkersProps): Container {
   const r = props.resources ?? {};
   const { config, workerKind } = props.cluster;
-  const gpus = { [props.pool.gpuResourceName]: String(props.pool.gpusPerNode) };
+  const count = props.gpus ?? props.pool.gpusPerNode;
+  const gpus = count > 0 ? { [props.pool.gpuResourceName]: String(count) } : {};
   // StatefulSet pods have stable names, the Secret's keys; a DaemonSet's are random, so its workers go by node name.
   const tokenKey = workerKind === "statefulset" ? "$(POD_NAME)" : "$(GPUFABRIC_NODE_NAME)";
   return new Container({
