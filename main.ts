@@ -129,6 +129,8 @@ export function defineStudioPlatform(app: App): FabricStack {
     segment: gpuWork,
     tenants: [animation],
     gpus: 4,
+    // A ComfyUI server beside the runner on each of the 4 GPUs, reading the hot tier's models read-only.
+    comfyui: { image: "studio/comfyui:v0.3.60", modelsVolume: { mountPath: "/opt/ComfyUI/models" } },
     workflows: [Workflow.fromFile(examples("comfyui/txt2img-upscale.json"), { name: "txt2img-upscale", priority: "interactive" })],
   });
 
