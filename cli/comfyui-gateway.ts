@@ -59,6 +59,8 @@ const DROPPED_REQUEST_HEADERS = new Set([
   "transfer-encoding",
   "upgrade",
   "host",
+  // Answered here already (Node's server sends 100 Continue itself); the agent's answer would be a second one.
+  "expect",
   // The gateway's token is the only credential the agent sees: a local client's would be another identity.
   "authorization",
   "cookie",

@@ -155,6 +155,11 @@ describe("gpufabric comfyui proxy: the loopback gateway to the agent's ComfyUI A
     expect(seen.headers["content-type"]).toBe("multipart/form-data; boundary=b");
     expect(sha(seen.body)).toBe(sha(upload));
 
+    // curl sends large uploads with Expect: 100-continue: answered here, the body still arrives whole.
+    const expecting = await call(gateway.url, "/upload/image", { method: "POST", headers: { expect: "100-continue", "content-type": "multipart/form-data; boundary=b" }, body: upload });
+    expect(sha(expecting.body)).toBe(sha(upload));
+    expect(agent.seen.at(-1)!.headers.expect).toBeUndefined();
+
     const image = await call(gateway.url, "/api/view?filename=out.png&type=output");
     expect(image.headers["content-type"]).toBe("image/png");
     expect(image.body.equals(agent.image)).toBe(true);
@@ -274,6 +279,15 @@ describe("gpufabric comfyui proxy (the CLI)", () => {
     const run = runCli("comfyui", "proxy", "--agent", "https://agent:8443", "--token-file", tokenFile, "--host", "0.0.0.0");
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/--host: '0.0.0.0' is not a loopback address/);
+  });
+
+  it("names --agent for a plain-http remote agent, and --ca-file (or --ca) for an unreadable CA", () => {
+    const plain = runCli("comfyui", "proxy", "--agent", "http://agent.example:8443", "--token-file", tokenFile, "--port", "0");
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toMatch(/--agent: 'http:\/\/agent.example:8443' is plain http to another machine/);
+    const ca = runCli("comfyui", "proxy", "--agent", "https://agent:8443", "--token-file", tokenFile, "--ca", join(dir, "no-ca.pem"));
+    expect(ca.code).toBe(2);
+    expect(ca.stderr).toMatch(/--ca-file: .*no-ca.pem cannot be read \(ENOENT\)/);
   });
 
   it("names --token-file when it is missing, empty or readable by others, and never prints the token", () => {
