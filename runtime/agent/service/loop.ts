@@ -404,10 +404,11 @@ export class AgentLoop {
       this.o.observer?.stageStarted(run.tenant, ((ready ?? nowMs) <= startedMs ? startedMs - (ready ?? nowMs) : 0) / 1000);
       this.changes.emit("run", p.runId);
       const outcome = await handle.done;
-      // A ComfyUI server holds only what it loaded since its last restart: the scheduler forgets the rest.
+      await this.complete(slot, run, stage, handle, outcome, startedMs);
+      // A ComfyUI server holds only what it loaded since its last restart (none after running out of
+      // memory): once the stage released its GPU, the scheduler forgets the rest, before its next round.
       const gpu = p.gpuIds[0];
       if (outcome.residentModels !== undefined && gpu !== undefined) this.o.scheduler.forgetResidentExcept(gpu, outcome.residentModels);
-      await this.complete(slot, run, stage, handle, outcome, startedMs);
     } catch (err) {
       if (err instanceof TransitionError) {
         // The run was cancelled or failed while this stage was being placed.

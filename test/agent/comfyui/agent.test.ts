@@ -115,6 +115,9 @@ describe("agent with ComfyUI servers it starts, one per GPU", () => {
       expect(info?.height).toBe(256);
       expect(info?.text).toMatch(/^node=9;source=input:gf-[0-9a-f]{12}-gf-handoff-8-0_\d{5}_\.png;size=256x256$/);
       expect(run.simulated).toBe(true); // simulated GPUs, and labelled so
+      // Each server reported what it holds after its prompt: the scheduler keeps one model on each.
+      const gpus = (await studio.get("/v1/gpus")).body.gpus as Array<{ id: string; residentModels: string[] }>;
+      expect(gpus.map((g) => [g.id, g.residentModels.length])).toEqual([["local-g0", 1], ["local-g1", 1]]);
     },
     TIMEOUT
   );
@@ -158,6 +161,9 @@ describe("agent with a ComfyUI server that runs out of memory", () => {
       expect(sampler, JSON.stringify(model.entries)).toBeDefined();
       expect(sampler!.samples).toBeGreaterThanOrEqual(1);
       expect(sampler!.peakVramMiB).toBeGreaterThan(0);
+      // ComfyUI unloads everything after an OOM: the scheduler no longer counts the checkpoint as resident.
+      const gpus = (await studio.get("/v1/gpus")).body.gpus as Array<{ id: string; residentModels: string[] }>;
+      expect(gpus).toEqual([expect.objectContaining({ id: "local-g0", residentModels: [] })]);
     },
     TIMEOUT
   );
