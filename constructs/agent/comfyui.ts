@@ -107,7 +107,16 @@ const FOLDER_FLAGS = [
 ] as const;
 
 /** Adds the problems of the `comfyui` option to `issues`, each under `comfyui.<field>`. */
-export function validateComfyUi(issues: PropIssues, comfyui: ComfyUiProps, context: { readonly podGpus: number; readonly cluster: boolean }): void {
+export function validateComfyUi(
+  issues: PropIssues,
+  comfyui: ComfyUiProps,
+  context: {
+    readonly podGpus: number;
+    readonly cluster: boolean;
+    /** The GPUs each stage of the native workflows needs: they run in the runner or worker, on the GPUs left to it. */
+    readonly nativeStages: readonly { readonly workflow: string; readonly stage: string; readonly gpus: number }[];
+  },
+): void {
   const { image, command, servers, gpus, portRange, modelsVolume } = comfyui;
   if (image !== undefined) {
     if (typeof image !== "string" || image.trim() === "") issues.add("comfyui.image", `${JSON.stringify(image)} is not an image reference: give e.g. "studio/comfyui:v0.3.60"`);
@@ -116,6 +125,14 @@ export function validateComfyUi(issues: PropIssues, comfyui: ComfyUiProps, conte
       issues.add("comfyui.gpus", `${gpus} servers need ${gpus} GPUs but the ${context.cluster ? "worker's node has" : "agent pod requests"} ${context.podGpus}: use at most ${context.podGpus}`);
     }
     const servedGpus = gpus ?? context.podGpus;
+    const left = context.podGpus - servedGpus;
+    const hungriest = [...context.nativeStages].sort((a, b) => b.gpus - a.gpus)[0];
+    if (hungriest !== undefined && hungriest.gpus > left && left >= 0) {
+      issues.add(
+        gpus === undefined ? "comfyui.gpus (defaults to all of the pod's GPUs)" : "comfyui.gpus",
+        `leaves the ${context.cluster ? "worker" : "runner"} ${left} GPU(s), but stage '${hungriest.stage}' of workflow '${hungriest.workflow}' needs ${hungriest.gpus}: give ComfyUI at most ${Math.max(0, context.podGpus - hungriest.gpus)} GPU(s), or run that workflow on another deployment`,
+      );
+    }
     if (portRange?.to !== undefined && Number.isInteger(portRange.from) && Number.isInteger(portRange.to) && portRange.to - portRange.from + 1 < servedGpus) {
       issues.add("comfyui.portRange", `${portRange.from}-${portRange.to} holds ${Math.max(0, portRange.to - portRange.from + 1)} port(s) for ${servedGpus} servers: widen it, or drop 'to' (the deployment takes one port per server from 'from')`);
     }

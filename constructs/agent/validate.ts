@@ -53,7 +53,8 @@ export function validateProps(name: string, props: WorkflowDeploymentProps, gpus
   });
   if (props.cluster !== undefined) validateCluster(issues, name, props.cluster, { pool: props.pool, tier: props.tier, gpus: props.gpus, stageSandbox: props.stageSandbox });
   if (props.comfyui !== undefined) {
-    validateComfyUi(issues, props.comfyui, { podGpus: props.cluster !== undefined ? props.pool.gpusPerNode : gpus, cluster: props.cluster !== undefined });
+    const nativeStages = props.workflows.flatMap((wf) => (wf.graph.format === "native" ? wf.graph.stages.map((s) => ({ workflow: wf.name, stage: s.id, gpus: s.resources.gpus })) : []));
+    validateComfyUi(issues, props.comfyui, { podGpus: props.cluster !== undefined ? props.pool.gpusPerNode : gpus, cluster: props.cluster !== undefined, nativeStages });
   }
   issues.throwIfAny();
 }

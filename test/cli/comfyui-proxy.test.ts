@@ -27,7 +27,7 @@ class StandInAgent {
   readonly upgrades: Seen[] = [];
   readonly image = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(300_000)]);
   readonly server: Server;
-  private readonly wss = new WebSocketServer({ noServer: true });
+  readonly wss = new WebSocketServer({ noServer: true });
 
   constructor(tls?: { key: Buffer; cert: Buffer }) {
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
@@ -191,7 +191,10 @@ describe("gpufabric comfyui proxy: the loopback gateway to the agent's ComfyUI A
     const echoed = await binary;
     expect(echoed.isBinary).toBe(true);
     expect(echoed.data.equals(preview)).toBe(true);
-    ws.close();
+    // A client that closes ends the agent's side too: no socket is left open behind it.
+    const closed = new Promise<number>((resolve) => [...agent.wss.clients][0]!.once("close", (code) => resolve(code)));
+    ws.close(1000);
+    expect(await closed).toBe(1000);
 
     const api = await openSocket(`${wsUrl}/api/ws?clientId=def`);
     expect(agent.upgrades.at(-1)!.url).toBe("/comfyui/api/ws?clientId=def");

@@ -1,5 +1,6 @@
 /** WorkflowDeployment's comfyui option: the platform config's comfyui section and the ComfyUI server containers of `image`. */
 import { Testing } from "cdktf";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { FabricStack, GpuModel, GpuPool, NetworkSegment, StorageTier, Tenant, Workflow, WorkflowDeployment, type ComfyUiProps } from "../../constructs/index.ts";
 import { CONFIG_MAP_KEY, parsePlatformConfig, type PlatformConfig } from "../../runtime/config/index.ts";
@@ -28,6 +29,8 @@ function platform() {
     metadata: { name: "render" },
     spec: { stages: [{ id: "render", resources: { gpus: 1, vram: "8Gi" }, run: { command: ["node", "render.mjs"] } }] },
   });
+  // Only ComfyUI prompts: every GPU may go to a ComfyUI server.
+  const comfyOnly = [Workflow.fromFile(fileURLToPath(new URL("../../examples/comfyui/txt2img-upscale.json", import.meta.url)), { name: "txt2img-upscale" })];
   const props = (comfyui: ComfyUiProps | undefined, extra: Partial<Props> = {}): Props => ({
     name: "studio",
     pool,
@@ -38,7 +41,7 @@ function platform() {
     ...(comfyui ? { comfyui } : {}),
     ...extra,
   });
-  return { stack, pool, tier, props };
+  return { stack, pool, tier, props, comfyOnly };
 }
 
 const CLUSTER = { database: { secretName: "studio-database" } };
@@ -104,7 +107,7 @@ describe("WorkflowDeployment with comfyui", () => {
 
   it("single agent: by default every GPU of the pod gets a server and the runner requests none", () => {
     const p = platform();
-    new WorkflowDeployment(p.stack, "Studio", p.props({ image: IMAGE, mode: "whole-graph", portRange: { from: 9000 } }, { gpus: 2 }));
+    new WorkflowDeployment(p.stack, "Studio", p.props({ image: IMAGE, mode: "whole-graph", portRange: { from: 9000 } }, { gpus: 2, workflows: p.comfyOnly }));
     const r = synth(p.stack);
     const pod = podOf(r.find("kubernetes_deployment_v1", "studio").config);
     expect(comfyContainers(pod)).toHaveLength(2);
@@ -120,7 +123,7 @@ describe("WorkflowDeployment with comfyui", () => {
       "Studio",
       p.props(
         { image: IMAGE, gpus: 4, command: ["/app/start", "--port={port}", "--cuda-device", "{gpu}", "--output-directory", "/out"], workingDir: "/app", modelsVolume: { mountPath: "/models" }, resources: { memoryLimit: "48Gi" } },
-        { cluster: CLUSTER },
+        { cluster: CLUSTER, workflows: p.comfyOnly },
       ),
     );
     const r = synth(p.stack);
@@ -192,6 +195,11 @@ describe("WorkflowDeployment with comfyui", () => {
       expect(attempt({ command: ["x", "{port}"], startTimeoutMs: 10 })).toThrow(/comfyui\.startTimeoutMs:/);
       expect(attempt({ servers: [{ gpu: "g0", url: "not a url" }] })).toThrow(/comfyui\.servers\.0\.url: must be a URL/);
       expect(attempt({ command: ["x", "{port}"], servers: [{ gpu: "g0", url: "http://127.0.0.1:1" }] })).toThrow(/comfyui\.servers: give 'command' or 'servers', not both/);
+    });
+
+    it("GPUs for ComfyUI that leave a native stage without enough", () => {
+      expect(attempt({ image: IMAGE })).toThrow(/comfyui\.gpus \(defaults to all of the pod's GPUs\): leaves the runner 0 GPU\(s\), but stage 'render' of workflow 'render' needs 1: give ComfyUI at most 3 GPU\(s\)/);
+      expect(attempt({ image: IMAGE, gpus: 4 }, { cluster: CLUSTER })).toThrow(/comfyui\.gpus: leaves the worker 0 GPU\(s\), but stage 'render'/);
     });
 
     it("a models volume without a usable path or claim", () => {
