@@ -17,11 +17,11 @@
  *    `executing`). Beside them, the simulator's figures for the same prompts (compareComfyModes).
  * The load generator, the stand-ins and the agent share this machine's cores. Prints JSON.
  *
- *   npm run bench:comfyui -- --json [--ws-clients 1000] [--ws-rounds 20] [--rounds 50] [--node-delay-ms 40]
+ *   npm run bench:comfyui -- --json [--ws-clients 1000] [--ws-rounds 50] [--rounds 50] [--node-delay-ms 100]
  */
 import { randomUUID } from "node:crypto";
 import { Agent } from "node:http";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import type WebSocket from "ws";
 import { intArg, percentile, round } from "./support.ts";
@@ -34,9 +34,9 @@ import { examplePrompt } from "../test/agent/comfyui-api/prompts.ts";
 import { createPlatform, removePlatform, startAgentProcess, tenant, type AgentProcess, type TestPlatform } from "../test/agent/service/harness.ts";
 
 const wsClients = intArg("ws-clients", "1000");
-const wsRounds = intArg("ws-rounds", "20");
+const wsRounds = intArg("ws-rounds", "50");
 const rounds = intArg("rounds", "50");
-const nodeDelayMs = intArg("node-delay-ms", "40");
+const nodeDelayMs = intArg("node-delay-ms", "100");
 const json = process.argv.includes("--json");
 const note = (line: string) => {
   if (!json) process.stderr.write(`${line}\n`);
@@ -68,11 +68,19 @@ async function startAgent(gpus: number, standin: StandinOptions | undefined, mod
       comfyui: ComfyUiSchema.parse({ mode, servers: standins.map((s, i) => ({ gpu: `gpu${i}`, url: s.url })), startTimeoutMs: 30_000 }),
     }),
   });
-  const agent = await startAgentProcess(platform, args);
+  const agent = await startAgentProcess(platform, args).catch(async (err: unknown) => {
+    await Promise.all(standins.map((s) => s.close()));
+    removePlatform(platform);
+    throw err;
+  });
   const token = platform.tokens.studio!;
   const base = `${agent.url}/comfyui`;
   const running: Running = { platform, agent, standins, token, headers: { authorization: `Bearer ${token}` }, base, wsBase: base.replace(/^http/, "ws") };
-  if (standin !== undefined) await serversReady(running);
+  // A failure from here on must not leave the agent process behind.
+  if (standin !== undefined) await serversReady(running).catch(async (err: unknown) => {
+    await stopAgent(running);
+    throw err;
+  });
   return running;
 }
 
@@ -114,18 +122,30 @@ async function wsFanout() {
     note(`ws: ${sockets.length} clients open`);
     const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
     const latencies: number[] = [];
+    // Per round, to tell the parts apart: the POST's answer, the first client's status, and the spread
+    // from the first client's to the last one's (the agent's sends and this process's reads of 1,000 sockets).
+    const answered: number[] = [];
+    const firsts: number[] = [];
+    const spreads: number[] = [];
     let missed = 0;
     for (let round_ = -WARMUP; round_ < wsRounds; round_++) {
       const marks = statuses.map((s) => s.length);
       const t0 = performance.now();
       const res = await postJson(`${r.base}/prompt`, r.headers, { prompt: examplePrompt(round_ + 100) }, keepAlive);
+      const answer = performance.now() - t0;
       if (res.status !== 200) throw new Error(`POST /prompt answered ${res.status}: ${JSON.stringify(res.body)}`);
       await until(() => statuses.every((s, i) => s.length > marks[i]!), 10_000);
-      if (round_ >= 0) {
+      if (round_ >= 0 && statuses.some((s, i) => s.length > marks[i]!)) {
+        const these: number[] = [];
         statuses.forEach((s, i) => {
-          if (s.length > marks[i]!) latencies.push(s[marks[i]!]! - t0);
+          if (s.length > marks[i]!) these.push(s[marks[i]!]! - t0);
           else missed++;
         });
+        latencies.push(...these);
+        answered.push(answer);
+        firsts.push(Math.min(...these));
+        spreads.push(Math.max(...these) - Math.min(...these));
+        note(`ws round ${round_}: answer ${round(answer)} first ${round(Math.min(...these))} p50 ${round(percentile(these, 50))} last ${round(Math.max(...these))}`);
       }
       // The prompt's end broadcasts status again: let it reach every client before the next round.
       await until(() => statuses.every((s, i) => s.length >= marks[i]! + 2), 10_000, 5);
@@ -141,6 +161,9 @@ async function wsFanout() {
       fanout_p50_ms: round(percentile(latencies, 50)),
       fanout_p99_ms: round(percentile(latencies, 99)),
       fanout_max_ms: round(percentile(latencies, 100)),
+      post_answered_p50_ms: round(percentile(answered, 50)),
+      first_client_p50_ms: round(percentile(firsts, 50)),
+      first_to_last_client_p50_ms: round(percentile(spreads, 50)),
     };
   } finally {
     for (const s of sockets) s.terminate();
@@ -149,16 +172,17 @@ async function wsFanout() {
 }
 
 /** One prompt to `execution_start` on the follower's socket, waiting for its final `executing` before the next. */
-async function promptToStart(url: string, headers: Record<string, string>, clientId: string, follower: PromptFollower, keepAlive: Agent): Promise<number> {
+async function promptToStart(url: string, headers: Record<string, string>, clientId: string, follower: PromptFollower, keepAlive: Agent): Promise<{ start: number; answered: number }> {
   const id = randomUUID();
   const t0 = performance.now();
   const res = await postJson(url, headers, { prompt: examplePrompt(Math.floor(Math.random() * 1e9)), client_id: clientId, prompt_id: id }, keepAlive);
+  const answered = performance.now() - t0;
   if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
   await follower.final(id, 60_000);
   if (follower.failed.has(id)) throw new Error(`prompt ${id} failed: ${follower.failed.get(id)}`);
   const started = follower.started.get(id);
   if (started === undefined) throw new Error(`prompt ${id} ended without execution_start`);
-  return started - t0;
+  return { start: started - t0, answered };
 }
 
 /** B: POST /prompt → execution_start straight to a stand-in, and through the agent to that stand-in. */
@@ -171,20 +195,23 @@ async function promptStart() {
     const viaAgent = { follower: new PromptFollower(), clientId: randomUUID(), keepAlive: new Agent({ keepAlive: true, maxSockets: 1 }), url: `${r.base}/prompt`, headers: r.headers };
     sockets.push(await openWs(`${standin.url.replace(/^http/, "ws")}/ws?clientId=${direct.clientId}`, {}, direct.follower.onMessage));
     sockets.push(await openWs(`${r.wsBase}/ws?clientId=${viaAgent.clientId}`, r.headers, viaAgent.follower.onMessage));
-    const samples = { direct: [] as number[], agent: [] as number[] };
+    // The POST's own answer beside it: how much of the time is the request, how much the dispatch after it.
+    const samples = { direct: [] as number[], agent: [] as number[], directAnswered: [] as number[], agentAnswered: [] as number[] };
     // Alternating, so that the machine's noise falls on both alike; the first rounds warm both up.
     for (let i = -WARMUP; i < rounds; i++) {
       const d = await promptToStart(direct.url, direct.headers, direct.clientId, direct.follower, direct.keepAlive);
       const a = await promptToStart(viaAgent.url, viaAgent.headers, viaAgent.clientId, viaAgent.follower, viaAgent.keepAlive);
       if (i < 0) continue;
-      samples.direct.push(d);
-      samples.agent.push(a);
+      samples.direct.push(d.start);
+      samples.agent.push(a.start);
+      samples.directAnswered.push(d.answered);
+      samples.agentAnswered.push(a.answered);
     }
     direct.keepAlive.destroy();
     viaAgent.keepAlive.destroy();
-    const figures = (list: number[]) => ({ p50_ms: round(percentile(list, 50)), p99_ms: round(percentile(list, 99)) });
-    const d = figures(samples.direct);
-    const a = figures(samples.agent);
+    const figures = (list: number[], answered: number[]) => ({ p50_ms: round(percentile(list, 50)), p99_ms: round(percentile(list, 99)), post_answered_p50_ms: round(percentile(answered, 50)) });
+    const d = figures(samples.direct, samples.directAnswered);
+    const a = figures(samples.agent, samples.agentAnswered);
     return { rounds, standin_node_delay_ms: 1, direct: d, agent: a, added_p50_ms: round(a.p50_ms - d.p50_ms), added_p99_ms: round(a.p99_ms - d.p99_ms) };
   } finally {
     for (const s of sockets) s.terminate();
@@ -283,6 +310,8 @@ async function modes() {
 }
 
 async function main() {
+  // Other work on the machine shows in the tails: the load when the run began is reported beside them.
+  const loadAtStart = round(loadavg()[0]!, 2);
   note("ws fan-out …");
   const ws = await wsFanout();
   note(`ws: p99 ${ws.fanout_p99_ms} ms; prompt → execution_start …`);
@@ -290,7 +319,7 @@ async function main() {
   note(`added p50 ${start.added_p50_ms} ms; modes …`);
   const m = await modes();
   const results = {
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", node: process.version },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", node: process.version, load_1m_at_start: loadAtStart },
     note: [
       "ws_clients: ComfyUI stages simulated (no stand-in) in this part; fan-out latency is, per client and round, the arrival of the first `status` message after a POST /prompt (no client_id) minus the time the POST was sent; it includes the POST's handling",
       "the load generator (every ws client), the stand-in ComfyUI servers and the agent process share this machine's cores",
