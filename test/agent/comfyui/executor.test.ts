@@ -120,6 +120,24 @@ describe("comfyui executor on stand-in servers", () => {
     expect(mine.find((m) => m.type === "executed")!.data).toMatchObject({ node: "9", output: { images: [{ filename: image.filename }] } });
   });
 
+  it("completes a segment that feeds no output node without sending it (ComfyUI would refuse it: prompt_no_outputs)", async () => {
+    // A checkpoint loaded for nothing: the segment has no output node and hands nothing on.
+    const prompt = { "4": { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "v1-5-pruned-emaonly.safetensors" } } };
+    const graph = parseWorkflow(prompt);
+    const stage: Stage = { id: "4", needs: [], resources: { gpus: 1, vramMiB: 1024 }, comfyNodes: ["4"] };
+    const before = servers.g0!.prompts().length;
+    const handle = await start(stage, "g0", prompt);
+    const outcome = await handle.done;
+    expect(outcome.reason, outcome.message).toBe("completed");
+    expect(outcome.message).toMatch(/no output/);
+    expect(servers.g0!.prompts().length).toBe(before);
+    const committed = await handle.commitOutputs();
+    expect(committed.map((a) => a.name)).toEqual([COMFY_OUTPUTS_ARTIFACT]);
+    const manifest = JSON.parse(readFileSync(committed[0]!.path, "utf8")) as ComfyOutputsManifest;
+    expect(manifest).toEqual({ version: 1, nodes: {}, executed: [], cached: [] });
+    expect(graph.comfyNodes).toHaveLength(1);
+  });
+
   it("fails before dispatch when the server lacks a model or a node class, naming node, class and what is missing", async () => {
     const prompt = twoSegmentPrompt("sdxl-missing.safetensors");
     const { sample } = segmented(prompt);

@@ -5,10 +5,12 @@
  * prompt on the server.
  */
 import { randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { AttemptEndReason, AttemptOutcome, AttemptSpec, CommittedArtifact, RunningAttempt } from "../types.ts";
 import { commitOutputs, type AttemptPaths } from "../workspace.ts";
 import { ComfyHttpError, type ComfyFrame, type ComfySocket, type HistoryEntry } from "./client.ts";
+import { COMFY_OUTPUTS_ARTIFACT, type ComfyOutputsManifest } from "./contract.ts";
 import { describeExecutionError, describeRefusal, relayedData, type RelayedType } from "./events.ts";
 import type { ComfyUiExecutor, PreparedPrompt } from "./executor.ts";
 import { missingOnServer } from "./model-check.ts";
@@ -99,6 +101,13 @@ export class ComfyAttempt implements RunningAttempt {
     }
     const missing = missingOnServer(prompt, info, this.where);
     if (missing.length > 0) return this.end({ reason: "setup-failed", message: `nothing was sent: ${missing.join("; ")}` });
+    if (!Object.values(prompt).some((node) => (info[node.class_type] as { output_node?: unknown } | undefined)?.output_node === true)) {
+      // A segment that feeds no output node and hands nothing on (a loader whose outputs nothing reads):
+      // ComfyUI executes only outputs and what they need, so it would refuse this prompt. Nothing to run.
+      const manifest: ComfyOutputsManifest = { version: 1, nodes: {}, executed: [], cached: [] };
+      await writeFile(join(this.paths.outputs, COMFY_OUTPUTS_ARTIFACT), JSON.stringify(manifest), { flag: "wx" });
+      return this.end({ reason: "completed", message: `not sent to ${this.where}: its nodes feed no output node, so ComfyUI would not execute them` });
+    }
     for (const u of this.prepared.uploads) {
       const bytes = u.bytes ?? (await readFile(u.path!));
       const name = await server.client.uploadImage(u.name, bytes);
