@@ -243,7 +243,17 @@ export async function startComfyGateway(options: ComfyGatewayOptions): Promise<C
       return;
     }
     const upstream = target(req.url ?? "/", upstreamHeaders(req.headers, token, true), req.method ?? "GET");
+    let upgraded = false;
+    // A client gone before the agent answered: nothing would ever close the agent's side.
+    socket.once("close", () => {
+      if (!upgraded) upstream.destroy();
+    });
     upstream.on("upgrade", (answer, upstreamSocket, upstreamHead) => {
+      upgraded = true;
+      if (socket.destroyed) {
+        upstreamSocket.destroy();
+        return;
+      }
       sockets.add(upstreamSocket);
       upstreamSocket.on("close", () => sockets.delete(upstreamSocket));
       // The agent's 101 goes back as it came (accept key, subprotocol, extensions); then bytes flow both ways untouched.

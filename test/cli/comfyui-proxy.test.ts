@@ -5,6 +5,8 @@ import { createServer as createHttpServer, request, type IncomingHttpHeaders, ty
 import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "node:net";
+import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
@@ -25,6 +27,8 @@ interface Seen {
 class StandInAgent {
   readonly seen: Seen[] = [];
   readonly upgrades: Seen[] = [];
+  /** The agent-side sockets of upgrades it answers late (`/comfyui/slow/ws`). */
+  readonly slowSockets: Duplex[] = [];
   readonly image = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(300_000)]);
   readonly server: Server;
   readonly wss = new WebSocketServer({ noServer: true });
@@ -34,6 +38,13 @@ class StandInAgent {
     this.server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
     this.server.on("upgrade", (req: IncomingMessage, socket, head) => {
       this.upgrades.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.alloc(0) });
+      if (req.url === "/comfyui/slow/ws") {
+        this.slowSockets.push(socket);
+        setTimeout(() => {
+          if (!socket.destroyed) this.wss.handleUpgrade(req, socket, head, (ws) => ws.send("late"));
+        }, 300);
+        return;
+      }
       if (!/^\/comfyui(\/api)?\/ws(\?|$)/.test(req.url ?? "")) {
         socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nno socket");
         return;
@@ -107,6 +118,14 @@ function openSocket(url: string, headers: Record<string, string> = {}): Promise<
     ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
     ws.once("error", reject);
   });
+}
+
+async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 function nextFrame(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
@@ -199,6 +218,17 @@ describe("gpufabric comfyui proxy: the loopback gateway to the agent's ComfyUI A
     const api = await openSocket(`${wsUrl}/api/ws?clientId=def`);
     expect(agent.upgrades.at(-1)!.url).toBe("/comfyui/api/ws?clientId=def");
     api.ws.close();
+  });
+
+  it("closes the agent's side of an upgrade whose client left before the agent answered", async () => {
+    const client = connect(gateway.port, "127.0.0.1");
+    await new Promise<void>((resolve) => client.once("connect", () => resolve()));
+    client.write(`GET /slow/ws HTTP/1.1\r\nHost: 127.0.0.1:${gateway.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    await until(() => agent.slowSockets.length === 1);
+    // A reset, not a FIN: nothing ends the gateway's side of the pipe by itself.
+    client.resetAndDestroy();
+    await until(() => agent.slowSockets[0]!.destroyed);
+    expect(agent.slowSockets[0]!.destroyed).toBe(true);
   });
 
   it("passes on the agent's refusal of an upgrade", async () => {
