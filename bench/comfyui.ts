@@ -323,7 +323,7 @@ async function main() {
     note: [
       "ws_clients: ComfyUI stages simulated (no stand-in) in this part; fan-out latency is, per client and round, the arrival of the first `status` message after a POST /prompt (no client_id) minus the time the POST was sent; it includes the POST's handling",
       "the load generator (every ws client), the stand-in ComfyUI servers and the agent process share this machine's cores",
-      "prompt_to_execution_start: direct = POST to the stand-in → execution_start on its ws; agent = POST /comfyui/prompt → execution_start on the agent's /ws, the stand-in attached as the one GPU's server; alternating rounds, after a warm-up",
+      "prompt_to_execution_start: direct = POST to the stand-in → execution_start on its ws; agent = POST /comfyui/prompt → execution_start on the agent's /ws, the stand-in attached as the one GPU's server (the agent sends execution_start when the prompt's first stage starts, its stage.running event); alternating rounds, after a warm-up",
       "modes: real = the agent with 8 stand-in GPUs (node time scaled by --node-delay-ms); simulated = compareComfyModes on 8 simulated H100s (cost-table durations); compare the segmented/whole-graph ratios, not the seconds; every stand-in node takes the same time, so the real ratio shows the cost of splitting (dispatch, handoffs), not the GPU-time differences the cost table models",
     ],
     ws_clients: ws,
