@@ -43,6 +43,8 @@ const PING_MS = 30_000;
 
 export class ComfyWsHub {
   private readonly clients = new Map<string, Client>();
+  private readonly byTenant = new Map<string, Set<Client>>();
+  private readonly statusDue = new Map<string, Promise<void>>();
   private readonly watches = new Map<string, Watch>();
   private readonly ping: NodeJS.Timeout;
   private readonly poll: NodeJS.Timeout | undefined;
@@ -82,6 +84,7 @@ export class ComfyWsHub {
     if (this.poll) clearInterval(this.poll);
     for (const c of this.clients.values()) c.socket.close(1001, "the agent is stopping");
     this.clients.clear();
+    this.byTenant.clear();
   }
 
   get clientCount(): number {
@@ -95,8 +98,12 @@ export class ComfyWsHub {
     if (previous !== undefined && previous.socket !== socket) previous.socket.close(1000, "replaced by a newer connection of this client id");
     const client: Client = { tenant, clientId, socket, previewMetadata: false };
     this.clients.set(key, client);
+    let sockets = this.byTenant.get(tenant);
+    if (sockets === undefined) this.byTenant.set(tenant, (sockets = new Set()));
+    sockets.add(client);
     socket.on("close", () => {
       if (this.clients.get(key) === client) this.clients.delete(key);
+      sockets.delete(client);
     });
     let first = true;
     socket.on("message", (data, isBinary) => {
@@ -127,18 +134,29 @@ export class ComfyWsHub {
     this.pump(runId);
   }
 
-  /** Tells every socket of the tenant how many of its prompts are queued or running. */
-  async broadcastStatus(tenant: string): Promise<void> {
-    const sockets = [...this.clients.values()].filter((c) => c.tenant === tenant);
-    if (sockets.length === 0) return;
-    const remaining = await this.queueRemaining(tenant).catch(() => undefined);
-    if (remaining === undefined) return;
-    for (const c of sockets) send(c.socket, "status", { status: { exec_info: { queue_remaining: remaining } } });
+  /**
+   * Tells every socket of the tenant how many of its runs are queued or running. Changes that arrive
+   * together (a burst of prompts) are told once: one count, one serialized message for every socket.
+   */
+  broadcastStatus(tenant: string): Promise<void> {
+    const due = this.statusDue.get(tenant);
+    if (due !== undefined) return due;
+    const next = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      this.statusDue.delete(tenant);
+      const sockets = this.byTenant.get(tenant);
+      if (sockets === undefined || sockets.size === 0) return;
+      const remaining = await this.queueRemaining(tenant).catch(() => undefined);
+      if (remaining === undefined) return;
+      const text = JSON.stringify({ type: "status", data: { status: { exec_info: { queue_remaining: remaining } } } });
+      for (const c of sockets) if (c.socket.readyState === c.socket.OPEN) c.socket.send(text);
+    });
+    this.statusDue.set(tenant, next);
+    return next;
   }
 
+  /** The tenant's runs queued or running: ComfyUI's queue_remaining (its own queue, here the tenant's share of the fabric's). */
   async queueRemaining(tenant: string): Promise<number> {
-    const [queued, running] = await Promise.all([this.store.listRuns(tenant, { status: "queued", limit: 1000 }), this.store.listRuns(tenant, { status: "running", limit: 1000 })]);
-    return queued.filter((r) => r.format === "comfyui").length + running.filter((r) => r.format === "comfyui").length;
+    return (await this.store.queueDepth()).byTenant[tenant]?.activeRuns ?? 0;
   }
 
   private pump(runId: string): void {
