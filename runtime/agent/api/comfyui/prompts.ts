@@ -67,6 +67,7 @@ const CACHE_SIZE = 1024;
 export class ComfyPrompts {
   private readonly documents = new Map<string, PromptDocument>();
   private readonly outputsCache = new Map<string, PromptOutputs>();
+  private readonly entries = new Map<string, HistoryEntry>();
 
   constructor(private readonly parts: HttpParts) {}
 
@@ -131,12 +132,14 @@ export class ComfyPrompts {
     if (!TERMINAL_RUN_STATUSES.includes(detail.run.status)) return undefined;
     // A prompt deleted from the queue before it ran leaves no history, as in ComfyUI.
     if (detail.run.status === "cancelled" && detail.attempts.length === 0) return undefined;
+    const cached = this.entries.get(detail.run.id);
+    if (cached !== undefined) return cached;
     const doc = await this.document(detail);
     if (doc === undefined) return undefined;
     const outputs = await this.outputs(detail);
     const meta: HistoryEntry["meta"] = {};
     for (const node of Object.keys(outputs.nodes)) meta[node] = { node_id: node, display_node: node, parent_node: null, real_node_id: node };
-    return {
+    const entry: HistoryEntry = {
       prompt: [doc.number, detail.run.id, doc.prompt, publicExtraData(doc.extra_data), doc.outputs],
       outputs: outputs.nodes,
       status: {
@@ -146,6 +149,9 @@ export class ComfyPrompts {
       },
       meta,
     };
+    // A finished prompt's entry never changes.
+    remember(this.entries, detail.run.id, entry);
+    return entry;
   }
 
   /** A queue item as `GET /queue` lists it: [number, prompt_id, prompt, extra_data, outputs_to_execute]. */
