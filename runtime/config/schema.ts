@@ -322,7 +322,15 @@ export type ComfyUiMode = z.infer<typeof ComfyUiModeSchema>;
 /** Where a ComfyUI server that is already running serves the GPU with this id. */
 export const ComfyUiServerSchema = z
   .object({
-    /** The GPU's id as the agent or worker names it (`gpu0`, …). */
+    /**
+     * Which GPU the server serves, on the machine (the agent, or each worker) that reads the config:
+     * the GPU's id as the pool names it (`local-g0`, `batch-h100-n0-g1`); on a worker, also
+     * `<node>-g<index>` with the node as the worker names itself (`--node`, else its host name), also
+     * when that node is not in the pool; or a CUDA index alone (`"0"`), which every machine reading the
+     * config resolves to its own GPU of that index: for a config that all workers share, their servers
+     * beside them on the same loopback URLs. Entries that name no GPU of a machine are left to others;
+     * a worker to which no entry resolves refuses to start.
+     */
     gpu: z.string().min(1),
     /** Base URL of the server (its own `--listen` address), e.g. http://127.0.0.1:8188. */
     url: z.string().url("must be a URL like http://127.0.0.1:8188"),

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Logger } from "pino";
+import { ValidationError } from "../../../config/errors.ts";
 import type { ComfyUiConfig } from "../../../config/schema.ts";
 import { ComfyClient } from "./client.ts";
 import type { ComfyIntrospection } from "./contract.ts";
@@ -16,6 +17,29 @@ export interface PoolGpu {
   /** Its CUDA index on this machine: `{gpu}` in the command. */
   readonly index: number;
   readonly memoryMiB?: number;
+  /** Other names `comfyui.servers[].gpu` may give it (a worker's `<node>-g<index>`, as it names itself). */
+  readonly aliases?: readonly string[];
+}
+
+/**
+ * Which configured server serves each GPU of this machine: an entry's `gpu` names a GPU by its id, by
+ * one of its aliases, or, as digits alone, by its CUDA index (so that a config shared by every worker
+ * can attach each one to the servers beside it). Entries naming no GPU here belong to other machines.
+ */
+export function attachedServers(servers: NonNullable<ComfyUiConfig["servers"]>, gpus: readonly PoolGpu[]): Map<string, { gpu: PoolGpu; url: string }> {
+  const out = new Map<string, { gpu: PoolGpu; url: string; entry: number }>();
+  servers.forEach((s, entry) => {
+    const gpu = gpus.find((g) => g.id === s.gpu || g.aliases?.includes(s.gpu) || (/^\d+$/.test(s.gpu) && g.index === Number(s.gpu)));
+    if (gpu === undefined) return;
+    const before = out.get(gpu.id);
+    if (before !== undefined) {
+      throw new ValidationError("platform config", [
+        { field: `comfyui.servers[${entry}].gpu`, message: `'${s.gpu}' names GPU ${gpu.id} (CUDA index ${gpu.index}), which servers[${before.entry}] ('${servers[before.entry]!.gpu}') names already: one server per GPU` },
+      ]);
+    }
+    out.set(gpu.id, { gpu, url: s.url, entry });
+  });
+  return out;
 }
 
 export interface ServerPoolOptions {
@@ -133,11 +157,8 @@ export class ComfyServerPool {
     const c = o.config;
     const servers = new Map<string, ComfyServer>();
     if (c.servers !== undefined) {
-      for (const s of c.servers) {
-        const gpu = o.gpus.find((g) => g.id === s.gpu);
-        // A server for a GPU this machine does not have serves nothing here.
-        if (gpu !== undefined) servers.set(gpu.id, new ComfyServer(gpu, s.url, c.startTimeoutMs));
-      }
+      // A server for a GPU this machine does not have serves nothing here.
+      for (const [id, s] of attachedServers(c.servers, o.gpus)) servers.set(id, new ComfyServer(s.gpu, s.url, c.startTimeoutMs));
     } else if (c.command !== undefined) {
       const ports = c.portRange.to - c.portRange.from + 1;
       if (o.gpus.length > ports) {
