@@ -32,6 +32,7 @@ import type { PgStore } from "../store/pg-store.ts";
 import type { RunRecord } from "../store/types.ts";
 import type { AgentLoop, RunningStage } from "../service/loop.ts";
 import type { RunQueue } from "../service/run-queue.ts";
+import { ClusterComfy } from "./comfy-leader.ts";
 import type { ClusterHttp } from "./routes.ts";
 import { poolDevices, WorkerRegistry } from "./registry.ts";
 
@@ -81,6 +82,11 @@ export class ControlPlane {
   readonly devices: GpuDevice[];
   readonly queue: RunQueue;
   readonly http: ClusterHttp;
+  /**
+   * The workers' ComfyUI servers (config.comfyui set), for the API: their live events while this replica
+   * leads, and what they offer (null while it does not lead: /object_info then falls back to the planner's table).
+   */
+  readonly comfy: ClusterComfy | undefined;
   private elector: LeaderElector | undefined;
   private readonly workerTokens: StaticTokenVerifier;
   private readonly stopWatching: () => void;
@@ -112,7 +118,9 @@ export class ControlPlane {
       if (!event.ok) o.logger.error({ err: event.error }, "worker token files could not be reloaded; the previous ones stay in force");
     });
     this.queue = this.makeQueue();
+    this.comfy = o.config.comfyui === null ? undefined : new ClusterComfy(() => this.tenure?.registry, o.logger);
     this.http = {
+      ...(this.comfy && { comfy: this.comfy }),
       authenticate: (authorization) => this.authenticateWorker(authorization),
       registry: () => this.tenure?.registry,
       leaderUrl: async () => {

@@ -33,6 +33,11 @@ export interface LocalClusterOptions {
   readonly database?: string;
   /** Simulated GPUs per worker (default: the pool's GPUs per node). */
   readonly gpusPerWorker?: number;
+  /**
+   * The node names the workers give, in order (default: the pool's nodes). A name the pool lacks is
+   * bound to a free node at registration, as a Kubernetes node's name would be.
+   */
+  readonly workerNodes?: readonly string[];
   readonly timeScale?: number;
   readonly workerLeaseMs?: number;
   readonly leaderLeaseMs?: number;
@@ -277,7 +282,7 @@ export class LocalCluster {
             "--token-file",
             tokenFiles[i]!,
             "--node",
-            nodes[i]!,
+            this.o.workerNodes?.[i] ?? nodes[i]!,
             "--data-dir",
             join(this.o.dataDir, "workers", `worker-${i}`),
             "--inventory",
@@ -288,7 +293,7 @@ export class LocalCluster {
             String(this.o.timeScale ?? 1),
             ...(this.o.unsafeSharedIdentity ? ["--unsafe-shared-identity"] : []),
           ],
-          nodes[i]
+          this.o.workerNodes?.[i] ?? nodes[i]
         )
       )
     );

@@ -157,3 +157,66 @@ export interface NotLeader {
   readonly leader: string | null;
   readonly message: string;
 }
+
+/** Live events of one call of `comfy-events`: at most this many. */
+export const MAX_COMFY_EVENTS = 64;
+/** A preview image larger than this is not forwarded (a real server's previews are a few KiB to a few hundred). */
+export const MAX_COMFY_PREVIEW_BYTES = 256 * 1024;
+/** One event's `data`, as JSON, at most this long. */
+export const MAX_COMFY_EVENT_DATA_CHARS = 64 * 1024;
+
+const comfyAttempt = { token: z.string().min(16).max(200), attemptId: id };
+/**
+ * Live events of the worker's ComfyUI attempts (what its relay heard from its servers), forwarded to the
+ * leader's relay for its `/comfyui/ws` clients. Each names the attempt by its token: the leader accepts
+ * only events of open attempts it gave this worker.
+ */
+export const ComfyEventsSchema = z
+  .object({
+    workerId: id,
+    events: z
+      .array(
+        z.discriminatedUnion("kind", [
+          z
+            .object({
+              kind: z.literal("message"),
+              ...comfyAttempt,
+              type: z.enum(["execution_cached", "executing", "progress", "progress_state", "executed"]),
+              data: z.record(z.string(), z.unknown()).refine((d) => JSON.stringify(d).length <= MAX_COMFY_EVENT_DATA_CHARS, `must be at most ${MAX_COMFY_EVENT_DATA_CHARS} characters as JSON`),
+            })
+            .strict(),
+          z
+            .object({
+              kind: z.literal("preview"),
+              ...comfyAttempt,
+              eventType: z.number().int().min(0).max(0xffffffff),
+              /** base64 of what followed the event type in the server's binary frame. */
+              payload: z.string().max(Math.ceil(MAX_COMFY_PREVIEW_BYTES / 3) * 4),
+            })
+            .strict(),
+        ])
+      )
+      .min(1)
+      .max(MAX_COMFY_EVENTS),
+    /** Events the worker dropped since its last call (leader unreachable, queue full, preview too large). */
+    dropped: z.number().int().min(0).default(0),
+  })
+  .strict();
+export type ComfyEvents = z.infer<typeof ComfyEventsSchema>;
+
+/** The request body limit of `comfy-introspection`: a real server's `/object_info` runs to a few MiB. */
+export const COMFY_INTROSPECTION_BODY_LIMIT = 32 * 1024 * 1024;
+
+/**
+ * What the worker's ComfyUI servers offer (the intersection over its ready servers; null while none is
+ * ready), sent when it registers and whenever it changes, with a hash of it.
+ */
+export const ComfyIntrospectionReportSchema = z
+  .object({
+    workerId: id,
+    hash: z.string().regex(/^[0-9a-f]{64}$/),
+    objectInfo: z.record(z.string(), z.unknown()).nullable(),
+    models: z.record(z.string(), z.array(z.string().max(1000)).max(100_000)).nullable(),
+  })
+  .strict();
+export type ComfyIntrospectionReport = z.infer<typeof ComfyIntrospectionReportSchema>;

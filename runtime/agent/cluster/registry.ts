@@ -273,6 +273,22 @@ export class WorkerRegistry {
     return { key: Buffer.from(out).toString("base64") };
   }
 
+  /**
+   * The open attempt of this worker that holds `token`, checked as a key request is (same worker, alive,
+   * not ended): only such an attempt's live events are relayed. Undefined otherwise.
+   */
+  openAttempt(subject: string, workerId: string, token: string): Assignment | undefined {
+    const t = this.byToken.get(token);
+    if (t === undefined || t.session.subject !== subject || t.session.workerId !== workerId || !t.session.alive || t.state === "ended") return undefined;
+    return t.assignment;
+  }
+
+  /** Whether `workerId` is a live worker of this registry, registered with this subject's token. */
+  isLive(subject: string, workerId: string): boolean {
+    const s = this.sessions.get(workerId);
+    return s !== undefined && s.alive && s.subject === subject;
+  }
+
   /** Hands an attempt to the worker serving its GPUs' node; resolves once the worker started it (or it ended first). */
   assign(spec: AttemptSpec & { readonly runInputsValue?: Readonly<Record<string, unknown>> }): Promise<RunningAttempt> {
     const node = spec.gpus.length > 0 ? this.nodeOf(spec.gpus[0]!.id) : this.anyNode();

@@ -8,8 +8,21 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import { ValidationError, issuesFromZod } from "../../config/errors.ts";
 import { authFailure, type AuthResult } from "../../security/identity/types.ts";
+import { ApiError } from "../service/api-error.ts";
+import type { ClusterComfy } from "./comfy-leader.ts";
 import type { WorkerRegistry } from "./registry.ts";
-import { CLUSTER_PREFIX, FinishedReportSchema, KeyRequestSchema, PollRequestSchema, RegisterRequestSchema, StartedReportSchema, type NotLeader } from "./protocol.ts";
+import {
+  CLUSTER_PREFIX,
+  COMFY_INTROSPECTION_BODY_LIMIT,
+  ComfyEventsSchema,
+  ComfyIntrospectionReportSchema,
+  FinishedReportSchema,
+  KeyRequestSchema,
+  PollRequestSchema,
+  RegisterRequestSchema,
+  StartedReportSchema,
+  type NotLeader,
+} from "./protocol.ts";
 
 export interface ClusterHttp {
   /** Checks a worker's bearer token. */
@@ -18,6 +31,8 @@ export interface ClusterHttp {
   registry(): WorkerRegistry | undefined;
   /** The leader's advertised URL, when one is known. */
   leaderUrl(): Promise<string | null>;
+  /** The workers' ComfyUI servers (config.comfyui set): their live events and what they offer. */
+  readonly comfy?: ClusterComfy;
 }
 
 export const CLUSTER_ROUTES = [
@@ -26,6 +41,8 @@ export const CLUSTER_ROUTES = [
   { method: "POST", path: `${CLUSTER_PREFIX}/attempts/:attemptId/started` },
   { method: "POST", path: `${CLUSTER_PREFIX}/attempts/:attemptId/finished` },
   { method: "POST", path: `${CLUSTER_PREFIX}/keys` },
+  { method: "POST", path: `${CLUSTER_PREFIX}/comfy-events` },
+  { method: "POST", path: `${CLUSTER_PREFIX}/comfy-introspection` },
 ] as const;
 
 function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
@@ -81,6 +98,27 @@ export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp
     const registry = await leading(reply);
     if (registry === undefined) return reply;
     return registry.key(subject(request), body);
+  });
+
+  const comfy = (): ClusterComfy => {
+    if (cluster?.comfy === undefined) throw new ApiError(404, "not-found", "this cluster runs no ComfyUI servers (config.comfyui is null)");
+    return cluster.comfy;
+  };
+  app.post(`${CLUSTER_PREFIX}/comfy-events`, async (request, reply) => {
+    const hub = comfy();
+    const body = parse(ComfyEventsSchema, request.body);
+    const registry = await leading(reply);
+    if (registry === undefined) return reply;
+    return hub.events(registry, subject(request), body);
+  });
+
+  // A real server's /object_info runs to a few MiB: more than the API's usual body limit.
+  app.post(`${CLUSTER_PREFIX}/comfy-introspection`, { bodyLimit: COMFY_INTROSPECTION_BODY_LIMIT }, async (request, reply) => {
+    const hub = comfy();
+    const body = parse(ComfyIntrospectionReportSchema, request.body);
+    const registry = await leading(reply);
+    if (registry === undefined) return reply;
+    return hub.report(registry, subject(request), body);
   });
 }
 

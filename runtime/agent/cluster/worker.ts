@@ -14,6 +14,7 @@ import { rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import type { Logger } from "pino";
+import { ValidationError } from "../../config/errors.ts";
 import type { PlatformConfig } from "../../config/schema.ts";
 import type { ComfyNode, Stage } from "../../graph/model.ts";
 import type { KeyProvider } from "../../security/crypto/index.ts";
@@ -26,6 +27,7 @@ import { ArtifactSealer, chooseScratch } from "../service/sealing.ts";
 import { resolveStageCommand } from "../service/stage-command.ts";
 import { CLUSTER_PREFIX, WORKER_PROTOCOL, type Assignment, type DeviceReport, type PollResponse, type RegisterResponse } from "./protocol.ts";
 import { ControlPlaneClient, ControlPlaneUnreachableError } from "./worker-client.ts";
+import { ComfyForwarder } from "./comfy-forward.ts";
 
 export interface WorkerOptions {
   readonly config: PlatformConfig;
@@ -107,6 +109,8 @@ export class WorkerNode {
   /** This node's ComfyUI servers (config.comfyui set): their live events and what they offer. */
   comfy: { readonly relay: ComfyRelay; readonly introspection: ComfyIntrospection } | undefined;
   private comfyPool: ComfyServerPool | undefined;
+  /** Forwards the relay's live events and the servers' introspection to the leader. */
+  comfyForwarder: ComfyForwarder | undefined;
 
   private constructor(
     private readonly o: WorkerOptions,
@@ -157,16 +161,25 @@ export class WorkerNode {
       simulated: new SimulatedExecutor({ timeScale: o.simulatedTimeScale ?? 1 }),
     };
     // One ComfyUI server per GPU of this node; the leader names the GPUs only at registration, so a
-    // server is found by its GPU's index (or, attached by URL, by the pool's id of a device of this node).
+    // server is found by its GPU's index (or, attached by URL, by the pool's id of a device of this node,
+    // by `<node>-g<index>` as this worker names it, or by CUDA index: ComfyUiServerSchema).
     const node = o.node ?? hostname();
-    const comfyPool =
-      o.config.comfyui === null
-        ? undefined
-        : new ComfyServerPool({
-            config: o.config.comfyui,
-            gpus: devices.map((d) => ({ id: pool.devices.find((x) => x.node === node && x.index === d.index)?.id ?? `${node}-g${d.index}`, index: d.index, memoryMiB: d.memoryMiB })),
-            logger: o.logger,
-          });
+    const comfyGpus = devices.map((d) => ({
+      id: pool.devices.find((x) => x.node === node && x.index === d.index)?.id ?? `${node}-g${d.index}`,
+      index: d.index,
+      memoryMiB: d.memoryMiB,
+      aliases: [`${node}-g${d.index}`],
+    }));
+    const comfyPool = o.config.comfyui === null ? undefined : new ComfyServerPool({ config: o.config.comfyui, gpus: comfyGpus, logger: o.logger });
+    const attached = o.config.comfyui?.servers;
+    if (comfyPool !== undefined && attached !== undefined && attached.length > 0 && comfyPool.servers.size === 0) {
+      throw new ValidationError("platform config", [
+        {
+          field: "comfyui.servers",
+          message: `no entry names a GPU of this worker (node '${node}', GPUs ${comfyGpus.map((g) => `'${g.id}'`).join(", ")}): name each by the pool's device id, by '${node}-g<index>', or by its CUDA index alone ('0')`,
+        },
+      ]);
+    }
     comfyPool?.start();
     const relay = new ComfyRelay();
     const comfyExecutor = comfyPool && new ComfyUiExecutor({ dataDir: scratch.dir, pool: comfyPool, relay, logger: o.logger });
@@ -175,6 +188,15 @@ export class WorkerNode {
     if (comfyPool !== undefined) {
       worker.comfy = { relay, introspection: comfyPool.introspection };
       worker.comfyPool = comfyPool;
+      worker.comfyForwarder = new ComfyForwarder({
+        client: worker.client,
+        relay,
+        introspection: comfyPool.introspection,
+        workerId: () => worker.workerId,
+        attemptOf: (ref) => worker.heldAttempt(ref),
+        serversState: () => [...comfyPool.servers.values()].map((s) => `${s.gpu.id}:${s.ready ? s.generation : "down"}`).join(","),
+        logger: o.logger,
+      });
     }
     worker.polling = worker.run();
     return worker;
@@ -189,6 +211,14 @@ export class WorkerNode {
     return this.held.size;
   }
 
+  /** The attempt held for a ComfyUI live event: by its id, or (a preview) by its run and stage. */
+  private heldAttempt(ref: { attemptId?: string; runId: string; stageId: string }): { workerId: string; attemptId: string; token: string } | undefined {
+    const workerId = this.workerId;
+    if (workerId === undefined) return undefined;
+    const h = ref.attemptId !== undefined ? this.held.get(ref.attemptId) : [...this.held.values()].find((x) => x.assignment.runId === ref.runId && x.assignment.stageId === ref.stageId);
+    return h === undefined || h.assignment.epoch < this.epoch ? undefined : { workerId, attemptId: h.assignment.attemptId, token: h.assignment.token };
+  }
+
   /** Stops polling and every attempt it holds (their attempts end interrupted at the leader). */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -198,6 +228,7 @@ export class WorkerNode {
     }
     await this.polling?.catch(() => undefined);
     await Promise.allSettled([...this.tasks]);
+    this.comfyForwarder?.stop();
     await this.comfyPool?.stop();
     this.client.close();
   }
@@ -234,6 +265,8 @@ export class WorkerNode {
     this.workerId = res.body.workerId;
     this.newEpoch(res.body.epoch);
     this.o.logger.info({ node: res.body.node, gpus: res.body.devices.length, epoch: res.body.epoch, leader: this.client.target }, "worker registered");
+    // A new registration (a new leader, perhaps): it hears what the servers offer at once.
+    void this.comfyForwarder?.introspect();
   }
 
   private async poll(): Promise<void> {
@@ -331,6 +364,8 @@ export class WorkerNode {
       outcome = { exitCode: null, signal: null, reason: "setup-failed", message: `the worker could not run the attempt: ${(err as Error).message}`, simulated: a.gpus.every((g) => g.simulated) };
     }
     const o = outcome;
+    // The attempt's live events reach the leader before its end does (its clients see them in order).
+    await this.comfyForwarder?.flush().catch(() => undefined);
     await this.report(a, "finished", {
       outcome: {
         exitCode: o.exitCode,

@@ -98,7 +98,7 @@ export interface RunningAgent {
   /** Cluster mode: this replica's part in the leader election and the workers' registry. */
   readonly controlPlane: ControlPlane | undefined;
   readonly app: FastifyInstance;
-  /** ComfyUI servers of this agent (config.comfyui set, single-node mode): their live events and what they offer. */
+  /** ComfyUI servers of this agent (config.comfyui set): its own (single node), or its workers' as the leader hears of them (cluster). */
   readonly comfy: { readonly relay: ComfyRelay; readonly introspection: ComfyIntrospection } | undefined;
   /** Stops serving, stops the stages it runs (they are recovered on the next start) and closes the store. */
   close(): Promise<void>;
@@ -293,6 +293,8 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
       // One replica at a time rewraps sealed files after a key rotation: the leader.
       onTenure: (leading) => (leading ? rotation.start() : rotation.stop()),
     });
+    // The workers' servers, as the leader hears of them (a follower's answer null: see ClusterComfy).
+    if (controlPlane.comfy) comfy = { relay: controlPlane.comfy.relay, introspection: controlPlane.comfy.introspection };
   } else {
     // One ComfyUI server per GPU runs the ComfyUI stages (a control plane's workers run their own).
     const comfyPool =
