@@ -238,9 +238,22 @@ export class ComfyWsHub {
     this.toClient(watch, "executing", { node, display_node: node, prompt_id: watch.runId });
   }
 
+  /**
+   * A server's live event can come before the store says the stage runs (a worker's reaches the leader
+   * apart from its "started" report): the prompt has started, and ComfyUI's order wants that said first.
+   */
+  private startedByRelay(watch: Watch): void {
+    if (watch.started) return;
+    watch.started = true;
+    const timestamp = Date.now();
+    this.toClient(watch, "execution_start", { prompt_id: watch.runId, timestamp });
+    this.toClient(watch, "execution_cached", { nodes: [], prompt_id: watch.runId, timestamp });
+  }
+
   private relayMessage(m: ComfyRelayMessage): void {
     const watch = this.watches.get(m.runId);
     if (watch === undefined) return;
+    this.startedByRelay(watch);
     if (m.type === "executing") {
       if (typeof m.data.node === "string") this.executing(watch, m.data.node);
     } else if (m.type === "progress" || m.type === "progress_state") {
@@ -255,6 +268,7 @@ export class ComfyWsHub {
   private relayPreview(p: ComfyRelayPreview): void {
     const watch = this.watches.get(p.runId);
     if (watch === undefined) return;
+    this.startedByRelay(watch);
     const targets = [...this.clients.values()].filter((c) => c.tenant === watch.tenant && (watch.clientId === null || c.clientId === watch.clientId));
     for (const c of targets) {
       const frame = previewFrame(p, watch.runId, c.previewMetadata);
