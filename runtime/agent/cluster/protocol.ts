@@ -8,6 +8,8 @@
  *              new assignments and the attempts to stop, at once when it has some.
  *  started / finished → the attempt's process started; it ended (outputs already sealed to the shared storage).
  *  keys      → wrap the data key of an output or log the attempt writes; unwrap that of an input it reads.
+ *  comfy-events        → live events of its ComfyUI attempts, batched, for the leader's `/comfyui/ws` clients.
+ *  comfy-introspection → what its ComfyUI servers offer, on registration and on change (the leader's `/object_info`).
  *
  * A control plane that does not lead answers 421 with the leader's URL; every assignment carries the
  * leader's epoch and an attempt token, and reports with a token the leader no longer knows are refused (409).
