@@ -325,6 +325,15 @@ class Standin {
     const targets = to === null ? [...this.clients.values()] : [this.clients.get(to)];
     for (const c of targets) if (c && c.readyState === 1) c.send(frame);
   }
+  /** A sampler's preview as ComfyUI sends it (server.py send_image): binary event 1, format 2 (PNG), the image. */
+  sendPreview(png: Buffer, to: string | null): void {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(1, 0);
+    head.writeUInt32BE(2, 4);
+    const frame = Buffer.concat([head, png]);
+    const targets = to === null ? [...this.clients.values()] : [this.clients.get(to)];
+    for (const c of targets) if (c && c.readyState === 1) c.send(frame);
+  }
   queueRemaining(): number { return this.pending.length + (this.running ? 1 : 0); }
   // ComfyUI's PromptQueue.put/task_done call queue_updated(), which broadcasts this status.
   broadcastStatus(): void { this.send("status", { status: { exec_info: { queue_remaining: this.queueRemaining() } } }, null); }
@@ -412,6 +421,7 @@ class Standin {
       if (this.stopped) return "stopped";
       if (this.interruptRequested) return interrupted();
       this.send("progress", { value, max: steps, prompt_id: item.id, node: id }, to); // broadcast when no client_id
+      this.sendPreview(makePng(8, 8, `preview ${id} ${value}/${steps}`), to);
     }
     if (!marks.length) await sleep(this.options.nodeDelayMs ?? 0);
     if (this.stopped) return "stopped";
