@@ -35,13 +35,16 @@ async function standin(options: StandinOptions = {}): Promise<ComfyStandin> {
 /** A `/ws` client that records every frame and, on chosen frames, what `/history/{id}` held at that moment. */
 async function listen(base: string, clientId: string) {
   const messages: Msg[] = [];
+  /** Binary frames: a sampler's previews. */
+  const previews: Buffer[] = [];
   const historyAt: Promise<unknown>[] = [];
   const waiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
   const socket = new WebSocketClient(`${base.replace("http", "ws")}/ws?clientId=${clientId}`);
   sockets.push(socket);
   let closed = false;
   socket.on("close", () => { closed = true; });
-  socket.on("message", (raw) => {
+  socket.on("message", (raw, isBinary) => {
+    if (isBinary) return void previews.push(raw);
     const m = JSON.parse(raw.toString()) as Msg;
     messages.push(m);
     const pid = m.data.prompt_id as string | undefined;
@@ -60,7 +63,7 @@ async function listen(base: string, clientId: string) {
     });
   };
   await until((m) => m.type === "status");
-  return { messages, historyAt, until, isClosed: () => closed, done: (pid: string) => until((m) => m.type === "executing" && m.data.node === null && m.data.prompt_id === pid) };
+  return { messages, previews, historyAt, until, isClosed: () => closed, done: (pid: string) => until((m) => m.type === "executing" && m.data.node === null && m.data.prompt_id === pid) };
 }
 
 async function queue(base: string, body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) {
