@@ -41,7 +41,7 @@ export interface HttpParts {
   /** The scheduler of this process, while it has one (a control plane that does not lead has none). */
   readonly scheduler: () => Scheduler | undefined;
   readonly devices: readonly GpuDevice[];
-  readonly inventorySource: "nvidia-smi" | "simulated";
+  readonly inventorySource: "nvidia-smi" | "simulated" | "comfyui";
   readonly submission: SubmissionContext;
   readonly metrics: AgentMetrics;
   readonly authenticator: Authenticator;

@@ -156,9 +156,12 @@ export class WorkerRegistry {
       session.gpus.push(gpu);
       const i = this.devices.findIndex((d) => d.id === device.id);
       const base = { id: device.id, node, index: device.index, memoryMiB: device.memoryMiB, memoryUsedMiB: report.memoryUsedMiB ?? 0, ...(device.migProfile !== undefined && { migProfile: device.migProfile }) };
-      this.devices[i] = report.simulated || report.uuid === null
+      // A real GPU without a UUID is a ComfyUI server container's (comfyui.image): only ComfyUI stages run on it.
+      this.devices[i] = report.simulated
         ? { ...base, uuid: null, name: `${report.name} (simulated)`, simulated: true }
-        : { ...base, uuid: report.uuid, name: report.name, simulated: false };
+        : report.uuid === null
+          ? { ...base, uuid: null, name: report.name, simulated: false, heldBy: "comfyui" }
+          : { ...base, uuid: report.uuid, name: report.name, simulated: false };
       served.push({ index: device.index, id: device.id });
     }
     if (served.length === 0) {

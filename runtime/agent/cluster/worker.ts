@@ -21,7 +21,7 @@ import type { KeyProvider } from "../../security/crypto/index.ts";
 import { executorFor, ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
 import type { AttemptInput, AttemptOutcome, Executor, RunningAttempt } from "../executors/types.ts";
 import { discoverGpus, NvidiaSmiVramSampler } from "../inventory/index.ts";
-import { ComfyRelay, ComfyServerPool, ComfyUiExecutor, type ComfyIntrospection } from "../executors/comfyui/index.ts";
+import { ComfyRelay, ComfyServerPool, ComfyUiExecutor, comfyUiForInventory, type ComfyIntrospection } from "../executors/comfyui/index.ts";
 import { isolateStages } from "../service/isolation.ts";
 import { ArtifactSealer, chooseScratch } from "../service/sealing.ts";
 import { resolveStageCommand } from "../service/stage-command.ts";
@@ -131,7 +131,7 @@ export class WorkerNode {
     const sharedDir = o.sharedDir ?? cluster.sharedDir;
     if (!isAbsolute(sharedDir)) throw new Error("sharedDir must be an absolute path");
     const scratch = chooseScratch(o.dataDir, o.scratchDir);
-    const inventory = await discoverGpus({ pool, mode: o.inventory ?? "auto", ...(o.node !== undefined && { node: o.node }) });
+    const inventory = await discoverGpus({ pool, mode: o.inventory ?? "auto", comfyui: o.config.comfyui, ...(o.node !== undefined && { node: o.node }) });
     let devices: DeviceReport[];
     if (inventory.source === "simulated") {
       const count = o.simulatedGpus ?? pool.gpusPerNode;
@@ -170,7 +170,8 @@ export class WorkerNode {
       memoryMiB: d.memoryMiB,
       aliases: [`${node}-g${d.index}`],
     }));
-    const comfyPool = o.config.comfyui === null ? undefined : new ComfyServerPool({ config: o.config.comfyui, gpus: comfyGpus, logger: o.logger });
+    const comfyConfig = comfyUiForInventory(o.config.comfyui, inventory.source);
+    const comfyPool = comfyConfig === null ? undefined : new ComfyServerPool({ config: comfyConfig, gpus: comfyGpus, logger: o.logger });
     const attached = o.config.comfyui?.servers;
     if (comfyPool !== undefined && attached !== undefined && attached.length > 0 && comfyPool.servers.size === 0) {
       throw new ValidationError("platform config", [
@@ -409,7 +410,7 @@ export class WorkerNode {
     this.vramAt = Date.now();
     try {
       const pool = this.o.config.pools.find((p) => p.name === this.o.config.deployment.pool)!;
-      const now = await discoverGpus({ pool, mode: "nvidia-smi", ...(this.o.node !== undefined && { node: this.o.node }), timeoutMs: 5000 });
+      const now = await discoverGpus({ pool, mode: "nvidia-smi", comfyui: this.o.config.comfyui, ...(this.o.node !== undefined && { node: this.o.node }), timeoutMs: 5000 });
       return { devices: now.devices.filter((d) => d.migProfile === undefined).map((d) => ({ index: d.index, memoryUsedMiB: d.memoryUsedMiB })) };
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message }, "nvidia-smi could not be read for the VRAM report");

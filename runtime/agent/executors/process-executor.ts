@@ -70,6 +70,11 @@ export class ProcessExecutor implements Executor {
     if (!command || command.length === 0) {
       return endedAtSetup(attempt, "the stage has no command (run.command): only the simulated executor can run it");
     }
+    const held = attempt.gpus.find((g) => !g.simulated && g.uuid === null);
+    if (held !== undefined) {
+      // Its GPU belongs to a ComfyUI server container (comfyui.image): this container cannot see it.
+      return endedAtSetup(attempt, `gpu ${held.id} is held by its ComfyUI server container (comfyui.image): only ComfyUI stages run on it; run this workflow on a deployment whose GPUs are its own`);
+    }
     let paths: AttemptPaths;
     try {
       paths = attemptPaths(this.options.dataDir, attempt.runId, attempt.stageId, attempt.number);

@@ -7,7 +7,7 @@ import type { ComfyNode, Stage } from "../../graph/model.ts";
 
 export interface AttemptGpu {
   readonly id: string;
-  /** Real GPUs have a UUID; simulated ones have none and are passed to the stage by id. */
+  /** Real GPUs have a UUID; simulated ones have none and are passed to the stage by id; a ComfyUI server container's (comfyui.image) has none and is not simulated. */
   readonly uuid: string | null;
   readonly simulated: boolean;
   /** Its index on its machine (CUDA's), when the one starting the attempt knows it: a worker's ComfyUI servers are found by it. */

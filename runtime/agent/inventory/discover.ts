@@ -3,10 +3,11 @@
  * reports them, or, where there is no nvidia-smi, the devices the pool declares, marked simulated.
  */
 import { hostname } from "node:os";
-import type { PoolConfig } from "../../config/schema.ts";
+import type { ComfyUiConfig, PoolConfig } from "../../config/schema.ts";
 import { findOnPath, runCommand } from "./command.ts";
 import { migProfileMemoryMiB, parseGpuList, parseGpuQuery } from "./nvidia-smi-parse.ts";
-import type { GpuDevice, RealGpuDevice, SimulatedGpuDevice } from "./types.ts";
+import { comfyUiServersInventory } from "./comfyui-servers.ts";
+import { InventoryError, type GpuDevice, type RealGpuDevice, type SimulatedGpuDevice } from "./types.ts";
 
 export const GPU_QUERY_ARGS = ["--query-gpu=index,uuid,name,memory.total,memory.used", "--format=csv,noheader,nounits"] as const;
 export const GPU_LIST_ARGS = ["-L"] as const;
@@ -20,14 +21,21 @@ export interface DiscoverOptions {
   readonly node?: string;
   /** PATH searched for nvidia-smi (default: the agent's PATH). */
   readonly path?: string;
-  /** Limit for each nvidia-smi call (default 10 s). */
+  /** Limit for each nvidia-smi call (default 10 s); with ComfyUI server containers, how long to wait for them (default their startTimeoutMs). */
   readonly timeoutMs?: number;
+  /**
+   * The platform config's `comfyui`. With `image` the node's GPUs are held by the ComfyUI server
+   * containers, one each, and read from the servers (unless `mode` is `simulated`): this container
+   * has none of its own (see comfyui-servers.ts).
+   */
+  readonly comfyui?: ComfyUiConfig | null;
   /** Runs nvidia-smi (default: here; a runner runs it in the container that holds the GPUs). */
   readonly run?: typeof runCommand;
 }
 
 export interface Inventory {
-  readonly source: "nvidia-smi" | "simulated";
+  /** `comfyui`: the GPUs of the ComfyUI server containers (`comfyui.image`), as their servers report them. */
+  readonly source: "nvidia-smi" | "simulated" | "comfyui";
   readonly devices: readonly GpuDevice[];
   /** Things worth a log line: lines nvidia-smi printed that could not be read, mismatches with the pool. */
   readonly warnings: readonly string[];
@@ -35,17 +43,15 @@ export interface Inventory {
   readonly nvidiaSmi?: string;
 }
 
-/** The node's GPUs could not be read where they should have been. */
-export class InventoryError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "InventoryError";
-  }
-}
+export { InventoryError };
 
 export async function discoverGpus(options: DiscoverOptions): Promise<Inventory> {
   const mode = options.mode ?? "auto";
   if (mode === "simulated") return simulatedInventory(options.pool, "simulated devices were asked for");
+  const comfyui = options.comfyui;
+  if (comfyui?.image !== undefined) {
+    return comfyUiServersInventory({ comfyui, node: options.node ?? hostname(), waitMs: options.timeoutMs ?? comfyui.startTimeoutMs, pool: options.pool });
+  }
   const smi = findOnPath("nvidia-smi", options.path ?? process.env.PATH);
   if (!smi) {
     if (mode === "nvidia-smi") {

@@ -1,6 +1,7 @@
-/** GPU inventory: discovery with nvidia-smi or simulated from the pool, and VRAM sampling. */
+/** GPU inventory: discovery with nvidia-smi, from the ComfyUI server containers (comfyui.image), or simulated from the pool; and VRAM sampling. */
 export * from "./types.ts";
 export { discoverGpus, simulatedInventory, InventoryError, GPU_QUERY_ARGS, GPU_LIST_ARGS, type DiscoverOptions, type Inventory } from "./discover.ts";
+export { comfyUiServersInventory, type ComfyUiServersOptions } from "./comfyui-servers.ts";
 export {
   parseGpuQuery,
   parseGpuList,

@@ -28,7 +28,26 @@ export interface SimulatedGpuDevice extends GpuDeviceBase {
   readonly simulated: true;
 }
 
-export type GpuDevice = RealGpuDevice | SimulatedGpuDevice;
+/**
+ * A real GPU held by a ComfyUI server container beside this one (`comfyui.image`): Kubernetes gives a
+ * device to one container only, so only that server can use it, and the server names no UUID. ComfyUI
+ * stages run on it for real; a process stage cannot (its container does not see the GPU).
+ */
+export interface ComfyUiHeldGpuDevice extends GpuDeviceBase {
+  readonly uuid: null;
+  readonly simulated: false;
+  readonly heldBy: "comfyui";
+}
+
+export type GpuDevice = RealGpuDevice | SimulatedGpuDevice | ComfyUiHeldGpuDevice;
+
+/** The node's GPUs could not be read where they should have been. */
+export class InventoryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InventoryError";
+  }
+}
 
 /** What a stage's process sees as its devices: UUIDs of real GPUs, ids of simulated ones. */
 export function visibleDeviceId(device: Pick<GpuDevice, "id" | "uuid">): string {

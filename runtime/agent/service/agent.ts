@@ -18,7 +18,7 @@ import { inventoryFromPools } from "../../scheduler/inventory.ts";
 import { Authorizer, RoleBindings } from "../../security/authz/index.ts";
 import { identityFromConfig } from "../../security/identity/index.ts";
 import { ProcessExecutor, SimulatedExecutor } from "../executors/index.ts";
-import { ComfyRelay, ComfyServerPool, ComfyUiExecutor, type ComfyIntrospection } from "../executors/comfyui/index.ts";
+import { ComfyRelay, ComfyServerPool, ComfyUiExecutor, comfyUiForInventory, type ComfyIntrospection } from "../executors/comfyui/index.ts";
 import { NvidiaSmiVramSampler, discoverGpus, type Inventory } from "../inventory/index.ts";
 import { openStore, parseDatabase } from "../store/open.ts";
 import { buildHttpApi } from "../api/server.ts";
@@ -183,7 +183,7 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const inventory: Inventory =
     cluster !== null
       ? { source: "simulated", devices: clusterDevices, warnings: [] }
-      : await discoverGpus({ pool, mode: options.inventory ?? "auto", ...(runner && { run: (file, args, timeoutMs) => runner.run(file, args, timeoutMs) }) });
+      : await discoverGpus({ pool, mode: options.inventory ?? "auto", comfyui: config.comfyui, ...(runner && { run: (file, args, timeoutMs) => runner.run(file, args, timeoutMs) }) });
   for (const warning of inventory.warnings) logger.warn({ source: inventory.source }, warning);
   // The scheduler places stages on the devices actually found (the pool's own when simulated, or in a cluster).
   const scheduledPool = cluster !== null ? pool : {
@@ -297,10 +297,11 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
     if (controlPlane.comfy) comfy = { relay: controlPlane.comfy.relay, introspection: controlPlane.comfy.introspection };
   } else {
     // One ComfyUI server per GPU runs the ComfyUI stages (a control plane's workers run their own).
+    const comfyConfig = comfyUiForInventory(config.comfyui, inventory.source);
     const comfyPool =
-      config.comfyui === null
+      comfyConfig === null
         ? undefined
-        : new ComfyServerPool({ config: config.comfyui, gpus: inventory.devices.filter((d) => d.migProfile === undefined).map((d) => ({ id: d.id, index: d.index, memoryMiB: d.memoryMiB })), logger });
+        : new ComfyServerPool({ config: comfyConfig, gpus: inventory.devices.filter((d) => d.migProfile === undefined).map((d) => ({ id: d.id, index: d.index, memoryMiB: d.memoryMiB })), logger });
     comfyPool?.start();
     stopComfy = () => comfyPool?.stop() ?? Promise.resolve();
     if (comfyPool !== undefined) comfy = { relay: new ComfyRelay(), introspection: comfyPool.introspection };

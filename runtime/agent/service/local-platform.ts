@@ -52,6 +52,8 @@ export function localPlatform(configs: readonly PlatformConfig[], dataDir: strin
       isolation: { ...first.isolation, mode: "bubblewrap", modelCacheDir: null },
       // One agent on this machine; `gpufabric dev --workers N` makes a local cluster of it (cluster/local-cluster.ts).
       cluster: null,
+      // No containers run on a laptop, so no image's servers either: ComfyUI stages then run simulated and say so.
+      comfyui: first.comfyui?.image !== undefined ? null : first.comfyui,
       tenants: first.tenants.map((t) => ({
         ...t,
         roles: [...t.roles.filter((r) => r.subject !== DEV_SUBJECT), { subject: DEV_SUBJECT, role: "submitter" as const }],

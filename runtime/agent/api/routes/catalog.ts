@@ -33,6 +33,8 @@ export function registerCatalogRoutes(app: FastifyInstance, parts: HttpParts): v
         name: d.name,
         uuid: d.uuid,
         simulated: d.simulated,
+        // A ComfyUI server container's GPU (comfyui.image): real, without a UUID, used by ComfyUI stages only.
+        ...("heldBy" in d && { heldBy: d.heldBy }),
         memoryMiB: d.memoryMiB,
         usedMiB: used.get(d.id) ?? 0,
         freeMiB: Math.max(0, d.memoryMiB - (used.get(d.id) ?? 0)),

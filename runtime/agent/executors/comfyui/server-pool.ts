@@ -1,6 +1,8 @@
 /**
  * One ComfyUI server per GPU: started from `comfyui.command` (argv, no shell, `{port}` and `{gpu}`
- * filled in) and started again with backoff whenever it exits, or attached to `comfyui.servers` URLs.
+ * filled in) and started again with backoff whenever it exits, attached to `comfyui.servers` URLs, or,
+ * with `comfyui.image`, attached to the deployment's server containers (GPU i's on portRange.from + i;
+ * the kubelet restarts them).
  * A server is ready once it answers `GET /system_stats`. Each (re)start begins a new generation:
  * its introspection cache is emptied and nothing is resident on it any more.
  */
@@ -159,6 +161,14 @@ export class ComfyServerPool {
     if (c.servers !== undefined) {
       // A server for a GPU this machine does not have serves nothing here.
       for (const [id, s] of attachedServers(c.servers, o.gpus)) servers.set(id, new ComfyServer(s.gpu, s.url, c.startTimeoutMs));
+    } else if (c.image !== undefined) {
+      // The deployment's server containers: GPU i (as the servers' inventory numbers them) is served on from + i.
+      for (const gpu of o.gpus) {
+        if (gpu.index > c.portRange.to - c.portRange.from) {
+          throw new Error(`comfyui.portRange ${c.portRange.from}-${c.portRange.to} has no port for GPU ${gpu.id} (index ${gpu.index}): with comfyui.image it names exactly one port per server container`);
+        }
+        servers.set(gpu.id, new ComfyServer(gpu, `http://127.0.0.1:${c.portRange.from + gpu.index}`, c.startTimeoutMs));
+      }
     } else if (c.command !== undefined) {
       const ports = c.portRange.to - c.portRange.from + 1;
       if (o.gpus.length > ports) {
@@ -181,7 +191,7 @@ export class ComfyServerPool {
     return this.processes.get(gpuId)?.pid;
   }
 
-  /** Starts every server (command mode) or begins watching them (attached); returns at once. */
+  /** Starts every server (command mode) or begins watching them (attached, or the image's containers); returns at once. */
   start(): void {
     // Servers live in process groups of their own: they must not outlive the agent when it exits without stop().
     process.once("exit", this.killAll);
@@ -349,4 +359,14 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
+}
+
+/**
+ * The `comfyui` section a pool serves this machine's GPUs with, or null for none. With `image` the
+ * servers are the ones the inventory read the GPUs from (source `comfyui`); when the devices are
+ * simulated instead (`--inventory simulated`: tests, a laptop), no server stands behind them, and
+ * ComfyUI stages run simulated and say so rather than fail for want of a server.
+ */
+export function comfyUiForInventory(config: ComfyUiConfig | null, inventorySource: string): ComfyUiConfig | null {
+  return config?.image !== undefined && inventorySource !== "comfyui" ? null : config;
 }
