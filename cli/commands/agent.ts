@@ -35,7 +35,7 @@ export function register(program: Command): void {
     .addOption(new Option("--data-dir <dir>", "store, workspaces, artifacts and logs (default: the config's deployment.dataDir)").env("GPUFABRIC_DATA_DIR"))
     .option("--port <n>", "port to listen on; 0 picks a free one (default: the config's deployment.listen.port)")
     .option("--host <host>", "address to listen on (default: the config's deployment.listen.host)")
-    .option("--inventory <mode>", "auto (nvidia-smi when present, else the pool's devices marked simulated), nvidia-smi or simulated", "auto")
+    .option("--inventory <mode>", "auto (nvidia-smi when present, else the pool's devices marked simulated), nvidia-smi or simulated; with comfyui.image, any but simulated reads the GPUs from the ComfyUI server containers", "auto")
     .option("--simulated-time-scale <x>", "multiplies the estimated durations of simulated stages", "1")
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", "info")
     .addOption(

@@ -3,7 +3,6 @@
  * (stand-ins here); the pool attaches server i to GPU i on portRange.from + i; `gpufabric dev` drops image.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -13,6 +12,7 @@ import { InventoryError, discoverGpus } from "../../runtime/agent/inventory/inde
 import { ComfyServerPool, comfyUiForInventory } from "../../runtime/agent/executors/comfyui/index.ts";
 import { localPlatform } from "../../runtime/agent/service/local-platform.ts";
 import { startComfyStandin, type ComfyStandin } from "../support/comfyui-standin.ts";
+import { freePorts } from "../support/free-ports.ts";
 import { createPlatform, removePlatform } from "./service/harness.ts";
 
 const pool: PoolConfig = PoolSchema.parse({
@@ -29,22 +29,6 @@ const pool: PoolConfig = PoolSchema.parse({
   priorityClasses: { interactive: "i", batch: "b" },
   tenantQuotas: {},
 });
-
-/** `count` consecutive loopback ports on which nothing listens now. */
-async function freePorts(count: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once("error", () => resolve(false));
-      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-    });
-  for (let i = 0; i < 50; i++) {
-    const from = 20_000 + Math.floor(Math.random() * 30_000);
-    const all = await Promise.all(Array.from({ length: count }, (_, k) => free(from + k)));
-    if (all.every(Boolean)) return from;
-  }
-  throw new Error(`no ${count} consecutive free ports found`);
-}
 
 const imageConfig = (from: number, to: number, startTimeoutMs = 10_000) => ComfyUiSchema.parse({ image: "studio/comfyui:v1", portRange: { from, to }, startTimeoutMs });
 

@@ -245,6 +245,12 @@ describe("ProcessExecutor", () => {
     expect(bare.message).toMatch(/simulated executor/);
   });
 
+  it("refuses a GPU held by a ComfyUI server container (comfyui.image): this container cannot see it", async () => {
+    const held = await (await executor().start(attempt(nodeStage("held", "1"), { gpus: [{ id: "n0-g0", uuid: null, simulated: false }] }))).done;
+    expect(held).toMatchObject({ reason: "setup-failed", simulated: false });
+    expect(held.message).toMatch(/gpu n0-g0 is held by its ComfyUI server container \(comfyui\.image\): only ComfyUI stages run on it/);
+  });
+
   it("records the peak VRAM the sampler read on real GPUs, and samples nothing on simulated ones", async () => {
     const readings = [300, 1500, 700];
     const calls: Array<{ uuids: readonly string[]; group: number }> = [];

@@ -12,7 +12,9 @@ export function runView(detail: RunDetail, loop: RunQueue, devices: readonly Gpu
   const stages = detail.stages.map((s) => {
     const latest = latestAttempt.get(s.stageId);
     const noCommand = !(s.spec.run && s.spec.run.command.length > 0);
-    const simulated = Boolean(latest?.simulated) || (latest !== undefined && (noCommand || latest.gpus.some((g) => simulatedDevices.has(g))));
+    // A ComfyUI stage has no command: it ran on a ComfyUI server unless its attempt says it was simulated (no server configured).
+    const comfy = noCommand && (s.spec.comfyNodes?.length ?? 0) > 0 && latest?.simulated !== true;
+    const simulated = Boolean(latest?.simulated) || (latest !== undefined && ((noCommand && !comfy) || latest.gpus.some((g) => simulatedDevices.has(g))));
     const wait = s.status === "waiting" || s.status === "ready" ? loop.explain(detail.run.id, s.stageId) : null;
     return {
       id: s.stageId,
@@ -26,7 +28,7 @@ export function runView(detail: RunDetail, loop: RunQueue, devices: readonly Gpu
       finishedAt: latest?.finishedAt ?? null,
       exitCode: latest?.exitCode ?? null,
       reason: latest?.reason ?? (wait ? describeWait(wait) : null),
-      executor: noCommand ? "simulated" : "process",
+      executor: comfy ? "comfyui" : noCommand ? "simulated" : "process",
       simulated,
       ...(latest?.peakVramMiB != null && { peakVramMiB: latest.peakVramMiB }),
     };
