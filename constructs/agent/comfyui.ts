@@ -5,9 +5,12 @@
  *
  * Why the servers hold GPUs of their own: Kubernetes hands a device to one container only (the device
  * plugin allocates per container, and two containers of a pod cannot be given the same GPU), so a server
- * container cannot share a GPU with the runner's or the worker's container. With `image`, the pod's GPUs
- * are split: `gpus` of them go to the ComfyUI servers, one each, requested as the runner requests its own
- * (the pool's GPU resource), and the rest stay with the runner (single agent) or the worker (cluster).
+ * container cannot share a GPU with the runner's or the worker's container. With `image`, every GPU of the
+ * pod goes to a ComfyUI server, one each, requested as the runner would request its own (the pool's GPU
+ * resource); the runner (single agent) or the worker (cluster) keeps none, and reads its GPUs from the
+ * servers' /system_stats (runtime/agent/inventory/comfyui-servers.ts). A split (some GPUs to the servers,
+ * the rest to the runner or worker) is refused: the agent schedules every stage on one set of GPUs and
+ * cannot yet keep ComfyUI stages on the servers' and native stages on its own.
  * On a time-sliced or MIG pool a server gets one replica or instance, as the pool advertises them.
  * Server i listens on 127.0.0.1:(portRange.from + i), which the config's `portRange` names exactly; the
  * pod's containers share its network namespace, so the agent or worker reaches the servers on loopback,
@@ -81,8 +84,9 @@ export interface ComfyUiProps {
   /** Where the servers find their models, read-only. With `image` only. @default none: the image's own models folder */
   readonly modelsVolume?: ComfyUiModelsVolumeProps;
   /**
-   * With `image`: how many of the pod's GPUs get a ComfyUI server; the runner or worker keeps the rest
-   * for other stages.
+   * With `image`: how many of the pod's GPUs get a ComfyUI server. It must be all of them: a split, with
+   * the rest left to the runner or worker, is refused (see the module's comment); give the deployment's
+   * `gpus` instead.
    * @default all of them (single agent: `gpus`; cluster: the pool's gpusPerNode)
    */
   readonly gpus?: number;
@@ -123,14 +127,21 @@ export function validateComfyUi(
     if (servers !== undefined) issues.add("comfyui.servers", "does not apply with image: the deployment runs the servers itself; drop servers, or drop image to attach to running servers");
     if (gpus !== undefined && issues.positiveInt("comfyui.gpus", gpus) && gpus > context.podGpus) {
       issues.add("comfyui.gpus", `${gpus} servers need ${gpus} GPUs but the ${context.cluster ? "worker's node has" : "agent pod requests"} ${context.podGpus}: use at most ${context.podGpus}`);
+    } else if (gpus !== undefined && Number.isInteger(gpus) && gpus > 0 && gpus < context.podGpus) {
+      // The agent or worker could not tell its own GPUs from the servers': it schedules every stage on one set.
+      issues.add(
+        "comfyui.gpus",
+        `${gpus} of the ${context.podGpus} GPUs the ${context.cluster ? "worker's node has" : "agent pod requests"} would leave ${context.podGpus - gpus} to the ${context.cluster ? "worker" : "runner"}, and such a split is not supported (the agent schedules ComfyUI and native stages on one set of GPUs and cannot keep each on its own containers' GPUs): ` +
+          (context.cluster ? "drop comfyui.gpus (every GPU of the node gets a server), or use a pool with that many GPUs per node" : `drop comfyui.gpus and request ${gpus} GPU(s) for the deployment (gpus: ${gpus})`),
+      );
     }
     const servedGpus = gpus ?? context.podGpus;
     const left = context.podGpus - servedGpus;
     const hungriest = [...context.nativeStages].sort((a, b) => b.gpus - a.gpus)[0];
-    if (hungriest !== undefined && hungriest.gpus > left && left >= 0) {
+    if (hungriest !== undefined && hungriest.gpus > 0 && left === 0) {
       issues.add(
         gpus === undefined ? "comfyui.gpus (defaults to all of the pod's GPUs)" : "comfyui.gpus",
-        `leaves the ${context.cluster ? "worker" : "runner"} ${left} GPU(s), but stage '${hungriest.stage}' of workflow '${hungriest.workflow}' needs ${hungriest.gpus}: give ComfyUI at most ${Math.max(0, context.podGpus - hungriest.gpus)} GPU(s), or run that workflow on another deployment`,
+        `leaves the ${context.cluster ? "worker" : "runner"} ${left} GPU(s), but stage '${hungriest.stage}' of workflow '${hungriest.workflow}' needs ${hungriest.gpus}: with image every GPU of the pod goes to a ComfyUI server, so run that workflow on another deployment`,
       );
     }
     if (portRange?.to !== undefined && Number.isInteger(portRange.from) && Number.isInteger(portRange.to) && portRange.to - portRange.from + 1 < servedGpus) {

@@ -65,12 +65,12 @@ describe("WorkflowDeployment with comfyui", () => {
 
   it("single agent with image: a server container per GPU beside the runner, each holding one GPU, on its loopback port, models read-only", () => {
     const p = platform();
-    new WorkflowDeployment(p.stack, "Studio", p.props({ image: IMAGE, gpus: 3, modelsVolume: { mountPath: "/opt/ComfyUI/models" } }));
+    new WorkflowDeployment(p.stack, "Studio", p.props({ image: IMAGE, gpus: 3, modelsVolume: { mountPath: "/opt/ComfyUI/models" } }, { gpus: 3, workflows: p.comfyOnly }));
     const r = synth(p.stack);
     const pod = podOf(r.find("kubernetes_deployment_v1", "studio").config);
     expect(pod.container.map((c: Json) => c.name)).toEqual(["agent", "runner", "comfyui-0", "comfyui-1", "comfyui-2"]);
-    // The pod's 4 GPUs: 3 to the servers, one each, the last to the runner (a device goes to one container only).
-    expect(containerNamed(pod, "runner").resources.limits["nvidia.com/gpu"]).toBe("1");
+    // The pod's 3 GPUs go to the servers, one each; the runner holds none (a device goes to one container only).
+    expect(JSON.stringify(containerNamed(pod, "runner").resources)).not.toContain("nvidia.com/gpu");
     const servers = comfyContainers(pod);
     servers.forEach((c: Json, i: number) => {
       expect(c.image).toBe(IMAGE);
@@ -146,10 +146,10 @@ describe("WorkflowDeployment with comfyui", () => {
 
   it("a named models claim is mounted read-only in every server and named in the config", () => {
     const p = platform();
-    new WorkflowDeployment(p.stack, "Studio", p.props({ image: IMAGE, gpus: 1, modelsVolume: { claimName: "comfy-models", mountPath: "/models" } }, { cluster: CLUSTER }));
+    new WorkflowDeployment(p.stack, "Studio", p.props({ image: IMAGE, modelsVolume: { claimName: "comfy-models", mountPath: "/models" } }, { cluster: CLUSTER, workflows: p.comfyOnly }));
     const r = synth(p.stack);
     const pod = podOf(r.find("kubernetes_stateful_set_v1", "studio-worker").config);
-    expect(containerNamed(pod, "worker").resources.limits["nvidia.com/gpu"]).toBe("3");
+    expect(JSON.stringify(containerNamed(pod, "worker").resources)).not.toContain("nvidia.com/gpu");
     expect(pod.volume.find((v: Json) => v.name === "comfyui-models").persistent_volume_claim).toEqual({ claim_name: "comfy-models" });
     expect(containerNamed(pod, "comfyui-0").volume_mount.find((m: Json) => m.mount_path === "/models")).toMatchObject({ name: "comfyui-models", read_only: true });
     expect(configOf(r).comfyui?.modelsVolume).toEqual({ claimName: "comfy-models", mountPath: "/models" });
@@ -198,8 +198,14 @@ describe("WorkflowDeployment with comfyui", () => {
     });
 
     it("GPUs for ComfyUI that leave a native stage without enough", () => {
-      expect(attempt({ image: IMAGE })).toThrow(/comfyui\.gpus \(defaults to all of the pod's GPUs\): leaves the runner 0 GPU\(s\), but stage 'render' of workflow 'render' needs 1: give ComfyUI at most 3 GPU\(s\)/);
+      expect(attempt({ image: IMAGE })).toThrow(/comfyui\.gpus \(defaults to all of the pod's GPUs\): leaves the runner 0 GPU\(s\), but stage 'render' of workflow 'render' needs 1: with image every GPU of the pod goes to a ComfyUI server, so run that workflow on another deployment/);
       expect(attempt({ image: IMAGE, gpus: 4 }, { cluster: CLUSTER })).toThrow(/comfyui\.gpus: leaves the worker 0 GPU\(s\), but stage 'render'/);
+    });
+
+    it("a split of the pod's GPUs between the servers and the runner or worker (the agent could not keep the stages apart)", () => {
+      const comfyOnly = platform().comfyOnly;
+      expect(attempt({ image: IMAGE, gpus: 3 }, { gpus: 4, workflows: comfyOnly })).toThrow(/comfyui\.gpus: 3 of the 4 GPUs the agent pod requests would leave 1 to the runner, and such a split is not supported .*: drop comfyui\.gpus and request 3 GPU\(s\) for the deployment \(gpus: 3\)/);
+      expect(attempt({ image: IMAGE, gpus: 1 }, { cluster: CLUSTER, workflows: comfyOnly })).toThrow(/comfyui\.gpus: 1 of the 4 GPUs the worker's node has would leave 3 to the worker, and such a split is not supported .*drop comfyui\.gpus/);
     });
 
     it("a models volume without a usable path or claim", () => {
