@@ -14,6 +14,11 @@ import { localPlatform } from "../../runtime/agent/service/local-platform.ts";
 import { startComfyStandin, type ComfyStandin } from "../support/comfyui-standin.ts";
 import { freePorts } from "../support/free-ports.ts";
 import { createPlatform, removePlatform } from "./service/harness.ts";
+import { pino } from "pino";
+import { WorkerRegistry } from "../../runtime/agent/cluster/registry.ts";
+import { Scheduler } from "../../runtime/scheduler/scheduler.ts";
+import { inventoryFromPools } from "../../runtime/scheduler/inventory.ts";
+import { FileKeyring } from "../../runtime/security/crypto/index.ts";
 
 const pool: PoolConfig = PoolSchema.parse({
   name: "l4",
@@ -99,6 +104,42 @@ describe("gpufabric dev's local platform", () => {
     } finally {
       removePlatform(platform);
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a worker's ComfyUI-held GPUs at the leader", () => {
+  it("are real (not simulated) and held by ComfyUI, while a simulated report stays simulated", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gpufabric-registry-"));
+    try {
+      const registry = new WorkerRegistry({
+        pool,
+        scheduler: new Scheduler({ gpus: inventoryFromPools([pool]) }),
+        epoch: 1,
+        leaseMs: 1000,
+        sharedDir: join(dir, "shared"),
+        keys: FileKeyring.create(join(dir, "keyring")),
+        logger: pino({ level: "silent" }),
+        audit: () => undefined,
+        onChange: () => undefined,
+      });
+      registry.register("worker-a", {
+        protocol: 1,
+        node: "n0",
+        // What a worker in image mode reports: the servers' GPUs, real, with no UUID; then one simulated.
+        devices: [
+          { index: 0, uuid: null, name: "NVIDIA L4", memoryMiB: 24_576, memoryUsedMiB: 300, simulated: false },
+          { index: 1, uuid: null, name: "L4-24GB", memoryMiB: 24_576, simulated: true },
+        ],
+        residentModels: [],
+        isolation: { sandbox: "per-tenant", unsafe: false },
+      });
+      expect(registry.devices.map((d) => [d.id, d.uuid, d.simulated, "heldBy" in d ? d.heldBy : undefined])).toEqual([
+        ["l4-n0-g0", null, false, "comfyui"],
+        ["l4-n0-g1", null, true, undefined],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
