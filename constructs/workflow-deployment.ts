@@ -6,7 +6,7 @@ import { Construct } from "constructs";
 import { CONFIG_MAP_KEY } from "../runtime/config/index.ts";
 import type { PlatformConfig, SchedulerSettings } from "../runtime/config/schema.ts";
 import { agentContainer } from "./agent/agent-container.ts";
-import { comfyUiConfig, comfyUiContainers, type ComfyUiProps } from "./agent/comfyui.ts";
+import { comfyUiConfig, comfyUiContainers, comfyUiStartWithinS, type ComfyUiProps } from "./agent/comfyui.ts";
 import { AgentMetadata, type AgentRole } from "./agent/metadata.ts";
 import { AgentNetwork, uniqueSegments } from "./agent/network.ts";
 import { AGENT_UID, DEFAULT_AGENT_IMAGE } from "./agent/paths.ts";
@@ -240,7 +240,7 @@ export class WorkflowDeployment extends Construct {
       tolerations: props.pool.tolerations,
       terminationGracePeriodSeconds: 60,
     })
-      .addContainer(agentContainer({ image, resources: props.resources, volumes, tierMountPath: props.tier.mountPath }))
+      .addContainer(agentContainer({ image, resources: props.resources, volumes, tierMountPath: props.tier.mountPath, ...(this.comfyUiGpus > 0 && { startWithinS: comfyUiStartWithinS(props.comfyui) }) }))
       // Stages run here, never in the agent's container.
       .addContainer(
         runnerContainer({ image, resources: props.stageResources, gpuResource: props.pool.gpuResourceName, gpus: gpus - this.comfyUiGpus, volumes, tierMountPath: props.tier.mountPath }),

@@ -22,6 +22,12 @@ export interface AgentContainerProps {
   readonly volumes: AgentVolumes;
   /** Where the storage tier's claims are mounted. */
   readonly tierMountPath: string;
+  /**
+   * How long the agent may take to start, in seconds, when that can be long: with comfyui.image it waits
+   * for the ComfyUI servers beside it (up to their startTimeoutMs) before it listens, and the liveness
+   * probe must not kill it meanwhile. @default no startup probe
+   */
+  readonly startWithinS?: number;
 }
 
 /**
@@ -31,6 +37,7 @@ export interface AgentContainerProps {
  */
 export function agentLikeContainer(props: {
   readonly image: string;
+  readonly startWithinS?: number;
   readonly resources?: ContainerResources;
   readonly volumes: Pick<AgentVolumes, "config" | "keyring" | "tokens" | "auditSigning" | "tls" | "clientCa">;
   readonly env?: ConstructorParameters<typeof Container>[0]["env"];
@@ -63,6 +70,7 @@ export function agentLikeContainer(props: {
     },
     livenessProbe: probe("/healthz", 10),
     readinessProbe: probe("/readyz", 5),
+    ...(props.startWithinS !== undefined && { startupProbe: { ...probe("/healthz", 5), failureThreshold: Math.ceil(props.startWithinS / 5) } }),
   });
   container
     .mount(AGENT_PATHS.config, v.config, { readOnly: true })

@@ -182,6 +182,14 @@ export function validateComfyUi(
   }
 }
 
+/**
+ * How long the single agent may take to start with `image`, in seconds: it reads its GPUs from the
+ * servers before it listens, waiting up to their startTimeoutMs, plus a minute for its own start.
+ */
+export function comfyUiStartWithinS(comfyui: ComfyUiProps | undefined): number {
+  return Math.ceil((comfyui?.startTimeoutMs ?? 120_000) / 1000) + 60;
+}
+
 /** The platform config's `comfyui` section. `servedGpus`: the servers the deployment runs (with `image`). */
 export function comfyUiConfig(comfyui: ComfyUiProps, servedGpus: number, modelsClaim: string | undefined): ComfyUiConfig {
   return ComfyUiSchema.parse(configShape(comfyui, servedGpus, modelsClaim));

@@ -10,6 +10,7 @@ import type {
   DeploymentV1SpecTemplateSpecContainerLivenessProbe,
   DeploymentV1SpecTemplateSpecContainerPort,
   DeploymentV1SpecTemplateSpecContainerResources,
+  DeploymentV1SpecTemplateSpecContainerStartupProbe,
   DeploymentV1SpecTemplateSpecContainerVolumeMount,
 } from "@cdktf/provider-kubernetes/lib/deployment-v1/index.js";
 import { restrictedContainerSecurityContext } from "./security-context.ts";
@@ -34,6 +35,8 @@ export interface ContainerProps {
   readonly resources: DeploymentV1SpecTemplateSpecContainerResources;
   readonly livenessProbe?: DeploymentV1SpecTemplateSpecContainerLivenessProbe;
   readonly readinessProbe?: DeploymentV1SpecTemplateSpecContainerLivenessProbe;
+  /** Holds the other probes off until it succeeds, for a container that may take long to start. */
+  readonly startupProbe?: DeploymentV1SpecTemplateSpecContainerStartupProbe;
   /**
    * The container must never see a Secret (it runs code the platform does not trust, such as stages):
    * mounting a Secret volume into it throws.
@@ -105,6 +108,7 @@ export class Container {
       resources: p.resources,
       ...(p.livenessProbe ? { livenessProbe: p.livenessProbe } : {}),
       ...(p.readinessProbe ? { readinessProbe: p.readinessProbe } : {}),
+      ...(p.startupProbe ? { startupProbe: p.startupProbe } : {}),
       volumeMount,
     };
   }

@@ -61,6 +61,7 @@ describe("WorkflowDeployment with comfyui", () => {
     const r = synth(p.stack);
     expect(configOf(r).comfyui).toBeNull();
     expect(podOf(r.find("kubernetes_deployment_v1", "studio").config).container.map((c: Json) => c.name)).toEqual(["agent", "runner"]);
+    expect(containerNamed(podOf(r.find("kubernetes_deployment_v1", "studio").config), "agent").startup_probe).toBeUndefined();
   });
 
   it("single agent with image: a server container per GPU beside the runner, each holding one GPU, on its loopback port, models read-only", () => {
@@ -112,6 +113,8 @@ describe("WorkflowDeployment with comfyui", () => {
     const pod = podOf(r.find("kubernetes_deployment_v1", "studio").config);
     expect(comfyContainers(pod)).toHaveLength(2);
     expect(JSON.stringify(containerNamed(pod, "runner").resources)).not.toContain("nvidia.com/gpu");
+    // The agent reads its GPUs from the servers before it listens (up to startTimeoutMs, 120 s): its liveness probe waits for that.
+    expect(containerNamed(pod, "agent").startup_probe).toMatchObject({ http_get: { path: "/healthz" }, period_seconds: 5, failure_threshold: 36 });
     expect(configOf(r).comfyui).toMatchObject({ mode: "whole-graph", portRange: { from: 9000, to: 9001 } });
     expect(configOf(r).comfyui?.modelsVolume).toBeUndefined();
   });
