@@ -12,7 +12,7 @@
  *    `comfyui.servers[].gpu` names a worker's GPU.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -55,7 +55,10 @@ describe.runIf(server !== undefined)("ComfyUI prompts on a local cluster's worke
   let standins: ComfyStandin[] = [];
   const schema = uniqueSchema("comfy");
   const token = () => platform.tokens.studio!;
-  const comfyui = (path: string) => `${cluster.url}/comfyui${path}`;
+  // Two control planes: the leader (the workers' events and reports reach it) and a replica that does not lead.
+  let leaderUrl = "";
+  let replicaUrl = "";
+  const comfyui = (path: string, base = leaderUrl) => `${base}/comfyui${path}`;
   const get = (path: string) => fetch(comfyui(path), { headers: { authorization: `Bearer ${token()}` } });
   const postPrompt = (body: unknown) =>
     fetch(comfyui("/prompt"), { method: "POST", headers: { authorization: `Bearer ${token()}`, "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -84,12 +87,14 @@ describe.runIf(server !== undefined)("ComfyUI prompts on a local cluster's worke
       dataDir: platform.dataDir,
       database: `${server!.url}${server!.url.includes("?") ? "&" : "?"}schema=${schema}`,
       workers: 2,
-      controlPlanes: 1,
+      controlPlanes: 2,
       gpusPerWorker: 1,
       workerNodes: ["box-a", "box-b"],
       workerLeaseMs: 3000,
       leaderLeaseMs: 3000,
     });
+    leaderUrl = (await waitFor("a leader", () => cluster.leader(), 30_000)).url!;
+    replicaUrl = cluster.controlPlaneUrls.find((u) => u !== leaderUrl)!;
   }, TIMEOUT);
   afterAll(async () => {
     await cluster?.stop();
@@ -171,6 +176,52 @@ describe.runIf(server !== undefined)("ComfyUI prompts on a local cluster's worke
       expect(view.status).toBe(200);
       const info = pngInfo(Buffer.from(await view.arrayBuffer()));
       expect([info?.width, info?.height]).toEqual([256, 256]);
+    },
+    TIMEOUT
+  );
+
+  it(
+    "follows a prompt queued through one control plane on a /ws client of the other, from the events the store records",
+    async () => {
+      const clientId = randomUUID();
+      const ws = new WebSocket(`${comfyui("/ws", replicaUrl).replace("http", "ws")}?clientId=${clientId}&token=${token()}`);
+      const messages: WsMessage[] = [];
+      let promptId = "";
+      const ended = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no final executing: ${JSON.stringify(messages.map((m) => m.type))}`)), 90_000);
+        ws.on("message", (data, binary) => {
+          if (binary) return;
+          const m = JSON.parse(String(data)) as WsMessage;
+          messages.push(m);
+          if (m.type === "executing" && m.data.node === null && m.data.prompt_id === promptId) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      const res = await postPrompt({ prompt: twoSegmentPrompt(), client_id: clientId });
+      expect(res.status).toBe(200);
+      promptId = ((await res.json()) as { prompt_id: string }).prompt_id;
+      await ended.catch((err: unknown) => {
+        // What the control planes warned of, to see why the replica followed nothing.
+        for (const p of cluster.processes.filter((m) => m.role === "control-plane")) {
+          console.warn(p.url, readFileSync(p.log, "utf8").split("\n").filter((l) => /"level":(40|50)/.test(l)).slice(-20).join("\n"));
+        }
+        throw err;
+      });
+      ws.close();
+      const types = messages.filter((m) => m.data?.prompt_id === promptId).map((m) => m.type);
+      expect(types[0]).toBe("execution_start");
+      expect(types).toContain("executed");
+      expect(types.slice(-2)).toEqual(["execution_success", "executing"]);
+      // Each event once, though the replica looks at the tenant's open prompts every second.
+      expect(types.filter((t) => t === "execution_start")).toHaveLength(1);
+      const history = (await (await fetch(comfyui(`/history/${promptId}`, replicaUrl), { headers: { authorization: `Bearer ${token()}` } })).json()) as Record<string, { status: { status_str: string } }>;
+      expect(history[promptId]?.status.status_str).toBe("success");
     },
     TIMEOUT
   );

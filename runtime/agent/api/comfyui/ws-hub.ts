@@ -24,6 +24,7 @@ interface Client {
   readonly socket: WebSocket;
   /** Negotiated with the feature-flags handshake: previews then carry their metadata (binary event 4). */
   previewMetadata: boolean;
+  readonly connectedAtMs: number;
 }
 
 interface Watch {
@@ -40,11 +41,18 @@ interface Watch {
 }
 
 const PING_MS = 30_000;
+/** Cluster mode: how many of a tenant's newest runs each look for prompts queued elsewhere reads, and how far before a socket's connection it looks. */
+const ADOPT_WINDOW = 200;
+const ADOPT_SLACK_MS = 5_000;
 
 export class ComfyWsHub {
   private readonly clients = new Map<string, Client>();
   private readonly byTenant = new Map<string, Set<Client>>();
   private readonly statusDue = new Map<string, Promise<void>>();
+  /** Cluster mode: the client id of each open prompt seen (null: none), and the tenants being looked at. */
+  private readonly clientOf = new Map<string, string | null>();
+  private readonly adopting = new Set<string>();
+  private readonly ended = new Set<string>();
   private readonly watches = new Map<string, Watch>();
   private readonly ping: NodeJS.Timeout;
   private readonly poll: NodeJS.Timeout | undefined;
@@ -71,6 +79,7 @@ export class ComfyWsHub {
     if (pollMs !== undefined) {
       this.poll = setInterval(() => {
         for (const runId of this.watches.keys()) this.pump(runId);
+        for (const tenant of this.byTenant.keys()) this.adoptSoon(tenant);
       }, pollMs);
       this.poll.unref();
     }
@@ -96,7 +105,7 @@ export class ComfyWsHub {
     const key = clientKey(tenant, clientId);
     const previous = this.clients.get(key);
     if (previous !== undefined && previous.socket !== socket) previous.socket.close(1000, "replaced by a newer connection of this client id");
-    const client: Client = { tenant, clientId, socket, previewMetadata: false };
+    const client: Client = { tenant, clientId, socket, previewMetadata: false, connectedAtMs: Date.now() };
     this.clients.set(key, client);
     let sockets = this.byTenant.get(tenant);
     if (sockets === undefined) this.byTenant.set(tenant, (sockets = new Set()));
@@ -120,13 +129,50 @@ export class ComfyWsHub {
       }
     });
     send(socket, "status", { status: { exec_info: { queue_remaining: await this.queueRemaining(tenant) } }, sid: clientId });
+    if (this.poll !== undefined) this.adoptSoon(tenant);
     for (const watch of this.watches.values()) {
       if (watch.tenant === tenant && watch.clientId === clientId && watch.lastExecuting !== null) send(socket, "executing", { node: watch.lastExecuting });
     }
   }
 
+  /**
+   * Cluster mode: a client's socket and its `POST /prompt` may reach different control planes. The
+   * tenant's prompts queued elsewhere since its sockets here connected are looked at (each prompt's
+   * document once), and those of a client connected here are followed from their first event.
+   */
+  private adoptSoon(tenant: string): void {
+    if (this.adopting.has(tenant)) return;
+    this.adopting.add(tenant);
+    void this.adopt(tenant)
+      .catch((err: unknown) => this.logger.warn({ err, tenant }, "the tenant's open ComfyUI prompts could not be read"))
+      .finally(() => this.adopting.delete(tenant));
+  }
+
+  private async adopt(tenant: string): Promise<void> {
+    const sockets = this.byTenant.get(tenant);
+    if (sockets === undefined || sockets.size === 0) return;
+    const clientIds = new Set([...sockets].map((c) => c.clientId));
+    // Prompts queued since the tenant's first socket here connected (less a little for clocks), finished
+    // or not: a short prompt may start and end between two looks, and its client still waits for its end.
+    const since = Math.min(...[...sockets].map((c) => c.connectedAtMs)) - ADOPT_SLACK_MS;
+    const recent = await this.store.listRuns(tenant, { limit: ADOPT_WINDOW });
+    for (const run of recent) {
+      if (run.format !== "comfyui" || this.watches.has(run.id) || this.ended.has(run.id) || Date.parse(run.createdAt) < since) continue;
+      let clientId = this.clientOf.get(run.id);
+      if (clientId === undefined) {
+        const detail = await this.store.getRun(tenant, run.id);
+        const doc = detail && (await this.prompts.document(detail));
+        clientId = doc?.client_id ?? null;
+        this.clientOf.set(run.id, clientId);
+        if (this.clientOf.size > 10_000) this.clientOf.delete(this.clientOf.keys().next().value as string);
+      }
+      if (clientId !== null && clientIds.has(clientId)) this.watch(tenant, run.id, clientId);
+    }
+  }
+
   /** Follows a prompt just queued: its events go to its client (when it named one). */
   watch(tenant: string, runId: string, clientId: string | null): void {
+    if (this.ended.has(runId)) return;
     if (!this.watches.has(runId)) {
       this.watches.set(runId, { tenant, runId, clientId, lastEvent: 0, started: false, lastExecuting: null, sentExecuted: new Set(), pumping: null, again: false, done: false });
     }
@@ -215,6 +261,9 @@ export class ComfyWsHub {
     } else if (event.type === "run.succeeded" || event.type === "run.failed" || event.type === "run.cancelled") {
       watch.done = true;
       this.watches.delete(watch.runId);
+      // Never followed twice (a look at open prompts may have begun before this one ended).
+      this.ended.add(watch.runId);
+      if (this.ended.size > 10_000) this.ended.delete(this.ended.values().next().value as string);
       const detail = await load();
       const doc = detail && (await this.prompts.document(detail));
       if (event.type === "run.succeeded") to("execution_success", { prompt_id: promptId, timestamp });
