@@ -4,7 +4,8 @@
 # It runs as user 10001 and writes only to its data directory (/var/lib/gpufabric) and /tmp, so it
 # works with a read-only root filesystem.
 
-FROM node:20-slim AS build
+# Node 22: a maintained LTS line within package.json's engines (Node 20, also supported, is past its end of life).
+FROM node:22-slim AS build
 WORKDIR /app
 # better-sqlite3 compiles from source when no prebuilt binary matches the platform.
 RUN apt-get update \
@@ -21,7 +22,7 @@ COPY runtime ./runtime
 # The example workflows' stage programs: workflows reference them relative to /app.
 COPY examples ./examples
 
-FROM node:20-slim
+FROM node:22-slim
 ENV NODE_ENV=production \
     TMPDIR=/tmp \
     GPUFABRIC_DATA_DIR=/var/lib/gpufabric
