@@ -6,12 +6,14 @@
 import type { GpuState } from "./gpu-state.ts";
 import type { EntryQueue as Queue } from "./entry-queue.ts";
 import type { QueueLevel, RunSpec, StageSpec, WaitReason } from "./types.ts";
-// A stage waits for its parents, is ready (queued), runs, is done, or failed for good.
+// A stage waits for its parents, is ready (queued), runs, is done, or failed for good; or, after a
+// failed attempt, backs off: it waits (in no queue, holding no GPU) until its notBefore time.
 export const WAITING = 0;
 export const READY = 1;
 export const RUNNING = 2;
 export const DONE = 3;
 export const FAILED = 4;
+export const BACKOFF = 5;
 
 // Levels: 0 fresh batch, 1 batch lifted once by aging, 2 interactive (and batch lifted twice).
 export const BATCH = 0;
@@ -111,6 +113,15 @@ export interface StageState {
   readyPos: number;
   /** The reason given to stages kept off the node it reserves, made once (a waiting gang reserves every round). */
   reservedFor: WaitReason | null;
+  /** While backing off: when it may be queued again. */
+  notBefore: number;
+}
+
+/** A stage backing off, due to be queued again at `due` (stale once the stage's token moved on). */
+export interface BackoffEntry {
+  readonly s: StageState;
+  readonly token: number;
+  readonly due: number;
 }
 
 /** A CPU-only stage waiting for the next round (GPU stages wait in queues that hold no entry objects). */

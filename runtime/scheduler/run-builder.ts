@@ -111,6 +111,7 @@ export class RunBuilder {
         lastWait: null,
         readyPos: -1,
         reservedFor: null,
+        notBefore: 0,
       };
       stages[i] = s;
       record.byId?.set(spec.id, s);

@@ -10,7 +10,7 @@
  */
 import { SCHEDULER_DEFAULTS, type SchedulerSettings } from "../config/schema.ts";
 import type { GpuSpec } from "./inventory.ts";
-import { AVOID_NONE, DONE, LEVELS, LEVEL_NAMES, READY, WAITING, quotaReason, stageOf } from "./records.ts";
+import { AVOID_NONE, BACKOFF, DONE, LEVELS, LEVEL_NAMES, READY, WAITING, quotaReason, stageOf } from "./records.ts";
 import { Round } from "./round.ts";
 import { RunBuilder } from "./run-builder.ts";
 import { SchedulerState, type TenantShare } from "./state.ts";
@@ -96,6 +96,7 @@ export class Scheduler {
   /**
    * Places as many ready stages as fit now; returns the placements, kills and reasons for stages
    * examined but left waiting. A round:
+   *  0. Queues again the stages whose backoff after a failed attempt ended by now.
    *  1. Counts itself: a tenant stopped by its quota at a level in an earlier round is looked at again.
    *  2. Lifts by one level the runs whose stages waited agingSeconds at theirs (all their ready stages together).
    *  3. Starts every ready CPU-only stage.
@@ -116,6 +117,7 @@ export class Scheduler {
   schedule(now: number): Decision[] {
     const round = this.round;
     round.number++;
+    if (this.state.backoff.size > 0) this.state.releaseBackoffs(now);
     this.state.promoteAged(now);
     const decisions: Decision[] = [];
     round.startCpuStages(now, decisions);
@@ -129,9 +131,29 @@ export class Scheduler {
    * Records the end of a stage's attempt. A success readies its dependents; a failure queues the
    * stage again until maxAttempts, then fails the run; an interruption (its node lost) queues it again
    * without counting. Returns the run's state afterwards.
+   *
+   * `retry` (failures only), from a caller that applies a retry policy: `final` fails the stage and
+   * its run now (a non-retryable failure, or the stage's own attempts used up); `notBefore` keeps the
+   * stage out of placement until that time (a backoff), holding no GPU, explained as `backoff`.
    */
-  finished(runId: string, stageId: string, now: number, outcome: "succeeded" | "failed" | "interrupted"): "running" | "succeeded" | "failed" {
-    return this.state.finished(runId, stageId, now, outcome);
+  finished(
+    runId: string,
+    stageId: string,
+    now: number,
+    outcome: "succeeded" | "failed" | "interrupted",
+    retry?: { readonly notBefore?: number; readonly final?: boolean }
+  ): "running" | "succeeded" | "failed" {
+    return this.state.finished(runId, stageId, now, outcome, retry);
+  }
+
+  /**
+   * Keeps a ready stage out of placement until `notBefore`, as a backoff (a recovered stage whose last
+   * attempt failed before a restart). Returns false when the stage is not ready or the time has passed.
+   */
+  holdUntil(runId: string, stageId: string, notBefore: number, now: number): boolean {
+    const run = this.state.runs.get(runId);
+    const s = run === undefined ? undefined : stageOf(run, stageId);
+    return s !== undefined && this.state.holdUntil(s, notBefore, now);
   }
 
   /**
@@ -164,6 +186,7 @@ export class Scheduler {
     const s = run === undefined ? undefined : stageOf(run, stageId);
     if (s === undefined) return null;
     if (s.state === WAITING) return { code: "dependencies", pending: s.parents.filter((p) => p.state !== DONE).map((p) => p.spec.id) };
+    if (s.state === BACKOFF) return { code: "backoff", until: s.notBefore };
     if (s.state !== READY) return null;
     const quota = quotaReason(s.run.tenant, s);
     if (quota !== null) return quota;

@@ -11,6 +11,7 @@ import { DueQueue } from "./heap.ts";
 import type { GpuSpec } from "./inventory.ts";
 import { GpuSearch } from "./placement.ts";
 import {
+  BACKOFF,
   BATCH,
   DONE,
   FAILED,
@@ -25,6 +26,7 @@ import {
   removeReady,
   stageOf,
   type AgingEntry,
+  type BackoffEntry,
   type CpuEntry,
   type EntryQueue,
   type RunState,
@@ -54,6 +56,8 @@ export class SchedulerState {
   /** When runs are due to be lifted by aging; due times are pushed mostly in order, so a FIFO serves most. */
   readonly aging = new DueQueue<AgingEntry>();
   readonly cpuReady: CpuEntry[] = [];
+  /** Stages backing off after a failed attempt, by when they may be queued again. */
+  readonly backoff = new DueQueue<BackoffEntry>();
   readonly runningBatch = new Set<StageState>();
   /**
    * Per GPU count k, the most VRAM (MiB) a stage may ask for on each of k GPUs of one node (the
@@ -309,9 +313,17 @@ export class SchedulerState {
 
   /**
    * Records the end of a stage's attempt. A success readies its dependents; a failure queues the
-   * stage again until maxAttempts, then fails the run. Returns the run's state afterwards.
+   * stage again until maxAttempts (or, given `retry.final`, at once), then fails the run; given
+   * `retry.notBefore` later than now, the stage backs off until then instead of being queued at
+   * once. Returns the run's state afterwards.
    */
-  finished(runId: string, stageId: string, now: number, outcome: "succeeded" | "failed" | "interrupted"): "running" | "succeeded" | "failed" {
+  finished(
+    runId: string,
+    stageId: string,
+    now: number,
+    outcome: "succeeded" | "failed" | "interrupted",
+    retry?: { readonly notBefore?: number; readonly final?: boolean }
+  ): "running" | "succeeded" | "failed" {
     const run = this.runs.get(runId);
     const s = run === undefined ? undefined : stageOf(run, stageId);
     if (run === undefined || s === undefined || s.state !== RUNNING) throw new Error(`stage '${stageId}' of run '${runId}' is not running`);
@@ -328,12 +340,14 @@ export class SchedulerState {
     }
     if (outcome === "failed") {
       s.attempts++;
-      if (s.attempts >= this.maxAttempts) {
+      if (s.attempts >= this.maxAttempts || retry?.final === true) {
         s.state = FAILED;
         this.abandon(run);
         return "failed";
       }
-      this.makeReady(s, now);
+      const notBefore = retry?.notBefore;
+      if (notBefore !== undefined && notBefore > now) this.backOff(s, notBefore);
+      else this.makeReady(s, now);
       return "running";
     }
     s.state = DONE;
@@ -365,12 +379,45 @@ export class SchedulerState {
     return running;
   }
 
+  /** Leaves a stage out of the queues until `notBefore` (it holds nothing meanwhile); releaseBackoffs queues it then. */
+  backOff(s: StageState, notBefore: number): void {
+    s.state = BACKOFF;
+    s.notBefore = notBefore;
+    s.lastWait = null;
+    // A new token makes any queue entry of it stale.
+    s.token++;
+    this.backoff.push({ s, token: s.token, due: notBefore });
+  }
+
+  /**
+   * A ready stage that must wait until `notBefore` first (a recovered stage whose last attempt failed
+   * before a restart): it leaves the queues and backs off. False when the stage is not ready.
+   */
+  holdUntil(s: StageState, notBefore: number, now: number): boolean {
+    if (s.state !== READY || notBefore <= now) return false;
+    this.countReady(s, s.run.level, -1);
+    removeReady(s);
+    this.backOff(s, notBefore);
+    return true;
+  }
+
+  /** Queues the stages whose backoff ended by `now`, in the order their waits end. */
+  releaseBackoffs(now: number): void {
+    for (;;) {
+      const top = this.backoff.peek();
+      if (top === undefined || top.due > now) return;
+      this.backoff.pop();
+      // A stage of a run failed or cancelled meanwhile has a new token and another state.
+      if (top.token === top.s.token && top.s.state === BACKOFF) this.makeReady(top.s, now);
+    }
+  }
+
   /** Fails a run for good: no stage of it is placed again. */
   abandon(run: RunState): void {
     run.failed = true;
     for (const other of run.stages) {
       if (other.state === READY) this.countReady(other, run.level, -1);
-      if (other.state === READY || other.state === WAITING) {
+      if (other.state === READY || other.state === WAITING || other.state === BACKOFF) {
         other.state = FAILED;
         // A new token makes its queue entries stale: they are dropped, never placed.
         other.token++;

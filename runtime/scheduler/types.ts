@@ -48,7 +48,9 @@ export type WaitReason =
   /** Cheaper to wait for a busy GPU that holds the model than to load it elsewhere. */
   | { readonly code: "affinity"; readonly model: string; readonly gpu: string; readonly expectedFreeInS: number; readonly modelLoadS: number }
   /** The free GPUs that fit are the scarce large ones, kept for waiting stages that fit nowhere else. */
-  | { readonly code: "kept-for-larger"; readonly needMiB: number; readonly waitingLarger: number };
+  | { readonly code: "kept-for-larger"; readonly needMiB: number; readonly waitingLarger: number }
+  /** Its last attempt failed: it backs off, and may be placed again from `until` (the scheduler's clock, seconds). */
+  | { readonly code: "backoff"; readonly until: number };
 
 export interface PlacementReason {
   /** VRAM asked per GPU and what was available there before placing (after headroom), in MiB. */

@@ -67,5 +67,8 @@ export function describeWait(reason: WaitReason): string {
       return `waiting for GPU ${reason.gpu} that holds model ${reason.model} (free in ~${reason.expectedFreeInS.toFixed(1)} s)`;
     case "kept-for-larger":
       return `the free GPUs are kept for ${reason.waitingLarger} larger waiting stage(s)`;
+    case "backoff":
+      // The agent's scheduler runs on epoch seconds.
+      return `retrying after a failed attempt: waits until ${new Date(reason.until * 1000).toISOString()} (retry.backoffSeconds)`;
   }
 }
