@@ -7,6 +7,7 @@ type Register = (program: Command) => void;
  * for importing the agent, cdktf or the simulator. The order is the order of `gpufabric --help`.
  */
 export const VERBS: ReadonlyArray<{ readonly name: string; readonly load: () => Promise<{ register: Register }> }> = [
+  { name: "init", load: () => import("./init.ts") },
   { name: "synth", load: () => import("./synth.ts") },
   { name: "validate", load: () => import("./validate.ts") },
   { name: "check", load: () => import("./check.ts") },
