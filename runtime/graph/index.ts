@@ -16,6 +16,7 @@ export * from "./model.ts";
 export { parseQuantityMiB, tryParseQuantityMiB } from "./quantity.ts";
 export { NATIVE_API_VERSION, STAGE_ID, DEFAULT_STAGE_VRAM_MIB, NativeWorkflowSchema, type NativeWorkflowDocument } from "./native.ts";
 export { isComfyLink } from "./comfyui.ts";
+export { DEFAULT_RETRY, RETRY_LIMITS, retryDelaySeconds, retryPolicyOf } from "./retry.ts";
 export { DEFAULT_MAX_JSON_DEPTH, findTooDeep, formatJsonPath, scanJsonTextDepth, tooDeepMessage, type TooDeep } from "./json-depth.ts";
 
 export interface ParseOptions {

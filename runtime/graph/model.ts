@@ -4,6 +4,9 @@
  * (with typed links) so the cost model can group them into GPU-affine stages.
  */
 import type { PriorityClass } from "../config/schema.ts";
+import type { RetryPolicy } from "./retry.ts";
+
+export type { RetryPolicy };
 
 export type WorkflowFormat = "native" | "comfyui";
 
@@ -55,6 +58,11 @@ export interface Stage {
   readonly estimate?: { readonly durationS: number; readonly modelLoadS: number };
   /** ComfyUI node ids this stage executes (ComfyUI workflows only). */
   readonly comfyNodes?: readonly string[];
+  /**
+   * How the stage is tried again after a failed attempt.
+   * @default DEFAULT_RETRY: 3 attempts, 10 s backoff doubling each time, no non-retryable exit codes
+   */
+  readonly retry?: RetryPolicy;
 }
 
 export interface WorkflowGraph {

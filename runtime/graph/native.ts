@@ -8,6 +8,7 @@ import { DNS_LABEL, PriorityClassSchema } from "../config/schema.ts";
 import { findGraphIssues } from "./graph-check.ts";
 import { GRAPH_LIMITS, type Stage, type WorkflowGraph } from "./model.ts";
 import { tryParseQuantityMiB } from "./quantity.ts";
+import { DEFAULT_RETRY, RETRY_LIMITS, type RetryPolicy } from "./retry.ts";
 import { issuesFromSchema } from "./schema-issues.ts";
 
 export const NATIVE_API_VERSION = "gpufabric.dev/v1";
@@ -66,6 +67,42 @@ const EstimateSchema = z
   })
   .strict();
 
+const attemptsHint = `a whole number of attempts from 1 (no retry) to ${RETRY_LIMITS.maxAttempts}, e.g. ${DEFAULT_RETRY.attempts}`;
+const exitCodeHint = "an exit code from 1 to 255 (0 means success and is never retried)";
+
+// Every field optional: a stage's retry overrides the workflow's field by field, and the defaults fill the rest.
+const RetrySchema = z
+  .object({
+    attempts: z
+      .number({ error: `must be ${attemptsHint}` })
+      .int(`must be ${attemptsHint}`)
+      .min(1, `must be at least 1 (1 means no retry): ${attemptsHint}`)
+      .max(RETRY_LIMITS.maxAttempts, `must be at most ${RETRY_LIMITS.maxAttempts}: ${attemptsHint}`)
+      .optional(),
+    backoffSeconds: z
+      .number({ error: `must be a number of seconds from 0 to ${RETRY_LIMITS.maxBackoffSeconds}, e.g. ${DEFAULT_RETRY.backoffSeconds}` })
+      .nonnegative("must be zero or more seconds (0 retries at once)")
+      .max(RETRY_LIMITS.maxBackoffSeconds, `must be at most ${RETRY_LIMITS.maxBackoffSeconds} seconds: the wait doubles after each failure already`)
+      .optional(),
+    nonRetryableExitCodes: z
+      .array(z.number({ error: `must be ${exitCodeHint}` }).int(`must be ${exitCodeHint}`).min(1, `must be ${exitCodeHint}`).max(255, `must be ${exitCodeHint}`), {
+        error: "must be a list of exit codes, e.g. [2, 64]",
+      })
+      .max(255, "must list at most 255 exit codes")
+      .optional(),
+  })
+  .strict();
+
+/** A stage's retry policy: its own fields, then the workflow's, then the defaults; undefined when neither declares one. */
+function mergeRetry(stage: z.output<typeof RetrySchema> | undefined, workflow: z.output<typeof RetrySchema> | undefined): RetryPolicy | undefined {
+  if (stage === undefined && workflow === undefined) return undefined;
+  return {
+    attempts: stage?.attempts ?? workflow?.attempts ?? DEFAULT_RETRY.attempts,
+    backoffSeconds: stage?.backoffSeconds ?? workflow?.backoffSeconds ?? DEFAULT_RETRY.backoffSeconds,
+    nonRetryableExitCodes: [...new Set(stage?.nonRetryableExitCodes ?? workflow?.nonRetryableExitCodes ?? DEFAULT_RETRY.nonRetryableExitCodes)],
+  };
+}
+
 const StageSchema = z
   .object({
     id: stageId,
@@ -74,6 +111,8 @@ const StageSchema = z
     run: RunSchema.optional(),
     priority: PriorityClassSchema.optional(),
     estimate: EstimateSchema.optional(),
+    /** How the stage is tried again after a failure; overrides spec.retry field by field. */
+    retry: RetrySchema.optional(),
   })
   .strict();
 
@@ -90,6 +129,8 @@ export const NativeWorkflowSchema = z
     spec: z
       .object({
         priority: PriorityClassSchema.optional(),
+        /** The retry policy of every stage that does not declare its own fields. */
+        retry: RetrySchema.optional(),
         stages: z
           .array(StageSchema)
           .min(1, "must declare at least one stage")
@@ -124,6 +165,7 @@ export function parseNativeWorkflow(doc: unknown, source: string, nameOverride?:
 
   const stages: Stage[] = spec.stages.map((s) => {
     const gpus = s.resources?.gpus ?? 1;
+    const retry = mergeRetry(s.retry, spec.retry);
     return {
       id: s.id,
       needs: s.needs ?? [],
@@ -143,6 +185,7 @@ export function parseNativeWorkflow(doc: unknown, source: string, nameOverride?:
       }),
       ...(s.priority !== undefined && { priority: s.priority }),
       ...(s.estimate && { estimate: { durationS: s.estimate.durationSeconds, modelLoadS: s.estimate.modelLoadSeconds ?? 0 } }),
+      ...(retry !== undefined && { retry }),
     };
   });
   return {
