@@ -10,6 +10,7 @@ import type { PlatformConfig } from "../../config/schema.ts";
 import { parseWorkflow, type CostModel, type CostModelSnapshot, type Stage, type WorkflowGraph } from "../../graph/index.ts";
 import type { GpuSpec } from "../../scheduler/inventory.ts";
 import type { NewRun } from "../store/types.ts";
+import type { FieldIssue } from "../../config/errors.ts";
 import { ApiError } from "./api-error.ts";
 import type { PreparedRun } from "./submission.ts";
 
@@ -38,7 +39,7 @@ export type SubmissionReply =
   | {
       readonly id: number;
       readonly ok: false;
-      readonly error: { readonly status: number; readonly code: string; readonly message: string; readonly field?: string | undefined; readonly rule?: string | undefined };
+      readonly error: { readonly status: number; readonly code: string; readonly message: string; readonly field?: string | undefined; readonly rule?: string | undefined; readonly issues?: readonly FieldIssue[] | undefined };
     };
 
 interface Pending {
@@ -105,7 +106,7 @@ export class SubmissionThread {
     if (this.#pending.size === 0) this.#worker?.unref();
     if (!reply.ok) {
       const e = reply.error;
-      pending.reject(e.status >= 500 ? new Error(`submission thread: ${e.message}`) : new ApiError(e.status, e.code, e.message, e.field, e.rule));
+      pending.reject(e.status >= 500 ? new Error(`submission thread: ${e.message}`) : new ApiError(e.status, e.code, e.message, e.field, e.rule, e.issues));
       return;
     }
     const parsed = JSON.parse(reply.prepared) as { graph: Omit<WorkflowGraph, "stages">; stages: Stage[]; run: Omit<NewRun, "document" | "inputs" | "stages"> };

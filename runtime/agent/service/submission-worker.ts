@@ -29,7 +29,7 @@ port.on("message", (request: SubmissionRequest) => {
     const { name, format, comfyNodes } = prepared.graph;
     reply({ id: request.id, ok: true, prepared: JSON.stringify({ graph: { name, format, comfyNodes }, stages: prepared.stages, run }) });
   } catch (err) {
-    if (err instanceof ApiError) reply({ id: request.id, ok: false, error: { status: err.status, code: err.code, message: err.message, field: err.field, rule: err.rule } });
+    if (err instanceof ApiError) reply({ id: request.id, ok: false, error: { status: err.status, code: err.code, message: err.message, field: err.field, rule: err.rule, issues: err.issues } });
     else reply({ id: request.id, ok: false, error: { status: 500, code: "internal", message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) } });
   }
 });

@@ -4,9 +4,11 @@
  * rules, and refuses stages that no GPU of the pool could ever hold, naming the field or node at fault.
  */
 import { z } from "zod";
-import { ValidationError, issuesFromZod } from "../../config/errors.ts";
+import { ValidationError } from "../../config/errors.ts";
 import { ComfyUiModeSchema, PriorityClassSchema, type PlatformConfig, type PriorityClass } from "../../config/schema.ts";
 import { CostModel, parseWorkflow, stagesFor, type Stage, type WorkflowGraph } from "../../graph/index.ts";
+import { issuesFromSchema } from "../../graph/schema-issues.ts";
+import { didYouMean } from "../../graph/suggest.ts";
 import { graphPriority } from "../../scheduler/from-graph.ts";
 import type { GpuSpec } from "../../scheduler/inventory.ts";
 import { evaluateSubmission } from "../../../policies/runtime/enforce.ts";
@@ -71,19 +73,23 @@ export function parseConfigWorkflows(config: PlatformConfig): Map<string, Workfl
 
 export function prepareRun(body: unknown, tenant: string, idempotencyKey: string | undefined, ctx: SubmissionContext): PreparedRun {
   const parsed = SubmitBodySchema.safeParse(body);
-  if (!parsed.success) throw ApiError.fromIssues(issuesFromZod(parsed.error));
+  if (!parsed.success) throw ApiError.fromIssues(issuesFromSchema(parsed.error, SubmitBodySchema));
   const request = parsed.data;
 
-  if (request.workflowRef !== undefined && !ctx.workflows.has(request.workflowRef)) {
-    const known = [...ctx.workflows.keys()];
-    throw new ApiError(
-      400,
-      "unknown-workflow",
-      `workflowRef: no workflow '${request.workflowRef}' in the platform config (${
-        known.length ? `known: ${known.join(", ")}` : "it declares none"
-      }): submit the document as 'workflow' or use a declared name`,
-      "workflowRef"
-    );
+  // Another tenant's workflow is answered exactly as an unknown one: a 403 naming it would confirm that it
+  // exists, and the list of names offered holds only the caller's own (as another tenant's run answers 404).
+  if (request.workflowRef !== undefined) {
+    const known = workflowsOf(tenant, ctx);
+    if (!known.includes(request.workflowRef)) {
+      throw new ApiError(
+        400,
+        "unknown-workflow",
+        `workflowRef: no workflow '${request.workflowRef}' for tenant '${tenant}' in the platform config${didYouMean(request.workflowRef, known)} (${
+          known.length ? `known: ${known.join(", ")}` : "it declares none for this tenant"
+        }): submit the document as 'workflow' or use a declared name`,
+        "workflowRef"
+      );
+    }
   }
   const decision = evaluateSubmission(ctx.config, { tenant, ...(request.workflowRef !== undefined && { workflow: request.workflowRef }) });
   if (!decision.allowed) throw new ApiError(403, "refused-by-rule", `refused by rule ${decision.ruleId}: ${decision.message}`, undefined, decision.ruleId);
@@ -124,6 +130,22 @@ export function prepareRun(body: unknown, tenant: string, idempotencyKey: string
       stages,
     },
   };
+}
+
+/** The names of the config's workflows `tenant` may run, in declaration order. */
+export function workflowsOf(tenant: string, ctx: SubmissionContext): string[] {
+  return ctx.config.workflows.filter((w) => w.tenants.includes(tenant) && ctx.workflows.has(w.name)).map((w) => w.name);
+}
+
+/**
+ * The stages a run of declared workflow `name` is scheduled as when it asks for no mode of its own: a
+ * ComfyUI prompt's segments (or its one whole-graph stage), not its nodes; a native workflow's stages.
+ */
+export function declaredStages(name: string, ctx: SubmissionContext): readonly Stage[] {
+  const graph = ctx.workflows.get(name);
+  if (!graph) return [];
+  const declaredMode = ctx.config.workflows.find((w) => w.name === name)?.comfyuiMode;
+  return stagesFor(graph, ctx.costModel, { comfyuiMode: declaredMode ?? ctx.config.comfyui?.mode ?? "segmented" });
 }
 
 /** Refuses a stage that no node of the pool could hold, however long it waited. */

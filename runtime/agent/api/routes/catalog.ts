@@ -2,15 +2,18 @@
 import type { FastifyInstance } from "fastify";
 import type { WaitReason } from "../../../scheduler/index.ts";
 import { scheduledMiB } from "../../service/metrics.ts";
+import { declaredStages } from "../../service/submission.ts";
 import type { HttpParts } from "../parts.ts";
 import { describeWait } from "../views.ts";
 
 export function registerCatalogRoutes(app: FastifyInstance, parts: HttpParts): void {
   const { config, store, loop } = parts;
+  // A ComfyUI graph's `stages` are its nodes: count the stages a run of it is scheduled as (the cost model,
+  // which learns as runs end, decides which nodes need a GPU, so this is worked out per request).
   app.get("/v1/workflows", async (request) => ({
     workflows: config.workflows
       .filter((w) => w.tenants.includes(request.identity!.tenant))
-      .map((w) => ({ name: w.name, format: w.format, priority: w.priority, stages: parts.submission.workflows.get(w.name)?.stages.length ?? 0 })),
+      .map((w) => ({ name: w.name, format: w.format, priority: w.priority, stages: declaredStages(w.name, parts.submission).length })),
   }));
 
   app.get("/v1/gpus", async (request) => {
