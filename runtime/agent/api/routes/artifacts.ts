@@ -27,7 +27,9 @@ export function registerArtifactRoutes(app: FastifyInstance, parts: HttpParts): 
     if (matches.length === 0)
       throw new ApiError(404, "not-found", `run '${detail.run.id}' has no artifact '${name}'${stage ? ` from stage '${stage}'` : ""}`, "name");
     if (matches.length > 1) {
-      throw new ApiError(409, "ambiguous-artifact", `stages ${matches.map((a) => a.stageId).join(", ")} each wrote '${name}': add ?stage=<stage id>`, "stage");
+      // Name each stage with the exact URL of its file, so a client (or a person) can pick without guessing the query.
+      const urls = matches.map((a) => `${a.stageId}: /v1/runs/${encodeURIComponent(detail.run.id)}/artifacts/${encodeURIComponent(name)}?stage=${encodeURIComponent(a.stageId)}`);
+      throw new ApiError(409, "ambiguous-artifact", `${matches.length} stages each wrote '${name}': ask for one stage's file with ?stage=<stage id> (${urls.join("; ")})`, "stage");
     }
     const artifact = matches[0]!;
     const root = parts.sealer.artifactsRoot;
