@@ -21,6 +21,8 @@ export const VERBS: ReadonlyArray<{ readonly name: string; readonly load: () => 
   { name: "worker", load: () => import("./worker.ts") },
   { name: "dev", load: () => import("./dev.ts") },
   { name: "comfyui", load: () => import("./comfyui.ts") },
+  { name: "runs", load: () => import("./runs.ts") },
+  { name: "profile", load: () => import("./profile.ts") },
 ];
 
 /** The register functions for a command line: only its verb's when it names one, else every verb's (help, typos). */
