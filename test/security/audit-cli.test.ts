@@ -38,9 +38,11 @@ describe("gpufabric audit verify", () => {
       writeFileSync(logFile, original.replace('"object":"artifact/6"', '"object":"artifact/7"'));
       const text = gpufabric("audit", "verify", "--data-dir", dataDir);
       expect(text.code).toBe(1);
-      expect(text.stdout).toMatch(/^audit log NOT intact: first bad entry seq 8 \(line 9\): .*entry 8 was altered/);
+      expect(text.stdout).toMatch(/^audit log NOT intact: first bad entry seq 8 \(line 8\): .*entry 8 was altered/);
+      // Entry 8 is on line 8 (the one edited), though the break shows on line 9, whose prev no longer matches.
+      expect(original.split("\n")[7]).toContain('"object":"artifact/6"');
       const json = JSON.parse(gpufabric("audit", "verify", "--data-dir", dataDir, "--json").stdout);
-      expect(json).toMatchObject({ ok: false, firstBad: { seq: 8, line: 9 } });
+      expect(json).toMatchObject({ ok: false, firstBad: { seq: 8, line: 8 } });
     } finally {
       writeFileSync(logFile, original);
     }

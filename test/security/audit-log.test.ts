@@ -309,7 +309,7 @@ describe("verifyAuditLog", () => {
     const reset = () => writeFileSync(join(logDir(), "log.jsonl"), `${original.join("\n")}\n`);
 
     rewrite((ls) => ls.map((l, i) => (i === 2 ? l.replace('"outcome":"success"', '"outcome":"denied"') : l)));
-    expect((await verify()).firstBad).toMatchObject({ seq: 3, reason: expect.stringMatching(/entry 3 was altered/) });
+    expect((await verify()).firstBad).toMatchObject({ seq: 3, line: 3, reason: expect.stringMatching(/entry 3 was altered/) });
     reset();
     rewrite((ls) => ls.filter((_, i) => i !== 7));
     expect((await verify()).firstBad).toMatchObject({ seq: 8, line: 8, reason: expect.stringMatching(/entry 8 is missing/) });

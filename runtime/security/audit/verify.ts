@@ -135,8 +135,10 @@ export async function verifyAuditStream(source: AsyncIterable<Buffer> | Iterable
     const onLine = (line: Buffer): void => {
       lineNo++;
       const seq = lastSeq + 1;
+      // A break found on this line may lie in an earlier entry (a prev that does not match names the entry
+      // before it): report the line that entry is on, which is the one that was edited.
       const bad = (reason: string, at = seq): never => {
-        throw new Bad({ seq: at, line: lineNo, reason });
+        throw new Bad({ seq: at, line: lineNo - (seq - at), reason });
       };
       const text = line.toString("utf8");
       let entry: Record<string, unknown>;
