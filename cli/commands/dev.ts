@@ -114,7 +114,8 @@ export function register(program: Command): void {
       say("  API tokens (shown once; their hashes are in the data dir's tokens/):");
       for (const [tenant, token] of Object.entries(local.tokens)) say(`    ${tenant}: ${token}`);
       const first = Object.entries(local.tokens)[0];
-      if (first) say(`  try: curl -H "Authorization: Bearer $TOKEN" ${agent.url}/v1/gpus   (TOKEN: the ${first[0]} token above)`);
+      // With --once the agent exits after the examples: a hint to call it would lead nowhere.
+      if (first && !options.once) say(`  try: curl -H "Authorization: Bearer $TOKEN" ${agent.url}/v1/gpus   (TOKEN: the ${first[0]} token above)`);
 
       let runs: RunProgress[];
       try {
@@ -135,16 +136,19 @@ export function register(program: Command): void {
         simulatedGpus: agent.inventory.source === "simulated",
         runs,
       };
+      if (options.once) await agent.close();
       if (options.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-      else
+      else {
+        // A link only while the agent serves: with --once it has stopped, so the run's id is what stays useful.
         for (const r of runs)
           say(
             `${r.status === "succeeded" ? "✓" : "✗"} ${r.workflow} (${r.tenant}) ${r.status}: ${r.artifacts.length} artifact(s)${
               r.simulated ? ", simulated (labelled)" : ""
-            }${r.failure ? ` (${r.failure})` : ""}  GET ${agent.url}/v1/runs/${r.id}`
+            }${r.failure ? ` (${r.failure})` : ""}  ${options.once ? `run ${r.id}` : `GET ${agent.url}/v1/runs/${r.id}`}`
           );
+        if (options.once) say(`the agent stopped (--once); its runs stay in ${dataDir}: 'gpufabric dev --data-dir ${options.dataDir}' serves them again`);
+      }
       if (options.once) {
-        await agent.close();
         if (!ok) throw new CliError(`${runs.filter((r) => r.status !== "succeeded").length} example run(s) did not succeed: see ${logFile}`, EXIT.failure);
         return;
       }
@@ -192,7 +196,7 @@ async function followRuns(
 ): Promise<void> {
   const bars = plain
     ? undefined
-    : new MultiBar({ format: "{workflow} |{bar}| {value}/{total} stages  {status}  {gpus}  {elapsed}s", hideCursor: true, clearOnComplete: false });
+    : new MultiBar({ format: "{workflow} |{bar}| {value}/{total} stages done, {activity}  {elapsed}s", hideCursor: true, clearOnComplete: false });
   const barOf = new Map<string, SingleBar>();
   const lastLine = new Map<string, string>();
   const startedMs = Date.now();
@@ -209,21 +213,22 @@ async function followRuns(
       run.status = view.status;
       run.total = view.stages.length;
       run.done = view.stages.filter((s) => s.status === "succeeded").length;
-      run.gpus = [...new Set(view.stages.filter((s) => s.status === "running" || s.status === "placed").flatMap((s) => s.gpus))];
+      const active = view.stages.filter((s) => s.status === "running" || s.status === "placed");
+      run.gpus = [...new Set(active.flatMap((s) => s.gpus))];
       run.simulated = view.simulated;
       run.artifacts = view.artifacts.map((a) => `${a.stage}/${a.name}`);
       for (const st of view.stages) if (st.node) (run.nodes ??= {})[st.id] = st.node;
       run.elapsedS = Math.round((Date.now() - startedMs) / 100) / 10;
       if (view.status === "failed") run.failure = view.stages.find((s) => s.status === "failed")?.reason ?? undefined;
-      const gpus = run.gpus.length ? `on ${run.gpus.join(", ")}${agent.simulated ? " (simulated)" : ""}` : "";
-      const payload = { workflow: run.workflow.padEnd(18), status: run.status, gpus, elapsed: run.elapsedS.toFixed(1) };
+      const running = { stages: active.length, gpus: run.gpus };
+      const payload = { workflow: run.workflow.padEnd(18), activity: activityOf(run.status, running, agent.simulated), elapsed: run.elapsedS.toFixed(1) };
       if (bars) {
         const bar = barOf.get(run.id) ?? bars.create(run.total, 0, payload);
         barOf.set(run.id, bar);
         bar.setTotal(run.total);
         bar.update(run.done, payload);
       } else {
-        const line = `${run.workflow}: ${run.done}/${run.total} stages ${run.status} ${gpus}`.trimEnd();
+        const line = progressLine(run, running, agent.simulated);
         if (lastLine.get(run.id) !== line) say(`${line}  ${payload.elapsed}s`);
         lastLine.set(run.id, line);
       }
@@ -231,4 +236,22 @@ async function followRuns(
     await new Promise((r) => setTimeout(r, 250));
   }
   bars?.stop();
+}
+
+/**
+ * One run's progress: finished stages counted apart from running ones ("1/10 stages done, 4 running on
+ * g1, …"), so a count of finished stages never reads as a count of running ones.
+ */
+export function progressLine(
+  run: Pick<RunProgress, "workflow" | "status" | "done" | "total">,
+  running: { readonly stages: number; readonly gpus: readonly string[] },
+  simulated: boolean
+): string {
+  return `${run.workflow}: ${run.done}/${run.total} stages done, ${activityOf(run.status, running, simulated)}`;
+}
+
+function activityOf(status: string, running: { readonly stages: number; readonly gpus: readonly string[] }, simulated: boolean): string {
+  if (running.stages > 0) return `${running.stages} running${running.gpus.length ? ` on ${running.gpus.join(", ")}${simulated ? " (simulated GPUs)" : ""}` : ""}`;
+  // The run's own state when none of its stages runs: queued, or ended; "none running" between stages.
+  return status === "running" ? "none running" : status;
 }

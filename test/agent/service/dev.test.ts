@@ -51,3 +51,23 @@ describe("gpufabric dev --once --json", () => {
     expect(existsSync(join(dataDir, "agent.db"))).toBe(true);
   }, 300_000);
 });
+
+describe("gpufabric dev --once", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "gpufabric-dev-once-"));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it("counts finished and running stages apart, and prints no links to the agent it stopped", () => {
+    const result = spawnSync(process.execPath, ["bin/gpufabric.mjs", "dev", "--once", "--data-dir", dataDir], { cwd: REPO_ROOT, encoding: "utf8", timeout: 240_000 });
+    expect(result.status, result.stderr).toBe(0);
+    const lines = result.stdout.split("\n");
+    const progress = lines.filter((l) => /^contact-sheet: \d+\/\d+ stages/.test(l));
+    expect(progress.length).toBeGreaterThan(0);
+    for (const line of progress) expect(line).toMatch(/^contact-sheet: \d+\/10 stages done, (queued|none running|succeeded|\d+ running( on .+)?)  \d+\.\ds$/);
+    // Once the examples end the agent exits: a URL to it would lead nowhere.
+    const results = lines.findIndex((l) => /^✓ contact-sheet/.test(l));
+    expect(results).toBeGreaterThan(0);
+    expect(lines.slice(results).join("\n")).not.toMatch(/https?:\/\//);
+    expect(result.stdout).not.toContain("try: curl");
+    expect(lines.slice(results).join("\n")).toMatch(/the agent stopped/);
+  }, 300_000);
+});
