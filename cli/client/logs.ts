@@ -23,14 +23,21 @@ export function logsPath(runId: string, stage: string, attempt?: number): string
 }
 
 /**
- * What `next` adds to `previous`, two reads of a log's tail. When the tail window moved on (more than
- * 256 KiB written), the end of the previous read is looked for in the new one; failing that, all of it.
+ * What `next` adds to `previous`, two reads of a log's tail. When the tail window moved on (the stage
+ * wrote more than it holds), `next` is the end of `previous` and then the new text, and its first
+ * characters may be a cut UTF-8 sequence: a piece of `next` just after them is looked for in `previous`
+ * to find where the new text starts. When no overlap is found, all of `next` is new.
  */
 export function newText(previous: string, next: string): string {
   if (next.startsWith(previous)) return next.slice(previous.length);
-  const probe = previous.slice(-4096);
-  const at = probe === "" ? -1 : next.lastIndexOf(probe);
-  return at >= 0 ? next.slice(at + probe.length) : next;
+  const skip = Math.min(4, next.length);
+  const head = next.slice(skip, skip + 256);
+  if (head.length === 0) return next;
+  for (let k = previous.indexOf(head); k !== -1; k = previous.indexOf(head, k + 1)) {
+    const rest = previous.slice(k);
+    if (next.startsWith(rest, skip)) return next.slice(skip + rest.length);
+  }
+  return next;
 }
 
 export interface FollowOutput {
