@@ -23,7 +23,8 @@ export function register(program: Command): void {
         if (!(err instanceof ValidationError)) throw err;
         if (options.json) process.stdout.write(`${JSON.stringify({ file, valid: false, errors: err.issues }, null, 2)}\n`);
         else process.stderr.write(`${err.message}\n`);
-        process.exitCode = EXIT.usage;
+        // A file that cannot be read is a usage error (2); a workflow with problems is a finding (1), as for check.
+        process.exitCode = err.issues.every((i) => i.field === "(file)") ? EXIT.usage : EXIT.failure;
         return;
       }
       const stages = stagesFor(graph);

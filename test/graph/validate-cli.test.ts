@@ -36,12 +36,12 @@ describe("gpufabric validate", () => {
     expect(out.stages[1]).toMatchObject({ id: "gen", needs: ["prep"], gpus: 1, vramMiB: 24576, model: "flux1-dev" });
   });
 
-  it("prints the errors of an invalid workflow and exits 2", () => {
+  it("prints the errors of an invalid workflow and exits 1 (findings; 2 is for usage errors)", () => {
     const { code, stderr } = validate(bad);
-    expect(code).toBe(2);
+    expect(code).toBe(1);
     expect(stderr).toContain("spec.stages[0].resorces: unknown field; did you mean 'resources'?");
     const json = validate(bad, "--json");
-    expect(json.code).toBe(2);
+    expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toEqual({ file: bad, valid: false, errors: [{ field: "spec.stages[0].resorces", message: "unknown field; did you mean 'resources'?" }] });
   });
 
