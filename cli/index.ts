@@ -1,15 +1,10 @@
 import { Command, CommanderError } from "commander";
-import { readFileSync } from "node:fs";
 import { ValidationError } from "../runtime/config/errors.ts";
+import { packageVersion } from "../runtime/config/package.ts";
 import { registrationsFor } from "./commands/index.ts";
 import { CliError, EXIT } from "./errors.ts";
 
 export { CliError, EXIT } from "./errors.ts";
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
 
 /** The program for `argv`, with the verbs it needs registered (see registrationsFor). */
 export async function buildProgram(argv: readonly string[]): Promise<Command> {

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
+import { packageVersion } from "../../runtime/config/package.ts";
 import { DataClassificationSchema, type DataClassification } from "../../runtime/config/schema.ts";
-import { ValidationError, type FieldIssue } from "../../runtime/config/errors.ts";
+import type { FieldIssue } from "../../runtime/config/errors.ts";
 import {
   FORMATS,
   PACK_IDS,
@@ -16,7 +17,8 @@ import {
   type Format,
   type PackId,
 } from "../../policies/index.ts";
-import { EXIT } from "../errors.ts";
+import { didYouMean } from "../../runtime/graph/suggest.ts";
+import { CliError, EXIT } from "../errors.ts";
 
 interface CheckCommandOptions {
   pack: string[];
@@ -55,10 +57,6 @@ function residencyOfPlatformConfigs(resources: ConstructorParameters<typeof Rule
   return allowedRegionsFromRuntimeRules(configs.flatMap((s) => s.config?.runtimeRules ?? []));
 }
 
-function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
-}
-
 /** `gpufabric check PATH`: runs compliance packs over a cdktf.out directory or any kubernetes-provider Terraform JSON. */
 export function register(program: Command): void {
   program
@@ -82,15 +80,16 @@ export function register(program: Command): void {
     .action((path: string, options: CheckCommandOptions) => {
       const issues: FieldIssue[] = [];
       const packIds = options.pack.flatMap((p) => p.split(",")).map((p) => p.trim()).filter(Boolean);
-      for (const p of packIds) if (!isPackId(p)) issues.push({ field: "--pack", message: `unknown pack '${p}': use one of ${PACK_IDS.join(", ")}` });
+      for (const p of packIds) if (!isPackId(p)) issues.push({ field: "--pack", message: `unknown pack '${p}'${didYouMean(p, PACK_IDS)} (known packs: ${PACK_IDS.join(", ")})` });
       const format = options.json ? "json" : options.format;
-      if (!(FORMATS as readonly string[]).includes(format)) issues.push({ field: "--format", message: `unknown format '${format}': use one of ${FORMATS.join(", ")}` });
+      if (!(FORMATS as readonly string[]).includes(format)) issues.push({ field: "--format", message: `unknown format '${format}'${didYouMean(format, FORMATS)} (use one of ${FORMATS.join(", ")})` });
       if (options.failOn !== "error" && options.failOn !== "warning") issues.push({ field: "--fail-on", message: `'${options.failOn}' must be 'error' or 'warning'` });
       const classification = DataClassificationSchema.safeParse(options.classification);
       if (!classification.success) issues.push({ field: "--classification", message: `'${options.classification}' must be one of ${DataClassificationSchema.options.join(", ")}` });
       const allowedRegions = parsePlaces("--allow-region", options.allowRegion, issues);
       const allowedZones = parsePlaces("--allow-zone", options.allowZone, issues);
-      if (issues.length > 0) throw new ValidationError("gpufabric check options", issues);
+      // A usage error (exit 2) that names each option at fault, not a validation of "gpufabric check options".
+      if (issues.length > 0) throw new CliError(`check: invalid option${issues.length > 1 ? "s" : ""}:\n${issues.map((i) => `  - ${i.field}: ${i.message}`).join("\n")}`, EXIT.usage);
 
       const acknowledgements = (options.ack ?? []).flatMap((file) => loadAcknowledgementFile(file));
       const resources = loadTerraformResources(path);

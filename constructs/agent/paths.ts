@@ -1,5 +1,5 @@
 /** Fixed facts of the agent image that every workload running it shares: paths, port, user. */
-import { readFileSync } from "node:fs";
+import { packageVersion } from "../../runtime/config/package.ts";
 
 /** The agent image WorkflowDeployment runs unless told otherwise: the one built from this package's Dockerfile. */
 export const DEFAULT_AGENT_IMAGE = `gpufabric/agent:${packageVersion()}`;
@@ -25,7 +25,3 @@ export const AGENT_PORT = 8443;
 /** The image's unprivileged user (and group); every container of the agent's pods runs as it. */
 export const AGENT_UID = "10001";
 
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}

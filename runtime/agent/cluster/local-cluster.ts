@@ -9,9 +9,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { PlatformConfig } from "../../config/schema.ts";
 import { parsePlatformConfig } from "../../config/index.ts";
+import { packageRoot } from "../../config/package.ts";
 import { generateToken } from "../../security/identity/index.ts";
 import pg from "pg";
 import { parseDatabase } from "../store/open.ts";
@@ -21,7 +21,8 @@ import { startLocalPostgres, type LocalPostgres } from "./local-postgres.ts";
 /** Every member process started here and still running. */
 const members = new Set<ChildProcess>();
 let killOnExit = false;
-const BIN = fileURLToPath(new URL("../../../bin/gpufabric.mjs", import.meta.url));
+// From the package root, not this module: it runs from runtime/ (sources) or dist/runtime/ (the build).
+const BIN = join(packageRoot(), "bin", "gpufabric.mjs");
 
 export interface LocalClusterOptions {
   /** A local platform config (localPlatform): loopback, no TLS, files under `dataDir`. */

@@ -8,7 +8,7 @@ import { RUN_COLUMNS } from "./rows.ts";
 export type SqliteStatements = ReturnType<typeof prepareStatements>;
 
 export function prepareStatements(db: Database.Database) {
-  return {
+  const statements = {
     runByKey: db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE tenant = ? AND idempotency_key = ?`),
     runById: db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = ?`),
     runByTenant: db.prepare(`SELECT ${RUN_COLUMNS}, document, inputs FROM runs WHERE tenant = ? AND id = ?`),
@@ -73,4 +73,7 @@ export function prepareStatements(db: Database.Database) {
     ),
     activeRunCounts: db.prepare("SELECT tenant, COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running') GROUP BY tenant"),
   };
+  // Typed through the package's exported Statement alias: the inferred type names a namespace that
+  // better-sqlite3's types do not export, so the declaration (.d.ts) emit could not spell it.
+  return statements as { [K in keyof typeof statements]: Database.Statement };
 }
