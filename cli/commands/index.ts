@@ -1,4 +1,5 @@
-import type { Command } from "commander";
+import { Command, Help } from "commander";
+import { existsSync, readFileSync } from "node:fs";
 
 type Register = (program: Command) => void;
 
@@ -25,10 +26,53 @@ export const VERBS: ReadonlyArray<{ readonly name: string; readonly load: () => 
   { name: "profile", load: () => import("./profile.ts") },
 ];
 
-/** The register functions for a command line: only its verb's when it names one, else every verb's (help, typos). */
-export async function registrationsFor(argv: readonly string[]): Promise<Register[]> {
-  const verb = argv.slice(2).find((arg) => !arg.startsWith("-"));
+/** What `gpufabric --help` shows of one verb, as its module registers it. */
+export interface VerbSummary {
+  readonly name: string;
+  readonly aliases: readonly string[];
+  /** The verb's line in the list of commands, e.g. "check [options] <path>". */
+  readonly term: string;
+  readonly description: string;
+}
+
+/**
+ * The file the build writes beside the compiled module (scripts/build.mjs): every verb's summary, so that
+ * `gpufabric --help` and a mistyped verb list the verbs without importing them (fastify, cdktf: seconds).
+ * The sources have none and load every verb instead.
+ */
+export const SUMMARIES_FILE = new URL("./verbs.json", import.meta.url);
+
+/** Every verb's summary, read from its registration (the build records them in SUMMARIES_FILE). */
+export async function verbSummaries(): Promise<VerbSummary[]> {
+  const program = new Command("gpufabric");
+  for (const v of VERBS) (await v.load()).register(program);
+  const help = program.createHelp();
+  return program.commands.map((cmd) => ({ name: cmd.name(), aliases: cmd.aliases(), term: help.subcommandTerm(cmd), description: help.subcommandDescription(cmd) }));
+}
+
+/** Registers each verb by its summary alone: enough for the list of commands and for commander's did-you-mean. */
+export function registerSummaries(summaries: readonly VerbSummary[]): Register {
+  return (program) => {
+    for (const s of summaries) program.command(s.name).aliases(s.aliases).description(s.description);
+    const terms = new Map(summaries.map((s) => [s.name, s.term]));
+    const base = new Help();
+    program.configureHelp({ subcommandTerm: (cmd) => terms.get(cmd.name()) ?? base.subcommandTerm(cmd) });
+  };
+}
+
+function recordedSummaries(): VerbSummary[] | undefined {
+  return existsSync(SUMMARIES_FILE) ? (JSON.parse(readFileSync(SUMMARIES_FILE, "utf8")) as VerbSummary[]) : undefined;
+}
+
+/**
+ * The register functions for a command line: only its verb's when it names one (also as `help VERB`);
+ * else (help, a typo) every verb's summary when the build recorded them, or every verb's module.
+ */
+export async function registrationsFor(argv: readonly string[], summaries = recordedSummaries()): Promise<Register[]> {
+  const words = argv.slice(2).filter((arg) => !arg.startsWith("-"));
+  const verb = words[0] === "help" ? words[1] : words[0];
   const named = VERBS.find((v) => v.name === verb);
-  const chosen = named ? [named] : VERBS;
-  return (await Promise.all(chosen.map((v) => v.load()))).map((m) => m.register);
+  if (named) return [(await named.load()).register];
+  if (summaries) return [registerSummaries(summaries)];
+  return (await Promise.all(VERBS.map((v) => v.load()))).map((m) => m.register);
 }
