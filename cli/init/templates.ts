@@ -282,14 +282,15 @@ A bad prop or an error finding fails here, naming the construct, the field and t
 
 ## Submit a run
 
-The agent's API listens inside the \`${n.segment}\` namespace only. From your machine:
+The agent's API listens inside the \`${n.segment}\` namespace only. From your machine, with the token
+\`tokens create\` printed and the CA that signed \`tls.crt\` (which must then name \`localhost\`):
 
     kubectl -n ${n.segment} port-forward svc/${n.deployment} 8443:443
-    curl --cacert ca.crt -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
-      -d '{"workflowRef": "${n.workflow}"}' https://localhost:8443/v1/runs
+    npx gpufabric profile add ${name} --url https://localhost:8443 --ca-file ca.crt --token-stdin --use   # paste the token, then Ctrl-D
+    npx gpufabric runs submit --ref ${n.workflow} --watch     # live progress per stage
+    npx gpufabric runs artifacts RUN_ID --out results     # the stages' files, decrypted
 
-(\`ca.crt\`: the CA that signed \`tls.crt\`, which must name \`localhost\` for this.) \`GET /v1/runs/{id}\`
-shows the run's stages and artifacts.
+\`gpufabric runs --help\` lists the rest (list, get, logs, cancel).
 `;
 }
 

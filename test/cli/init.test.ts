@@ -5,7 +5,7 @@
  * dependencies and a `gpufabric` package whose exports are this checkout's (see linkDependencies).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,11 +47,15 @@ function exportTarget(entry: unknown): string | undefined {
  * (a compiled `./dist/x.js` becomes `./x.ts`, which tsx runs): the test exercises the code under test
  * whether or not a build exists, while the packed-package test covers the build itself.
  */
-function linkDependencies(dir: string): void {
+function linkDependencies(dir: string, gpufabricAs: "sources" | "package" = "sources"): void {
   const modules = join(dir, "node_modules");
   mkdirSync(modules);
   for (const entry of readdirSync(join(REPO_ROOT, "node_modules"))) {
     if (entry !== "gpufabric") symlinkSync(join(REPO_ROOT, "node_modules", entry), join(modules, entry));
+  }
+  if (gpufabricAs === "package") {
+    symlinkSync(REPO_ROOT, join(modules, "gpufabric"));
+    return;
   }
   const pkgDir = join(modules, "gpufabric");
   mkdirSync(pkgDir);
@@ -65,6 +69,16 @@ function linkDependencies(dir: string): void {
     exports[subpath] = source;
   }
   writeFileSync(join(pkgDir, "package.json"), JSON.stringify({ ...REPO_PACKAGE, exports, main: undefined, types: undefined }, null, 2));
+}
+
+/** Whether dist/ holds a build no older than any source (bin/gpufabric.mjs's rule), so that its .d.ts describe the code under test. */
+function currentBuild(): boolean {
+  const stamp = join(REPO_ROOT, "dist", ".build-stamp");
+  if (!existsSync(stamp)) return false;
+  const built = statSync(stamp).mtimeMs;
+  return ["constructs", "runtime", "policies", "cli"].every((dir) =>
+    readdirSync(join(REPO_ROOT, dir), { recursive: true }).every((name) => (statSync(join(REPO_ROOT, dir, String(name)), { throwIfNoEntry: false })?.mtimeMs ?? 0) <= built),
+  );
 }
 
 describe("gpufabric init", () => {
@@ -106,7 +120,7 @@ describe("gpufabric init", () => {
     expect(workflow).toMatchObject({ apiVersion: "gpufabric.dev/v1", kind: "Workflow", metadata: { name: "hello" } });
 
     const readme = readFileSync(join(repo, "README.md"), "utf8");
-    for (const step of ["npx gpufabric synth", "npx cdktf deploy acme", "/v1/runs", "gpufabric tokens create team"]) expect(readme).toContain(step);
+    for (const step of ["npx gpufabric synth", "npx cdktf deploy acme", "gpufabric runs submit --ref hello --watch", "gpufabric tokens create team --subject team-ci"]) expect(readme).toContain(step);
   });
 
   describe("the scaffold, its dependencies linked", () => {
@@ -156,6 +170,24 @@ describe("gpufabric init", () => {
       expect(summary.runs).toEqual([expect.objectContaining({ workflow: "hello", tenant: "team", status: "succeeded", artifacts: ["greet/greeting.txt", "shout/shout.txt"] })]);
     }, 300_000);
   });
+
+  // The build's .d.ts are what a platform repo type-checks against; the sources import each other as
+  // ./x.ts, which a consumer's tsc refuses. Without a current build (`npm run build`) there is nothing to check.
+  it.skipIf(!currentBuild())("type-checks its main.ts against the package's types with npm run typecheck (strict), and catches a wrong prop", () => {
+    const typed = gpufabric(root, ["init", "typed"]);
+    expect(typed.code, typed.stderr).toBe(0);
+    const dir = join(root, "typed");
+    linkDependencies(dir, "package");
+    const typecheck = () => spawnSync("npm", ["run", "--silent", "typecheck"], { cwd: dir, encoding: "utf8", env: ENV, timeout: 120_000 });
+    const clean = typecheck();
+    expect(clean.status, `${clean.stdout}${clean.stderr}`).toBe(0);
+
+    const main = readFileSync(join(dir, "main.ts"), "utf8");
+    writeFileSync(join(dir, "main.ts"), main.replace("gpusPerNode: 4,", 'gpusPerNode: "4",'));
+    const wrong = typecheck();
+    expect(wrong.status).not.toBe(0);
+    expect(wrong.stdout).toMatch(/main\.ts\(\d+,\d+\): error TS2322/);
+  }, 180_000);
 
   it("refuses a non-empty DIR without --force (exit 2, naming it), writes nothing, and with --force writes beside what is there", () => {
     const dir = join(root, "busy");
