@@ -24,6 +24,10 @@ interface AgentCliOptions {
   advertiseUrl?: string;
   sharedDir?: string;
   replica?: string;
+  keyring?: string;
+  tokens?: string;
+  signingKey?: string;
+  auditSink?: string;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -58,6 +62,10 @@ export function register(program: Command): void {
       "run stages without the sandbox, as the agent's own user (they can read its keys, tokens and store; logged at error level and audited): trusted stages only"
     )
     .option("--max-json-depth <n>", "refuse request bodies whose arrays and objects nest deeper than this (default 64)")
+    .option("--keyring <dir>", "the keyring Secret's folder (keyring.json, or one file per version) (default: the config's security.encryption.keyring.mountPath)")
+    .option("--tokens <dir>", "the API token hashes' folder (default: the config's security.auth.tokens.mountPath)")
+    .option("--signing-key <dir>", "the folder of the audit checkpoint signing key, ed25519.pem or private.pem (default: the config's security.audit.signingKey.mountPath)")
+    .option("--audit-sink <dir>", "where signed audit checkpoints are exported, a folder no other agent uses (default: the config's security.audit.sink.mountPath)")
     .option("--key-check-interval <s>", "seconds between looks at the keyring: a new current version (keys rotate) starts a background rewrap", "10")
     .action(async (options: AgentCliOptions) => {
       if (!existsSync(options.config))
@@ -80,10 +88,26 @@ export function register(program: Command): void {
         ...(options.advertiseUrl !== undefined && { advertiseUrl: options.advertiseUrl }),
         ...(options.sharedDir !== undefined && { sharedDir: resolve(options.sharedDir) }),
         ...(options.replica !== undefined && { replica: options.replica }),
+        ...(options.keyring !== undefined && { keyringDir: resolve(options.keyring) }),
+        ...(options.tokens !== undefined && { tokensDir: resolve(options.tokens) }),
+        ...(options.signingKey !== undefined && { signingKeyDir: resolve(options.signingKey) }),
+        ...(options.auditSink !== undefined && { auditSinkDir: resolve(options.auditSink) }),
         configFile: resolve(options.config),
       });
-      await untilSignalled(() => agent.close());
+      await untilSignalled(async (signal) => {
+        // Counted before the stop: what the next start takes up again.
+        const left = { runs: agent.loop.activeRunCount, stages: agent.loop.runningStages().length };
+        await agent.close();
+        process.stderr.write(`${stoppedLine("gpufabric agent", signal, left)}\n`);
+      });
     });
+}
+
+/** The one line a stopping agent prints: what it leaves for its next start. */
+export function stoppedLine(who: string, signal: string, left: { readonly runs: number; readonly stages: number }): string {
+  const runs = `${left.runs} unfinished run${left.runs === 1 ? "" : "s"} kept for the next start`;
+  const stages = left.stages === 0 ? "no stage was running" : `${left.stages} running stage${left.stages === 1 ? "" : "s"} stopped (${left.stages === 1 ? "it runs" : "they run"} again then)`;
+  return `${who}: stopped on ${signal}: ${runs}; ${stages}`;
 }
 
 export function intOption(name: string, value: string): number {

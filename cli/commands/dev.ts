@@ -10,7 +10,7 @@ import { startAgent } from "../../runtime/agent/index.ts";
 import { localPlatform } from "../../runtime/agent/service/local-platform.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { readSynthOutput } from "../synth-output.ts";
-import { intOption } from "./agent.ts";
+import { intOption, stoppedLine } from "./agent.ts";
 import { untilSignalled } from "../signals.ts";
 import { appFromCdktfJson } from "./synth.ts";
 
@@ -153,7 +153,11 @@ export function register(program: Command): void {
         return;
       }
       say(`serving on ${agent.url}; press Ctrl-C to stop`);
-      await untilSignalled(() => agent.close());
+      await untilSignalled(async (signal) => {
+        const left = { runs: agent.loop.activeRunCount, stages: agent.loop.runningStages().length };
+        await agent.close();
+        say(stoppedLine("gpufabric dev", signal, left));
+      });
     });
 }
 

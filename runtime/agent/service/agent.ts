@@ -38,6 +38,7 @@ import { isolateStages } from "./isolation.ts";
 import { RunInputsSource, openRunField } from "./sealed-fields.ts";
 import { KeyRotationFollower } from "./rewrap.ts";
 import { ensurePrivateDirectory, ensurePrivateStoreFiles } from "./private-files.ts";
+import { lockAgentDirectories, withMountOverrides } from "./agent-dirs.ts";
 import { MODEL_TAGS_KEY_CONTEXT, MODEL_TAGS_KEY_FILE, openModelTags } from "./model-tags.ts";
 import canonicalize from "canonicalize";
 import { createHash } from "node:crypto";
@@ -82,6 +83,11 @@ const AgentOptionsSchema = z
     sharedDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
     /** The platform config file, which stages must not see (the CLI passes it). */
     configFile: z.string().refine(isAbsolute, "must be an absolute path").optional(),
+    /** The keyring, token, signing key and checkpoint folders given as options (`--keyring` …): they take the place of the config's mount paths. */
+    keyringDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
+    tokensDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
+    signingKeyDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
+    auditSinkDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
   })
   .strict();
 
@@ -111,11 +117,25 @@ const COST_MODEL_FILE = "cost-model.json";
 const MAX_ATTEMPTS = 3;
 
 export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
+  // The folders claimed at start (agent-dirs.ts) are let go when the agent has closed, or at once when it fails to start.
+  const claims: Array<{ release(): void }> = [];
+  const release = () => claims.splice(0).forEach((c) => c.release());
+  try {
+    const agent = await launchAgent(input, claims);
+    const close = agent.close.bind(agent);
+    return Object.assign(agent, { close: () => close().finally(release) });
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+async function launchAgent(input: AgentOptions, claims: Array<{ release(): void }>): Promise<RunningAgent> {
   const { config: rawConfig, logger: givenLogger, ...rest } = input;
   const parsedOptions = AgentOptionsSchema.safeParse(rest);
   if (!parsedOptions.success) throw new ValidationError("agent options", issuesFromZod(parsedOptions.error));
   const options = parsedOptions.data;
-  const config = parsePlatformConfig(rawConfig);
+  const config = withMountOverrides(parsePlatformConfig(rawConfig), options);
   const workflows = parseConfigWorkflows(config);
   const logger =
     givenLogger ??
@@ -139,8 +159,11 @@ export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   const dataDir = options.dataDir ?? config.deployment.dataDir;
   // Private to the agent's user: the keyring, the store and the sealed artifacts live in it.
   ensurePrivateDirectory(dataDir, logger);
+  const replica = config.cluster === null ? undefined : (options.replica ?? hostname());
+  // One agent per data directory and per checkpoint folder, claimed before either is written to.
+  claims.push(lockAgentDirectories(dataDir, { mountPath: config.security.audit.sink.mountPath, replica }, logger));
   // Encryption and audit are not optional: without a keyring, a signing key and a sink the agent does not start.
-  const security = await openAgentSecurity(config, dataDir, logger, config.cluster === null ? undefined : (options.replica ?? hostname()));
+  const security = await openAgentSecurity(config, dataDir, logger, replica);
   const audit = new AuditTrail(security.audit, logger);
   try {
     await audit.record({
