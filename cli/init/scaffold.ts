@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRoot } from "../../runtime/config/package.ts";
 import { DNS_LABEL } from "../../runtime/config/schema.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { scaffoldFiles, type ScaffoldVersions } from "./templates.ts";
@@ -107,23 +107,11 @@ export function scaffoldVersions(): ScaffoldVersions {
 }
 
 interface PackageJson {
-  readonly name?: string;
   readonly version: string;
   readonly dependencies?: Readonly<Record<string, string>>;
   readonly devDependencies?: Readonly<Record<string, string>>;
 }
 
-/** This package's package.json, found upwards from this module (from the sources or from a compiled build beside them). */
 function ownPackageJson(): PackageJson {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, "package.json");
-    if (existsSync(candidate)) {
-      const pkg = JSON.parse(readFileSync(candidate, "utf8")) as PackageJson;
-      if (pkg.name === "gpufabric") return pkg;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("gpufabric's package.json was not found above cli/init: the package is incomplete");
-    dir = parent;
-  }
+  return JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as PackageJson;
 }
