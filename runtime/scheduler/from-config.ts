@@ -1,5 +1,6 @@
 /** Builds the scheduler the agent runs from a platform config: pools to inventory, tenants to weights and quotas. */
 import type { PlatformConfig } from "../config/schema.ts";
+import { RETRY_LIMITS } from "../graph/retry.ts";
 import { inventoryFromPools } from "./inventory.ts";
 import { Scheduler } from "./scheduler.ts";
 
@@ -19,5 +20,8 @@ export function schedulerFromConfig(
       return { name: t.name, weight: t.weight, gpuQuota, vramQuotaMiB: t.vramQuotaMiB };
     }),
     settings: config.scheduler,
+    // The agent's loop decides retries by each stage's retry.attempts (at most this many) and tells the
+    // scheduler when a stage is not retried: the scheduler's own count must never stop a stage first.
+    maxAttempts: RETRY_LIMITS.maxAttempts,
   });
 }

@@ -27,7 +27,8 @@ export function runView(detail: RunDetail, loop: RunQueue, devices: readonly Gpu
       startedAt: latest?.startedAt ?? null,
       finishedAt: latest?.finishedAt ?? null,
       exitCode: latest?.exitCode ?? null,
-      reason: latest?.reason ?? (wait ? describeWait(wait) : null),
+      // A stage backing off says until when, then why its last attempt failed.
+      reason: wait?.code === "backoff" ? `${describeWait(wait)}; last attempt: ${latest?.reason ?? "failed"}` : (latest?.reason ?? (wait ? describeWait(wait) : null)),
       executor: comfy ? "comfyui" : noCommand ? "simulated" : "process",
       simulated,
       ...(latest?.peakVramMiB != null && { peakVramMiB: latest.peakVramMiB }),

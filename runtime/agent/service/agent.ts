@@ -12,7 +12,7 @@ import ipaddr from "ipaddr.js";
 import { z } from "zod";
 import { ValidationError, issuesFromZod } from "../../config/errors.ts";
 import { parsePlatformConfig, type PlatformConfig } from "../../config/index.ts";
-import { CostModel, parseWorkflow, type WorkflowGraph } from "../../graph/index.ts";
+import { CostModel, RETRY_LIMITS, parseWorkflow, type WorkflowGraph } from "../../graph/index.ts";
 import { schedulerFromConfig } from "../../scheduler/from-config.ts";
 import { inventoryFromPools } from "../../scheduler/inventory.ts";
 import { Authorizer, RoleBindings } from "../../security/authz/index.ts";
@@ -113,8 +113,8 @@ export interface RunningAgent {
 /** Bodies up to the largest workflow document the graph model accepts, plus room for the envelope. */
 export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 const COST_MODEL_FILE = "cost-model.json";
-/** Attempts per stage: the attempt limit schedulerFromConfig's scheduler keeps (see LoopOptions.maxAttempts). */
-const MAX_ATTEMPTS = 3;
+/** The most attempts any stage gets, its retry.attempts bounded by it: the limit schedulerFromConfig's scheduler keeps too (see LoopOptions.maxAttempts). */
+const MAX_ATTEMPTS = RETRY_LIMITS.maxAttempts;
 
 export async function startAgent(input: AgentOptions): Promise<RunningAgent> {
   // The folders claimed at start (agent-dirs.ts) are let go when the agent has closed, or at once when it fails to start.

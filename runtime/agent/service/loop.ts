@@ -2,7 +2,8 @@
  * The agent loop: takes the scheduler's decisions with the real clock and carries them out, making
  * every transition durable in the store before acting on it. placed (store) → executor started →
  * running (store) → process ends → sealing (store) → outputs committed → succeeded (store) → the
- * scheduler is told. Failures are retried as new attempts in fresh workspaces up to a limit.
+ * scheduler is told. Failures are retried as new attempts in fresh workspaces, as the stage's retry
+ * policy says (retry-decision.ts): up to retry.attempts, after a backoff during which the stage holds no GPU.
  *
  * The loop wakes on submissions and completions; a slow timer only lifts aged work.
  */
@@ -21,6 +22,7 @@ import type { AuditEvent } from "../../security/audit/index.ts";
 import { restoreStageRuns } from "./sealed-fields.ts";
 import type { OpenedInputs } from "./sealing.ts";
 import type { ModelTags } from "./model-tags.ts";
+import { PREEMPTED_REASON, WakeTimers, countedFailures, decideRetry, resumedNotBeforeMs, retryUncounted, type RetryDecision } from "./retry-decision.ts";
 import { resolveStageCommand } from "./stage-command.ts";
 
 /** What the loop reports as it works (metrics listen). */
@@ -38,8 +40,10 @@ export interface LoopOptions {
   readonly costModel: CostModel;
   readonly logger: Logger;
   /**
-   * Attempts per stage before its run fails, counted by the store. The scheduler must allow at least
-   * as many (it counts only failures, the store every attempt), so it never gives up on a stage first.
+   * The most attempts any stage gets: the bound of each stage's retry.attempts, whose failures are
+   * counted from the store (preempted and interrupted attempts not counted). The scheduler must allow
+   * at least as many failures (it counts only those since it took the run up), so it never gives up on
+   * a stage first; the loop tells it when a stage is not retried.
    */
   readonly maxAttempts: number;
   /** Where relative program paths of stage commands are resolved. */
@@ -113,6 +117,8 @@ export class AgentLoop {
   /** Preempted attempts whose failure is not yet in the store: the stage's next placement waits for it. */
   private readonly settling = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Wakes the loop when a stage's backoff ends. */
+  private readonly backoffTimers = new WakeTimers();
   private wakeQueued = false;
   private graphOf: ((run: RunRecord, document?: unknown) => Promise<WorkflowGraph | undefined>) | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -175,6 +181,13 @@ export class AgentLoop {
     }
     if (this.active.has(run.id)) return;
     this.accept(run, runnable, graph, Date.now(), done);
+    // A stage whose last attempt failed before the restart waits for what is left of its backoff.
+    const retried = runnable.filter((s) => stages.some((r) => r.stageId === s.id && r.status === "ready" && r.attempts > 0));
+    const detail = retried.length > 0 && this.active.has(run.id) ? await this.o.store.getRun(run.tenant, run.id).catch(() => undefined) : undefined;
+    for (const stage of detail === undefined ? [] : retried) {
+      const notBeforeMs = resumedNotBeforeMs(stage, detail!.attempts);
+      if (notBeforeMs !== null && this.o.scheduler.holdUntil(run.id, stage.id, notBeforeMs / 1000, Date.now() / 1000)) this.backoffUntil(run.id, stage.id, notBeforeMs);
+    }
   }
 
   /** Whether the loop holds the run (accepted, not yet forgotten). */
@@ -280,6 +293,7 @@ export class AgentLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    this.backoffTimers.clear();
     for (const stage of this.running.values()) {
       stage.stop = "shutdown";
       stage.handle?.cancel();
@@ -420,10 +434,11 @@ export class AgentLoop {
         this.o.logger.error({ err, runId: p.runId, stageId: p.stageId }, "could not carry out a placement");
         if (this.running.get(k) === slot) this.running.delete(k);
         slot.handle?.cancel();
-        const retry = slot.attemptId === null || (await this.attemptNumber(slot)) < this.o.maxAttempts;
-        await this.failAttempt(slot, `the agent could not run the attempt: ${(err as Error).message}`, { retry });
-        if (!retry) this.abandoned.add(p.runId);
-        this.release(p.runId, p.stageId, "failed");
+        const decision = slot.attemptId === null ? retryUncounted(stage) : await this.retryDecision(slot, stage, null);
+        const reason = `the agent could not run the attempt: ${(err as Error).message}`;
+        await this.failAttempt(slot, decision.final === null ? reason : `${reason}; ${decision.final}`, { retry: decision.retry });
+        if (!decision.retry) this.abandoned.add(p.runId);
+        this.releaseFailed(p.runId, p.stageId, decision);
       }
       this.changes.emit("run", p.runId);
       this.wake();
@@ -458,7 +473,7 @@ export class AgentLoop {
     if (slot.stop === "preempt") {
       // The scheduler already queued the stage again; its attempt ends as failed and retries.
       try {
-        await this.failAttempt(slot, "preempted: stopped so an interactive stage could start", { ...finish, retry: true });
+        await this.failAttempt(slot, PREEMPTED_REASON, { ...finish, retry: true });
       } finally {
         slot.settled?.();
         if (this.settling.get(k) === slot.settling) this.settling.delete(k);
@@ -525,24 +540,43 @@ export class AgentLoop {
       for (const other of run.stages.values()) if (other.needs.includes(slot.stageId)) this.readySince.set(key(slot.runId, other.id), now);
       if (state === "succeeded") this.o.observer?.runFinished(run.tenant, "succeeded");
     } else {
-      const attempt = await this.attemptNumber(slot);
-      const retry = attempt < this.o.maxAttempts;
-      this.o.logger.warn({ runId: slot.runId, stageId: slot.stageId, attempt, retry }, `stage attempt failed: ${failure}`);
+      // A process that could not commit its outputs exited 0: only a real exit code is matched against retry.nonRetryableExitCodes.
+      const decision = await this.retryDecision(slot, stage, outcome.reason === "completed" ? null : outcome.exitCode);
+      const { retry, failures, delayS } = decision;
+      this.o.logger.warn({ runId: slot.runId, stageId: slot.stageId, failures, retry, backoffSeconds: delayS }, `stage attempt failed: ${failure}`);
       this.o.observer?.stageFinished(run.tenant, "failed", seconds, finish.simulated);
-      await this.failAttempt(slot, failure, { ...finish, retry });
-      if (retry) this.readySince.set(k, Date.now());
-      else {
+      await this.failAttempt(slot, decision.final === null ? failure : `${failure}; ${decision.final}`, { ...finish, retry });
+      if (!retry) {
         this.abandoned.add(slot.runId);
         this.o.observer?.runFinished(run.tenant, "failed");
       }
-      this.release(slot.runId, slot.stageId, "failed");
+      this.releaseFailed(slot.runId, slot.stageId, decision);
     }
     this.afterChange(slot.runId);
   }
 
-  private async attemptNumber(slot: RunningStage): Promise<number> {
+  /** Applies the stage's retry policy to its failures so far, as the store has them. */
+  private async retryDecision(slot: RunningStage, stage: Stage, exitCode: number | null | undefined): Promise<RetryDecision> {
     const detail = await this.o.store.getRun(slot.tenant, slot.runId);
-    return detail?.attempts.find((a) => a.id === slot.attemptId)?.number ?? this.o.maxAttempts;
+    // Without the run's record, the attempts are unknown: the stage is not retried rather than retried without end.
+    const earlier = detail === undefined ? this.o.maxAttempts : countedFailures(detail.attempts, slot.stageId, slot.attemptId);
+    return decideRetry(stage, earlier, exitCode, this.o.maxAttempts);
+  }
+
+  /**
+   * Tells the scheduler a stage failed: not retried (final), or queued again once its backoff ends,
+   * when the loop wakes to place it.
+   */
+  private releaseFailed(runId: string, stageId: string, decision: RetryDecision): void {
+    const notBeforeMs = Date.now() + decision.delayS * 1000;
+    this.release(runId, stageId, "failed", decision.retry ? { notBefore: notBeforeMs / 1000 } : { final: true });
+    if (decision.retry) this.backoffUntil(runId, stageId, notBeforeMs);
+  }
+
+  /** Dispatch latency counts from the backoff's end; the loop wakes then to place the stage. */
+  private backoffUntil(runId: string, stageId: string, notBeforeMs: number): void {
+    this.readySince.set(key(runId, stageId), notBeforeMs);
+    if (notBeforeMs > Date.now() && !this.stopped) this.backoffTimers.at(notBeforeMs, () => this.wake());
   }
 
   private async failAttempt(
@@ -559,10 +593,15 @@ export class AgentLoop {
   }
 
   /** Tells the scheduler a stage ended; forgets the run once the scheduler has. */
-  private release(runId: string, stageId: string, outcome: "succeeded" | "failed" | "interrupted"): "running" | "succeeded" | "failed" {
+  private release(
+    runId: string,
+    stageId: string,
+    outcome: "succeeded" | "failed" | "interrupted",
+    retry?: { readonly notBefore?: number; readonly final?: boolean }
+  ): "running" | "succeeded" | "failed" {
     let state: "running" | "succeeded" | "failed";
     try {
-      state = this.o.scheduler.finished(runId, stageId, Date.now() / 1000, outcome);
+      state = this.o.scheduler.finished(runId, stageId, Date.now() / 1000, outcome, retry);
     } catch {
       state = "failed";
     }
