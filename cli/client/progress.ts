@@ -96,18 +96,24 @@ export function applyEvent(progress: RunProgress, event: RunEvent): string | und
   return `${time}  ${stage.id.padEnd(widthOf(progress))}  ${what}${details.length ? `  (${details.join(", ")})` : ""}`;
 }
 
-/** The table a terminal shows: a summary line, then one row per stage. */
-export function renderTable(progress: RunProgress, now = Date.now()): string[] {
-  const stages = [...progress.stages.values()];
-  const done = stages.filter((s) => s.status === "succeeded").length;
-  const running = stages.filter((s) => s.status === "running" || s.status === "placed" || s.status === "sealing").length;
-  const header = `run ${progress.runId}  ${progress.status}  ${done}/${stages.length} stages succeeded${running ? `, ${running} in progress` : ""}`;
+/**
+ * The table a terminal shows: a summary line, then one row per stage. With more stages than `maxLines`
+ * allows, succeeded ones are left out (counted on a line of their own): a table taller than the terminal
+ * could not be redrawn in place.
+ */
+export function renderTable(progress: RunProgress, now = Date.now(), maxLines = Infinity): string[] {
+  const all = [...progress.stages.values()];
+  const stages = all.length + 2 > maxLines ? all.filter((s) => s.status !== "succeeded").slice(0, Math.max(1, maxLines - 3)) : all;
+  const done = all.filter((s) => s.status === "succeeded").length;
+  const running = all.filter((s) => s.status === "running" || s.status === "placed" || s.status === "sealing").length;
+  const header = `run ${progress.runId}  ${progress.status}  ${done}/${all.length} stages succeeded${running ? `, ${running} in progress` : ""}`;
   const rows = [["STAGE", "STATUS", "ATTEMPT", "GPUS", "TIME", "REASON"]];
   for (const s of stages) {
     const time = s.startedAt ? elapsed(s.startedAt, s.finishedAt ?? new Date(now).toISOString()) : "";
     rows.push([s.id, s.status, s.attempt ? String(s.attempt) : "", s.gpus.join(",") || "", time, s.reason ?? ""]);
   }
-  return [header, ...formatColumns(rows)];
+  const hidden = all.length - stages.length;
+  return [header, ...formatColumns(rows), ...(hidden > 0 ? [`(${hidden} more stage(s) not shown: succeeded, or beyond the terminal's height)`] : [])];
 }
 
 /** Rows padded to their columns' widths (the last column left ragged). */

@@ -106,7 +106,8 @@ class TableView {
   }
 
   private draw(): void {
-    const lines = renderTable(this.progress);
+    const rows = (this.out as NodeJS.WriteStream).rows;
+    const lines = renderTable(this.progress, Date.now(), typeof rows === "number" && rows > 4 ? rows - 1 : Infinity);
     // Up to the table's first line, clear to the end of the screen, draw again.
     const rewind = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A\r\x1b[J` : "";
     this.out.write(`${rewind}${lines.join("\n")}\n`);

@@ -12,6 +12,7 @@ interface AddOptions {
   tokenFile?: string;
   caFile?: string;
   use?: boolean;
+  json?: boolean;
 }
 
 /**
@@ -35,6 +36,7 @@ export function register(program: Command): void {
     .option("--token-file <file>", "keep only the path of a 0600 file that holds the token")
     .option("--ca-file <file>", "CA certificate (PEM) the agent's TLS certificate is checked against")
     .option("--use", "make it the current profile")
+    .option("--json", "print machine-readable JSON")
     .action(async (name: string, options: AddOptions) => {
       checkProfileName(name);
       agentUrl(options.url, "--url");
@@ -57,6 +59,7 @@ export function register(program: Command): void {
       config.profiles[name] = entry;
       if (options.use || config.current === undefined) config.current = name;
       saveConfig(file, config);
+      if (options.json) return void process.stdout.write(`${JSON.stringify({ name, url: options.url, replaced, current: config.current === name, config: file })}\n`);
       process.stdout.write(`${replaced ? "replaced" : "added"} profile '${name}' (${options.url})${config.current === name ? ", current" : ""} in ${file}\n`);
     });
 
@@ -64,13 +67,14 @@ export function register(program: Command): void {
     .command("use")
     .argument("<name>", "the profile's name")
     .description("make a profile the current one")
-    .action((name: string) => {
+    .option("--json", "print machine-readable JSON")
+    .action((name: string, options: { json?: boolean }) => {
       const file = configPath();
       const config = loadConfig(file);
       if (!(name in config.profiles)) throw new CliError(`no profile '${name}' in ${file} (profiles: ${Object.keys(config.profiles).join(", ") || "none"})`, EXIT.usage);
       config.current = name;
       saveConfig(file, config);
-      process.stdout.write(`current profile: ${name}\n`);
+      process.stdout.write(options.json ? `${JSON.stringify({ current: name, config: file })}\n` : `current profile: ${name}\n`);
     });
 
   profile
@@ -97,13 +101,15 @@ export function register(program: Command): void {
     .command("remove")
     .argument("<name>", "the profile's name")
     .description("remove a profile (and its stored token)")
-    .action((name: string) => {
+    .option("--json", "print machine-readable JSON")
+    .action((name: string, options: { json?: boolean }) => {
       const file = configPath();
       const config = loadConfig(file);
       if (!(name in config.profiles)) throw new CliError(`no profile '${name}' in ${file} (profiles: ${Object.keys(config.profiles).join(", ") || "none"})`, EXIT.usage);
       delete config.profiles[name];
       if (config.current === name) delete config.current;
       saveConfig(file, config);
+      if (options.json) return void process.stdout.write(`${JSON.stringify({ removed: name, current: config.current ?? null, config: file })}\n`);
       process.stdout.write(`removed profile '${name}'${config.current === undefined ? "; no profile is current now: pick one with 'gpufabric profile use NAME'" : ""}\n`);
     });
 }

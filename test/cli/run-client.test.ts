@@ -162,6 +162,14 @@ describe("progress", () => {
     expect(table[0]).toBe("run r1  failed  0/2 stages succeeded");
     expect(table[1]).toMatch(/^STAGE +STATUS +ATTEMPT +GPUS +TIME +REASON$/);
     expect(table[3]).toMatch(/^render-1 +failed +1 +g0 +2\.0 s +exited 3, exit code 3$/);
+    // Taller than the terminal: succeeded stages give way, counted on a line of their own.
+    const many = newProgress("r2", Array.from({ length: 30 }, (_, i) => `s${i}`));
+    for (let i = 0; i < 28; i++) many.stages.get(`s${i}`)!.status = "succeeded";
+    const short = renderTable(many, Date.now(), 10);
+    expect(short.length).toBeLessThanOrEqual(10);
+    expect(short[0]).toBe("run r2  queued  28/30 stages succeeded");
+    expect(short.slice(2, 4).map((l) => l.split(" ")[0])).toEqual(["s28", "s29"]);
+    expect(short.at(-1)).toBe("(28 more stage(s) not shown: succeeded, or beyond the terminal's height)");
   });
 });
 

@@ -3,7 +3,7 @@
  * agent process, running the example contact sheet (real stages that write PNGs) and small Node stages.
  */
 import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -99,6 +99,30 @@ describe("gpufabric runs against a real agent", () => {
       const again = await cli(["runs", "artifacts", contactSheetRun, "--out", out], env);
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toMatch(new RegExp(`${files.length} artifact\\(s\\) of run ${contactSheetRun} in ${out}\\n$`));
+    },
+    TIMEOUT
+  );
+
+  it.skipIf(!existsSync("/usr/bin/script"))(
+    "in a terminal, redraws a table of every stage in place until the run ends",
+    async () => {
+      // script(1) gives the CLI a pseudo-terminal, as a person's shell would.
+      const command = `'${process.execPath}' '${BIN}' runs watch ${contactSheetRun}`;
+      const shown = await new Promise<Result>((resolve, reject) => {
+        const child = spawn("/usr/bin/script", ["-qec", command, "/dev/null"], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+        child.on("error", reject);
+        child.on("close", (code) => resolve({ code, stdout, stderr: "" }));
+      });
+      expect(shown.code).toBe(0);
+      // Drawn at least twice (the first table, then the replayed events), each time over the previous one.
+      expect(shown.stdout).toContain("\x1b[12A\r\x1b[J");
+      const last = shown.stdout.split("\x1b[J").at(-1)!.replace(/\r/g, "").trimEnd().split("\n");
+      expect(last[0]).toBe(`run ${contactSheetRun}  succeeded  10/10 stages succeeded`);
+      expect(last[1]).toMatch(/^STAGE +STATUS +ATTEMPT +GPUS +TIME +REASON$/);
+      expect(last.filter((l) => / succeeded +1 /.test(l))).toHaveLength(10);
+      expect(last.at(-1)).toBe(`run ${contactSheetRun} succeeded: 10/10 stages succeeded`);
     },
     TIMEOUT
   );
@@ -207,7 +231,8 @@ describe("gpufabric runs against a real agent", () => {
       expect(added.code, added.stderr).toBe(0);
       expect(statSync(config).mode & 0o777).toBe(0o600);
       expect(statSync(join(config, "..")).mode & 0o777).toBe(0o700);
-      await cli(["profile", "add", "other", "--url", "http://127.0.0.1:9", "--token-stdin"], own, "gf_other\n");
+      const other = await cli(["profile", "add", "other", "--url", "http://127.0.0.1:9", "--token-stdin", "--json"], own, "gf_other\n");
+      expect(JSON.parse(other.stdout)).toEqual({ name: "other", url: "http://127.0.0.1:9", replaced: false, current: false, config });
 
       const listed = await cli(["profile", "list"], own);
       expect(listed.stdout).toMatch(new RegExp(`^\\* +local +${agent.url.replace(/\./g, "\\.")} +sha256:[0-9a-f]{12}`, "m"));
