@@ -17,6 +17,7 @@ import {
   Tenant,
   Workflow,
   WorkflowDeployment,
+  runSynth,
 } from "./constructs/index.ts";
 
 const examples = (file: string) => fileURLToPath(new URL(`./examples/${file}`, import.meta.url));
@@ -158,9 +159,12 @@ export function defineStudioPlatform(app: App): FabricStack {
   return stack;
 }
 
-// Synthesize when run as the cdktf app; stay quiet when imported (tests, benchmarks, the CLI).
+// Synthesize when run as the cdktf app; stay quiet when imported (tests, benchmarks, the CLI). runSynth prints
+// a props error or compliance findings as their messages, without a stack trace, and exits 1.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const app = new App();
-  defineStudioPlatform(app);
-  app.synth();
+  runSynth(() => {
+    const app = new App();
+    defineStudioPlatform(app);
+    app.synth();
+  });
 }

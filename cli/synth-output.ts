@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { CONFIG_MAP_KEY, parsePlatformConfig, type PlatformConfig } from "../runtime/config/index.ts";
+import { rewriteSkipHint } from "../constructs/synth-errors.ts";
 
 /** One stack of a cdktf.out directory: its Terraform JSON and the platform configs in it. */
 export interface SynthesizedStack {
@@ -71,4 +72,28 @@ export function describeStacks(stacks: readonly SynthesizedStack[]): string {
     }
   }
   return lines.join("\n");
+}
+
+/** The header Node prints for an uncaught error: `ValidationError: …`, `Error: Validation failed …`. */
+const ERROR_HEADER = /^(ValidationError|Error): (.*)$/;
+/** The first line of the source excerpt Node prints above it: `/path/file.ts:25`. */
+const SOURCE_LINE = /^(?:\/|[A-Za-z]:\\|file:|node:).*:\d+$/;
+
+/**
+ * An app's stderr with a construct's props error or a failed cdktf validation left as its message: without the
+ * source excerpt above it, the stack and properties below it, and with cdktf's skipValidation hint in the form
+ * the App's constructor takes. Anything else (an app's bug) keeps its stack, which is what a person needs then.
+ */
+export function cleanAppStderr(text: string): string {
+  const lines = text.split("\n");
+  const at = lines.findIndex((line) => {
+    const m = ERROR_HEADER.exec(line);
+    return m !== null && (m[1] === "ValidationError" || /^(App-level validation|Validation) failed with the following errors:/.test(m[2]!));
+  });
+  if (at === -1) return text;
+  let start = at;
+  for (let i = at - 1; i >= Math.max(0, at - 8); i--) if (SOURCE_LINE.test(lines[i]!)) start = i;
+  const end = lines.findIndex((line, i) => i > at && /^\s+at /.test(line));
+  const message = [lines[at]!.replace(ERROR_HEADER, "$2"), ...lines.slice(at + 1, end === -1 ? undefined : end)].join("\n");
+  return `${[...lines.slice(0, start), rewriteSkipHint(message)].join("\n").trimEnd()}\n`;
 }

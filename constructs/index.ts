@@ -10,3 +10,4 @@ export * from "./runtime-rules.ts";
 export * from "./workflow.ts";
 export * from "./workflow-deployment.ts";
 export * from "./compliance-policy.ts";
+export { runSynth, describeSynthError, type SynthErrorOptions } from "./synth-errors.ts";

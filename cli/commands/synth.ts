@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { CliError, EXIT } from "../errors.ts";
-import { describeStacks, readSynthOutput } from "../synth-output.ts";
+import { cleanAppStderr, describeStacks, readSynthOutput } from "../synth-output.ts";
 
 interface SynthOptions {
   app?: string;
@@ -22,12 +22,21 @@ export function register(program: Command): void {
     .action((options: SynthOptions) => {
       const app = options.app ?? appFromCdktfJson();
       const outdir = resolve(options.output);
+      // The app's stderr is read, not passed through, so that a props error or failed validation is shown as
+      // its message rather than inside Node's stack trace (see cleanAppStderr).
       const result = spawnSync(app, {
         shell: true,
-        stdio: ["ignore", options.json ? "ignore" : "inherit", "inherit"],
+        stdio: ["ignore", options.json ? "ignore" : "inherit", "pipe"],
         env: { ...process.env, CDKTF_OUTDIR: outdir },
+        encoding: "utf8",
+        maxBuffer: 64 * 1024 * 1024,
       });
-      if (result.status !== 0) throw new CliError(`'${app}' failed (exit ${result.status ?? result.signal}): see the error above`, EXIT.failure);
+      const stderr = result.stderr ?? "";
+      if (result.status !== 0) {
+        process.stderr.write(cleanAppStderr(stderr));
+        throw new CliError(`'${app}' failed (exit ${result.status ?? result.signal}): see the error above`, EXIT.failure);
+      }
+      process.stderr.write(stderr);
       const stacks = readSynthOutput(outdir);
       if (options.json) {
         process.stdout.write(`${JSON.stringify({ outdir, stacks }, null, 2)}\n`);

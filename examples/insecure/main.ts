@@ -23,6 +23,7 @@ import {
   StorageTier,
   Tenant,
   WorkflowDeployment,
+  runSynth,
 } from "../../constructs/index.ts";
 
 export function defineInsecurePlatform(app: App): { stack: FabricStack; policy: CompliancePolicy } {
@@ -82,10 +83,16 @@ export function defineInsecurePlatform(app: App): { stack: FabricStack; policy: 
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const app = new App({
-    outdir: fileURLToPath(new URL("./cdktf.out", import.meta.url)),
-    skipValidation: process.argv.includes("--skip-validation"),
-  });
-  defineInsecurePlatform(app);
-  app.synth();
+  // The findings without a stack trace, and the flag this app takes in place of cdktf's skipValidation hint.
+  runSynth(
+    () => {
+      const app = new App({
+        outdir: fileURLToPath(new URL("./cdktf.out", import.meta.url)),
+        skipValidation: process.argv.includes("--skip-validation"),
+      });
+      defineInsecurePlatform(app);
+      app.synth();
+    },
+    { skipValidationHint: "run it again with --skip-validation (npx tsx examples/insecure/main.ts --skip-validation) to write examples/insecure/cdktf.out" }
+  );
 }
