@@ -74,3 +74,26 @@ describe("the repository's apps", () => {
     TIMEOUT
   );
 });
+
+describe("runSynth", () => {
+  it("prints a props error as its message and sets exit code 1; throws any other error on", async () => {
+    const { runSynth, describeSynthError, FabricStack } = await import("../../constructs/index.ts");
+    const { App } = await import("cdktf");
+    const written: string[] = [];
+    const write = process.stderr.write;
+    const before = process.exitCode;
+    process.stderr.write = ((chunk: string) => (written.push(chunk), true)) as typeof process.stderr.write;
+    try {
+      runSynth(() => void new FabricStack(new App({ outdir: join(dir, "in-process") }), "s", { platformName: "Bad_Name" }));
+      expect(process.exitCode).toBe(1);
+    } finally {
+      process.stderr.write = write;
+      process.exitCode = before;
+    }
+    expect(written.join("")).toMatch(/^FabricStack 's' is invalid:\n {2}- platformName: "Bad_Name" is not a DNS-1123 label/);
+    expect(() => runSynth(() => { throw new TypeError("a bug"); })).toThrow(TypeError);
+    expect(describeSynthError(new Error("Validation failed with the following errors:\n  x\n\nIf you wish to ignore these validations, pass 'skipValidation: true' to your App configuration.\n"), { skipValidationHint: "pass --skip-validation" })).toBe(
+      "Validation failed with the following errors:\n  x\n\nFix the findings above, or pass --skip-validation."
+    );
+  });
+});
