@@ -3,9 +3,11 @@
  * local HTTP server that plays a hostile agent), the SSE reader, progress lines, log tails, the profiles
  * file and where the connection settings come from.
  */
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -259,5 +261,30 @@ describe("connection settings", () => {
     const connection = resolveConnection({}, { GPUFABRIC_CONFIG: config, GPUFABRIC_URL: "http://127.0.0.1:5005", GPUFABRIC_TOKEN: "gf_env" });
     expect(connection.token).toBe("gf_env");
     expect(() => resolveConnection({}, { GPUFABRIC_CONFIG: config })).toThrow(/mode 0644/);
+  });
+});
+
+const hasOpenssl = spawnSync("openssl", ["version"]).status === 0;
+
+describe.skipIf(!hasOpenssl)("an agent behind a private CA", () => {
+  it("is refused with the --ca-file fix until its CA is given, then answers", async () => {
+    const dir = tempDir();
+    const [key, crt] = [join(dir, "agent.key"), join(dir, "agent.crt")];
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=agent", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", crt], { stdio: "ignore" });
+    const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(crt) }, (request, response) => {
+      response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ runs: [], auth: request.headers.authorization }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const untrusted = new AgentClient(resolveConnection({ url }, { GPUFABRIC_TOKEN: "gf_t", GPUFABRIC_CONFIG: join(dir, "none.yaml") }));
+      await expect(untrusted.json("GET", "/v1/runs")).rejects.toThrow(/the TLS certificate of the agent at https:\/\/127\.0\.0\.1:\d+ \(--url\) is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT: .*\): pass --ca-file/);
+      untrusted.close();
+      const trusted = new AgentClient(resolveConnection({ url, caFile: crt }, { GPUFABRIC_TOKEN: "gf_t", GPUFABRIC_CONFIG: join(dir, "none.yaml") }));
+      expect((await trusted.json<{ auth: string }>("GET", "/v1/runs")).body.auth).toBe("Bearer gf_t");
+      trusted.close();
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

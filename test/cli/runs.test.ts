@@ -48,7 +48,8 @@ describe("gpufabric runs against a real agent", () => {
         { id: "local-g1", node: "n0", memoryMiB: 24_576 },
       ],
     });
-    agent = await startAgentProcess(platform);
+    // Simulated stages (the ComfyUI prompt's, with no ComfyUI server configured) take a tenth of their estimates.
+    agent = await startAgentProcess(platform, ["--simulated-time-scale", "0.1"]);
     work = mkdtempSync(join(tmpdir(), "gpufabric-runs-cli-"));
     env = { GPUFABRIC_URL: agent.url, GPUFABRIC_TOKEN: platform.tokens.studio!, GPUFABRIC_CONFIG: join(work, "no-config.yaml") };
   }, TIMEOUT);
@@ -185,6 +186,22 @@ describe("gpufabric runs against a real agent", () => {
       expect(types[0]).toBe("run.accepted");
       expect(types.at(-1)).toBe("run.cancelled");
       expect(events.code).toBe(1);
+    },
+    TIMEOUT
+  );
+
+  it(
+    "submits a ComfyUI API prompt file as it is, with --json lines for the watch",
+    async () => {
+      const submitted = await cli(["runs", "submit", "examples/comfyui/txt2img-upscale.json", "--watch", "--json"], env);
+      expect(submitted.code, submitted.stderr).toBe(0);
+      const lines = submitted.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines[0]).toMatchObject({ status: "queued", replayed: false });
+      expect(lines[1]).toMatchObject({ type: "run.accepted", stage: null });
+      expect(lines.filter((l) => l.type === "stage.succeeded").length).toBeGreaterThanOrEqual(1);
+      expect(lines.at(-1)).toMatchObject({ type: "run.succeeded" });
+      const run = JSON.parse((await cli(["runs", "get", String(lines[0]!.id), "--json"], env)).stdout) as { format: string; status: string };
+      expect([run.format, run.status]).toEqual(["comfyui", "succeeded"]);
     },
     TIMEOUT
   );
