@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { auditPaths } from "../../runtime/security/audit/index.ts";
 import { FileKeyring, KeyringError, keyringPath, KeyUnavailableError, scanKeyVersionUsage, usageOf, type KeyringLayout, type KeyVersionUsage } from "../../runtime/security/crypto/index.ts";
+import { heldByAnAgent } from "../../runtime/agent/service/agent-dirs.ts";
 import { CliError, EXIT } from "../errors.ts";
 
 interface KeysOptions {
@@ -48,7 +49,7 @@ export function register(program: Command): void {
       print(
         options,
         { keyring: keyring.path, previous, current, versions: await keyring.versions() },
-        `rotated ${keyring.path}: v${current} is current (was v${previous}); once everything is rewrapped, retire v${previous} with 'gpufabric keys retire v${previous}'\n`,
+        `rotated ${keyring.path}: v${current} is current (was v${previous}); the agent rewraps what v${previous} protects in the background (a running agent on its next key check, a stopped one soon after it starts); 'gpufabric keys list' shows the objects per version; at 0 for v${previous}, retire it with 'gpufabric keys retire v${previous}'\n`,
       );
     });
 
@@ -61,9 +62,27 @@ export function register(program: Command): void {
       const keyring = open(options);
       const usage = await scanUsage(options);
       if (!usage) throw new CliError(`cannot count the objects that use v${version}: the data directory ${resolve(options.dataDir)} does not exist (pass --data-dir)`, EXIT.usage);
+      const inUse = usageOf(usage, version);
+      const current = await keyring.currentVersion();
+      if (inUse > 0 && version !== current) throw new CliError(stillInUse(version, inUse, current, resolve(options.dataDir)), EXIT.failure);
       await withKeyringErrorsAsync(() => keyring.retire(version, usageOf(usage, version)));
       print(options, { keyring: keyring.path, retired: version, versions: await keyring.versions(), filesScanned: usage.filesScanned }, `retired v${version} from ${keyring.path} (${usage.filesScanned} files checked, none uses it)\n`);
     });
+}
+
+/**
+ * Only the agent rewraps (it holds the store and the sealed files' contexts): say whether one runs on the data
+ * directory (its lock, agent-dirs.ts), when it rewraps, and how to follow it.
+ */
+function stillInUse(version: number, objects: number, current: number, dataDir: string): string {
+  const what = `v${version} still protects ${objects} object${objects === 1 ? "" : "s"}`;
+  const follow = `'gpufabric keys list' shows the objects per version; retire v${version} once it shows 0`;
+  const agent = heldByAnAgent(dataDir);
+  if (agent.held) {
+    const who = agent.holder ? ` (pid ${agent.holder.pid} on ${agent.holder.host})` : "";
+    return `${what}: the agent running on ${dataDir}${who} rewraps them to v${current} in the background, on its next key check (every --key-check-interval seconds, 10 by default); ${follow}`;
+  }
+  return `${what}, and no agent runs on ${dataDir}: start it ('gpufabric agent' or 'gpufabric dev'); it rewraps them to v${current} soon after it starts, while v${version} is in the keyring; ${follow}`;
 }
 
 function pathOf(options: KeysOptions): string {

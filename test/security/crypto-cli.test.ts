@@ -37,7 +37,7 @@ describe("gpufabric keys", () => {
 
     const refused = gpufabric("retire", "v1", "--data-dir", dataDir);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/v1 still protects 1 object: rewrap them under the current version first/);
+    expect(refused.stderr).toMatch(/v1 still protects 1 object, and no agent runs on .+: start it/);
     expect(JSON.parse(gpufabric("list", "--data-dir", dataDir, "--json").stdout).versions).toEqual([
       { version: 1, current: false, objects: 1 },
       { version: 2, current: true, objects: 0 },

@@ -48,7 +48,10 @@ export class KeyRotationFollower {
   ) {}
 
   async start(): Promise<void> {
-    this.seen = await this.o.keyring.currentVersion();
+    // Other versions besides the current one: objects may still use them (a rotation made while no agent ran,
+    // or a rewrap cut off by a stop), so the first check rewraps; rewrapping what is current already is a no-op.
+    const [current, versions] = await Promise.all([this.o.keyring.currentVersion(), this.o.keyring.versions()]);
+    this.seen = versions.length > 1 ? undefined : current;
     this.timer = setInterval(() => void this.check(), this.o.checkEveryMs);
     this.timer.unref();
   }
