@@ -149,19 +149,19 @@ export class AgentClient {
     const message = error?.message ?? (text.trim().slice(0, 200) || `HTTP ${status}`);
     const field = error?.field;
     const detail = `${message}${field !== undefined && !message.startsWith(`${field}:`) ? ` (field '${field}')` : ""}`;
-    let text2: string;
+    let summary: string;
     if (status === 401) {
-      text2 = `the agent at ${this.origin()} refused the token (401: ${message}): check the token from ${this.connection.source.token}, or pick another with --profile, --token-file or GPUFABRIC_TOKEN`;
+      summary = `the agent at ${this.origin()} refused the token (401: ${message}): check the token from ${this.connection.source.token}, or pick another with --profile, --token-file or GPUFABRIC_TOKEN`;
     } else if (status === 403) {
-      text2 = `not allowed (403): ${detail}`;
+      summary = `not allowed (403): ${detail}`;
     } else if (status === 404) {
-      text2 = `not found (404): ${detail}`;
+      summary = `not found (404): ${detail}`;
     } else if (status >= 500) {
-      text2 = `the agent at ${this.origin()} failed on ${method} ${path} (${status}): ${detail}`;
+      summary = `the agent at ${this.origin()} failed on ${method} ${path} (${status}): ${detail}`;
     } else {
-      text2 = `refused (${status}${error?.code ? ` ${error.code}` : ""}): ${detail}`;
+      summary = `refused (${status}${error?.code ? ` ${error.code}` : ""}): ${detail}`;
     }
-    return new AgentResponseError(text2, status, error?.code, field);
+    return new AgentResponseError(summary, status, error?.code, field);
   }
 }
 

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { resolveConnection, type ConnectionFlags } from "../client/connection.ts";
-import { downloadArtifact, type DownloadedArtifact } from "../client/downloads.ts";
+import { artifactTarget, downloadArtifact, type DownloadedArtifact } from "../client/downloads.ts";
 import { AgentClient } from "../client/http.ts";
 import { followLogs, logsPath, type LogTail } from "../client/logs.ts";
 import { formatColumns } from "../client/progress.ts";
@@ -97,6 +97,8 @@ export function register(program: Command): void {
       withClient(options, async (client) => {
         const run = await getRun(client, id);
         const outDir = resolve(options.out ?? run.id);
+        // Every name checked before anything is written: a hostile one leaves no partial download behind.
+        for (const artifact of run.artifacts) artifactTarget(outDir, artifact.stage, artifact.name);
         mkdirSync(outDir, { recursive: true, mode: 0o700 });
         const written: DownloadedArtifact[] = [];
         for (const artifact of run.artifacts) written.push(await downloadArtifact(client, run.id, artifact, outDir));
