@@ -11,14 +11,24 @@ WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
+# Dependencies first (their layer is reused while package-lock.json stays the same), without the
+# lifecycle scripts: prepare would build before the sources are here. The agent's one native addon is
+# built on its own.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
-COPY tsconfig.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && npm rebuild better-sqlite3
+# The compiled CLI and library (npm run build: dist/), the same output the package ships; then the
+# sources, the compiler and the other development dependencies go.
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY bin ./bin
 COPY cli ./cli
 COPY constructs ./constructs
 COPY policies ./policies
 COPY runtime ./runtime
+RUN npm run build \
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+ && rm -rf cli constructs policies runtime scripts tsconfig.json tsconfig.build.json
 # The example workflows' stage programs: workflows reference them relative to /app.
 COPY examples ./examples
 
@@ -39,5 +49,6 @@ RUN mkdir -p /var/lib/gpufabric \
 USER 10001:10001
 VOLUME ["/var/lib/gpufabric"]
 EXPOSE 8443
+# bin/gpufabric.mjs runs dist/ (there are no sources beside it here): no TypeScript at run time.
 ENTRYPOINT ["node", "bin/gpufabric.mjs"]
 CMD ["agent", "--config", "/etc/gpufabric/platform.json"]
