@@ -419,10 +419,6 @@ export class AgentLoop {
       this.changes.emit("run", p.runId);
       const outcome = await handle.done;
       await this.complete(slot, run, stage, handle, outcome, startedMs);
-      // A ComfyUI server holds only what it loaded since its last restart (none after running out of
-      // memory): once the stage released its GPU, the scheduler forgets the rest, before its next round.
-      const gpu = p.gpuIds[0];
-      if (outcome.residentModels !== undefined && gpu !== undefined) this.o.scheduler.forgetResidentExcept(gpu, outcome.residentModels);
     } catch (err) {
       if (err instanceof TransitionError) {
         // The run was cancelled or failed while this stage was being placed.
@@ -453,6 +449,11 @@ export class AgentLoop {
       }
       await this.completeAttempt(slot, run, stage, handle, outcome, startedMs);
     } finally {
+      // A ComfyUI server holds only what it loaded since its last restart (none after running out of
+      // memory): once the stage released its GPU, the scheduler forgets the rest, before its next round,
+      // and before anything else is awaited, so whoever sees the attempt ended sees the GPU as it is.
+      const gpu = slot.gpus[0];
+      if (outcome.residentModels !== undefined && gpu !== undefined) this.o.scheduler.forgetResidentExcept(gpu, outcome.residentModels);
       // Its inputs were decrypted copies and its outputs are sealed: nothing of the workspace is kept.
       if (this.o.discardWorkspaces && handle.workspace !== null && slot.stop !== "shutdown") await rm(handle.workspace, { recursive: true, force: true });
 
