@@ -275,7 +275,9 @@ describe("agent on an exclusive pool of two GPUs", () => {
         `if (process.env.GPUFABRIC_ATTEMPT === "1") { console.error("first attempt fails"); process.exit(7); }`,
         `fs.writeFileSync(process.env.GPUFABRIC_OUTPUT_DIR + "/ok.txt", "attempt " + process.env.GPUFABRIC_ATTEMPT);`,
       ].join("\n");
-      const retried = await studio.post("/v1/runs", { workflow: sleepyWorkflow("flaky", [{ id: "flaky", script: flaky }]) });
+      // No backoff between attempts here (retry.test.ts checks the backoff): the test is about fresh workspaces.
+      const noBackoff = (wf: Record<string, unknown>) => ({ ...wf, spec: { ...(wf.spec as object), retry: { backoffSeconds: 0 } } });
+      const retried = await studio.post("/v1/runs", { workflow: noBackoff(sleepyWorkflow("flaky", [{ id: "flaky", script: flaky }])) });
       const run = await studio.waitForRun(retried.body.id);
       expect(run.status).toBe("succeeded");
       expect(run.stages[0].attempts).toBe(2);
@@ -285,10 +287,12 @@ describe("agent on an exclusive pool of two GPUs", () => {
       expect(firstLogs.body.stderr).toContain("first attempt fails");
 
       const broken = await studio.post("/v1/runs", {
-        workflow: sleepyWorkflow("broken", [
-          { id: "always", script: "process.exit(9)" },
-          { id: "never", needs: ["always"] },
-        ]),
+        workflow: noBackoff(
+          sleepyWorkflow("broken", [
+            { id: "always", script: "process.exit(9)" },
+            { id: "never", needs: ["always"] },
+          ])
+        ),
       });
       const failed = await studio.waitForRun(broken.body.id);
       expect(failed.status).toBe("failed");
