@@ -4,9 +4,9 @@ import { renderJunit } from "./junit.ts";
 import { renderMarkdown } from "./markdown.ts";
 import { renderSarif } from "./sarif.ts";
 import { renderText } from "./text.ts";
+import type { Format } from "./formats.ts";
 
-export const FORMATS = ["text", "json", "sarif", "markdown", "junit"] as const;
-export type Format = (typeof FORMATS)[number];
+export { FORMATS, type Format } from "./formats.ts";
 
 export function render(report: Report, format: Format, version: string): string {
   switch (format) {
