@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../agent/service/harness.ts";
 import { consumerFiles } from "./consumer-files.ts";
@@ -117,6 +118,20 @@ describe("the packed package in a fresh platform repo", { timeout: TIMEOUT }, ()
     run(process.execPath, [bin("typescript", "bin/tsc"), "--noEmit", "-p", "tsconfig.json"], repo);
     const ownTsc = join(dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin", "tsc");
     run(process.execPath, [ownTsc, "-p", "tsconfig.json"], join(repo, "esm"));
+  });
+
+  it("runs the store's worker thread from the build (its .cjs entry beside the compiled module)", async () => {
+    // The tarball's dist/ is this repo's, written by npm pack's prepare; the consumer's install has no native
+    // SQLite binding (install scripts skipped), this repo's has. From the sources the .cjs would load tsx.
+    const compiled = (await import(pathToFileURL(join(REPO_ROOT, "dist", "runtime", "agent", "store", "index.js")).href)) as typeof import("../../runtime/agent/store/index.ts");
+    const data = join(dir, "store");
+    mkdirSync(data);
+    const store = await compiled.openStore(compiled.parseDatabase(undefined, data), { durability: "normal" });
+    try {
+      expect(await store.listRuns("team")).toEqual([]);
+    } finally {
+      await store.close();
+    }
   });
 
   it("runs the installed CLI from its build", () => {
