@@ -60,6 +60,30 @@ describe.runIf(server !== undefined)("ComfyUI prompts on a local cluster's worke
   let replicaUrl = "";
   const comfyui = (path: string, base = leaderUrl) => `${base}/comfyui${path}`;
   const get = (path: string) => fetch(comfyui(path), { headers: { authorization: `Bearer ${token()}` } });
+  /** A /ws client of `clientId`: its JSON messages, and `ended` once the prompt given to `follow` has its final executing. */
+  const openSocket = async (url: string, clientId: string) => {
+    const ws = new WebSocket(`${url.replace("http", "ws")}?clientId=${clientId}&token=${token()}`);
+    const messages: WsMessage[] = [];
+    let promptId = "";
+    const ended = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no final executing: ${JSON.stringify(messages.map((m) => m.type))}`)), 90_000);
+      ws.on("message", (data, binary) => {
+        if (binary) return;
+        const m = JSON.parse(String(data)) as WsMessage;
+        messages.push(m);
+        if (m.type === "executing" && m.data.node === null && m.data.prompt_id === promptId) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+    });
+    const follow = (id: string) => (promptId = id);
+    return { ws, messages, ended, follow };
+  };
   const postPrompt = (body: unknown) =>
     fetch(comfyui("/prompt"), { method: "POST", headers: { authorization: `Bearer ${token()}`, "content-type": "application/json" }, body: JSON.stringify(body) });
 
@@ -127,29 +151,11 @@ describe.runIf(server !== undefined)("ComfyUI prompts on a local cluster's worke
     "runs a two-segment prompt on both workers' servers and relays their live events to the leader's /ws client",
     async () => {
       const clientId = randomUUID();
-      const ws = new WebSocket(`${comfyui("/ws").replace("http", "ws")}?clientId=${clientId}&token=${token()}`);
-      const messages: WsMessage[] = [];
-      let promptId = "";
-      const ended = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no final executing: ${JSON.stringify(messages.map((m) => m.type))}`)), 90_000);
-        ws.on("message", (data, binary) => {
-          if (binary) return;
-          const m = JSON.parse(String(data)) as WsMessage;
-          messages.push(m);
-          if (m.type === "executing" && m.data.node === null && m.data.prompt_id === promptId) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-      await new Promise<void>((resolve, reject) => {
-        ws.once("open", () => resolve());
-        ws.once("error", reject);
-      });
+      const { ws, messages, ended, follow } = await openSocket(comfyui("/ws"), clientId);
       const before = standins.map((s) => s.prompts().length);
       const res = await postPrompt({ prompt: twoSegmentPrompt(), client_id: clientId });
       expect(res.status).toBe(200);
-      promptId = ((await res.json()) as { prompt_id: string }).prompt_id;
+      const promptId = follow(((await res.json()) as { prompt_id: string }).prompt_id);
       await ended;
       ws.close();
 
@@ -184,28 +190,10 @@ describe.runIf(server !== undefined)("ComfyUI prompts on a local cluster's worke
     "follows a prompt queued through one control plane on a /ws client of the other, from the events the store records",
     async () => {
       const clientId = randomUUID();
-      const ws = new WebSocket(`${comfyui("/ws", replicaUrl).replace("http", "ws")}?clientId=${clientId}&token=${token()}`);
-      const messages: WsMessage[] = [];
-      let promptId = "";
-      const ended = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no final executing: ${JSON.stringify(messages.map((m) => m.type))}`)), 90_000);
-        ws.on("message", (data, binary) => {
-          if (binary) return;
-          const m = JSON.parse(String(data)) as WsMessage;
-          messages.push(m);
-          if (m.type === "executing" && m.data.node === null && m.data.prompt_id === promptId) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-      await new Promise<void>((resolve, reject) => {
-        ws.once("open", () => resolve());
-        ws.once("error", reject);
-      });
+      const { ws, messages, ended, follow } = await openSocket(comfyui("/ws", replicaUrl), clientId);
       const res = await postPrompt({ prompt: twoSegmentPrompt(), client_id: clientId });
       expect(res.status).toBe(200);
-      promptId = ((await res.json()) as { prompt_id: string }).prompt_id;
+      const promptId = follow(((await res.json()) as { prompt_id: string }).prompt_id);
       await ended.catch((err: unknown) => {
         // What the control planes warned of, to see why the replica followed nothing.
         for (const p of cluster.processes.filter((m) => m.role === "control-plane")) {
