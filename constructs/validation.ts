@@ -96,16 +96,16 @@ export function isLabelKey(key: string): boolean {
   return name.length > 0 && name.length <= 63 && LABEL_NAME.test(name);
 }
 
-/** A DNS-1123 label close to `value`, for the fix-it hint. */
-function suggestDnsLabel(value: unknown): string {
-  const text = typeof value === "string" ? value : "my-name";
+/** A DNS-1123 label close to `value`, for the fix-it hint (`fallback` when nothing of it is left). */
+export function suggestDnsLabel(value: unknown, fallback = "my-name"): string {
+  const text = typeof value === "string" ? value : fallback;
   const cleaned = text
     .toLowerCase()
     .replace(/[^a-z0-9-]+/g, "-")
     .replace(/^-+|-+$/g, "")
     .slice(0, 63)
     .replace(/-+$/g, "");
-  return cleaned || "my-name";
+  return cleaned || fallback;
 }
 
 /**

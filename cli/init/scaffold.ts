@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { basename, dirname, join, resolve } from "node:path";
 import { packageRoot } from "../../runtime/config/package.ts";
 import { DNS_LABEL } from "../../runtime/config/schema.ts";
+import { suggestDnsLabel } from "../../constructs/validation.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { scaffoldFiles, type ScaffoldVersions } from "./templates.ts";
 
@@ -61,13 +62,7 @@ export function platformName(target: string, given: string | undefined): string 
 
 /** A DNS-1123 label close to `text`, for the error messages' "e.g.". */
 export function suggestLabel(text: string): string {
-  const cleaned = text
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 63)
-    .replace(/-+$/g, "");
-  return cleaned || "my-platform";
+  return suggestDnsLabel(text, "my-platform");
 }
 
 /**
