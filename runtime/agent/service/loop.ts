@@ -179,11 +179,14 @@ export class AgentLoop {
       await this.o.store.cancelRun(run.tenant, run.id).catch(() => undefined);
       return;
     }
+    // A stage whose last attempt failed before the restart waits for what is left of its backoff. Its
+    // attempts are read before the run is accepted: the hold must be in place before the loop's next
+    // tick, which an await between accepting and holding would let place the stage at once.
+    const retried = runnable.filter((s) => stages.some((r) => r.stageId === s.id && r.status === "ready" && r.attempts > 0));
+    const detail = retried.length > 0 ? await this.o.store.getRun(run.tenant, run.id).catch(() => undefined) : undefined;
     if (this.active.has(run.id)) return;
     this.accept(run, runnable, graph, Date.now(), done);
-    // A stage whose last attempt failed before the restart waits for what is left of its backoff.
-    const retried = runnable.filter((s) => stages.some((r) => r.stageId === s.id && r.status === "ready" && r.attempts > 0));
-    const detail = retried.length > 0 && this.active.has(run.id) ? await this.o.store.getRun(run.tenant, run.id).catch(() => undefined) : undefined;
+    if (!this.active.has(run.id)) return;
     for (const stage of detail === undefined ? [] : retried) {
       const notBeforeMs = resumedNotBeforeMs(stage, detail!.attempts);
       if (notBeforeMs !== null && this.o.scheduler.holdUntil(run.id, stage.id, notBeforeMs / 1000, Date.now() / 1000)) this.backoffUntil(run.id, stage.id, notBeforeMs);
