@@ -9,100 +9,21 @@
  */
 import { EventEmitter } from "node:events";
 import { rm } from "node:fs/promises";
-import type { Logger } from "pino";
-import type { CostModel, Stage, WorkflowGraph } from "../../graph/index.ts";
+import type { Stage, WorkflowGraph } from "../../graph/index.ts";
 import { observeStage } from "../../graph/index.ts";
 import { runSpecFromStages } from "../../scheduler/from-graph.ts";
-import type { Kill, Placement, Scheduler, WaitReason } from "../../scheduler/index.ts";
-import { executorFor, stopOrphanedAttempt, type AttemptOutcome, type Executor, type RunningAttempt } from "../executors/index.ts";
-import type { AttemptInput, CommittedArtifact } from "../executors/types.ts";
+import type { Kill, Placement, WaitReason } from "../../scheduler/index.ts";
+import { executorFor, stopOrphanedAttempt, type AttemptOutcome, type RunningAttempt } from "../executors/index.ts";
+import type { AttemptInput } from "../executors/types.ts";
 import type { GpuDevice } from "../inventory/types.ts";
-import { TransitionError, type RunRecord, type StageRecord, type Store } from "../store/types.ts";
-import type { AuditEvent } from "../../security/audit/index.ts";
+import { TransitionError, type RunRecord, type StageRecord } from "../store/types.ts";
+import type { ActiveRun, LoopOptions, RunningStage } from "./loop-types.ts";
 import { restoreStageRuns } from "./sealed-fields.ts";
 import type { OpenedInputs } from "./sealing.ts";
-import type { ModelTags } from "./model-tags.ts";
 import { PREEMPTED_REASON, WakeTimers, countedFailures, decideRetry, resumedNotBeforeMs, retryUncounted, type RetryDecision } from "./retry-decision.ts";
 import { resolveStageCommand } from "./stage-command.ts";
 
-/** What the loop reports as it works (metrics listen). */
-export interface LoopObserver {
-  stageStarted(tenant: string, dispatchSeconds: number): void;
-  stageFinished(tenant: string, outcome: "succeeded" | "failed" | "cancelled" | "preempted", seconds: number, simulated: boolean): void;
-  runFinished(tenant: string, status: "succeeded" | "failed"): void;
-}
-
-export interface LoopOptions {
-  readonly store: Store;
-  readonly scheduler: Scheduler;
-  readonly devices: readonly GpuDevice[];
-  readonly executors: { readonly process: Executor; readonly simulated: Executor; readonly comfyui?: Executor };
-  readonly costModel: CostModel;
-  readonly logger: Logger;
-  /**
-   * The most attempts any stage gets: the bound of each stage's retry.attempts, whose failures are
-   * counted from the store (preempted and interrupted attempts not counted). The scheduler must allow
-   * at least as many failures (it counts only those since it took the run up), so it never gives up on
-   * a stage first; the loop tells it when a stage is not retried.
-   */
-  readonly maxAttempts: number;
-  /** Where relative program paths of stage commands are resolved. */
-  readonly commandDir: string;
-  readonly observer?: LoopObserver;
-  /** Called after the cost model learned from a finished stage (to persist it). */
-  readonly onCostModelChange?: () => void;
-  /** Records scheduling decisions (placements, preemptions, refusals; not each re-evaluation of waiting work). */
-  readonly audit?: (event: AuditEvent) => void;
-  /**
-   * Seals a committed attempt's outputs (encrypts them where they are kept, removes the plaintext) and
-   * returns them as the store records them. Without it the outputs are recorded where the executor put them.
-   */
-  readonly sealOutputs?: (run: { id: string; tenant: string }, artifacts: CommittedArtifact[]) => Promise<CommittedArtifact[]>;
-  /**
-   * Makes the committed outputs a stage needs readable to the executor (decrypted), with the run's
-   * inputs as a file, and cleans them up after.
-   */
-  readonly openInputs?: (
-    run: { id: string; tenant: string },
-    stageId: string,
-    attempt: number,
-    inputs: ReadonlyArray<{ stageId: string; name: string; path: string }>
-  ) => Promise<OpenedInputs>;
-  /** Seals an ended attempt's stdout and stderr logs into the data directory and deletes the plaintext. */
-  readonly sealLogs?: (run: { id: string; tenant: string }, logs: { stdout: string; stderr: string }) => Promise<void>;
-  /** Deletes each attempt's workspace once it ended (its outputs sealed first). */
-  readonly discardWorkspaces?: boolean;
-  /** Deletes what is left of a run's scratch folders once nothing of it runs any more. */
-  readonly discardRun?: (runId: string) => Promise<void>;
-  /** Stand-ins of model names: restored to names from the opened documents on recovery, and written to the audit log instead of names. */
-  readonly modelTags?: ModelTags;
-  /** How often waiting work is looked at again even when nothing happened (aging), in ms. */
-  readonly agingTickMs?: number;
-}
-
-interface ActiveRun {
-  readonly id: string;
-  readonly tenant: string;
-  readonly graph: WorkflowGraph | undefined;
-  readonly stages: ReadonlyMap<string, Stage>;
-}
-
-/** A stage the loop has placed and not yet seen end. */
-export interface RunningStage {
-  readonly runId: string;
-  readonly stageId: string;
-  readonly tenant: string;
-  readonly gpus: readonly string[];
-  readonly placedAtMs: number;
-  attemptId: string | null;
-  handle: RunningAttempt | null;
-  /** Why the loop stopped it, if it did. */
-  stop: "cancel" | "preempt" | "shutdown" | null;
-  /** For a preempted stage: settles once its failed attempt is in the store. */
-  settling?: Promise<void>;
-  settled?: () => void;
-  simulated: boolean;
-}
+export type { ActiveRun, LoopObserver, LoopOptions, RunningStage } from "./loop-types.ts";
 
 export class AgentLoop {
   /** Emits `run` with a run id whenever something of that run changed. */
