@@ -53,6 +53,7 @@ const LEAST_ROLE: Record<string, Role> = {
   "metrics:read": "viewer",
   "admin:roles-read": "admin",
   "admin:audit-read": "admin",
+  "admin:keyring-read": "admin",
   "admin:runs-purge": "admin",
 };
 

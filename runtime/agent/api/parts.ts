@@ -14,6 +14,7 @@ import type { ArtifactSealer } from "../service/sealing.ts";
 import type { ModelTags } from "../service/model-tags.ts";
 import type { RunQueue } from "../service/run-queue.ts";
 import type { AgentMetrics } from "../service/metrics.ts";
+import type { GpuHistory } from "../service/gpu-history.ts";
 import type { SubmissionContext } from "../service/submission.ts";
 
 declare module "fastify" {
@@ -42,6 +43,8 @@ export interface HttpParts {
   readonly scheduler: () => Scheduler | undefined;
   readonly devices: readonly GpuDevice[];
   readonly inventorySource: "nvidia-smi" | "simulated" | "comfyui";
+  /** The devices' VRAM and utilization over the last 24 h (absent: the GPU routes sample their own). */
+  readonly gpuHistory?: GpuHistory;
   readonly submission: SubmissionContext;
   readonly metrics: AgentMetrics;
   readonly authenticator: Authenticator;

@@ -15,6 +15,7 @@ export const ROUTES: readonly RouteDeclaration[] = [
   { method: "GET", path: "/v1/runs/:runId/stages/:stageId/logs", action: "logs:read" },
   { method: "GET", path: "/v1/workflows", action: "workflows:read" },
   { method: "GET", path: "/v1/gpus", action: "gpus:read" },
+  { method: "GET", path: "/v1/gpus/history", action: "gpus:read" },
   { method: "GET", path: "/v1/queue", action: "queue:read" },
   { method: "GET", path: "/metrics", action: "metrics:read" },
   // ComfyUI's server API under /comfyui (see ./comfyui/routes.ts).

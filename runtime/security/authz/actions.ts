@@ -26,6 +26,7 @@ export const ACTIONS = {
   "metrics:read": { role: "viewer", description: "read the tenant's metrics" },
   "admin:roles-read": { role: "admin", description: "read the tenant's role bindings" },
   "admin:audit-read": { role: "admin", description: "read the tenant's audit log entries" },
+  "admin:keyring-read": { role: "admin", description: "list the keyring's versions (never key material)" },
   "admin:runs-purge": { role: "admin", description: "delete a finished run and its artifacts before retention ends" },
 } as const satisfies Record<string, ActionSpec>;
 
