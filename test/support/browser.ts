@@ -101,6 +101,17 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return path;
 }
 
+interface CspEvent {
+  readonly violatedDirective: string;
+  readonly blockedURI: string;
+  readonly sourceFile: string;
+  readonly lineNumber: number;
+}
+interface PageGlobals {
+  __cspViolations: string[];
+  readonly document: { addEventListener(type: string, listener: (e: CspEvent) => void): void };
+}
+
 /**
  * Collects what a page reports about CSP: `securitypolicyviolation` events (recorded in the page from
  * before its first script runs) and console messages naming the Content Security Policy, plus page errors.
@@ -108,10 +119,11 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 export async function watchPage(page: Page): Promise<{ cspViolations(): Promise<string[]>; consoleErrors: string[] }> {
   const consoleErrors: string[] = [];
   const cspConsole: string[] = [];
+  // These callbacks run in the page: `globalThis` is its window (the project compiles without the DOM types).
   await page.addInitScript(() => {
-    const w = window as unknown as { __cspViolations: string[] };
+    const w = globalThis as unknown as PageGlobals;
     w.__cspViolations = [];
-    document.addEventListener("securitypolicyviolation", (e) => {
+    w.document.addEventListener("securitypolicyviolation", (e: CspEvent) => {
       w.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`);
     });
   });
@@ -123,7 +135,7 @@ export async function watchPage(page: Page): Promise<{ cspViolations(): Promise<
   return {
     consoleErrors,
     async cspViolations() {
-      const fromPage = await page.evaluate(() => (window as unknown as { __cspViolations?: string[] }).__cspViolations ?? []).catch(() => []);
+      const fromPage = await page.evaluate(() => (globalThis as unknown as PageGlobals).__cspViolations ?? []).catch(() => []);
       return [...cspConsole, ...fromPage];
     },
   };
