@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ValidationError } from "../../runtime/config/errors.ts";
 import { TransitionError, type Store } from "../../runtime/agent/store/index.ts";
 import { diamondRun, stage } from "./fixtures/runs.ts";
+import { usageContractCases } from "./store-usage-contract.ts";
 
 export interface StoreHarness {
   /** A fresh, empty store. */
@@ -38,6 +39,8 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       await store.close();
       await harness.cleanup();
     });
+
+    usageContractCases(() => store);
 
     it("runs a diamond to success: dependents become ready only when all their needs succeeded", async () => {
       const { run, created } = await store.createRun(diamondRun("studio"));

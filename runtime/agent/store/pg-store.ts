@@ -35,6 +35,7 @@ import type {
   RunStatus,
   StageRecord,
   Store,
+  UsageRow,
 } from "./types.ts";
 import { validateNewRun, validateTransition } from "./validate-run.ts";
 import { StoreUnavailableError } from "./errors.ts";
@@ -45,6 +46,7 @@ import { createRun, createRuns } from "./pg/create-run.ts";
 import { checkLease, claimPlaced, heartbeat, interruptOpen, type ClaimOptions, type HeartbeatResult } from "./pg/leases.ts";
 import { migratePg } from "./pg/migrations.ts";
 import * as read from "./pg/read.ts";
+import { usage } from "./pg/usage.ts";
 import type { OpContext, Wake } from "./pg/sql.ts";
 import { listen, type Wakeups } from "./pg/wakeups.ts";
 import { assertEpoch, LeaderLease } from "./pg/leader-lease.ts";
@@ -278,6 +280,10 @@ export class PgStore implements Store {
 
   async queueDepth(): Promise<QueueDepth> {
     return this.read((tx) => read.queueDepth(tx));
+  }
+
+  async usage(tenant: string, from: string, to: string): Promise<UsageRow[]> {
+    return this.single((tx) => usage(tx, tenant, from, to, this.ctx.stamp()));
   }
 
   /** A worker takes placed attempts nobody holds, under a lease it must renew (pg/leases.ts). */

@@ -72,6 +72,20 @@ export function prepareStatements(db: Database.Database) {
        WHERE s.status IN ('waiting', 'ready', 'placed', 'running', 'sealing') GROUP BY r.tenant, s.status`
     ),
     activeRunCounts: db.prepare("SELECT tenant, COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running') GROUP BY tenant"),
+    // GPU use of a tenant's attempts over [@from, @to): each attempt's process time (start to end, or
+    // @now while it runs) clipped to the range, times its GPUs, and times their reserved VRAM (per GPU).
+    // ISO times in one form compare as strings; julianday() turns the clipped ends into seconds.
+    usage: db.prepare(
+      `SELECT workflow, stage, COUNT(*) AS attempts, SUM(g * secs) AS gpu_seconds, SUM(g * vram * secs) / 1024.0 AS vram_gib_seconds
+       FROM (
+         SELECT r.workflow AS workflow, a.stage_id AS stage, json_array_length(a.gpus) AS g,
+           COALESCE(json_extract(s.resources, '$.vramMiB'), 0) AS vram,
+           (julianday(MIN(COALESCE(a.finished_at, @now), @to)) - julianday(MAX(a.started_at, @from))) * 86400.0 AS secs
+         FROM runs r JOIN attempts a ON a.run_id = r.id JOIN stages s ON s.run_id = a.run_id AND s.stage_id = a.stage_id
+         WHERE r.tenant = @tenant AND a.started_at IS NOT NULL AND a.started_at < @to AND COALESCE(a.finished_at, @now) > @from
+       )
+       GROUP BY workflow, stage ORDER BY workflow, stage`
+    ),
   };
   // Typed through the package's exported Statement alias: the inferred type names a namespace that
   // better-sqlite3's types do not export, so the declaration (.d.ts) emit could not spell it.

@@ -43,6 +43,7 @@ import {
 import { fdatasyncAsync, GroupCommit } from "./sqlite-commit.ts";
 import { migrate, type Migration } from "./sqlite-migrations.ts";
 import { prepareStatements, type SqliteStatements } from "./sqlite-statements.ts";
+import { toUsageRow, usageRange, type UsageDbRow } from "./usage.ts";
 import {
   acceptedEvent,
   acceptedRun,
@@ -78,6 +79,7 @@ import type {
   RunStatus,
   StageRecord,
   StageStatus,
+  UsageRow,
   Store,
 } from "./types.ts";
 import { validateNewRun, validateTransition } from "./validate-run.ts";
@@ -381,6 +383,12 @@ export class SqliteStore implements Store {
         this.stmt.activeRunCounts.all() as Array<{ tenant: string; n: number }>
       )
     )();
+  }
+
+  async usage(tenant: string, from: string, to: string): Promise<UsageRow[]> {
+    const range = usageRange(from, to);
+    const rows = this.stmt.usage.all({ tenant, ...range, now: this.stamp() }) as UsageDbRow[];
+    return rows.map((r) => toUsageRow(tenant, r));
   }
 
   async close(): Promise<void> {

@@ -37,6 +37,7 @@ export const STORE_METHODS = [
   "eventsSince",
   "artifactsOf",
   "queueDepth",
+  "usage",
   "close",
 ] as const satisfies ReadonlyArray<keyof Store>;
 export type StoreMethod = (typeof STORE_METHODS)[number];
@@ -139,6 +140,7 @@ export class ThreadedSqliteStore implements Store {
   eventsSince: Store["eventsSince"] = (...args) => this.call("eventsSince", args);
   artifactsOf: Store["artifactsOf"] = (...args) => this.call("artifactsOf", args);
   queueDepth: Store["queueDepth"] = () => this.call("queueDepth", []);
+  usage: Store["usage"] = (...args) => this.call("usage", args);
 
   /** Settles every queued write, closes the database, and ends the thread. */
   close(): Promise<void> {

@@ -181,6 +181,28 @@ export interface RecoveryReport {
   readonly requeuedStages: number;
 }
 
+/**
+ * GPU use of one tenant's attempts over a time range, per workflow and stage. An attempt counts from
+ * its process start to its end (or now, while it runs), clipped to the range: placement and the wait
+ * for a process are the agent's time, not the tenant's work.
+ */
+export interface UsageRow {
+  readonly tenant: string;
+  readonly workflow: string;
+  readonly stage: string;
+  /** Σ GPUs the attempt held × its seconds inside the range. */
+  readonly gpuSeconds: number;
+  /**
+   * Σ GPUs × the VRAM the stage reserved on each (its declared resources.vramMiB, in GiB) × seconds.
+   * The reservation, not the measured peak: it is what the scheduler withheld from every other tenant
+   * for the whole attempt, it is known for simulated and ComfyUI stages alike, and a peak is only
+   * recorded once an attempt ends (a running one has none).
+   */
+  readonly vramGiBSeconds: number;
+  /** Attempts that ran for some time inside the range. */
+  readonly attempts: number;
+}
+
 export interface Store {
   /** Accepts a run; idempotent on (tenant, idempotencyKey). Durable when the promise resolves. */
   createRun(run: NewRun): Promise<{ readonly run: RunRecord; readonly created: boolean }>;
@@ -218,6 +240,11 @@ export interface Store {
   /** Artifacts committed by the given stages of a run: the inputs of a stage that needs them. */
   artifactsOf(runId: string, stageIds: readonly string[]): Promise<ArtifactRecord[]>;
   queueDepth(): Promise<QueueDepth>;
+  /**
+   * The tenant's GPU use over [from, to) (ISO times), one row per workflow and stage, ordered by them.
+   * RangeError when a time is not an ISO time or `to` is not after `from`.
+   */
+  usage(tenant: string, from: string, to: string): Promise<UsageRow[]>;
   close(): Promise<void>;
 }
 
