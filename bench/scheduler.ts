@@ -1,26 +1,21 @@
 /**
- * Scheduler benchmark: gpufabric against the baselines on the suite workloads.
+ * Scheduler benchmark: gpufabric against every baseline on the suite workloads.
  * Usage: npm run bench:scheduler [-- --json] [--seed N] [--no-timing]
  *
  * Same seed, same output: every figure comes from the simulator's clock except decisions_per_s
- * (wall time spent inside the policy); --no-timing prints it as null for byte-for-byte comparisons.
+ * (wall time spent inside the policy); --no-timing prints it as null for byte-for-byte comparisons
+ * (test/scheduler/golden/ holds that output, and a test recomputes it).
  * On `scale`, decisions_per_s is the steady state of a long-lived scheduler: the median of three passes
  * after a first, cold pass in this process (printed as scale_cold_decisions_per_s).
+ * Each target is judged against every baseline (`met_vs`), and the baselines that do better than
+ * gpufabric on a target's figure are named (`beaten_by`).
  * The WfCommons and ComfyUI workloads read the sample data set beside the checkout and are skipped,
  * with a note on stderr, when it is absent.
  */
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { loadWorkflowFile, stagesFor } from "../runtime/graph/index.ts";
-import { stageSpecFromGraph } from "../runtime/scheduler/from-graph.ts";
-import { createPolicy, type PolicyName } from "../runtime/sim/policies.ts";
-import { simulate, type ResultRow } from "../runtime/sim/simulator.ts";
-import type { Workload } from "../runtime/sim/workload.ts";
-import { comfyuiWorkload, type NamedStages } from "../runtime/sim/workloads/comfyui.ts";
-import { scaleWorkload } from "../runtime/sim/workloads/scale.ts";
-import { studioMixedWorkload } from "../runtime/sim/workloads/studio-mixed.ts";
-import { parseWfFormat, wfcommonsWorkload } from "../runtime/sim/workloads/wfcommons.ts";
-import { checkTargets } from "./scheduler-targets.ts";
+import type { ResultRow } from "../runtime/sim/simulator.ts";
+import { runSchedulerSuites } from "./scheduler-suites.ts";
 
 const args = process.argv.slice(2);
 const json = args.includes("--json");
@@ -39,70 +34,33 @@ function dataDir(sub: string): string | null {
   return null;
 }
 
-const rows: ResultRow[] = [];
-const run = (workload: Workload, policies: readonly PolicyName[]) => {
-  for (const name of policies) {
-    const policy = createPolicy(name, workload, seed);
-    const result = simulate(workload, policy, { seed, ...(timed ? { stopwatch: () => performance.now() } : {}) });
-    rows.push(result.row);
-    if (!json) process.stderr.write(`  ${workload.name} / ${name} done\n`);
-  }
-};
+const report = runSchedulerSuites({
+  seed,
+  timed,
+  wfinstancesDir: dataDir("wfinstances"),
+  comfyuiDir: dataDir("comfyui"),
+  note: (line) => {
+    if (!json || line.startsWith("note:")) process.stderr.write(`${line}\n`);
+  },
+});
 
-const ALL: readonly PolicyName[] = ["gpufabric", "fifo-job", "fifo-stage", "naive-stage"];
-
-const wfDir = dataDir("wfinstances");
-if (wfDir) {
-  for (const file of readdirSync(wfDir).filter((f) => f.endsWith(".json")).sort()) {
-    const problem = parseWfFormat(JSON.parse(readFileSync(`${wfDir}/${file}`, "utf8")), file);
-    run(wfcommonsWorkload(problem, `wfcommons:${file}`, { seed, referenceSamples: 1000 }), ALL);
-  }
-}
-
-const comfyDir = dataDir("comfyui");
-if (comfyDir) {
-  const workflows: NamedStages[] = [];
-  for (const file of readdirSync(comfyDir).filter((f) => f.endsWith(".json")).sort()) {
-    try {
-      const graph = loadWorkflowFile(`${comfyDir}/${file}`);
-      workflows.push({ name: graph.name, stages: stagesFor(graph).map(stageSpecFromGraph) });
-    } catch (err) {
-      process.stderr.write(`note: ${file} skipped: ${(err as Error).message.split("\n")[0]}\n`);
-    }
-  }
-  run(comfyuiWorkload(workflows, seed), ALL);
-}
-
-run(studioMixedWorkload(seed), ALL);
-// The agent's scheduler lives as long as the agent: decisions_per_s on `scale` is its steady state, the
-// median of three passes of the same workload in this process after a first, cold pass (JIT warm-up)
-// whose figure is printed beside it as `scale_cold_decisions_per_s`. Every pass makes the same decisions.
-let scaleColdDecisionsPerS: number | null = null;
-const scalePassesDecisionsPerS: number[] = [];
-if (timed) {
-  const scalePass = () => {
-    const workload = scaleWorkload(seed);
-    return simulate(workload, createPolicy("gpufabric", workload, seed), { seed, stopwatch: () => performance.now() }).row;
-  };
-  scaleColdDecisionsPerS = scalePass().decisions_per_s;
-  const passes = [scalePass(), scalePass(), scalePass()];
-  scalePassesDecisionsPerS.push(...passes.map((r) => r.decisions_per_s ?? 0));
-  rows.push([...passes].sort((x, y) => (x.decisions_per_s ?? 0) - (y.decisions_per_s ?? 0))[1]!);
-  if (!json) process.stderr.write(`  scale / gpufabric done (cold pass ${scaleColdDecisionsPerS}, then ${scalePassesDecisionsPerS.join(", ")} decisions/s)\n`);
-} else {
-  run(scaleWorkload(seed), ["gpufabric"]);
-}
-
-const targets = checkTargets(rows, timed);
 if (json) {
-  process.stdout.write(`${JSON.stringify({ seed, results: rows, scale_cold_decisions_per_s: scaleColdDecisionsPerS, scale_passes_decisions_per_s: timed ? scalePassesDecisionsPerS : null, targets }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 } else {
   const cols = ["workload", "policy", "makespan_s", "lower_bound_s", "best_known_s", "interactive_p50_s", "interactive_p99_s", "batch_makespan_s", "oom_events", "model_loads", "gpu_busy_pct", "jain_fairness", "decisions_per_s"] as const;
   const short = (r: ResultRow) => cols.map((c) => (r[c] === null ? "-" : String(r[c])));
-  const cells = [cols.map((c) => c.replace(/_s$/, "").replace(/_/g, " ")) as string[], ...rows.map(short)];
+  const cells = [cols.map((c) => c.replace(/_s$/, "").replace(/_/g, " ")) as string[], ...report.results.map(short)];
   const widths = cols.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  process.stdout.write(`${line(cells[0]!)}\n${cells.slice(1).map(line).join("\n")}\n\nTargets (seed ${seed}):\n`);
-  for (const t of targets) process.stdout.write(`  [${t.met === null ? "n/a" : t.met ? "met" : "MISSED"}] ${t.target}: ${t.detail}\n`);
-  if (scaleColdDecisionsPerS !== null) process.stdout.write(`  (scale: first, cold pass ${scaleColdDecisionsPerS} decisions/s; measured passes ${scalePassesDecisionsPerS.join(", ")})\n`);
+  process.stdout.write(`${line(cells[0]!)}\n${cells.slice(1).map(line).join("\n")}\n\nmakespan / lower bound per suite (median, p90, max over its instances):\n`);
+  for (const [suite, byPolicy] of Object.entries(report.suites)) {
+    for (const [policy, s] of Object.entries(byPolicy)) process.stdout.write(`  ${suite.padEnd(12)} ${policy.padEnd(11)} n=${s.count} p50 ${s.p50} p90 ${s.p90} max ${s.max}\n`);
+  }
+  process.stdout.write(`\nTargets (seed ${seed}):\n`);
+  const verdict = (met: boolean | null) => (met === null ? "n/a" : met ? "met" : "MISSED");
+  for (const t of report.targets) {
+    process.stdout.write(`  [${verdict(t.met)}] ${t.target}: ${t.detail}\n`);
+    if (t.met_vs) process.stdout.write(`      against every baseline: ${Object.entries(t.met_vs).map(([b, m]) => `${b} ${verdict(m)}`).join(", ")}${t.beaten_by?.length ? `; better than gpufabric here: ${t.beaten_by.join(", ")}` : ""}\n`);
+  }
+  if (report.scale_cold_decisions_per_s !== null) process.stdout.write(`  (scale: first, cold pass ${report.scale_cold_decisions_per_s} decisions/s; measured passes ${report.scale_passes_decisions_per_s!.join(", ")})\n`);
 }
