@@ -7,6 +7,7 @@ import { ValidationError } from "../../runtime/config/errors.ts";
 import { TransitionError, type Store } from "../../runtime/agent/store/index.ts";
 import { diamondRun, stage } from "./fixtures/runs.ts";
 import { usageContractCases } from "./store-usage-contract.ts";
+import { listRunsContractCases } from "./store-list-contract.ts";
 
 export interface StoreHarness {
   /** A fresh, empty store. */
@@ -41,6 +42,7 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
     });
 
     usageContractCases(() => store);
+    listRunsContractCases(() => store);
 
     it("runs a diamond to success: dependents become ready only when all their needs succeeded", async () => {
       const { run, created } = await store.createRun(diamondRun("studio"));

@@ -25,12 +25,14 @@ import type {
   EventRecord,
   FailInput,
   FinishInput,
+  ListedRun,
   NewRun,
   PlacementInput,
   QueueDepth,
   ReadyStage,
   RecoveryReport,
   RunDetail,
+  RunListOptions,
   RunRecord,
   RunStatus,
   StageRecord,
@@ -154,7 +156,7 @@ export class PgStore implements Store {
     return this.read((tx) => read.getRun(tx, tenant, runId));
   }
 
-  async listRuns(tenant: string, options: { status?: RunStatus; limit?: number } = {}): Promise<RunRecord[]> {
+  async listRuns(tenant: string, options: RunListOptions = {}): Promise<ListedRun[]> {
     return this.single((tx) => read.listRuns(tx, tenant, options));
   }
 

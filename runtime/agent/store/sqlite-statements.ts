@@ -47,8 +47,7 @@ export function prepareStatements(db: Database.Database) {
        ORDER BY r.created_at, r.id, s.ordinal LIMIT ?`
     ),
     activeRuns: db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at, id`),
-    listRuns: db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE tenant = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
-    listRunsByStatus: db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE tenant = ? AND status = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
+    // listRuns() builds its query from its filters (run-list.ts).
     insertAttempt: db.prepare(`INSERT INTO attempts (id, run_id, stage_id, number, status, gpus, placed_at) VALUES (?, ?, ?, ?, 'placed', ?, ?)`),
     insertPlacement: db.prepare("INSERT INTO placements (attempt_id, run_id, stage_id, gpus, explanation, at) VALUES (?, ?, ?, ?, ?, ?)"),
     attempt: db.prepare("SELECT * FROM attempts WHERE id = ?"),

@@ -43,6 +43,7 @@ import {
 import { fdatasyncAsync, GroupCommit } from "./sqlite-commit.ts";
 import { migrate, type Migration } from "./sqlite-migrations.ts";
 import { prepareStatements, type SqliteStatements } from "./sqlite-statements.ts";
+import { foldStageCounts, listRunsQuery, NO_STAGES, stageCountsQuery } from "./run-list.ts";
 import { toUsageRow, usageRange, type UsageDbRow } from "./usage.ts";
 import {
   acceptedEvent,
@@ -69,14 +70,15 @@ import type {
   EventRecord,
   FailInput,
   FinishInput,
+  ListedRun,
   NewRun,
   PlacementInput,
   QueueDepth,
   ReadyStage,
   RecoveryReport,
   RunDetail,
+  RunListOptions,
   RunRecord,
-  RunStatus,
   StageRecord,
   StageStatus,
   UsageRow,
@@ -196,12 +198,28 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async listRuns(tenant: string, options: { status?: RunStatus; limit?: number } = {}): Promise<RunRecord[]> {
+  async listRuns(tenant: string, options: RunListOptions = {}): Promise<ListedRun[]> {
     const limit = clampLimit(options.limit, 100, 10_000);
-    const rows = options.status
-      ? (this.stmt.listRunsByStatus.all(tenant, options.status, limit) as RunRow[])
-      : (this.stmt.listRuns.all(tenant, limit) as RunRow[]);
-    return rows.map(toRun);
+    const query = listRunsQuery(tenant, options, limit, () => "?");
+    return this.db.transaction(() => {
+      const runs = (this.listStatement(query.text).all(...query.values) as RunRow[]).map(toRun);
+      if (!options.stageCounts || runs.length === 0) return runs;
+      const counts = stageCountsQuery(runs.map((r) => r.id), () => "?");
+      const folded = foldStageCounts(this.listStatement(counts.text).all(...counts.values) as Array<{ run_id: string; status: string; n: number }>);
+      return runs.map((r) => ({ ...r, stageCounts: folded.get(r.id) ?? NO_STAGES }));
+    })();
+  }
+
+  /** The list's statements vary with its filters and page size: each shape is prepared once. */
+  private readonly listStatements = new Map<string, Database.Statement>();
+  private listStatement(text: string): Database.Statement {
+    let statement = this.listStatements.get(text);
+    if (statement === undefined) {
+      if (this.listStatements.size > 500) this.listStatements.clear();
+      statement = this.db.prepare(text);
+      this.listStatements.set(text, statement);
+    }
+    return statement;
   }
 
   async replaceRunFields(tenant: string, runId: string, fields: { document: unknown; inputs: Readonly<Record<string, unknown>> }): Promise<boolean> {

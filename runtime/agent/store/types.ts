@@ -203,12 +203,37 @@ export interface UsageRow {
   readonly attempts: number;
 }
 
+export interface RunListOptions {
+  readonly status?: RunStatus;
+  readonly workflow?: string;
+  readonly priority?: PriorityClass;
+  /** Only these runs (what a live list re-reads after they changed). */
+  readonly ids?: readonly string[];
+  /** Keyset paging: only runs after this one in the order (older, or as old with a smaller id). */
+  readonly before?: { readonly createdAt: string; readonly id: string };
+  /** Default 100, at most 10,000. */
+  readonly limit?: number;
+  /** Also count each run's stages by status. */
+  readonly stageCounts?: boolean;
+}
+
+export interface StageCounts {
+  readonly total: number;
+  readonly succeeded: number;
+  /** Stages on GPUs now: placed, running or sealing. */
+  readonly running: number;
+  readonly failed: number;
+}
+
+export type ListedRun = RunRecord & { readonly stageCounts?: StageCounts };
+
 export interface Store {
   /** Accepts a run; idempotent on (tenant, idempotencyKey). Durable when the promise resolves. */
   createRun(run: NewRun): Promise<{ readonly run: RunRecord; readonly created: boolean }>;
   /** A run with its stages, attempts and artifacts; undefined when the tenant has no such run. */
   getRun(tenant: string, runId: string): Promise<RunDetail | undefined>;
-  listRuns(tenant: string, options?: { readonly status?: RunStatus; readonly limit?: number }): Promise<RunRecord[]>;
+  /** A tenant's runs newest first (ties by id, descending), filtered and paged by keyset (see RunListOptions). */
+  listRuns(tenant: string, options?: RunListOptions): Promise<ListedRun[]>;
   /** Replaces a run's stored document and inputs (a key rotation rewraps them); false when the tenant has no such run. */
   replaceRunFields(tenant: string, runId: string, fields: { readonly document: unknown; readonly inputs: Readonly<Record<string, unknown>> }): Promise<boolean>;
   /** Folds the write-ahead log into the database and empties it, so replaced values do not linger in it. */

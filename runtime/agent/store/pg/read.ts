@@ -21,8 +21,9 @@ import {
   type RunRowWithFields,
   type StageRow,
 } from "../rows.ts";
-import type { ArtifactRecord, EventRecord, QueueDepth, ReadyStage, RunDetail, RunRecord, RunStatus, StageRecord } from "../types.ts";
+import type { ArtifactRecord, EventRecord, ListedRun, QueueDepth, ReadyStage, RunDetail, RunListOptions, RunRecord, StageRecord } from "../types.ts";
 import { named, type Tx } from "./connection.ts";
+import { foldStageCounts, listRunsQuery, NO_STAGES } from "../run-list.ts";
 
 export async function getRun(tx: Tx, tenant: string, runId: string): Promise<RunDetail | undefined> {
   const { rows } = await tx.query<RunRowWithFields>(named(`SELECT ${RUN_COLUMNS}, document, inputs FROM runs WHERE tenant = $1 AND id = $2`), [tenant, runId]);
@@ -41,13 +42,20 @@ export async function getRun(tx: Tx, tenant: string, runId: string): Promise<Run
   };
 }
 
-export async function listRuns(tx: Tx, tenant: string, options: { status?: RunStatus; limit?: number }): Promise<RunRecord[]> {
+export async function listRuns(tx: Tx, tenant: string, options: RunListOptions): Promise<ListedRun[]> {
   const limit = clampLimit(options.limit, 100, 10_000);
-  const { rows } = await tx.query<RunRow>(
-    named(`SELECT ${RUN_COLUMNS} FROM runs WHERE tenant = $1 AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $3`),
-    [tenant, options.status ?? null, limit]
+  const dollar = (n: number) => `$${n}`;
+  // Prepared by name only without an id list: those vary in length, and each length would be a new statement.
+  const query = listRunsQuery(tenant, options, limit, dollar, ' COLLATE "C"');
+  const { rows } = await tx.query<RunRow>(options.ids === undefined ? named(query.text) : query.text, query.values);
+  const runs = rows.map(toRun);
+  if (!options.stageCounts || runs.length === 0) return runs;
+  const counts = await tx.query<{ run_id: string; status: string; n: string }>(
+    "SELECT run_id, status, COUNT(*) AS n FROM stages WHERE run_id = ANY($1::text[]) GROUP BY run_id, status",
+    [runs.map((r) => r.id)]
   );
-  return rows.map(toRun);
+  const folded = foldStageCounts(counts.rows);
+  return runs.map((r) => ({ ...r, stageCounts: folded.get(r.id) ?? NO_STAGES }));
 }
 
 export async function activeRuns(tx: Tx): Promise<Array<{ run: RunRecord; stages: StageRecord[] }>> {
