@@ -18,6 +18,7 @@
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { openSqliteStore, type NewRun, type NewStage, type Store } from "../runtime/agent/store/index.ts";
 import { client, createPlatform, removePlatform, sleepyWorkflow, startAgentProcess, waitFor, type AgentProcess } from "../test/agent/service/harness.ts";
@@ -89,7 +90,7 @@ async function finishReady(store: Store, fail: (runId: string) => boolean): Prom
 }
 
 /** Writes `count` one-stage runs (a quarter succeeded, a quarter failed, half cancelled) and the 200-stage run. */
-async function fillStore(dataDir: string, count: number): Promise<{ bigRunId: string; seconds: number }> {
+export async function fillStore(dataDir: string, count: number): Promise<{ bigRunId: string; seconds: number }> {
   const started = performance.now();
   const store = openSqliteStore(join(dataDir, "agent.db"), { durability: "normal" });
   try {
@@ -268,4 +269,5 @@ async function main() {
   }
 }
 
-await main();
+// Imported (its store filling is reused) it measures nothing.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
