@@ -7,6 +7,7 @@ import { ValidationError } from "../../runtime/config/errors.ts";
 import { TransitionError, type Store } from "../../runtime/agent/store/index.ts";
 import { diamondRun, stage } from "./fixtures/runs.ts";
 import { usageContractCases } from "./store-usage-contract.ts";
+import { stageTimesContractCases } from "./store-stage-times-contract.ts";
 import { listRunsContractCases } from "./store-list-contract.ts";
 
 export interface StoreHarness {
@@ -42,6 +43,7 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
     });
 
     usageContractCases(() => store);
+    stageTimesContractCases(() => store);
     listRunsContractCases(() => store);
 
     it("runs a diamond to success: dependents become ready only when all their needs succeeded", async () => {

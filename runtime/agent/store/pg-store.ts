@@ -49,6 +49,8 @@ import { checkLease, claimPlaced, heartbeat, interruptOpen, type ClaimOptions, t
 import { migratePg } from "./pg/migrations.ts";
 import * as read from "./pg/read.ts";
 import { usage } from "./pg/usage.ts";
+import type { WorkflowRunTimes } from "./types.ts";
+import { stageTimes } from "./pg/stage-times.ts";
 import type { OpContext, Wake } from "./pg/sql.ts";
 import { listen, type Wakeups } from "./pg/wakeups.ts";
 import { assertEpoch, LeaderLease } from "./pg/leader-lease.ts";
@@ -286,6 +288,10 @@ export class PgStore implements Store {
 
   async usage(tenant: string, from: string, to: string): Promise<UsageRow[]> {
     return this.single((tx) => usage(tx, tenant, from, to, this.ctx.stamp()));
+  }
+
+  async stageTimes(tenant: string, workflow: string, runs: number): Promise<WorkflowRunTimes[]> {
+    return this.single((tx) => stageTimes(tx, tenant, workflow, runs));
   }
 
   /** A worker takes placed attempts nobody holds, under a lease it must renew (pg/leases.ts). */

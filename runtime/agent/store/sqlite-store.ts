@@ -45,6 +45,7 @@ import { migrate, type Migration } from "./sqlite-migrations.ts";
 import { prepareStatements, type SqliteStatements } from "./sqlite-statements.ts";
 import { foldStageCounts, listRunsQuery, NO_STAGES, stageCountsQuery } from "./run-list.ts";
 import { toUsageRow, usageRange, type UsageDbRow } from "./usage.ts";
+import { FINISHED_RUN_STATUSES, clampRuns, foldStageTimes, type StageTimesDbRow } from "./stage-times.ts";
 import {
   acceptedEvent,
   acceptedRun,
@@ -84,6 +85,7 @@ import type {
   UsageRow,
   Store,
 } from "./types.ts";
+import type { WorkflowRunTimes } from "./types.ts";
 import { validateNewRun, validateTransition } from "./validate-run.ts";
 
 // Kept importable from here, where callers found them before the split.
@@ -408,6 +410,20 @@ export class SqliteStore implements Store {
     const rows = this.stmt.usage.all({ tenant, ...range, now: this.stamp() }) as UsageDbRow[];
     return rows.map((r) => toUsageRow(tenant, r));
   }
+
+  async stageTimes(tenant: string, workflow: string, runs: number): Promise<WorkflowRunTimes[]> {
+    this.stageTimesStmt ??= this.db.prepare(
+      `WITH recent AS (
+         SELECT id, status, created_at FROM runs
+         WHERE tenant = ? AND workflow = ? AND status IN ${FINISHED_RUN_STATUSES}
+         ORDER BY created_at DESC, id DESC LIMIT ?)
+       SELECT r.id AS run_id, r.status AS run_status, r.created_at, a.stage_id, a.started_at, a.finished_at
+       FROM recent r LEFT JOIN attempts a ON a.run_id = r.id AND a.status = 'succeeded'
+       ORDER BY r.created_at DESC, r.id DESC, a.stage_id`
+    );
+    return foldStageTimes(this.stageTimesStmt.all(tenant, workflow, clampRuns(runs)) as StageTimesDbRow[]);
+  }
+  private stageTimesStmt: Database.Statement | undefined;
 
   async close(): Promise<void> {
     if (!this.db.open) return;

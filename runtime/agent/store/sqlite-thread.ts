@@ -38,6 +38,7 @@ export const STORE_METHODS = [
   "artifactsOf",
   "queueDepth",
   "usage",
+  "stageTimes",
   "close",
 ] as const satisfies ReadonlyArray<keyof Store>;
 export type StoreMethod = (typeof STORE_METHODS)[number];
@@ -141,6 +142,7 @@ export class ThreadedSqliteStore implements Store {
   artifactsOf: Store["artifactsOf"] = (...args) => this.call("artifactsOf", args);
   queueDepth: Store["queueDepth"] = () => this.call("queueDepth", []);
   usage: Store["usage"] = (...args) => this.call("usage", args);
+  stageTimes: Store["stageTimes"] = (...args) => this.call("stageTimes", args);
 
   /** Settles every queued write, closes the database, and ends the thread. */
   close(): Promise<void> {

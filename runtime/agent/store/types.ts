@@ -270,7 +270,20 @@ export interface Store {
    * RangeError when a time is not an ISO time or `to` is not after `from`.
    */
   usage(tenant: string, from: string, to: string): Promise<UsageRow[]>;
+  /**
+   * The tenant's last `runs` finished runs of a workflow (newest first, at most 1000), each with the seconds
+   * its succeeded attempts took, from their process start to their end (see stage-times.ts).
+   */
+  stageTimes(tenant: string, workflow: string, runs: number): Promise<WorkflowRunTimes[]>;
   close(): Promise<void>;
+}
+
+/** A finished run of a workflow, with the time each of its stages that succeeded took. */
+export interface WorkflowRunTimes {
+  readonly runId: string;
+  readonly status: RunStatus;
+  readonly createdAt: string;
+  readonly stages: ReadonlyArray<{ readonly stageId: string; readonly seconds: number }>;
 }
 
 /** A transition that does not apply to the current state (a stale or duplicate call, a race with cancel). */
