@@ -1,8 +1,10 @@
 /**
  * Pins the scheduler's decisions across commits: the digest of everything it says on seeded
- * scenarios, and on the simulator's studio-mixed workload, must match the golden file. A change that
- * is meant to alter decisions updates the file in the same commit (GPUFABRIC_UPDATE_GOLDEN=1 rewrites
- * it), so "same decisions" in a speed-up's message is something the tests check, not a claim.
+ * scenarios, and on the simulator's studio-mixed workload, must match golden/decisions.json; and the
+ * `bench:scheduler --json --no-timing` output (every policy on every suite, and the targets) must match
+ * golden/bench-scheduler-no-timing.json. A change that is meant to alter decisions updates the files in
+ * the same commit (GPUFABRIC_UPDATE_GOLDEN=1 rewrites them), so "same decisions" in a speed-up's message
+ * is something the tests check, not a claim.
  */
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -13,18 +15,27 @@ import type { SimPolicy } from "../../runtime/sim/policy.ts";
 import { simulate } from "../../runtime/sim/simulator.ts";
 import type { Workload } from "../../runtime/sim/workload.ts";
 import { studioMixedWorkload } from "../../runtime/sim/workloads/studio-mixed.ts";
+import { runSchedulerSuites } from "../../bench/scheduler-suites.ts";
+import { sharedDataDir } from "../support/shared.ts";
 import { TRACE_SCENARIOS, traceScenario } from "./decision-trace.ts";
 
-const GOLDEN = fileURLToPath(new URL("./decisions.golden.json", import.meta.url));
 const update = process.env.GPUFABRIC_UPDATE_GOLDEN === "1";
-const golden: Record<string, unknown> = JSON.parse(readFileSync(GOLDEN, "utf8"));
-const actual: Record<string, unknown> = {};
+const HOW = "if that is intended, rerun `GPUFABRIC_UPDATE_GOLDEN=1 npx vitest run test/scheduler/decisions-golden.test.ts` and commit the file with the change that explains it";
 
-function check(name: string, value: unknown): void {
-  actual[name] = value;
-  if (update) writeFileSync(GOLDEN, `${JSON.stringify({ ...golden, ...actual }, null, 2)}\n`);
-  else expect(value, `decisions of '${name}' changed: if that is intended, rerun with GPUFABRIC_UPDATE_GOLDEN=1 and commit the file`).toEqual(golden[name]);
+/** A golden file of named entries: each check compares one entry, or rewrites it under GPUFABRIC_UPDATE_GOLDEN=1. */
+function goldenFile(name: string) {
+  const path = fileURLToPath(new URL(`./golden/${name}`, import.meta.url));
+  const golden: Record<string, unknown> = JSON.parse(readFileSync(path, "utf8"));
+  const actual: Record<string, unknown> = {};
+  return (key: string, value: unknown): void => {
+    actual[key] = value;
+    if (update) writeFileSync(path, `${JSON.stringify({ ...golden, ...actual }, null, 2)}\n`);
+    else expect(value, `decisions of '${key}' (golden/${name}) changed: ${HOW}`).toEqual(golden[key]);
+  };
 }
+
+const check = goldenFile("decisions.json");
+const checkBench = goldenFile("bench-scheduler-no-timing.json");
 
 /** The simulator's run of a workload with every step's decisions folded into a digest, and its --no-timing row. */
 function simDigest(workload: Workload, seed: number) {
@@ -61,5 +72,22 @@ describe("decisions pinned across commits", () => {
 
   it("the simulator's studio-mixed run (seed 1) makes the same decisions and the same --no-timing row", () => {
     check("sim:studio-mixed:1", simDigest(studioMixedWorkload(1), 1));
+  });
+});
+
+// JSON round trip: the file holds what `--json` prints (no undefined fields).
+const asPrinted = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
+
+describe("bench:scheduler --json --no-timing pinned across commits", () => {
+  // The built-in suites (studio-mixed on every policy, scale on gpufabric) need no data: always checked.
+  it("the built-in suites (seed 1) print the same rows, suite spreads and targets", () => {
+    checkBench("builtin:1", asPrinted(runSchedulerSuites({ seed: 1, timed: false, wfinstancesDir: null, comfyuiDir: null })));
+  });
+
+  // The whole output, WfCommons and ComfyUI suites too, where the sample data set is beside the checkout.
+  const wf = sharedDataDir("wfinstances");
+  const comfy = sharedDataDir("comfyui");
+  it.skipIf(wf === null || comfy === null)("every suite (seed 1) prints exactly what `npm run bench:scheduler -- --json --no-timing` printed before", () => {
+    checkBench("all:1", asPrinted(runSchedulerSuites({ seed: 1, timed: false, wfinstancesDir: wf, comfyuiDir: comfy })));
   });
 });

@@ -18,6 +18,8 @@ export const ROUTES: readonly RouteDeclaration[] = [
   { method: "GET", path: "/v1/gpus/history", action: "gpus:read" },
   { method: "GET", path: "/v1/queue", action: "queue:read" },
   { method: "GET", path: "/metrics", action: "metrics:read" },
+  { method: "GET", path: "/v1/usage", action: "usage:read" },
+  { method: "GET", path: "/v1/usage.csv", action: "usage:read" },
   // ComfyUI's server API under /comfyui (see ./comfyui/routes.ts).
   ...COMFY_ROUTES,
   // Workers of a cluster, with their own tokens (see ../cluster/routes.ts).

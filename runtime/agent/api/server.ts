@@ -27,6 +27,7 @@ import { registerRunRoutes } from "./routes/runs.ts";
 import { registerArtifactRoutes } from "./routes/artifacts.ts";
 import { registerCatalogRoutes } from "./routes/catalog.ts";
 import { registerGpuRoutes } from "./routes/gpus.ts";
+import { registerUsageRoutes } from "./routes/usage.ts";
 import { credentialOf, registerComfyRoutes } from "./comfyui/routes.ts";
 
 /** A file of a mounted Secret, or a config error naming the field and the file the Secret must hold. */
@@ -92,6 +93,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   registerArtifactRoutes(app, parts);
   registerCatalogRoutes(app, parts);
   registerGpuRoutes(app, parts);
+  registerUsageRoutes(app, parts);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   await registerComfyRoutes(app, parts, submission, parts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
 
