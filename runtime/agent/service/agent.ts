@@ -30,6 +30,7 @@ import { PgStore } from "../store/pg-store.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
 import { AgentMetrics } from "./metrics.ts";
+import { measureWithNvidiaSmi } from "./gpu-history.ts";
 import { parseConfigWorkflows } from "./submission.ts";
 import { AGENT_ACTOR, AuditTrail } from "./audit-trail.ts";
 import { openAgentSecurity } from "./security.ts";
@@ -263,7 +264,15 @@ async function launchAgent(input: AgentOptions, claims: Array<{ release(): void 
   let comfy: RunningAgent["comfy"];
   let stopComfy = (): Promise<void> => Promise.resolve();
   const currentScheduler = () => scheduler ?? controlPlane?.scheduler();
-  const metrics = new AgentMetrics({ store, scheduler: currentScheduler, devices: inventory.devices, loop: () => loop ?? controlPlane?.queue });
+  const metrics = new AgentMetrics({
+    store,
+    scheduler: currentScheduler,
+    devices: inventory.devices,
+    loop: () => loop ?? controlPlane?.queue,
+    workflows: config.workflows.map((w) => w.name),
+    // DCGM-named gauges read the GPUs where this process reads nvidia-smi itself (not a runner's or simulated ones).
+    ...(inventory.source === "nvidia-smi" && inventory.nvidiaSmi !== undefined && { measure: () => measureWithNvidiaSmi(inventory.nvidiaSmi!) }),
+  });
   const sampler = inventory.nvidiaSmi ? new NvidiaSmiVramSampler(inventory.nvidiaSmi) : undefined;
   // `sealed`: the run's stored document when the caller has read it already.
   const graphOf = async (run: { id: string; tenant: string }, sealed?: unknown): Promise<WorkflowGraph | undefined> => {

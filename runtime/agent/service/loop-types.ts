@@ -15,6 +15,21 @@ export interface LoopObserver {
   stageStarted(tenant: string, dispatchSeconds: number): void;
   stageFinished(tenant: string, outcome: "succeeded" | "failed" | "cancelled" | "preempted", seconds: number, simulated: boolean): void;
   runFinished(tenant: string, status: "succeeded" | "failed"): void;
+  /** An attempt whose process started has ended, whatever the outcome: what it held and for how long. */
+  attemptEnded?(usage: AttemptUsage): void;
+}
+
+export interface AttemptUsage {
+  readonly tenant: string;
+  /** The run's workflow name (undefined for a run taken up without one). */
+  readonly workflow: string | undefined;
+  /** GPUs the attempt held. */
+  readonly gpus: number;
+  /** VRAM the stage reserved on each of its GPUs. */
+  readonly vramMiBPerGpu: number;
+  /** From its process start to its end. */
+  readonly seconds: number;
+  readonly simulated: boolean;
 }
 
 export interface LoopOptions {
@@ -68,6 +83,7 @@ export interface LoopOptions {
 export interface ActiveRun {
   readonly id: string;
   readonly tenant: string;
+  readonly workflow?: string;
   readonly graph: WorkflowGraph | undefined;
   readonly stages: ReadonlyMap<string, Stage>;
 }

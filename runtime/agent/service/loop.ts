@@ -152,7 +152,7 @@ export class AgentLoop {
    * stage, because its inputs are the committed outputs of all of them (a rerun after a restart too).
    */
   accept(
-    run: Pick<RunRecord, "id" | "tenant" | "priority">,
+    run: Pick<RunRecord, "id" | "tenant" | "priority"> & { readonly workflow?: string },
     stages: readonly Stage[],
     graph: WorkflowGraph | undefined,
     nowMs = Date.now(),
@@ -176,7 +176,7 @@ export class AgentLoop {
       void this.o.store.cancelRun(run.tenant, run.id).catch(() => undefined);
       return;
     }
-    this.active.set(run.id, { id: run.id, tenant: run.tenant, graph, stages: new Map(stages.map((s) => [s.id, s])) });
+    this.active.set(run.id, { id: run.id, tenant: run.tenant, workflow: run.workflow, graph, stages: new Map(stages.map((s) => [s.id, s])) });
     for (const s of scheduled) if (s.needs.length === 0) this.readySince.set(key(run.id, s.id), nowMs);
     this.wake();
   }
@@ -394,6 +394,7 @@ export class AgentLoop {
       simulated: outcome.simulated || slot.simulated,
     };
     if (slot.stop === "shutdown") return; // left open: the next agent recovers it
+    this.o.observer?.attemptEnded?.({ tenant: run.tenant, workflow: run.workflow, gpus: slot.gpus.length, vramMiBPerGpu: stage.resources.vramMiB, seconds, simulated: finish.simulated });
     if (this.running.get(k) === slot) this.running.delete(k);
     if (slot.stop === "preempt") {
       // The scheduler already queued the stage again; its attempt ends as failed and retries.

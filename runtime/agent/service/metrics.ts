@@ -7,11 +7,17 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { Scheduler } from "../../scheduler/index.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { Store } from "../store/types.ts";
-import type { LoopObserver } from "./loop.ts";
+import type { MeasuredUse } from "./gpu-history.ts";
+import type { AttemptUsage, LoopObserver } from "./loop-types.ts";
 import type { RunQueue } from "./run-queue.ts";
 
 const MIB = 1024 * 1024;
 const QUEUE_STATES = ["waiting", "ready", "placed", "running", "sealing"] as const;
+/** The label of workflows submitted inline (not declared in the platform config). */
+export const INLINE_WORKFLOW = "(inline)";
+/** dcgm-exporter's labels, so its dashboards and alerts work on the agent's series unchanged. */
+const DCGM_LABELS = ["gpu", "UUID", "device", "modelName", "Hostname"] as const;
+type DcgmLabel = (typeof DCGM_LABELS)[number];
 
 export class AgentMetrics implements LoopObserver {
   readonly registry = new Registry();
@@ -20,6 +26,9 @@ export class AgentMetrics implements LoopObserver {
   private readonly runsFinished: Counter<"tenant" | "status">;
   private readonly stageSeconds: Histogram<"tenant" | "outcome" | "simulated">;
   private readonly dispatchSeconds: Histogram<"tenant">;
+  private readonly gpuSeconds: Counter<"tenant" | "workflow">;
+  private readonly vramGiBSeconds: Counter<"tenant" | "workflow">;
+  private readonly declaredWorkflows: ReadonlySet<string>;
 
   constructor(parts: {
     readonly store: Store;
@@ -27,8 +36,13 @@ export class AgentMetrics implements LoopObserver {
     readonly scheduler: () => Scheduler | undefined;
     readonly devices: readonly GpuDevice[];
     readonly loop: () => RunQueue | undefined;
+    /** Names of the workflows the platform config declares: the only values of the `workflow` label. */
+    readonly workflows?: readonly string[];
+    /** Reads the real devices' memory in use and utilization (nvidia-smi); absent where this process does not read them. */
+    readonly measure?: () => Promise<MeasuredUse>;
   }) {
     const registers = [this.registry];
+    this.declaredWorkflows = new Set(parts.workflows ?? []);
     collectDefaultMetrics({ register: this.registry, prefix: "gpufabric_agent_" });
     this.submitted = new Counter({ name: "gpufabric_runs_submitted_total", help: "Runs accepted, per tenant", labelNames: ["tenant"], registers });
     this.refused = new Counter({
@@ -111,6 +125,21 @@ export class AgentMetrics implements LoopObserver {
         for (const d of parts.devices) this.set({ gpu: d.id, simulated: String(d.simulated) }, (used.get(d.id) ?? 0) * MIB);
       },
     });
+    // Per tenant and workflow only: a stage label would make one series per ComfyUI node id of every
+    // graph ever submitted (unbounded); per-stage figures are the usage API's (GET /v1/usage).
+    this.gpuSeconds = new Counter({
+      name: "gpufabric_gpu_seconds_total",
+      help: "GPU-seconds of ended stage attempts (GPUs held x seconds from process start to end), per tenant and workflow",
+      labelNames: ["tenant", "workflow"],
+      registers,
+    });
+    this.vramGiBSeconds = new Counter({
+      name: "gpufabric_vram_gib_seconds_total",
+      help: "VRAM-GiB-seconds of ended stage attempts (GPUs x VRAM reserved per GPU in GiB x seconds), per tenant and workflow",
+      labelNames: ["tenant", "workflow"],
+      registers,
+    });
+    registerDcgmGauges(registers, parts.devices, parts.measure);
     new Gauge({
       name: "gpufabric_tenant_gpus_held",
       help: "GPUs each tenant's running stages hold",
@@ -142,6 +171,15 @@ export class AgentMetrics implements LoopObserver {
     this.runsFinished.inc({ tenant, status });
   }
 
+  attemptEnded(usage: AttemptUsage): void {
+    // Inline documents name themselves: only declared names become label values, so a tenant cannot
+    // grow the series without bound by submitting graphs under ever new names.
+    const workflow = usage.workflow !== undefined && this.declaredWorkflows.has(usage.workflow) ? usage.workflow : INLINE_WORKFLOW;
+    const gpuSeconds = usage.gpus * Math.max(0, usage.seconds);
+    this.gpuSeconds.inc({ tenant: usage.tenant, workflow }, gpuSeconds);
+    this.vramGiBSeconds.inc({ tenant: usage.tenant, workflow }, (gpuSeconds * usage.vramMiBPerGpu) / 1024);
+  }
+
   /**
    * The exposition text for one tenant: series labelled with another tenant are left out, so a
    * tenant's token reveals nothing about the others' work.
@@ -169,4 +207,46 @@ export function scheduledMiB(loop: RunQueue | undefined, devices: readonly GpuDe
     for (const gpu of s.gpus) if (devices.some((d) => d.id === gpu)) used.set(gpu, (used.get(gpu) ?? 0) + vram);
   }
   return used;
+}
+
+/**
+ * DCGM_FI_DEV_FB_USED, DCGM_FI_DEV_FB_FREE (MiB) and DCGM_FI_DEV_GPU_UTIL (%), named and labelled as
+ * NVIDIA's dcgm-exporter names them, for the real GPUs nvidia-smi reads here. A simulated device, a MIG
+ * instance (nvidia-smi's per-GPU query does not break it down) or a GPU nvidia-smi did not answer for
+ * exports nothing under these names: a DCGM series is a reading of hardware, and a made-up one would
+ * pass for it on every board that sums them. The scheduler's view of every device stays in
+ * gpufabric_gpu_memory_scheduled_bytes. One reading serves the three gauges of a scrape.
+ */
+function registerDcgmGauges(registers: Registry[], devices: readonly GpuDevice[], measure: (() => Promise<MeasuredUse>) | undefined): void {
+  const real = devices.filter((d): d is GpuDevice & { uuid: string } => !d.simulated && d.uuid !== null && d.uuid.startsWith("GPU-"));
+  let reading: { at: number; value: Promise<MeasuredUse> } | undefined;
+  const read = (): Promise<MeasuredUse> => {
+    if (measure === undefined || real.length === 0) return Promise.resolve(new Map());
+    if (reading === undefined || Date.now() - reading.at > 1_000) reading = { at: Date.now(), value: measure().catch(() => new Map()) };
+    return reading.value;
+  };
+  const gauge = (name: string, help: string, value: (d: GpuDevice, m: { usedMiB: number | undefined; utilPercent: number | undefined }) => number | undefined) =>
+    new Gauge<DcgmLabel>({
+      name,
+      help,
+      labelNames: DCGM_LABELS,
+      registers,
+      async collect() {
+        this.reset();
+        const measured = await read();
+        for (const d of real) {
+          const m = measured.get(d.uuid);
+          const v = m === undefined ? undefined : value(d, m);
+          if (v !== undefined) this.set(dcgmLabels(d), v);
+        }
+      },
+    });
+  gauge("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", (_d, m) => m.usedMiB);
+  gauge("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", (d, m) => (m.usedMiB === undefined ? undefined : Math.max(0, d.memoryMiB - m.usedMiB)));
+  gauge("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", (_d, m) => m.utilPercent);
+}
+
+/** gpu: the index on its node; device: the nvidia<N> device file's name; Hostname: the node. */
+export function dcgmLabels(d: GpuDevice & { uuid: string }): Record<DcgmLabel, string> {
+  return { gpu: String(d.index), UUID: d.uuid, device: `nvidia${d.index}`, modelName: d.name, Hostname: d.node };
 }

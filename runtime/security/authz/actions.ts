@@ -24,6 +24,7 @@ export const ACTIONS = {
   "gpus:read": { role: "viewer", description: "read the GPU inventory and its use" },
   "queue:read": { role: "viewer", description: "read the scheduling queue (the tenant's own entries)" },
   "metrics:read": { role: "viewer", description: "read the tenant's metrics" },
+  "usage:read": { role: "viewer", description: "read the tenant's GPU usage (GPU-seconds, VRAM-GiB-seconds) and export it as CSV" },
   "admin:roles-read": { role: "admin", description: "read the tenant's role bindings" },
   "admin:audit-read": { role: "admin", description: "read the tenant's audit log entries" },
   "admin:keyring-read": { role: "admin", description: "list the keyring's versions (never key material)" },
