@@ -6,6 +6,8 @@ import { COMFY_ROUTES } from "./comfyui/routes.ts";
 export const ROUTES: readonly RouteDeclaration[] = [
   { method: "GET", path: "/healthz", action: PUBLIC },
   { method: "GET", path: "/readyz", action: PUBLIC },
+  // This API's OpenAPI 3.1 document (see ./openapi/).
+  { method: "GET", path: "/openapi.json", action: PUBLIC },
   { method: "POST", path: "/v1/runs", action: "runs:submit" },
   { method: "GET", path: "/v1/runs", action: "runs:read" },
   { method: "GET", path: "/v1/runs/:runId", action: "runs:read" },

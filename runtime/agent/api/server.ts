@@ -23,6 +23,7 @@ import { checkBrowserHeaders, checkSingleCredential, installJsonParser } from ".
 import type { HttpParts } from "./parts.ts";
 import { agentRouteTable } from "./routes.ts";
 import { registerProbeRoutes } from "./routes/probes.ts";
+import { registerOpenApiRoute } from "./openapi/route.ts";
 import { registerRunRoutes } from "./routes/runs.ts";
 import { registerArtifactRoutes } from "./routes/artifacts.ts";
 import { registerCatalogRoutes } from "./routes/catalog.ts";
@@ -89,6 +90,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
 
   registerClusterRoutes(app, parts.cluster);
   registerProbeRoutes(app, parts);
+  registerOpenApiRoute(app);
   registerRunRoutes(app, parts, { submission, submissionThread });
   registerArtifactRoutes(app, parts);
   registerCatalogRoutes(app, parts);

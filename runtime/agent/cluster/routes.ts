@@ -5,24 +5,13 @@
  * control plane that does not lead answers 421 with the leader's URL, and the worker goes there.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { z } from "zod";
-import { ValidationError, issuesFromZod } from "../../config/errors.ts";
 import { authFailure, type AuthResult } from "../../security/identity/types.ts";
 import { ApiError } from "../service/api-error.ts";
+// Bodies are parsed with the schemas /openapi.json documents (the registry names this module's protocol schemas).
+import { parseRequest } from "../api/openapi/request.ts";
 import type { ClusterComfy } from "./comfy-leader.ts";
 import type { WorkerRegistry } from "./registry.ts";
-import {
-  CLUSTER_PREFIX,
-  COMFY_INTROSPECTION_BODY_LIMIT,
-  ComfyEventsSchema,
-  ComfyIntrospectionReportSchema,
-  FinishedReportSchema,
-  KeyRequestSchema,
-  PollRequestSchema,
-  RegisterRequestSchema,
-  StartedReportSchema,
-  type NotLeader,
-} from "./protocol.ts";
+import { CLUSTER_PREFIX, COMFY_INTROSPECTION_BODY_LIMIT, type NotLeader } from "./protocol.ts";
 
 export interface ClusterHttp {
   /** Checks a worker's bearer token. */
@@ -45,12 +34,6 @@ export const CLUSTER_ROUTES = [
   { method: "POST", path: `${CLUSTER_PREFIX}/comfy-introspection` },
 ] as const;
 
-function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const parsed = schema.safeParse(body ?? {});
-  if (!parsed.success) throw new ValidationError("request", issuesFromZod(parsed.error));
-  return parsed.data;
-}
-
 export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp | undefined): void {
   // Answers for a worker that asked a control plane which does not lead.
   const leading = async (reply: FastifyReply): Promise<WorkerRegistry | undefined> => {
@@ -64,21 +47,21 @@ export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp
   const subject = (request: FastifyRequest) => request.identity!.subject;
 
   app.post(`${CLUSTER_PREFIX}/workers`, async (request, reply) => {
-    const body = parse(RegisterRequestSchema, request.body);
+    const body = parseRequest(request, "POST /v1/cluster/workers").body;
     const registry = await leading(reply);
     if (registry === undefined) return reply;
     return registry.register(subject(request), body);
   });
 
   app.post(`${CLUSTER_PREFIX}/poll`, async (request, reply) => {
-    const body = parse(PollRequestSchema, request.body);
+    const body = parseRequest(request, "POST /v1/cluster/poll").body;
     const registry = await leading(reply);
     if (registry === undefined) return reply;
     return registry.poll(subject(request), body);
   });
 
   app.post<{ Params: { attemptId: string } }>(`${CLUSTER_PREFIX}/attempts/:attemptId/started`, async (request, reply) => {
-    const body = parse(StartedReportSchema, request.body);
+    const body = parseRequest(request, "POST /v1/cluster/attempts/:attemptId/started").body;
     const registry = await leading(reply);
     if (registry === undefined) return reply;
     registry.started(subject(request), request.params.attemptId, body);
@@ -86,7 +69,7 @@ export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp
   });
 
   app.post<{ Params: { attemptId: string } }>(`${CLUSTER_PREFIX}/attempts/:attemptId/finished`, async (request, reply) => {
-    const body = parse(FinishedReportSchema, request.body);
+    const body = parseRequest(request, "POST /v1/cluster/attempts/:attemptId/finished").body;
     const registry = await leading(reply);
     if (registry === undefined) return reply;
     registry.finished(subject(request), request.params.attemptId, body);
@@ -94,7 +77,7 @@ export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp
   });
 
   app.post(`${CLUSTER_PREFIX}/keys`, async (request, reply) => {
-    const body = parse(KeyRequestSchema, request.body);
+    const body = parseRequest(request, "POST /v1/cluster/keys").body;
     const registry = await leading(reply);
     if (registry === undefined) return reply;
     return registry.key(subject(request), body);
@@ -106,7 +89,7 @@ export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp
   };
   app.post(`${CLUSTER_PREFIX}/comfy-events`, async (request, reply) => {
     const hub = comfy();
-    const body = parse(ComfyEventsSchema, request.body);
+    const body = parseRequest(request, "POST /v1/cluster/comfy-events").body;
     const registry = await leading(reply);
     if (registry === undefined) return reply;
     return hub.events(registry, subject(request), body);
@@ -115,7 +98,7 @@ export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp
   // A real server's /object_info runs to a few MiB: more than the API's usual body limit.
   app.post(`${CLUSTER_PREFIX}/comfy-introspection`, { bodyLimit: COMFY_INTROSPECTION_BODY_LIMIT }, async (request, reply) => {
     const hub = comfy();
-    const body = parse(ComfyIntrospectionReportSchema, request.body);
+    const body = parseRequest(request, "POST /v1/cluster/comfy-introspection").body;
     const registry = await leading(reply);
     if (registry === undefined) return reply;
     return hub.report(registry, subject(request), body);

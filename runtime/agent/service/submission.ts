@@ -15,7 +15,8 @@ import { evaluateSubmission } from "../../../policies/runtime/enforce.ts";
 import type { NewRun } from "../store/types.ts";
 import { ApiError } from "./api-error.ts";
 
-const SubmitBodySchema = z
+/** The body of a submission (POST /v1/runs), also the schema /openapi.json documents it with. */
+export const SubmitBodySchema = z
   .object({
     workflow: z
       .record(z.string(), z.unknown(), { error: "must be a workflow document (an object): a gpufabric Workflow or a ComfyUI API-format prompt" })

@@ -4,7 +4,8 @@ import type { FastifyInstance } from "fastify";
 import { openInside, UnsafePathError } from "../../../security/names/index.ts";
 import { ApiError } from "../../service/api-error.ts";
 import type { HttpParts } from "../parts.ts";
-import { loadRun, validId } from "./lookup.ts";
+import { parseRequest } from "../openapi/request.ts";
+import { loadRun } from "./lookup.ts";
 
 const LOG_TAIL_BYTES = 256 * 1024;
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -19,10 +20,11 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 
 export function registerArtifactRoutes(app: FastifyInstance, parts: HttpParts): void {
   const { store } = parts;
-  app.get<{ Params: { runId: string; name: string }; Querystring: { stage?: string } }>("/v1/runs/:runId/artifacts/:name", async (request, reply) => {
-    const detail = await loadRun(store, request);
-    const name = request.params.name;
-    const stage = request.query.stage;
+  app.get("/v1/runs/:runId/artifacts/:name", async (request, reply) => {
+    const { params, query } = parseRequest(request, "GET /v1/runs/:runId/artifacts/:name");
+    const detail = await loadRun(store, request, params.runId);
+    const name = params.name;
+    const stage = query.stage;
     const matches = detail.artifacts.filter((a) => a.name === name && (stage === undefined || a.stageId === stage));
     if (matches.length === 0)
       throw new ApiError(404, "not-found", `run '${detail.run.id}' has no artifact '${name}'${stage ? ` from stage '${stage}'` : ""}`, "name");
@@ -50,14 +52,15 @@ export function registerArtifactRoutes(app: FastifyInstance, parts: HttpParts): 
       .send(parts.sealer.openArtifact(detail.run.tenant, artifact.path, handle));
   });
 
-  app.get<{ Params: { runId: string; stageId: string }; Querystring: { attempt?: string } }>("/v1/runs/:runId/stages/:stageId/logs", async (request) => {
-    const detail = await loadRun(store, request);
-    const stageId = validId("stage", request.params.stageId, "stageId");
+  app.get("/v1/runs/:runId/stages/:stageId/logs", async (request) => {
+    const { params, query } = parseRequest(request, "GET /v1/runs/:runId/stages/:stageId/logs");
+    const detail = await loadRun(store, request, params.runId);
+    const stageId = params.stageId;
     const attempts = detail.attempts.filter((a) => a.stageId === stageId).sort((a, b) => a.number - b.number);
     if (!detail.stages.some((s) => s.stageId === stageId)) throw new ApiError(404, "not-found", `run '${detail.run.id}' has no stage '${stageId}'`, "stageId");
-    const wanted = request.query.attempt === undefined ? attempts.at(-1) : attempts.find((a) => String(a.number) === request.query.attempt);
+    const wanted = query.attempt === undefined ? attempts.at(-1) : attempts.find((a) => String(a.number) === query.attempt);
     if (wanted === undefined)
-      throw new ApiError(404, "not-found", `stage '${stageId}' has no attempt${request.query.attempt ? ` ${request.query.attempt}` : " yet"}`, "attempt");
+      throw new ApiError(404, "not-found", `stage '${stageId}' has no attempt${query.attempt ? ` ${query.attempt}` : " yet"}`, "attempt");
     const [stdout, stderr] = await Promise.all(
       (["stdout", "stderr"] as const).map((stream) => readLogTail(parts, detail.run.tenant, detail.run.id, stageId, `${wanted.number}.${stream}.log`))
     );

@@ -12,8 +12,9 @@ export function validId(kind: "run" | "stage", value: string, field: string): st
   return check.name;
 }
 
-export async function loadRun(store: Store, request: FastifyRequest<{ Params: { runId: string } }>): Promise<RunDetail> {
-  const id = validId("run", request.params.runId, "runId");
+/** `checkedId`: the run id as the route's registered schema parsed it (default: checked here). */
+export async function loadRun(store: Store, request: FastifyRequest, checkedId?: string): Promise<RunDetail> {
+  const id = checkedId ?? validId("run", (request.params as { runId: string }).runId, "runId");
   const detail = await store.getRun(request.identity!.tenant, id);
   if (detail === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
   return detail;

@@ -1,6 +1,5 @@
 /** Runs: submit, list, read, cancel, and follow a run's events. */
 import type { FastifyInstance } from "fastify";
-import { checkName } from "../../../security/names/index.ts";
 import type { Identity } from "../../../security/identity/index.ts";
 import type { RunRecord, RunStatus } from "../../store/types.ts";
 import { RUN_STATUSES } from "../../store/types.ts";
@@ -8,10 +7,11 @@ import { ApiError } from "../../service/api-error.ts";
 import { sealRunFields } from "../../service/sealed-fields.ts";
 import { prepareRun, type PreparedRun, type SubmissionContext } from "../../service/submission.ts";
 import type { SubmissionThread } from "../../service/submission-thread.ts";
-import { eventId, streamEvents } from "../../service/event-stream.ts";
+import { streamEvents } from "../../service/event-stream.ts";
 import type { HttpParts } from "../parts.ts";
 import { runView } from "../views.ts";
-import { loadRun, validId } from "./lookup.ts";
+import { parseRequest } from "../openapi/request.ts";
+import { loadRun } from "./lookup.ts";
 
 /** How submissions are prepared: inline for small bodies, on the submission thread for large ones. */
 export interface Submitting {
@@ -38,13 +38,9 @@ export function registerRunRoutes(app: FastifyInstance, parts: HttpParts, { subm
   const { store, loop } = parts;
   app.post("/v1/runs", async (request, reply) => {
     const identity = request.identity!;
-    const keyHeader = request.headers["idempotency-key"];
-    let idempotencyKey: string | undefined;
-    if (keyHeader !== undefined) {
-      const check = checkName("idempotencyKey", Array.isArray(keyHeader) ? keyHeader.join(",") : keyHeader);
-      if (!check.ok) throw new ApiError(400, "invalid-request", `Idempotency-Key: ${check.problem}`, "Idempotency-Key");
-      idempotencyKey = check.name;
-    }
+    // The body is checked by prepareRun with the same registered schema (SubmitBodySchema), on the
+    // submission thread when it is large, so only the headers are parsed here.
+    const idempotencyKey = parseRequest(request, "POST /v1/runs", ["headers"]).headers["idempotency-key"];
     let prepared;
     try {
       prepared =
@@ -85,10 +81,10 @@ export function registerRunRoutes(app: FastifyInstance, parts: HttpParts, { subm
     };
   });
 
-  app.get<{ Params: { runId: string } }>("/v1/runs/:runId", async (request) => runView(await loadRun(store, request), loop, parts.devices));
+  app.get("/v1/runs/:runId", async (request) => runView(await loadRun(store, request, parseRequest(request, "GET /v1/runs/:runId").params.runId), loop, parts.devices));
 
-  app.post<{ Params: { runId: string } }>("/v1/runs/:runId/cancel", async (request, reply) => {
-    const id = validId("run", request.params.runId, "runId");
+  app.post("/v1/runs/:runId/cancel", async (request, reply) => {
+    const id = parseRequest(request, "POST /v1/runs/:runId/cancel").params.runId;
     const identity = request.identity!;
     const detail = await store.getRun(identity.tenant, id);
     if (detail === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
@@ -110,12 +106,12 @@ export function registerRunRoutes(app: FastifyInstance, parts: HttpParts, { subm
     return reply.code(202).send({ id: run.id, status: run.status });
   });
 
-  app.get<{ Params: { runId: string }; Querystring: { after?: string } }>("/v1/runs/:runId/events", async (request, reply) => {
+  app.get("/v1/runs/:runId/events", async (request, reply) => {
     const tenant = request.identity!.tenant;
-    const id = validId("run", request.params.runId, "runId");
-    const fromHeader = request.headers["last-event-id"];
-    const field = typeof fromHeader === "string" ? "Last-Event-ID" : "after";
-    const after = eventId(typeof fromHeader === "string" ? fromHeader : request.query.after ?? "0", field);
+    const { params, query, headers } = parseRequest(request, "GET /v1/runs/:runId/events");
+    const id = params.runId;
+    // An EventSource that reconnects sends the last id it saw as a header: it takes the place of ?after.
+    const after = Number(headers["last-event-id"] ?? query.after ?? "0");
     if ((await store.eventsSince(tenant, id, after, 1)) === undefined) throw new ApiError(404, "not-found", `no run '${id}'`, "runId");
     streamEvents(request, reply, store, loop, tenant, id, after, parts.eventPollMs);
   });
