@@ -68,12 +68,16 @@ describe("the dashboard in Chromium", () => {
   /** A page in a fresh context, logged in as `who`; the test's body runs, then CSP is checked and the context closed. */
   async function asUser(who: string, body: (page: Page, context: BrowserContext) => Promise<void>): Promise<void> {
     const context = await newContext(browser);
+    const page = await context.newPage();
     try {
-      const page = await context.newPage();
       const watch = await watchPage(page);
       await logIn(page, agent.url, tokens[who]!);
       await body(page, context);
       expect(await watch.cspViolations(), "Content-Security-Policy violations").toEqual([]);
+    } catch (err) {
+      // What the page showed when the test failed, for the CI report.
+      await screenshot(page, `failed-${expect.getState().currentTestName?.replace(/[^a-z0-9]+/gi, "-").slice(0, 80) ?? "test"}`).catch(() => undefined);
+      throw err;
     } finally {
       await context.close().catch(() => undefined);
     }
@@ -251,7 +255,9 @@ describe("the dashboard in Chromium", () => {
 
       await page.goto(`${agent.url}/ui/#/runs/${rivalId}`);
       await page.locator("[data-testid=error]").waitFor({ timeout: 15_000 });
-      expect((await page.locator("[data-testid=error]").textContent())?.toLowerCase()).toContain("not found");
+      // The agent's 404 reads "no run '<id>'" (as for an id that never existed); a page may also say "not found".
+      expect(await page.locator("[data-testid=error]").textContent()).toMatch(/not found|no run/i);
+      expect(await page.evaluate(async (id) => (await fetch(`/v1/runs/${id}`)).status, rivalId)).toBe(404);
       expect(await page.locator("[data-testid=run-status]").count()).toBe(0);
       expect(await page.locator("[data-testid=dag-node]").count()).toBe(0);
     });
