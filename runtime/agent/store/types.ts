@@ -183,8 +183,9 @@ export interface RecoveryReport {
 
 /**
  * GPU use of one tenant's attempts over a time range, per workflow and stage. An attempt counts from
- * its process start to its end (or now, while it runs), clipped to the range: placement and the wait
- * for a process are the agent's time, not the tenant's work.
+ * its process start to its end (its outputs sealed, or its failure recorded; now, while it runs),
+ * clipped to the range: placement and the wait for a process are the agent's time, not the tenant's
+ * work, while sealing the outputs still holds the GPUs for the tenant.
  */
 export interface UsageRow {
   readonly tenant: string;
