@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { buildDag, upwardRank, type Dag } from "../../runtime/scheduler/dag.ts";
+import { buildDag } from "../../runtime/scheduler/dag.ts";
 import { Scheduler } from "../../runtime/scheduler/scheduler.ts";
 import type { FieldIssue } from "../../runtime/config/errors.ts";
 import type { StageSpec } from "../../runtime/scheduler/types.ts";
 import { gpu, placed, run, stage } from "./helpers.ts";
 
-// submit builds small runs' DAGs (up to 16 stages) on its own and larger ones through buildDag:
-// both must reject with buildDag's first issue and accept with the same links and ranks.
+// submit builds small runs' DAGs (up to 16 stages) on its own and larger ones through buildDag: both
+// must reject with the issue written out below (by hand, from the validation rules, not from buildDag)
+// and accept with the same links and ranks as an independent recursive upward rank.
 describe.each([5, 16, 17, 40])("submit on a run of %i stages", (n) => {
   const scheduler = () => new Scheduler({ gpus: [gpu("g0", "n0", 80)], settings: { headroomMiB: 0 } });
   // A fan-in: stage k needs k-1 and k/2 (a need given twice once), durations vary so ranks differ.
@@ -14,22 +15,22 @@ describe.each([5, 16, 17, 40])("submit on a run of %i stages", (n) => {
     Array.from({ length: n }, (_, i) =>
       stage(`s${i}`, 1, { durationS: 1 + ((i * 37) % 11), modelLoadS: i % 3, needs: i === 0 ? [] : [`s${i - 1}`, `s${Math.floor(i / 2)}`, `s${i - 1}`] }),
     );
-  const firstIssue = (stages: StageSpec[]) => {
-    const issues = buildDag(stages) as FieldIssue[];
-    expect(Array.isArray(issues)).toBe(true);
-    return { accepted: false, field: issues[0]!.field, message: issues[0]!.message };
-  };
-  const malformed: [string, (stages: StageSpec[]) => void][] = [
-    ["a duplicate id", (st) => (st[n - 1] = { ...st[n - 1]!, id: "s1" })],
-    ["an unknown need", (st) => (st[n - 2] = { ...st[n - 2]!, needs: ["s0", "nope"] })],
-    ["a stage that needs itself", (st) => (st[2] = { ...st[2]!, needs: ["s2"] })],
-    ["a cycle", (st) => (st[0] = { ...st[0]!, needs: [`s${n - 1}`] })],
+  const rejected = (field: string, message: string) => ({ accepted: false, field, message });
+  // s0 needing the last stage closes the chain s0 → s1 → … → s(n-1) → s0: every stage is on it, the message names the first five.
+  const cycleIds = Array.from({ length: Math.min(n, 5) }, (_, i) => `s${i}`).join(", ") + (n > 5 ? ", …" : "");
+  const malformed: [string, (stages: StageSpec[]) => void, ReturnType<typeof rejected>][] = [
+    ["a duplicate id", (st) => (st[n - 1] = { ...st[n - 1]!, id: "s1" }), rejected(`stages[${n - 1}].id`, "duplicate stage id 's1': ids must be unique within a run")],
+    ["an unknown need", (st) => (st[n - 2] = { ...st[n - 2]!, needs: ["s0", "nope"] }), rejected(`stages[${n - 2}].needs[1]`, "unknown stage 'nope': name a stage of the same run")],
+    ["a stage that needs itself", (st) => (st[2] = { ...st[2]!, needs: ["s2"] }), rejected("stages[2].needs[0]", "stage 's2' needs itself: remove it")],
+    ["a cycle", (st) => (st[0] = { ...st[0]!, needs: [`s${n - 1}`] }), rejected("stages", `the needs form a cycle through ${cycleIds}: a stage cannot wait on itself`)],
   ];
 
-  it.each(malformed)("rejects %s with buildDag's first issue", (_, spoil) => {
+  it.each(malformed)("rejects %s with the first issue, naming the field", (_, spoil, expected) => {
     const stages = dag();
     spoil(stages);
-    expect(scheduler().submit(run("r", stages), 0)).toEqual(firstIssue(stages));
+    expect(scheduler().submit(run("r", stages), 0)).toEqual(expected);
+    // buildDag (the agent's validation) says the same first.
+    expect((buildDag(stages) as FieldIssue[])[0]).toEqual({ field: expected.field, message: expected.message });
   });
 
   it("waits on each parent once, in the order of needs", () => {
@@ -40,7 +41,7 @@ describe.each([5, 16, 17, 40])("submit on a run of %i stages", (n) => {
 
   it("runs the stages in upward-rank order, children after parents", () => {
     const stages = dag().map((st, i) => (i === 0 ? st : { ...st, needs: [`s${Math.floor((i - 1) / 3)}`] }));
-    const rank = upwardRank(buildDag(stages) as Dag, stages.map((st) => st.durationS + st.modelLoadS));
+    const rank = recursiveRank(stages);
     const s = scheduler();
     s.submit(run("r", stages), 0);
     const done = new Set<number>();
@@ -58,6 +59,20 @@ describe.each([5, 16, 17, 40])("submit on a run of %i stages", (n) => {
     }
   });
 });
+
+/** Upward rank by its definition, recursively over the needs: a stage's cost plus the largest rank among the stages that need it. */
+function recursiveRank(stages: readonly StageSpec[]): number[] {
+  const memo = new Map<string, number>();
+  const rank = (id: string): number => {
+    if (!memo.has(id)) {
+      const own = stages.find((st) => st.id === id)!;
+      const below = stages.filter((st) => st.needs.includes(id)).map((st) => rank(st.id));
+      memo.set(id, own.durationS + own.modelLoadS + Math.max(0, ...below));
+    }
+    return memo.get(id)!;
+  };
+  return stages.map((st) => rank(st.id));
+}
 
 describe("submit's validation", () => {
   it("reports the first issue only, in the order id, tenant, priority, stages", () => {
