@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run build` (also run by `prepare` and `prepack`): compiles constructs/, runtime/, policies/ and cli/
-// into dist/ as JavaScript with .d.ts types (tsconfig.build.json), and copies the files those modules load
-// at run time that are not TypeScript (the worker threads' .cjs programs), keeping their relative paths.
+// into dist/ as JavaScript with .d.ts types (tsconfig.build.json), bundles the dashboard (ui/) into dist/ui,
+// and copies the files those modules load at run time that are not TypeScript (the worker threads' .cjs
+// programs), keeping their relative paths.
 // The stamp dist/.build-stamp carries the time the build started: bin/gpufabric.mjs runs the sources
 // instead of a build older than any of them.
 import { spawnSync } from "node:child_process";
@@ -21,6 +22,15 @@ const tsc = join(dirname(createRequire(import.meta.url).resolve("typescript/pack
 const result = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { cwd: root, stdio: "inherit" });
 if (result.status !== 0) {
   process.stderr.write(`build: tsc failed (exit ${result.status ?? result.signal}); dist/ is incomplete\n`);
+  process.exit(1);
+}
+
+// The dashboard (ui/): Vite bundles it into dist/ui, which the agent serves at /ui/ (vite is a build-time
+// dependency only; the package ships the bundle).
+const vite = join(dirname(createRequire(import.meta.url).resolve("vite/package.json")), "bin", "vite.js");
+const ui = spawnSync(process.execPath, [vite, "build", "--config", join(root, "ui", "vite.config.ts"), "--logLevel", "warn"], { cwd: root, stdio: "inherit" });
+if (ui.status !== 0) {
+  process.stderr.write(`build: the dashboard's vite build failed (exit ${ui.status ?? ui.signal}); dist/ui is incomplete\n`);
   process.exit(1);
 }
 

@@ -1,0 +1,152 @@
+/** The dashboard's shell: session, header with navigation, and the hash router. */
+import "uplot/dist/uPlot.min.css";
+import "./styles.css";
+import { render } from "preact";
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { currentSession, login, logout, messageOf, setUnauthorizedHandler, type Session } from "./api.ts";
+import { ErrorBox } from "./components.tsx";
+import { parseRoute, tokenFromHash, type Route } from "./lib/route.ts";
+import { AdminPage } from "./pages/admin.tsx";
+import { FairSharePage } from "./pages/fairshare.tsx";
+import { GpusPage } from "./pages/gpus.tsx";
+import { LoginPage } from "./pages/login.tsx";
+import { RunPage } from "./pages/run.tsx";
+import { RunsPage } from "./pages/runs.tsx";
+import { UsagePage } from "./pages/usage.tsx";
+import { WorkflowPage } from "./pages/workflow.tsx";
+
+function useRoute(): Route {
+  const [route, setRoute] = useState(() => parseRoute(location.hash));
+  useEffect(() => {
+    const onChange = () => setRoute(parseRoute(location.hash));
+    addEventListener("hashchange", onChange);
+    return () => removeEventListener("hashchange", onChange);
+  }, []);
+  return route;
+}
+
+const NAV: readonly { page: Route["page"]; href: string; label: string; testid: string }[] = [
+  { page: "runs", href: "#/runs", label: "Runs", testid: "nav-runs" },
+  { page: "gpus", href: "#/gpus", label: "GPUs", testid: "nav-gpus" },
+  { page: "fairshare", href: "#/fairshare", label: "Fair share", testid: "nav-fairshare" },
+  { page: "usage", href: "#/usage", label: "Usage", testid: "nav-usage" },
+  { page: "admin", href: "#/admin", label: "Admin", testid: "nav-admin" },
+];
+
+function Header({ session, route, onLogout }: { session: Session; route: Route; onLogout: () => void }) {
+  const current = route.page === "run" ? "runs" : route.page;
+  return (
+    <header class="top">
+      <a class="brand" href="#/runs">
+        gpufabric
+      </a>
+      <nav aria-label="main">
+        {NAV.map((n) => (
+          <a href={n.href} data-testid={n.testid} class={current === n.page ? "current" : undefined} aria-current={current === n.page ? "page" : undefined}>
+            {n.label}
+          </a>
+        ))}
+      </nav>
+      <span class="whoami" data-testid="whoami" title={`tenant ${session.tenant}, role ${session.role}`}>
+        {session.subject} · {session.tenant} · {session.role}
+      </span>
+      <button type="button" class="link" onClick={onLogout}>
+        Log out
+      </button>
+    </header>
+  );
+}
+
+function App() {
+  const route = useRoute();
+  // undefined: not known yet; null: logged out.
+  const [session, setSession] = useState<Session | null | undefined>(undefined);
+  const [error, setError] = useState<string | null>(null);
+
+  const toLogin = useCallback(() => {
+    setSession(null);
+    if (parseRoute(location.hash).page !== "login") location.hash = "#/login";
+  }, []);
+
+  useEffect(() => {
+    setUnauthorizedHandler(toLogin);
+    // `npm start` prints /ui/#token=…: use it once, then take it out of the address bar and history.
+    const token = tokenFromHash(location.hash);
+    if (token !== null) {
+      history.replaceState(null, "", `${location.pathname}${location.search}#/runs`);
+      login(token)
+        .then((s) => {
+          setSession(s);
+          location.hash = "#/runs";
+        })
+        .catch((err) => {
+          setError(`the link's token was refused: ${messageOf(err)}`);
+          toLogin();
+        });
+      return;
+    }
+    currentSession()
+      .then((s) => {
+        setSession(s);
+        if (s === null) toLogin();
+      })
+      .catch((err) => {
+        setError(messageOf(err));
+        setSession(null);
+      });
+  }, [toLogin]);
+
+  const onLoggedIn = (s: Session) => {
+    setSession(s);
+    setError(null);
+    location.hash = "#/runs";
+  };
+  const onLogout = () => {
+    logout()
+      .catch(() => undefined)
+      .finally(toLogin);
+  };
+
+  if (session === undefined) return <p class="loading">Loading…</p>;
+  if (session === null || route.page === "login")
+    return (
+      <main>
+        <ErrorBox error={error} />
+        <LoginPage onLoggedIn={onLoggedIn} />
+      </main>
+    );
+  return (
+    <>
+      <Header session={session} route={route} onLogout={onLogout} />
+      <main>
+        <ErrorBox error={error} />
+        {pageOf(route, session)}
+      </main>
+    </>
+  );
+}
+
+function pageOf(route: Route, session: Session) {
+  switch (route.page) {
+    case "runs":
+      return <RunsPage />;
+    case "run":
+      return <RunPage key={route.id} id={route.id} session={session} />;
+    case "gpus":
+      return <GpusPage />;
+    case "fairshare":
+      return <FairSharePage />;
+    case "workflow":
+      return <WorkflowPage key={route.name} name={route.name} />;
+    case "admin":
+      return <AdminPage />;
+    case "usage":
+      return <UsagePage />;
+    case "login":
+      return null;
+    case "not-found":
+      return <ErrorBox error={`no page '${route.path}': pick one from the menu`} />;
+  }
+}
+
+render(<App />, document.getElementById("app")!);

@@ -1,0 +1,78 @@
+/** Admin: the audit log with its verify status and last checkpoint, and the keyring's versions (never key material). */
+import { ErrorBox, Page, useApi } from "../components.tsx";
+import { formatTime } from "../lib/format.ts";
+
+interface Audit {
+  readonly entries: readonly Record<string, unknown>[];
+  readonly verify: { ok: boolean; checked: number; problem: string | null };
+  readonly lastCheckpoint: Record<string, unknown> | null;
+}
+
+const str = (v: unknown) => (v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
+
+export function AdminPage() {
+  const audit = useApi<Audit>("/v1/audit?limit=100", 10000);
+  const keyring = useApi<{ versions: { version: number | string; createdAt: string; retired: boolean; active: boolean }[] }>("/v1/keyring");
+  const v = audit.data?.verify;
+  return (
+    <Page title="Admin">
+      <ErrorBox error={audit.error ?? keyring.error} />
+      <h2>Audit log</h2>
+      {v ? (
+        <p class={`verify ${v.ok ? "ok" : "bad"}`} data-testid="audit-verify" data-ok={String(v.ok)}>
+          {v.ok ? `Chain verified: ${v.checked} entries intact.` : `Verification FAILED after ${v.checked} entries: ${v.problem ?? "unknown problem"}`}
+        </p>
+      ) : null}
+      {audit.data ? (
+        <p class="muted">
+          Last checkpoint:{" "}
+          {audit.data.lastCheckpoint ? Object.entries(audit.data.lastCheckpoint).map(([k, x]) => `${k} ${str(x)}`).join(" · ") : "none yet"}
+        </p>
+      ) : null}
+      <table class="grid audit">
+        <thead>
+          <tr>
+            <th scope="col">Time</th>
+            <th scope="col">Actor</th>
+            <th scope="col">Action</th>
+            <th scope="col">Outcome</th>
+            <th scope="col">Details</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(audit.data?.entries ?? []).map((e) => {
+            const { at, time, actor, subject, action, outcome, decision, ...rest } = e;
+            return (
+              <tr data-testid="audit-entry">
+                <td>{formatTime(str(at ?? time))}</td>
+                <td>{str(actor ?? subject)}</td>
+                <td class="mono">{str(action)}</td>
+                <td>{str(outcome ?? decision)}</td>
+                <td class="mono small">{JSON.stringify(rest)}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <h2>Keyring</h2>
+      <table class="grid">
+        <thead>
+          <tr>
+            <th scope="col">Version</th>
+            <th scope="col">Created</th>
+            <th scope="col">State</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(keyring.data?.versions ?? []).map((k) => (
+            <tr data-testid="keyring-version">
+              <td>{k.version}</td>
+              <td>{formatTime(k.createdAt)}</td>
+              <td>{k.active ? "active" : k.retired ? "retired" : "readable"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Page>
+  );
+}
