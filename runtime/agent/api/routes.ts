@@ -22,6 +22,14 @@ export const ROUTES: readonly RouteDeclaration[] = [
   { method: "GET", path: "/metrics", action: "metrics:read" },
   { method: "GET", path: "/v1/usage", action: "usage:read" },
   { method: "GET", path: "/v1/usage.csv", action: "usage:read" },
+  // The dashboard: its built files (no data in them) and its session, which authenticates what it is sent itself.
+  { method: "GET", path: "/ui", action: PUBLIC },
+  { method: "GET", path: "/ui/", action: PUBLIC },
+  { method: "GET", path: "/ui/assets/:file", action: PUBLIC },
+  { method: "GET", path: "/ui/:file", action: PUBLIC },
+  { method: "POST", path: "/ui/session", action: PUBLIC },
+  { method: "GET", path: "/ui/session", action: PUBLIC },
+  { method: "POST", path: "/ui/session/logout", action: PUBLIC },
   // ComfyUI's server API under /comfyui (see ./comfyui/routes.ts).
   ...COMFY_ROUTES,
   // Workers of a cluster, with their own tokens (see ../cluster/routes.ts).

@@ -30,6 +30,9 @@ import { registerCatalogRoutes } from "./routes/catalog.ts";
 import { registerGpuRoutes } from "./routes/gpus.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
 import { credentialOf, registerComfyRoutes } from "./comfyui/routes.ts";
+import { registerDashboardAssets } from "./dashboard/assets.ts";
+import { checkCsrf, cookieCredential, lazySessionKeys, registerSessionRoutes } from "./dashboard/session-routes.ts";
+import type { SessionKeys } from "./dashboard/session.ts";
 
 /** A file of a mounted Secret, or a config error naming the field and the file the Secret must hold. */
 function readSecretFile(mountPath: string, file: string, field: string): Buffer {
@@ -85,7 +88,8 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   });
 
   installErrorHandlers(app, parts);
-  installAuthentication(app, parts, routes, clientCa !== undefined);
+  const sessionKeys = lazySessionKeys(parts);
+  installAuthentication(app, parts, routes, clientCa !== undefined, sessionKeys);
   installAudit(app, parts);
 
   registerClusterRoutes(app, parts.cluster);
@@ -96,6 +100,8 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   registerCatalogRoutes(app, parts);
   registerGpuRoutes(app, parts);
   registerUsageRoutes(app, parts);
+  registerDashboardAssets(app);
+  registerSessionRoutes(app, parts, sessionKeys);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   await registerComfyRoutes(app, parts, submission, parts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
 
@@ -137,7 +143,7 @@ function installErrorHandlers(app: FastifyInstance, parts: HttpParts): void {
   });
 }
 
-function installAuthentication(app: FastifyInstance, parts: HttpParts, routes: RouteTable, mutualTls: boolean): void {
+function installAuthentication(app: FastifyInstance, parts: HttpParts, routes: RouteTable, mutualTls: boolean, sessionKeys: () => SessionKeys): void {
   // Authentication before the body is read: an anonymous client cannot make the agent parse anything.
   app.addHook("onRequest", async (request) => {
     request.auditInfo = {};
@@ -166,7 +172,14 @@ function installAuthentication(app: FastifyInstance, parts: HttpParts, routes: R
     request.auditInfo.action = action;
     if (mutualTls) await requireClientCertificate(parts, request, template);
     checkSingleCredential(request);
-    const auth = await parts.authenticator.authenticate(credentialOf(request, template));
+    // The dashboard's session cookie stands in for a missing Authorization header (./dashboard/session-routes.ts).
+    const explicit = credentialOf(request, template);
+    const session = explicit === undefined ? await cookieCredential(request, sessionKeys) : undefined;
+    if (session !== undefined && "refused" in session) {
+      await noteAuthFailure(parts, request, template, "session", session.refused);
+      throw new ApiError(401, "unauthenticated:session", `the session cookie was refused (${session.refused}): log in again`);
+    }
+    const auth = await parts.authenticator.authenticate(session?.credential ?? explicit);
     if (!auth.ok) {
       request.log.info({ reason: auth.reason }, "authentication refused");
       await noteAuthFailure(parts, request, template, auth.reason, auth.detail);
@@ -177,6 +190,7 @@ function installAuthentication(app: FastifyInstance, parts: HttpParts, routes: R
       );
     }
     request.auditInfo.caller = auth.identity;
+    if (session !== undefined) checkCsrf(request, session.cookie, sessionKeys);
     const decision = parts.authorizer.authorize(auth.identity, action);
     if (!decision.allowed)
       throw new ApiError(

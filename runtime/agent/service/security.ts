@@ -20,7 +20,7 @@ export interface AgentSecurity {
 
 /** File names a mounted Secret may use: the README's `kubectl create secret` names first, then what `gpufabric dev` writes. */
 const KEYRING_FILE = "keyring.json";
-const SIGNING_KEY_FILES = ["ed25519.pem", "private.pem"] as const;
+export const SIGNING_KEY_FILES = ["ed25519.pem", "private.pem"] as const;
 
 /** A keyring Secret mounted as a directory holding `keyring.json`, or a keyring in the directory layout. */
 export function keyringLocation(mountPath: string): string {
