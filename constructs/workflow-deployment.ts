@@ -4,7 +4,7 @@ import { PodDisruptionBudgetV1 } from "@cdktf/provider-kubernetes/lib/pod-disrup
 import { Lazy } from "cdktf";
 import { Construct } from "constructs";
 import { CONFIG_MAP_KEY } from "../runtime/config/index.ts";
-import type { PlatformConfig, SchedulerSettings } from "../runtime/config/schema.ts";
+import type { PlatformConfig, SchedulerSettings, TracingConfig } from "../runtime/config/schema.ts";
 import { agentContainer } from "./agent/agent-container.ts";
 import { comfyUiConfig, comfyUiContainers, comfyUiStartWithinS, type ComfyUiProps } from "./agent/comfyui.ts";
 import { AgentMetadata, type AgentRole } from "./agent/metadata.ts";
@@ -126,6 +126,12 @@ export interface WorkflowDeploymentProps {
    * @default none: ComfyUI stages are simulated
    */
   readonly comfyui?: ComfyUiProps;
+  /**
+   * Traces of runs, exported over OTLP/HTTP: the platform config's `observability.tracing` (endpoint,
+   * headers, serviceName, sampleRatio). The agent's egress to the collector is the segment's to allow.
+   * @default tracing off
+   */
+  readonly tracing?: Partial<TracingConfig>;
 }
 
 /**
@@ -357,6 +363,7 @@ export class WorkflowDeployment extends Construct {
       stageSandbox: p.stageSandbox,
       cluster: this.cluster?.config,
       comfyui: p.comfyui ? comfyUiConfig(p.comfyui, this.comfyUiGpus, this.comfyUiModelsClaim()) : undefined,
+      ...(p.tracing && { observability: { tracing: p.tracing } }),
     });
   }
 }

@@ -4,7 +4,7 @@
  */
 import type { IConstruct } from "constructs";
 import { parsePlatformConfig } from "../../runtime/config/index.ts";
-import { SCHEDULER_DEFAULTS, type ClusterConfig, type ComfyUiConfig, type PlatformConfig, type SchedulerSettings, type SecurityConfig, type SegmentConfig } from "../../runtime/config/schema.ts";
+import { SCHEDULER_DEFAULTS, type ClusterConfig, type ComfyUiConfig, type PlatformConfig, type SchedulerSettings, type SecurityConfig, type SegmentConfig, type TracingConfig } from "../../runtime/config/schema.ts";
 import { FabricStack } from "../fabric-stack.ts";
 import type { GpuPool } from "../gpu-pool.ts";
 import type { NetworkSegment } from "../network-segment.ts";
@@ -53,6 +53,8 @@ export interface AgentConfigInputs {
   readonly cluster?: ClusterConfig;
   /** ComfyUI workers. @default none: ComfyUI stages are simulated (the config says `comfyui: null`) */
   readonly comfyui?: ComfyUiConfig;
+  /** Traces of runs (OpenTelemetry). @default tracing off (the config says `tracing.endpoint: null`) */
+  readonly observability?: { readonly tracing?: Partial<TracingConfig> };
 }
 
 export function agentPlatformConfig(inputs: AgentConfigInputs): PlatformConfig {
@@ -101,6 +103,8 @@ export function agentPlatformConfig(inputs: AgentConfigInputs): PlatformConfig {
     runtimeRules: collectRuntimeRules(stack),
     cluster: inputs.cluster ?? null,
     comfyui: inputs.comfyui ?? null,
+    // Defaults filled by the schema: tracing stays off unless an endpoint is given.
+    observability: { tracing: { ...inputs.observability?.tracing } },
   };
   return parsePlatformConfig(config, `platform config of WorkflowDeployment '${inputs.scope.node.path}'`);
 }

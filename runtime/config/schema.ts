@@ -386,6 +386,57 @@ export const ComfyUiSchema = z
   });
 export type ComfyUiConfig = z.infer<typeof ComfyUiSchema>;
 
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Traces of runs over OpenTelemetry (OTLP/HTTP, JSON): one trace per run, a span per stage attempt with
+ * its queue wait, placement, model load, execution and sealing. Off unless an endpoint is given: then
+ * the agent loads no OpenTelemetry code at all and stage processes get no TRACEPARENT.
+ */
+export const TracingSchema = z
+  .object({
+    /**
+     * Where spans are POSTed: the collector's OTLP/HTTP traces URL, e.g.
+     * http://otel-collector.observability:4318/v1/traces. Null: tracing is off (the default).
+     */
+    endpoint: z
+      .string()
+      .url("must be the collector's OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces")
+      .refine((u) => !URL.canParse(u) || /^https?:$/.test(new URL(u).protocol), "must be an http:// or https:// URL (OTLP/HTTP), e.g. http://otel-collector:4318/v1/traces")
+      .nullable()
+      .default(null),
+    /**
+     * Headers sent with every export, e.g. a collector's API key. Their values are never logged nor
+     * shown by the agent; keep a secret one out of version control as you would the config itself.
+     */
+    headers: z
+      .record(z.string(), z.string().max(8192))
+      .superRefine((headers, ctx) => {
+        for (const name of Object.keys(headers)) {
+          if (!HEADER_NAME.test(name)) ctx.addIssue({ code: "custom", path: [name], message: "must be an HTTP header name (letters, digits and !#$%&'*+.^_`|~-), e.g. 'x-api-key'" });
+        }
+      })
+      .default({}),
+    /** The `service.name` resource attribute of every span. */
+    serviceName: z.string().min(1).max(200).default("gpufabric-agent"),
+    /**
+     * Share of runs traced, from 0 to 1. Decided from the run's trace id, so every control plane and
+     * worker decides alike for one run.
+     */
+    sampleRatio: z.number().min(0, "must be between 0 and 1").max(1, "must be between 0 and 1").default(1),
+  })
+  .strict();
+export type TracingConfig = z.infer<typeof TracingSchema>;
+
+/** What the agent tells observability systems beyond /metrics. Every field has a default: tracing off. */
+export const ObservabilitySchema = z
+  .object({
+    tracing: TracingSchema.default(() => TracingSchema.parse({})),
+  })
+  .strict();
+export type ObservabilityConfig = z.infer<typeof ObservabilitySchema>;
+
 /** A rule the agent enforces when a run is submitted; produced by the compliance packs. */
 export const RuntimeRuleSchema = z
   .object({
@@ -440,6 +491,7 @@ export const PlatformConfigSchema = z
     isolation: IsolationSchema.default(IsolationSchema.parse({})),
     cluster: ClusterSchema.nullable().default(null),
     comfyui: ComfyUiSchema.nullable().default(null),
+    observability: ObservabilitySchema.default(() => ObservabilitySchema.parse({})),
     runtimeRules: z.array(RuntimeRuleSchema),
   })
   .strict()

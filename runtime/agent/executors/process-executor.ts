@@ -158,6 +158,11 @@ export function stageEnvironment(attempt: AttemptSpec, paths: StageFolders, base
     CUDA_VISIBLE_DEVICES: devices,
     NVIDIA_VISIBLE_DEVICES: devices === "" ? "none" : devices,
     GPUFABRIC_GPUS_SIMULATED: String(attempt.gpus.some((g) => g.simulated)),
+    // Only when tracing is on (the loop sets `trace` then): a TRACEPARENT naming spans no collector ever
+    // receives would have the stage's own instrumentation hang its spans under a parent that never exists.
+    // Set after the stage's declared env, so a stage cannot pass off another trace as the agent's.
+    ...(attempt.trace !== undefined && { TRACEPARENT: attempt.trace.traceparent }),
+    ...(attempt.trace?.tracestate !== undefined && { TRACESTATE: attempt.trace.tracestate }),
   };
 }
 

@@ -28,6 +28,12 @@ export interface RunInputsInput {
   readonly runInputs: string;
 }
 
+/** A W3C trace context (https://www.w3.org/TR/trace-context/): the attempt's execution span, for the work it starts. */
+export interface TraceContext {
+  readonly traceparent: string;
+  readonly tracestate?: string;
+}
+
 export interface AttemptSpec {
   readonly attemptId: string;
   readonly runId: string;
@@ -43,6 +49,8 @@ export interface AttemptSpec {
   readonly runInputsValue?: Readonly<Record<string, unknown>>;
   /** A ComfyUI workflow's stage: every node of the prompt (the stage's own are `stage.comfyNodes`). */
   readonly comfy?: { readonly nodes: readonly ComfyNode[] };
+  /** The attempt's trace context when tracing is on: a stage process gets it as TRACEPARENT, a ComfyUI server as `traceparent`. */
+  readonly trace?: TraceContext;
 }
 
 /**

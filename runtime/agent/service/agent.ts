@@ -30,6 +30,7 @@ import { PgStore } from "../store/pg-store.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
 import { AgentMetrics } from "./metrics.ts";
+import { createTracing } from "./tracing.ts";
 import { measureWithNvidiaSmi } from "./gpu-history.ts";
 import { parseConfigWorkflows } from "./submission.ts";
 import { AGENT_ACTOR, AuditTrail } from "./audit-trail.ts";
@@ -286,7 +287,9 @@ async function launchAgent(input: AgentOptions, claims: Array<{ release(): void 
       return undefined;
     }
   };
-  const shared = { costModel, logger, maxAttempts: MAX_ATTEMPTS, commandDir: options.commandDir ?? process.cwd(), observer: metrics, onCostModelChange: saveCostModel, modelTags, audit: (event: AuditEvent) => void audit.note(event) };
+  // Off (undefined, no OpenTelemetry module loaded) unless the config names an endpoint.
+  const tracing = await createTracing(config.observability.tracing, logger);
+  const shared = { costModel, logger, maxAttempts: MAX_ATTEMPTS, commandDir: options.commandDir ?? process.cwd(), observer: metrics, onCostModelChange: saveCostModel, modelTags, audit: (event: AuditEvent) => void audit.note(event), ...(tracing && { tracing }) };
   const rotation = new KeyRotationFollower({
     keyring: security.keyring,
     store,
@@ -427,6 +430,8 @@ async function launchAgent(input: AgentOptions, claims: Array<{ release(): void 
         await controlPlane?.close();
         await rotation.stop();
         await loop?.stop();
+        // After the loop (and a leader's, in controlPlane.close): the spans of the attempts it stopped go out too.
+        await tracing?.shutdown();
         // After the loop: its attempts were interrupted on their servers first.
         await stopComfy();
         runner?.close();

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { CostModel, Stage, WorkflowGraph } from "../../graph/index.ts";
 import type { Scheduler } from "../../scheduler/index.ts";
 import type { Executor, RunningAttempt } from "../executors/index.ts";
-import type { CommittedArtifact } from "../executors/types.ts";
+import type { CommittedArtifact, TraceContext } from "../executors/types.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { Store } from "../store/types.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
@@ -32,6 +32,42 @@ export interface AttemptUsage {
   readonly simulated: boolean;
 }
 
+/** How an attempt ended, as its trace says. */
+export type AttemptTraceOutcome = "succeeded" | "failed" | "cancelled" | "preempted" | "interrupted" | "agent-stopped";
+
+/** What the trace of an attempt records about it (tracing.ts). */
+export interface AttemptTraceInfo {
+  readonly runId: string;
+  readonly tenant: string;
+  readonly workflow: string | null;
+  readonly stageId: string;
+  readonly attempt: number;
+  readonly attemptId: string;
+  readonly gpus: readonly string[];
+  readonly node: string | null;
+  /** When the stage became ready (its queue wait began), and when it was placed. */
+  readonly readyAtMs: number;
+  readonly placedAtMs: number;
+}
+
+/** One attempt's trace: the loop reports its time points; the spans go out when it ends. */
+export interface AttemptTrace {
+  /** The attempt's execution span as W3C trace context, for the work the executor starts. */
+  readonly context: TraceContext;
+  loadStarted(): void;
+  running(): void;
+  sealing(): void;
+  /** Only the first call counts. */
+  end(outcome: AttemptTraceOutcome, details?: { peakVramMiB?: number | null; simulated?: boolean }): void;
+}
+
+/** Traces of runs (OpenTelemetry); absent when tracing is off. */
+export interface LoopTracing {
+  attempt(info: AttemptTraceInfo): AttemptTrace;
+  /** Sends what is left; called once the loop stopped. */
+  shutdown(): Promise<void>;
+}
+
 export interface LoopOptions {
   readonly store: Store;
   readonly scheduler: Scheduler;
@@ -49,6 +85,8 @@ export interface LoopOptions {
   /** Where relative program paths of stage commands are resolved. */
   readonly commandDir: string;
   readonly observer?: LoopObserver;
+  /** Traces of runs, when tracing is on. */
+  readonly tracing?: LoopTracing;
   /** Called after the cost model learned from a finished stage (to persist it). */
   readonly onCostModelChange?: () => void;
   /** Records scheduling decisions (placements, preemptions, refusals; not each re-evaluation of waiting work). */
@@ -103,4 +141,6 @@ export interface RunningStage {
   settling?: Promise<void>;
   settled?: () => void;
   simulated: boolean;
+  /** The attempt's trace, once it is placed, when tracing is on. */
+  trace?: AttemptTrace;
 }

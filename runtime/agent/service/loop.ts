@@ -293,6 +293,10 @@ export class AgentLoop {
         explanation: { evict: this.standIns(p.evict), ...p.reason, evicted: this.standIns(p.reason.evicted) },
       });
       slot.attemptId = attempt.id;
+      slot.trace = this.o.tracing?.attempt({
+        runId: p.runId, tenant: run.tenant, workflow: run.workflow ?? run.graph?.name ?? null, stageId: p.stageId, attempt: attempt.number, attemptId: attempt.id,
+        gpus: p.gpuIds, node: this.device(p.gpuIds[0] ?? "")?.node ?? null, readyAtMs: this.readySince.get(k) ?? nowMs, placedAtMs: nowMs,
+      });
       this.changes.emit("run", p.runId);
       const needed = stage.needs.length === 0 ? [] : (await this.o.store.artifactsOf(p.runId, stage.needs)).map((a) => ({ stageId: a.stageId, name: a.name, path: a.path }));
       const opened: OpenedInputs = this.o.openInputs
@@ -307,6 +311,7 @@ export class AgentLoop {
       const spec = resolveStageCommand(stage, this.o.commandDir);
       const executor = executorFor(spec, this.o.executors);
       slot.simulated = executor.kind === "simulated" || p.gpuIds.some((id) => this.device(id)?.simulated !== false);
+      slot.trace?.loadStarted();
       // The executor has copied the inputs into the workspace once it started: the decrypted copies go.
       const handle = await executor
         .start({
@@ -326,6 +331,7 @@ export class AgentLoop {
         ],
         ...(opened.runInputsValue !== undefined && { runInputsValue: opened.runInputsValue }),
         ...(run.graph?.comfyNodes !== undefined && spec.comfyNodes !== undefined && { comfy: { nodes: run.graph.comfyNodes } }),
+        ...(slot.trace !== undefined && { trace: slot.trace.context }),
         })
         .finally(() => opened.release());
       slot.handle = handle;
@@ -336,6 +342,7 @@ export class AgentLoop {
         if (!(err instanceof TransitionError)) throw err;
         handle.cancel(); // cancelled between placement and start
       }
+      slot.trace?.running();
       const startedMs = Date.now();
       const ready = this.readySince.get(k);
       this.readySince.delete(k);
@@ -348,6 +355,7 @@ export class AgentLoop {
         // The run was cancelled or failed while this stage was being placed.
         this.abandoned.add(p.runId);
         slot.handle?.cancel();
+        slot.trace?.end("cancelled");
         if (this.running.get(k) === slot) this.running.delete(k);
         this.release(p.runId, p.stageId, "failed");
       } else {
@@ -357,6 +365,7 @@ export class AgentLoop {
         const decision = slot.attemptId === null ? retryUncounted(stage) : await this.retryDecision(slot, stage, null);
         const reason = `the agent could not run the attempt: ${(err as Error).message}`;
         await this.failAttempt(slot, decision.final === null ? reason : `${reason}; ${decision.final}`, { retry: decision.retry });
+        slot.trace?.end("failed");
         if (!decision.retry) this.abandoned.add(p.runId);
         this.releaseFailed(p.runId, p.stageId, decision);
       }
@@ -376,6 +385,8 @@ export class AgentLoop {
       // A ComfyUI server holds only what it loaded since its last restart (none after running out of
       // memory): once the stage released its GPU, the scheduler forgets the rest, before its next round,
       // and before anything else is awaited, so whoever sees the attempt ended sees the GPU as it is.
+      // What completeAttempt did not end (a stop for shutdown, a cancel while sealing) ends here.
+      slot.trace?.end(slot.stop === "shutdown" ? "agent-stopped" : "cancelled", { peakVramMiB: outcome.peakVramMiB ?? null });
       const gpu = slot.gpus[0];
       if (outcome.residentModels !== undefined && gpu !== undefined) this.o.scheduler.forgetResidentExcept(gpu, outcome.residentModels);
       // Its inputs were decrypted copies and its outputs are sealed: nothing of the workspace is kept.
@@ -405,13 +416,13 @@ export class AgentLoop {
         if (this.settling.get(k) === slot.settling) this.settling.delete(k);
       }
       this.readySince.set(k, Date.now());
-      this.o.observer?.stageFinished(run.tenant, "preempted", seconds, finish.simulated);
+      this.ended(slot, run.tenant, "preempted", seconds, finish);
       this.afterChange(slot.runId);
       return;
     }
     if (slot.stop === "cancel" || this.abandoned.has(slot.runId)) {
       // The store closed the attempt when the run was cancelled; only the scheduler still has to know.
-      this.o.observer?.stageFinished(run.tenant, "cancelled", seconds, finish.simulated);
+      this.ended(slot, run.tenant, "cancelled", seconds, finish);
       this.release(slot.runId, slot.stageId, "failed");
       this.afterChange(slot.runId);
       return;
@@ -428,7 +439,8 @@ export class AgentLoop {
         if (!(err instanceof TransitionError)) throw err;
       }
       this.readySince.set(k, Date.now());
-      this.o.observer?.stageFinished(run.tenant, "failed", seconds, finish.simulated);
+      slot.trace?.end("interrupted", finish);
+      this.ended(slot, run.tenant, "failed", seconds, finish);
       this.release(slot.runId, slot.stageId, "interrupted");
       this.afterChange(slot.runId);
       return;
@@ -436,6 +448,7 @@ export class AgentLoop {
     let failure: string | undefined;
     if (outcome.reason === "completed") {
       try {
+        slot.trace?.sealing();
         await this.o.store.markSealing(slot.attemptId!, finish);
         const committed = await handle.commitOutputs();
         const artifacts = this.o.sealOutputs ? await this.o.sealOutputs(run, committed) : committed;
@@ -459,7 +472,7 @@ export class AgentLoop {
       }
     }
     if (failure === undefined) {
-      this.o.observer?.stageFinished(run.tenant, "succeeded", seconds, finish.simulated);
+      this.ended(slot, run.tenant, "succeeded", seconds, finish);
       this.learn(run, stage, seconds, outcome);
       const state = this.release(slot.runId, slot.stageId, "succeeded");
       const now = Date.now();
@@ -470,7 +483,7 @@ export class AgentLoop {
       const decision = await this.retryDecision(slot, stage, outcome.reason === "completed" ? null : outcome.exitCode);
       const { retry, failures, delayS } = decision;
       this.o.logger.warn({ runId: slot.runId, stageId: slot.stageId, failures, retry, backoffSeconds: delayS }, `stage attempt failed: ${failure}`);
-      this.o.observer?.stageFinished(run.tenant, "failed", seconds, finish.simulated);
+      this.ended(slot, run.tenant, "failed", seconds, finish);
       await this.failAttempt(slot, decision.final === null ? failure : `${failure}; ${decision.final}`, { ...finish, retry });
       if (!retry) {
         this.abandoned.add(slot.runId);
@@ -479,6 +492,12 @@ export class AgentLoop {
       this.releaseFailed(slot.runId, slot.stageId, decision);
     }
     this.afterChange(slot.runId);
+  }
+
+  /** Tells the observer and the attempt's trace (unless it ended already) that the attempt ended. */
+  private ended(slot: RunningStage, tenant: string, outcome: "succeeded" | "failed" | "cancelled" | "preempted", seconds: number, finish: { peakVramMiB: number | null; simulated: boolean }): void {
+    this.o.observer?.stageFinished(tenant, outcome, seconds, finish.simulated);
+    slot.trace?.end(outcome, finish);
   }
 
   /** Applies the stage's retry policy to its failures so far, as the store has them. */

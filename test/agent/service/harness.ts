@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
-import { IsolationSchema, type PlatformConfig, type RuntimeRule, type TenantConfig } from "../../../runtime/config/schema.ts";
+import { IsolationSchema, ObservabilitySchema, type PlatformConfig, type RuntimeRule, type TenantConfig } from "../../../runtime/config/schema.ts";
 import { generateToken } from "../../../runtime/security/identity/index.ts";
 import { FileKeyring } from "../../../runtime/security/crypto/index.ts";
 import { generateSigningKeyPair } from "../../../runtime/security/audit/index.ts";
@@ -62,6 +62,8 @@ export function createPlatform(options: {
   readonly comfyui?: PlatformConfig["comfyui"];
   /** Audit checkpoints every this many entries (default 1000). */
   readonly checkpointEvery?: number;
+  /** Traces and the like (default: the contract's defaults, tracing off). */
+  readonly observability?: Partial<PlatformConfig["observability"]>;
 }): TestPlatform {
   const dir = mkdtempSync(join(tmpdir(), "gpufabric-agent-test-"));
   const dataDir = join(dir, "data");
@@ -135,6 +137,7 @@ export function createPlatform(options: {
     isolation: IsolationSchema.parse(options.isolation ?? {}),
     cluster: null,
     comfyui: options.comfyui ?? null,
+    observability: ObservabilitySchema.parse(options.observability ?? {}),
     runtimeRules: [...(options.runtimeRules ?? [])],
   };
   const configFile = join(dir, "platform.json");
