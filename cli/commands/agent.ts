@@ -28,6 +28,8 @@ interface AgentCliOptions {
   tokens?: string;
   signingKey?: string;
   auditSink?: string;
+  gpuHistoryStep?: string;
+  gpuHistoryWindow?: string;
 }
 
 /** `gpufabric agent`: the container entry point. Serves until SIGTERM or SIGINT, then stops cleanly. */
@@ -66,6 +68,8 @@ export function register(program: Command): void {
     .option("--tokens <dir>", "the API token hashes' folder (default: the config's security.auth.tokens.mountPath)")
     .option("--signing-key <dir>", "the folder of the audit checkpoint signing key, ed25519.pem or private.pem (default: the config's security.audit.signingKey.mountPath)")
     .option("--audit-sink <dir>", "where signed audit checkpoints are exported, a folder no other agent uses (default: the config's security.audit.sink.mountPath)")
+    .option("--gpu-history-step <s>", "seconds between samples of the GPUs' VRAM history the dashboard charts", "5")
+    .option("--gpu-history-window <s>", "seconds of GPU VRAM history kept in memory (default 24 h)", "86400")
     .option("--key-check-interval <s>", "seconds between looks at the keyring: a new current version (keys rotate) starts a background rewrap", "10")
     .action(async (options: AgentCliOptions) => {
       if (!existsSync(options.config))
@@ -92,6 +96,8 @@ export function register(program: Command): void {
         ...(options.tokens !== undefined && { tokensDir: resolve(options.tokens) }),
         ...(options.signingKey !== undefined && { signingKeyDir: resolve(options.signingKey) }),
         ...(options.auditSink !== undefined && { auditSinkDir: resolve(options.auditSink) }),
+        gpuHistoryStepS: numberOption("--gpu-history-step", options.gpuHistoryStep!),
+        gpuHistoryWindowS: numberOption("--gpu-history-window", options.gpuHistoryWindow!),
         configFile: resolve(options.config),
       });
       await untilSignalled(async (signal) => {

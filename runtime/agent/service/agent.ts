@@ -30,6 +30,7 @@ import { PgStore } from "../store/pg-store.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { AuditEvent } from "../../security/audit/index.ts";
 import { AgentMetrics } from "./metrics.ts";
+import { startGpuHistory } from "./gpu-history.ts";
 import { createTracing } from "./tracing.ts";
 import { measureWithNvidiaSmi } from "./gpu-history.ts";
 import { parseConfigWorkflows } from "./submission.ts";
@@ -90,6 +91,9 @@ const AgentOptionsSchema = z
     tokensDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
     signingKeyDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
     auditSinkDir: z.string().refine(isAbsolute, "must be an absolute path").optional(),
+    /** Seconds between samples of the GPUs' VRAM history (default 5) and how many seconds of it are kept (default 86400: 24 h). */
+    gpuHistoryStepS: z.number().min(0.05).max(3600).optional(),
+    gpuHistoryWindowS: z.number().min(1).max(7 * 86400).optional(),
   })
   .strict();
 
@@ -374,6 +378,14 @@ async function launchAgent(input: AgentOptions, claims: Array<{ release(): void 
     logger.info({ ...recovered, gpus: inventory.devices.length, source: inventory.source }, "agent state recovered");
   }
 
+  // Each replica samples what its queue knows (see gpu-history.ts); nvidia-smi is read here only when this process holds the GPUs.
+  const gpuHistory = startGpuHistory({
+    devices: inventory.devices,
+    queue: () => loop ?? controlPlane?.queue,
+    ...(inventory.source === "nvidia-smi" && !runner && inventory.nvidiaSmi !== undefined && { nvidiaSmi: inventory.nvidiaSmi }),
+    ...(options.gpuHistoryStepS !== undefined && { stepS: options.gpuHistoryStepS }),
+    ...(options.gpuHistoryWindowS !== undefined && { windowS: options.gpuHistoryWindowS }),
+  });
   let ready = false;
   const app = await buildHttpApi({
     config,
@@ -382,6 +394,7 @@ async function launchAgent(input: AgentOptions, claims: Array<{ release(): void 
     scheduler: currentScheduler,
     devices: inventory.devices,
     inventorySource: inventory.source,
+    gpuHistory,
     submission: { config, workflows, gpus: inventoryFromPools([scheduledPool]), headroomMiB: scheduler?.settings.headroomMiB ?? headroomMiB, costModel },
     ...(controlPlane && { cluster: controlPlane.http, eventPollMs: 1000 }),
     ...(comfy && { comfy }),
@@ -425,6 +438,7 @@ async function launchAgent(input: AgentOptions, claims: Array<{ release(): void 
       closing ??= (async () => {
         ready = false;
         stopWatching();
+        gpuHistory.stop();
         await app.close();
         // A leader stops its loop, then releases the lease: another replica takes over at once.
         await controlPlane?.close();

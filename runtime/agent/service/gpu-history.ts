@@ -14,9 +14,13 @@
  */
 import type { GpuDevice } from "../inventory/types.ts";
 import { runCommand } from "../inventory/command.ts";
+import { scheduledMiB } from "./metrics.ts";
+import type { RunQueue } from "./run-queue.ts";
 
 export const HISTORY_STEP_MS = 5_000;
 export const HISTORY_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+/** Samples a device's ring holds at most, whatever the step and window asked (about 6 MiB a device). */
+export const HISTORY_MAX_SAMPLES = 200_000;
 /** Points per device in one answer at most: a longer window is answered in coarser steps (the max of each). */
 export const HISTORY_MAX_POINTS = 720;
 
@@ -94,9 +98,16 @@ export class GpuHistory {
 
   constructor(private readonly o: GpuHistoryOptions) {
     this.stepMs = o.stepMs ?? HISTORY_STEP_MS;
-    this.capacity = Math.max(1, Math.ceil((o.maxAgeMs ?? HISTORY_MAX_AGE_MS) / this.stepMs));
+    this.capacity = Math.min(HISTORY_MAX_SAMPLES, Math.max(1, Math.ceil((o.maxAgeMs ?? HISTORY_MAX_AGE_MS) / this.stepMs)));
     this.now = o.now ?? Date.now;
-    this.rings = new Map(o.devices.map((d) => [d.id, new Ring(this.capacity)]));
+    this.rings = new Map();
+  }
+
+  /** A device's ring, made at its first sample: a control plane's devices come into service as workers join. */
+  private ring(id: string): Ring {
+    let ring = this.rings.get(id);
+    if (!ring) this.rings.set(id, (ring = new Ring(this.capacity)));
+    return ring;
   }
 
   /** Samples now and then every step; the timer does not keep the process alive. */
@@ -123,7 +134,7 @@ export class GpuHistory {
       for (const d of this.o.devices) {
         const r = reserved.get(d.id) ?? 0;
         const m = d.uuid === null ? undefined : measured?.get(d.uuid);
-        this.rings.get(d.id)!.push(time, m?.usedMiB ?? Number.NaN, m?.utilPercent ?? Number.NaN, r);
+        this.ring(d.id).push(time, m?.usedMiB ?? Number.NaN, m?.utilPercent ?? Number.NaN, r);
       }
     } finally {
       this.sampling = false;
@@ -133,7 +144,10 @@ export class GpuHistory {
   /** Samples per device over the last `minutes`, in steps of stepSeconds (coarser than the sampling for long windows). */
   read(minutes: number): { stepSeconds: number; devices: DeviceHistory[] } {
     const since = this.now() / 1000 - minutes * 60;
-    const perDevice = this.o.devices.map((d) => ({ d, ring: this.rings.get(d.id)!, at: this.rings.get(d.id)!.indexesSince(since) }));
+    const perDevice = this.o.devices.map((d) => {
+      const ring = this.ring(d.id);
+      return { d, ring, at: ring.indexesSince(since) };
+    });
     const longest = Math.max(0, ...perDevice.map((p) => p.at.length));
     const group = Math.max(1, Math.ceil(longest / HISTORY_MAX_POINTS));
     return {
@@ -191,4 +205,28 @@ export function parseUseQuery(text: string): MeasuredUse {
     out.set(uuid, { usedMiB: num(used), utilPercent: num(util) });
   }
   return out;
+}
+
+/**
+ * The agent's history: reservations from the queue that runs work (the loop, or a control plane's view of
+ * it), and nvidia-smi's readings where the agent reads it itself (`nvidiaSmi`: absent when simulated or
+ * when a runner's container holds the GPUs). Started; stop() it on close.
+ */
+export function startGpuHistory(options: {
+  readonly devices: readonly GpuDevice[];
+  readonly queue: () => RunQueue | undefined;
+  readonly nvidiaSmi?: string;
+  readonly stepS?: number;
+  readonly windowS?: number;
+}): GpuHistory {
+  const nvidiaSmi = options.nvidiaSmi;
+  const history = new GpuHistory({
+    devices: options.devices,
+    reservedMiB: () => scheduledMiB(options.queue(), options.devices),
+    ...(nvidiaSmi !== undefined && { measure: () => measureWithNvidiaSmi(nvidiaSmi) }),
+    ...(options.stepS !== undefined && { stepMs: options.stepS * 1000 }),
+    ...(options.windowS !== undefined && { maxAgeMs: options.windowS * 1000 }),
+  });
+  history.start();
+  return history;
 }
