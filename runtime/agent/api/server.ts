@@ -34,6 +34,8 @@ import { registerAdminRoutes } from "./routes/admin.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
 import { credentialOf, registerComfyRoutes } from "./comfyui/routes.ts";
 import { registerDashboardAssets } from "./dashboard/assets.ts";
+import { registerRunListRoutes } from "./routes/run-list.ts";
+import { registerResubmitRoute } from "./routes/resubmit.ts";
 import { checkCsrf, cookieCredential, lazySessionKeys, registerSessionRoutes } from "./dashboard/session-routes.ts";
 import type { SessionKeys } from "./dashboard/session.ts";
 
@@ -106,6 +108,8 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   registerWorkflowStatsRoutes(app, parts);
   registerAdminRoutes(app, parts);
   registerUsageRoutes(app, parts);
+  registerRunListRoutes(app, parts);
+  registerResubmitRoute(app, parts, submission);
   registerDashboardAssets(app);
   registerSessionRoutes(app, parts, sessionKeys);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });

@@ -1,11 +1,16 @@
 /** Pure views of the API: how a run and a stage's wait look to clients. */
 import type { WaitReason } from "../../scheduler/index.ts";
 import type { GpuDevice } from "../inventory/types.ts";
-import type { RunDetail } from "../store/types.ts";
+import type { EventRecord, RunDetail } from "../store/types.ts";
+import { attemptPhases } from "../service/attempt-phases.ts";
 import type { RunQueue } from "../service/run-queue.ts";
 
-/** The run as clients see it: stages with their latest attempt, artifacts, and what is simulated. */
-export function runView(detail: RunDetail, loop: RunQueue, devices: readonly GpuDevice[]) {
+/**
+ * The run as clients see it: stages with their latest attempt and why they wait, the dependency edges,
+ * every attempt with its phases (from `events`, the run's events: see attempt-phases.ts), artifacts, and
+ * what is simulated.
+ */
+export function runView(detail: RunDetail, loop: RunQueue, devices: readonly GpuDevice[], events: readonly EventRecord[] = []) {
   const simulatedDevices = new Set(devices.filter((d) => d.simulated).map((d) => d.id));
   const latestAttempt = new Map<string, RunDetail["attempts"][number]>();
   for (const a of detail.attempts) if ((latestAttempt.get(a.stageId)?.number ?? 0) < a.number) latestAttempt.set(a.stageId, a);
@@ -32,8 +37,23 @@ export function runView(detail: RunDetail, loop: RunQueue, devices: readonly Gpu
       executor: comfy ? "comfyui" : noCommand ? "simulated" : "process",
       simulated,
       ...(latest?.peakVramMiB != null && { peakVramMiB: latest.peakVramMiB }),
+      wait: wait ? { code: wait.code, text: describeWait(wait) } : null,
     };
   });
+  const nodeOf = (gpu: string | undefined) => (gpu === undefined ? null : (devices.find((d) => d.id === gpu)?.node ?? null));
+  const phases = attemptPhases(detail.attempts, events, detail.run.createdAt);
+  const attempts = detail.attempts.map((a) => ({
+    stageId: a.stageId,
+    number: a.number,
+    status: a.status,
+    gpus: a.gpus,
+    node: nodeOf(a.gpus[0]),
+    placedAt: a.placedAt,
+    phases: phases.get(a.id)!,
+    peakVramMiB: a.peakVramMiB,
+    reason: a.reason,
+    simulated: a.simulated || a.gpus.some((g) => simulatedDevices.has(g)),
+  }));
   return {
     id: detail.run.id,
     status: detail.run.status,
@@ -46,6 +66,8 @@ export function runView(detail: RunDetail, loop: RunQueue, devices: readonly Gpu
     updatedAt: detail.run.updatedAt,
     simulated: stages.some((s) => s.simulated),
     stages,
+    edges: detail.stages.flatMap((s) => s.needs.map((from) => ({ from, to: s.stageId }))),
+    attempts,
     artifacts: detail.artifacts.map((a) => ({ name: a.name, stage: a.stageId, bytes: a.bytes, sha256: a.sha256 })),
   };
 }

@@ -1,15 +1,14 @@
 /** Runs: submit, list, read, cancel, and follow a run's events. */
 import type { FastifyInstance } from "fastify";
 import type { Identity } from "../../../security/identity/index.ts";
-import type { RunRecord, RunStatus } from "../../store/types.ts";
-import { RUN_STATUSES } from "../../store/types.ts";
+import type { RunRecord } from "../../store/types.ts";
 import { ApiError } from "../../service/api-error.ts";
 import { sealRunFields } from "../../service/sealed-fields.ts";
 import { prepareRun, type PreparedRun, type SubmissionContext } from "../../service/submission.ts";
 import type { SubmissionThread } from "../../service/submission-thread.ts";
 import { streamEvents } from "../../service/event-stream.ts";
 import type { HttpParts } from "../parts.ts";
-import { runView } from "../views.ts";
+import { runDetailView } from "./run-detail.ts";
 import { parseRequest } from "../openapi/request.ts";
 import { loadRun } from "./lookup.ts";
 
@@ -30,6 +29,8 @@ export async function storeRun(parts: HttpParts, identity: Identity, prepared: P
   if (created) {
     parts.metrics.runSubmitted(identity.tenant);
     parts.loop.accept(run, prepared.stages, prepared.graph.format === "comfyui" ? prepared.graph : undefined);
+    // A new run is a change of the tenant's runs list (GET /v1/runs/stream), placed or not.
+    parts.loop.changes.emit("run", run.id);
   }
   return { run, created };
 }
@@ -60,28 +61,9 @@ export function registerRunRoutes(app: FastifyInstance, parts: HttpParts, { subm
     return reply.code(202).header("location", `/v1/runs/${run.id}`).header("idempotent-replayed", String(!created)).send({ id: run.id, status: run.status });
   });
 
-  app.get<{ Querystring: { status?: string; limit?: string } }>("/v1/runs", async (request) => {
-    const { status, limit } = request.query;
-    if (status !== undefined && !(RUN_STATUSES as readonly string[]).includes(status)) {
-      throw new ApiError(400, "invalid-request", `status: must be one of ${RUN_STATUSES.join(", ")}`, "status");
-    }
-    const n = limit === undefined ? 100 : Number(limit);
-    if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ApiError(400, "invalid-request", "limit: must be a whole number from 1 to 1000", "limit");
-    const runs = await store.listRuns(request.identity!.tenant, { ...(status && { status: status as RunStatus }), limit: n });
-    return {
-      runs: runs.map((r) => ({
-        id: r.id,
-        status: r.status,
-        workflow: r.workflow,
-        priority: r.priority,
-        submittedBy: r.submittedBy,
-        createdAt: r.createdAt,
-        updatedAt: r.updatedAt,
-      })),
-    };
-  });
+  // GET /v1/runs (the list, paged) and its live stream: ./run-list.ts.
 
-  app.get("/v1/runs/:runId", async (request) => runView(await loadRun(store, request, parseRequest(request, "GET /v1/runs/:runId").params.runId), loop, parts.devices));
+  app.get("/v1/runs/:runId", async (request) => runDetailView(parts, await loadRun(store, request, parseRequest(request, "GET /v1/runs/:runId").params.runId)));
 
   app.post("/v1/runs/:runId/cancel", async (request, reply) => {
     const id = parseRequest(request, "POST /v1/runs/:runId/cancel").params.runId;
