@@ -129,13 +129,13 @@ describe("GET /v1/usage and /v1/usage.csv on a running agent", () => {
 
   it("answers a bad range or grouping with a 400 naming the field and the fix", async () => {
     const cases: Array<[string, string, RegExp]> = [
-      ["from=yesterday", "query.from", /ISO 8601.*-24h/],
-      ["to=2026-13-45T00:00:00Z", "query.to", /ISO 8601/],
-      ["from=2026-01-01T10:00:00", "query.from", /with its zone/],
-      ["from=-1h&to=-2h", "query.to", /must be after query.from/],
-      ["from=-400d", "query.from", /longer than 366 days/],
-      ["groupBy=node", "query.groupBy", /tenant, workflow, stage/],
-      ["form=-1h", "query", /form/],
+      ["from=yesterday", "from", /ISO 8601.*-24h/],
+      ["to=2026-13-45T00:00:00Z", "to", /ISO 8601/],
+      ["from=2026-01-01T10:00:00", "from", /with its zone/],
+      ["from=-1h&to=-2h", "to", /must be after from/],
+      ["from=-400d", "from", /longer than 366 days/],
+      ["groupBy=node", "groupBy", /tenant, workflow, stage/],
+      ["form=-1h", "(query)", /form/],
     ];
     for (const [query, field, message] of cases) {
       for (const path of ["/v1/usage", "/v1/usage.csv"]) {

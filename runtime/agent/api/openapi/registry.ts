@@ -28,6 +28,7 @@ import {
   WorkflowsResponse,
 } from "../routes/schemas.ts";
 import { ResubmitAccepted, RunListQuery, RunListResponse, RunStreamQuery } from "../routes/run-list.schemas.ts";
+import { UsageQuery, UsageResponse } from "../routes/usage.schemas.ts";
 
 /** An object schema of named request values (path parameters, query parameters, headers). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -98,6 +99,13 @@ export const ROUTE_SCHEMAS = {
   "GET /v1/workflows": { summary: "The workflows the tenant may run", tags: ["catalog"], response: WorkflowsResponse },
   "GET /v1/queue": { summary: "The tenant's waiting stages and why they wait", tags: ["catalog"] },
   "GET /metrics": { summary: "The tenant's metrics (Prometheus text)", tags: ["catalog"], contentType: "text/plain" },
+  "GET /v1/usage": { summary: "The tenant's GPU usage by tenant, workflow and stage over a time range", tags: ["usage"], query: UsageQuery, response: UsageResponse },
+  "GET /v1/usage.csv": {
+    summary: "The same usage as a CSV chargeback export (RFC 4180, a header row, an attachment)",
+    tags: ["usage"],
+    query: UsageQuery,
+    contentType: "text/csv",
+  },
   // Workers of a cluster (their bodies are checked with these schemas: see ../../cluster/routes.ts).
   "POST /v1/cluster/workers": { summary: "A worker joins", tags: ["cluster"], body: RegisterRequestSchema, responses: { 421: { description: "this control plane does not lead" } } },
   "POST /v1/cluster/poll": { summary: "A worker asks for work", tags: ["cluster"], body: PollRequestSchema, responses: { 421: { description: "this control plane does not lead" } } },

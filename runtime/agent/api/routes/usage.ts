@@ -10,8 +10,9 @@ import type { FastifyInstance } from "fastify";
 import type { UsageRow } from "../../store/types.ts";
 import { ApiError } from "../../service/api-error.ts";
 import type { HttpParts } from "../parts.ts";
-import { parseInput } from "./input.ts";
-import { DEFAULT_USAGE_DAYS, MAX_USAGE_DAYS, resolveTime, USAGE_CSV_COLUMNS, USAGE_GROUPS, UsageQuery, type UsageGroup } from "./usage.schemas.ts";
+import type { z } from "zod";
+import { parseRequest } from "../openapi/request.ts";
+import { DEFAULT_USAGE_DAYS, MAX_USAGE_DAYS, resolveTime, USAGE_CSV_COLUMNS, USAGE_GROUPS, type UsageGroup, type UsageQuery } from "./usage.schemas.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -23,11 +24,12 @@ export interface UsageAnswer {
 }
 
 export function registerUsageRoutes(app: FastifyInstance, parts: HttpParts): void {
-  app.get("/v1/usage", async (request) => usageOf(parts, request.identity!.tenant, request.query));
+  // The query is checked with the schemas /openapi.json documents for the route (../openapi/registry.ts).
+  app.get("/v1/usage", async (request) => usageOf(parts, request.identity!.tenant, parseRequest(request, "GET /v1/usage").query));
 
   app.get("/v1/usage.csv", async (request, reply) => {
     const tenant = request.identity!.tenant;
-    const answer = await usageOf(parts, tenant, request.query);
+    const answer = await usageOf(parts, tenant, parseRequest(request, "GET /v1/usage.csv").query);
     const stamp = (iso: string) => iso.replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
     const file = `gpufabric-usage-${tenant.replace(/[^A-Za-z0-9._-]/g, "_")}-${stamp(answer.from)}-${stamp(answer.to)}.csv`;
     return reply
@@ -38,16 +40,15 @@ export function registerUsageRoutes(app: FastifyInstance, parts: HttpParts): voi
   });
 }
 
-async function usageOf(parts: HttpParts, tenant: string, query: unknown): Promise<UsageAnswer> {
-  const q = parseInput(UsageQuery, query, "query");
+async function usageOf(parts: HttpParts, tenant: string, q: z.output<typeof UsageQuery>): Promise<UsageAnswer> {
   const now = Date.now();
   const to = resolveTime(q.to ?? "now", now)!;
   const from = q.from === undefined ? to - DEFAULT_USAGE_DAYS * DAY_MS : resolveTime(q.from, now)!;
   if (to <= from) {
-    throw new ApiError(400, "invalid-request", `query.to: must be after query.from (${new Date(from).toISOString()}): swap them or widen the range`, "query.to");
+    throw new ApiError(400, "invalid-request", `to: must be after from (${new Date(from).toISOString()}): swap them or widen the range`, "to");
   }
   if (to - from > MAX_USAGE_DAYS * DAY_MS) {
-    throw new ApiError(400, "invalid-request", `query.from: the range is longer than ${MAX_USAGE_DAYS} days: ask for it a year at a time`, "query.from");
+    throw new ApiError(400, "invalid-request", `from: the range is longer than ${MAX_USAGE_DAYS} days: ask for it a year at a time`, "from");
   }
   const groupBy = q.groupBy === undefined ? [...USAGE_GROUPS] : USAGE_GROUPS.filter((g) => q.groupBy!.split(",").some((x) => x.trim() === g));
   const fromIso = new Date(from).toISOString();
