@@ -102,6 +102,8 @@ export interface Assignment {
   readonly comfy?: { readonly nodes: readonly unknown[] };
   /** The key version new data keys are wrapped under. */
   readonly keyVersion: number;
+  /** The attempt's W3C trace context when the leader traces runs: the worker's stage process gets it as TRACEPARENT. */
+  readonly trace?: { readonly traceparent: string; readonly tracestate?: string };
 }
 
 export interface PollResponse {

@@ -319,6 +319,7 @@ export class WorkerRegistry {
             inputs,
             runInputs: spec.runInputsValue ?? null,
             ...(spec.comfy !== undefined && { comfy: spec.comfy }),
+            ...(spec.trace !== undefined && { trace: spec.trace }),
             keyVersion,
           };
           if (s === undefined || !s.alive) {

@@ -345,6 +345,7 @@ export class WorkerNode {
           gpus: a.gpus.map((g) => ({ id: g.id, uuid: g.uuid, simulated: g.simulated, index: g.index })),
           inputs: attemptInputs,
           ...(a.comfy !== undefined && { comfy: { nodes: a.comfy.nodes as ComfyNode[] } }),
+          ...(a.trace !== undefined && { trace: a.trace }),
         })
         .finally(() => opened.release());
       held.handle = handle;

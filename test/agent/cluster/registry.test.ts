@@ -127,6 +127,19 @@ describe("the worker registry", () => {
     expect(() => registry.started("worker-a", "att-1", { workerId, token: a.token, pid: 1, workspace: null })).toThrow(ApiError);
   });
 
+  it("carries the attempt's trace context in its assignment (none when the attempt has none), for the worker's stage process", async () => {
+    const { workerId } = registry.register("worker-a", join0("n1"));
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const first = registry.poll("worker-a", { workerId, running: [], waitMs: 5000 });
+    void registry.assign(spec({ trace: { traceparent } }));
+    expect((await first).assignments[0]?.trace).toEqual({ traceparent });
+    const second = registry.poll("worker-a", { workerId, running: ["att-1"], waitMs: 5000 });
+    void registry.assign(spec({ attemptId: "att-2", stageId: "other", gpus: [{ id: "n1-g1", uuid: null, simulated: true }] }));
+    const [plain] = (await second).assignments;
+    expect(plain?.attemptId).toBe("att-2");
+    expect(plain).not.toHaveProperty("trace");
+  });
+
   it("refuses reports with a token it did not hand out, or from another worker", async () => {
     const a0 = registry.register("worker-a", join0("n1"));
     const b0 = registry.register("worker-b", join0("n0"));

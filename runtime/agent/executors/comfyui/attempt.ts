@@ -9,7 +9,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AttemptEndReason, AttemptOutcome, AttemptSpec, CommittedArtifact, RunningAttempt } from "../types.ts";
 import { commitOutputs, type AttemptPaths } from "../workspace.ts";
-import { ComfyHttpError, type ComfyFrame, type ComfySocket, type HistoryEntry } from "./client.ts";
+import { ComfyHttpError, type ComfyClient, type ComfyFrame, type ComfySocket, type HistoryEntry } from "./client.ts";
 import { COMFY_OUTPUTS_ARTIFACT, type ComfyOutputsManifest } from "./contract.ts";
 import { describeExecutionError, describeRefusal, relayedData, type RelayedType } from "./events.ts";
 import type { ComfyUiExecutor, PreparedPrompt } from "./executor.ts";
@@ -45,6 +45,7 @@ export class ComfyAttempt implements RunningAttempt {
   private readonly cached: string[] = [];
   private readonly own: ReadonlySet<string>;
   private committed: Promise<CommittedArtifact[]> | undefined;
+  private tracedClient: { base: ComfyClient; client: ComfyClient } | undefined;
 
   constructor(
     private readonly attempt: AttemptSpec,
@@ -57,6 +58,14 @@ export class ComfyAttempt implements RunningAttempt {
     this.workspace = paths.workspace;
     this.done = new Promise((resolve) => (this.settle = resolve));
     this.own = new Set(prepared.segment.ownNodes);
+  }
+
+  /** The server's client; a traced attempt's requests carry its `traceparent`. */
+  private get client(): ComfyClient {
+    const base = this.server.client;
+    if (this.attempt.trace === undefined) return base;
+    if (this.tracedClient?.base !== base) this.tracedClient = { base, client: base.traced(this.attempt.trace) };
+    return this.tracedClient.client;
   }
 
   private get where(): string {
@@ -110,14 +119,14 @@ export class ComfyAttempt implements RunningAttempt {
     }
     for (const u of this.prepared.uploads) {
       const bytes = u.bytes ?? (await readFile(u.path!));
-      const name = await server.client.uploadImage(u.name, bytes);
+      const name = await this.client.uploadImage(u.name, bytes);
       if (name !== u.name) throw new Error(`${this.where} stored the upload '${u.name}' as '${name}'`);
       if (this.ended) return;
     }
-    this.socket = await server.client.openSocket(this.clientId, (f) => this.onFrame(f), (why) => void this.onLost(why));
+    this.socket = await this.client.openSocket(this.clientId, (f) => this.onFrame(f), (why) => void this.onLost(why));
     if (this.ended) return this.socket.close();
     try {
-      await server.client.queuePrompt({ prompt, prompt_id: this.promptId, client_id: this.clientId });
+      await this.client.queuePrompt({ prompt, prompt_id: this.promptId, client_id: this.clientId });
     } catch (err) {
       if (err instanceof ComfyHttpError && err.status === 400) {
         return this.end({ reason: "setup-failed", message: `${this.where} refused the prompt: ${describeRefusal(err.body)}` });
@@ -169,7 +178,7 @@ export class ComfyAttempt implements RunningAttempt {
     try {
       let entry: HistoryEntry | undefined;
       for (let i = 0; i < HISTORY_TRIES && entry === undefined; i++) {
-        entry = await this.server.client.history(this.promptId);
+        entry = await this.client.history(this.promptId);
         if (entry === undefined) await sleep(HISTORY_RETRY_MS);
       }
       if (entry === undefined) return this.end({ reason: "exit-code", message: `${this.where} finished the prompt but has no history of it` });
@@ -188,7 +197,7 @@ export class ComfyAttempt implements RunningAttempt {
       return this.end({ reason: interrupted ? "cancelled" : "exit-code", message: `${this.where} ended the prompt with an error${interrupted ? " (interrupted)" : ""}` });
     }
     const handoffNodes = new Set(this.prepared.segment.outputs.map((o) => o.saveNode));
-    const fetched = await fetchOutputs(this.server.client, entry, this.paths.outputs, this.own, handoffNodes, { executed: this.executed, cached: this.cached });
+    const fetched = await fetchOutputs(this.client, entry, this.paths.outputs, this.own, handoffNodes, { executed: this.executed, cached: this.cached });
     const missing = this.prepared.segment.outputs.filter((o) => !fetched.files.some((f) => f.startsWith(`${o.prefix}_`)));
     if (missing.length > 0) {
       return this.end({ reason: "exit-code", message: `${this.where} wrote no handoff image for ${missing.map((o) => `node ${o.node} output ${o.output}`).join(", ")}` });
@@ -206,7 +215,7 @@ export class ComfyAttempt implements RunningAttempt {
     const tries = this.executor.options.lostPolls ?? 4;
     const pause = this.executor.options.lostPollMs ?? 500;
     for (let i = 0; i < tries && !this.ended && !this.finishing; i++) {
-      const entry = await this.server.client.history(this.promptId).catch(() => undefined);
+      const entry = await this.client.history(this.promptId).catch(() => undefined);
       if (entry !== undefined && (entry.status?.completed === true || entry.status?.status_str === "error")) {
         this.finishing = true;
         return this.finishFrom(entry).catch((err: unknown) => this.failed(err));
@@ -234,7 +243,7 @@ export class ComfyAttempt implements RunningAttempt {
 
   /** Interrupts the prompt if it runs, and takes it off the queue if it waits. */
   private interruptOnServer(): void {
-    const client = this.server.client;
+    const client = this.client;
     void client.interrupt(this.promptId).catch(() => undefined);
     void client.deleteQueued(this.promptId).catch(() => undefined);
   }

@@ -47,9 +47,16 @@ export class ComfyClient {
 
   constructor(
     url: string,
-    private readonly timeoutMs = DEFAULT_TIMEOUT_MS
+    private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
+    /** Sent with every request (a traced attempt's `traceparent`). */
+    private readonly headers: Readonly<Record<string, string>> = {}
   ) {
     this.url = url.replace(/\/+$/, "");
+  }
+
+  /** A client of the same server whose requests carry an attempt's W3C trace context. */
+  traced(trace: { readonly traceparent: string; readonly tracestate?: string }): ComfyClient {
+    return new ComfyClient(this.url, this.timeoutMs, { ...this.headers, traceparent: trace.traceparent, ...(trace.tracestate !== undefined && { tracestate: trace.tracestate }) });
   }
 
   /** The server's `/system_stats`: answering it is what "ready" means. */
@@ -114,7 +121,7 @@ export class ComfyClient {
   openSocket(clientId: string, onFrame: (frame: ComfyFrame) => void, onClose: (why: string) => void): Promise<ComfySocket> {
     const wsUrl = `${this.url.replace(/^http/, "ws")}/ws?clientId=${encodeURIComponent(clientId)}`;
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(wsUrl, { handshakeTimeout: this.timeoutMs });
+      const socket = new WebSocket(wsUrl, { handshakeTimeout: this.timeoutMs, headers: { ...this.headers } });
       let opened = false;
       let closedByUs = false;
       socket.on("open", () => {
@@ -169,7 +176,7 @@ export class ComfyClient {
       res = await fetch(`${this.url}${path}`, {
         method,
         ...(body !== undefined && { body }),
-        ...(typeof body === "string" && { headers: { "content-type": "application/json" } }),
+        headers: { ...this.headers, ...(typeof body === "string" && { "content-type": "application/json" }) },
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
