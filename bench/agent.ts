@@ -9,18 +9,20 @@
  *    held by a long stage);
  *  - dispatch latency: stage ready (the store's event) → its process started (the attempt's start
  *    stamp), on free GPUs, for root and dependent stages.
- *  - the cost of one fsync on the data directory's file system, beside the durable rates: a `full` rate
- *    on a memory file system (tmpfs) is not called durable, and only accepted (202) runs count.
+ *  - the cost of a durable write on the data directory's own file system (write+fsync of a small file,
+ *    200 times: median and p99) and its type (statfs and /proc/mounts), beside the durable rates: a rate
+ *    measured on a memory file system (tmpfs) is not called durable (a field and a note on stderr);
+ *  - only accepted (202) runs count toward runs/s, and a target with any refused or failed request is missed.
  * The load generator shares the machine's cores with the agent. Prints JSON.
  *
  *   npm run bench:agent -- --json [--runs 10000] [--concurrency 64] [--rate 1000] [--seconds 5] [--dispatch-runs 100]
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { Agent } from "node:http";
-import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
-import { intArg, percentile, post, round } from "./support.ts";
+import { probeStorage } from "./storage-probe.ts";
+import { intArg, percentile, post as postOnce, round } from "./support.ts";
 import { client, createPlatform, sleepyWorkflow, startAgentProcess, waitFor } from "../test/agent/service/harness.ts";
 
 
@@ -35,6 +37,9 @@ const note = (line: string) => {
 };
 
 
+
+/** A POST whose connection failed (reset, refused) answers 0: a failed submission, counted as one, not a crashed bench. */
+const post: typeof postOnce = (...args) => postOnce(...args).catch(() => 0);
 
 function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8")
@@ -94,6 +99,7 @@ async function submissions(durability: "full" | "normal") {
     // Open loop: one request every 1/rate s, each timed on its own.
     const open: number[] = [];
     let openFailures = 0;
+    let openAccepted = 0;
     const pending: Promise<void>[] = [];
     const total = rate * openSeconds;
     const t0 = performance.now();
@@ -106,13 +112,15 @@ async function submissions(durability: "full" | "normal") {
         post(submitUrl, headers, body, keepAlive).then((status) => {
           // Latency from when the request was due, so a client that fell behind is not flattered.
           open.push(performance.now() - Math.min(sent, due));
-          if (status !== 202) openFailures++;
+          if (status === 202) openAccepted++;
+          else openFailures++;
         })
       );
     }
     await Promise.all(pending);
     keepAlive.destroy();
-    const achieved = total / ((performance.now() - t0) / 1000);
+    const openSeconds_ = (performance.now() - t0) / 1000;
+    const achieved = total / openSeconds_;
     note(`${durability}: open loop at ${rate}/s: p99 ${percentile(open, 99).toFixed(1)} ms`);
     return {
       durability,
@@ -121,6 +129,8 @@ async function submissions(durability: "full" | "normal") {
         seconds: openSeconds,
         runs: total,
         achievedPerSecond: Math.round(achieved),
+        // Only accepted runs: the rate the agent actually took in.
+        acceptedPerSecond: Math.round(openAccepted / openSeconds_),
         failures: openFailures,
         p50Ms: round(percentile(open, 50)),
         p99Ms: round(percentile(open, 99)),
@@ -140,7 +150,12 @@ async function submissions(durability: "full" | "normal") {
     };
   } finally {
     await agent.stop();
-    rmSync(platform.dir, { recursive: true, force: true });
+    // The data directory's own file system, measured once the agent is gone (nothing else writes there then).
+    try {
+      storage.push(probeStorage(platform.dataDir));
+    } finally {
+      rmSync(platform.dir, { recursive: true, force: true });
+    }
   }
 }
 
@@ -190,60 +205,32 @@ async function dispatch() {
   }
 }
 
-/**
- * What one fsync costs on the file system the agent's data directory is on (the test platform's, under
- * the system's temporary folder): a "durable" rate means nothing where a sync costs nothing (tmpfs).
- */
-function syncCost(dir: string): { fileSystem: string; mountPoint: string; fsyncP50Ms: number; fsyncP99Ms: number; durable: boolean } {
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, "fsync-probe");
-  const fd = openSync(file, "w");
-  const costs: number[] = [];
-  const block = Buffer.alloc(4096, 1);
-  try {
-    for (let i = 0; i < 200; i++) {
-      writeSync(fd, block, 0, block.length, (i % 16) * 4096);
-      const t0 = performance.now();
-      fsyncSync(fd);
-      costs.push(performance.now() - t0);
-    }
-  } finally {
-    closeSync(fd);
-    rmSync(file, { force: true });
-  }
-  let best = { mountPoint: "/", fileSystem: "unknown" };
-  for (const line of readFileSync("/proc/self/mounts", "utf8").split("\n")) {
-    const [, mountPoint, fileSystem] = line.split(" ");
-    if (mountPoint && fileSystem && (dir === mountPoint || dir.startsWith(mountPoint.endsWith("/") ? mountPoint : `${mountPoint}/`)) && mountPoint.length >= best.mountPoint.length) {
-      best = { mountPoint, fileSystem };
-    }
-  }
-  return {
-    ...best,
-    fsyncP50Ms: round(percentile(costs, 50), 3),
-    fsyncP99Ms: round(percentile(costs, 99), 3),
-    // A memory file system syncs nothing: its figures are not durable ones.
-    durable: !["tmpfs", "ramfs"].includes(best.fileSystem),
-  };
-}
-
-const storage = syncCost(join(tmpdir(), "gpufabric-bench-fsync"));
-note(`data directory's file system: ${storage.fileSystem} at ${storage.mountPoint}, fsync p50 ${storage.fsyncP50Ms} ms${storage.durable ? "" : " (memory: not durable)"}`);
+const storage: ReturnType<typeof probeStorage>[] = [];
 const submitted = [await submissions("full"), await submissions("normal")];
+// Both runs' data directories are on the same file system (the system's temporary folder): the first speaks for both.
+const dataStorage = storage[0]!;
+note(`data directory's file system: ${dataStorage.fileSystem} at ${dataStorage.mountPoint}, write+fsync p50 ${dataStorage.fsyncP50Ms} ms, p99 ${dataStorage.fsyncP99Ms} ms`);
+// Printed even with --json (on stderr): a rate from a memory file system must not be read as durable.
+if (dataStorage.note !== null) process.stderr.write(`note: ${dataStorage.note}\n`);
 const dispatched = await dispatch();
 const targets = (s: (typeof submitted)[number]) => ({
   runsPerSecond: {
     target: ">= 1000, none refused, on a file system that syncs",
     value: s.closedLoop.runsPerSecond,
-    met: s.closedLoop.runsPerSecond >= 1000 && s.closedLoop.failures === 0 && (s.durability !== "full" || storage.durable),
+    durable: s.durability === "full" && dataStorage.durable,
+    met: s.closedLoop.runsPerSecond >= 1000 && s.closedLoop.failures === 0 && (s.durability !== "full" || dataStorage.durable),
   },
-  submitP99MsAtRate: { target: `< 50 at ${rate}/s`, value: s.openLoop.p99Ms, met: s.openLoop.p99Ms < 50 && s.openLoop.achievedPerSecond >= rate * 0.95 },
+  submitP99MsAtRate: {
+    target: `< 50 at ${rate}/s, every request accepted`,
+    value: s.openLoop.p99Ms,
+    met: s.openLoop.p99Ms < 50 && s.openLoop.failures === 0 && s.openLoop.acceptedPerSecond >= rate * 0.95,
+  },
   rssMiBWithQueuedRuns: { target: "< 300 with 10000 queued", value: s.memory.rssMiB, met: s.memory.rssMiB < 300 && s.memory.queuedRuns >= 10_000 },
 });
 const result = {
   bench: "agent",
   machine: { cpus: cpus().length, node: process.version },
-  storage,
+  storage: dataStorage,
   submissions: submitted,
   ...dispatched,
   targets: {
