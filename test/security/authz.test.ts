@@ -51,6 +51,7 @@ const LEAST_ROLE: Record<string, Role> = {
   "gpus:read": "viewer",
   "queue:read": "viewer",
   "metrics:read": "viewer",
+  "usage:read": "viewer",
   "admin:roles-read": "admin",
   "admin:audit-read": "admin",
   "admin:keyring-read": "admin",
