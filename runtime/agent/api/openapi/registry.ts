@@ -28,6 +28,10 @@ import {
   WorkflowsResponse,
 } from "../routes/schemas.ts";
 import { ResubmitAccepted, RunListQuery, RunListResponse, RunStreamQuery } from "../routes/run-list.schemas.ts";
+import { GpuHistoryQuery, GpuHistoryResponse, GpusResponse } from "../routes/gpus.schemas.ts";
+import { FairshareQuery, FairshareResponse } from "../routes/fairshare.schemas.ts";
+import { WorkflowStatsParams, WorkflowStatsQuery, WorkflowStatsResponse } from "../routes/workflow-stats.schemas.ts";
+import { AuditQuery, AuditResponse, KeyringQuery, KeyringResponse } from "../routes/admin.schemas.ts";
 import { UsageQuery, UsageResponse } from "../routes/usage.schemas.ts";
 
 /** An object schema of named request values (path parameters, query parameters, headers). */
@@ -99,6 +103,18 @@ export const ROUTE_SCHEMAS = {
   "GET /v1/workflows": { summary: "The workflows the tenant may run", tags: ["catalog"], response: WorkflowsResponse },
   "GET /v1/queue": { summary: "The tenant's waiting stages and why they wait", tags: ["catalog"] },
   "GET /metrics": { summary: "The tenant's metrics (Prometheus text)", tags: ["catalog"], contentType: "text/plain" },
+  "GET /v1/gpus": { summary: "The GPUs: memory, use, resident models and the stages they run", tags: ["gpus"], response: GpusResponse },
+  "GET /v1/gpus/history": { summary: "Each GPU's VRAM use and utilization over the last minutes (24 h at most)", tags: ["gpus"], query: GpuHistoryQuery, response: GpuHistoryResponse },
+  "GET /v1/fairshare": { summary: "Fair share: the tenant's weight, share, quota and queued GPU-seconds, other tenants summed", tags: ["gpus"], query: FairshareQuery, response: FairshareResponse },
+  "GET /v1/workflows/:name/stats": {
+    summary: "A workflow's stage duration percentiles over its last finished runs, with regressions flagged",
+    tags: ["catalog"],
+    params: WorkflowStatsParams,
+    query: WorkflowStatsQuery,
+    response: WorkflowStatsResponse,
+  },
+  "GET /v1/audit": { summary: "The tenant's audit log entries, newest first, with the chain's verify status and last checkpoint", tags: ["admin"], query: AuditQuery, response: AuditResponse },
+  "GET /v1/keyring": { summary: "The keyring's versions (never key material)", tags: ["admin"], query: KeyringQuery, response: KeyringResponse },
   "GET /v1/usage": { summary: "The tenant's GPU usage by tenant, workflow and stage over a time range", tags: ["usage"], query: UsageQuery, response: UsageResponse },
   "GET /v1/usage.csv": {
     summary: "The same usage as a CSV chargeback export (RFC 4180, a header row, an attachment)",

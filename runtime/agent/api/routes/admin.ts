@@ -12,8 +12,7 @@ import { FileKeyring } from "../../../security/crypto/index.ts";
 import { readAuditPage, verifyAuditChain } from "../../service/audit-reader.ts";
 import { ApiError } from "../../service/api-error.ts";
 import type { HttpParts } from "../parts.ts";
-import { AuditQuery, KeyringQuery } from "./admin.schemas.ts";
-import { parseInput } from "./input.ts";
+import { parseRequest } from "../openapi/request.ts";
 
 /** The names the agent reads its signing key under (service/security.ts). */
 const SIGNING_KEY_FILES = ["ed25519.pem", "private.pem"] as const;
@@ -34,14 +33,14 @@ export function registerAdminRoutes(app: FastifyInstance, parts: HttpParts): voi
   };
 
   app.get("/v1/audit", async (request) => {
-    const query = parseInput(AuditQuery, request.query, "query");
+    const { query } = parseRequest(request, "GET /v1/audit");
     const page = await readAuditPage(logDir, request.identity!.tenant, query.limit, query.before ?? null);
     const verify = await verifyAuditChain(logDir, verifyKey(), checkpointsDir);
     return { entries: page.entries, nextBefore: page.nextBefore, verify, lastCheckpoint: page.lastCheckpoint };
   });
 
   app.get("/v1/keyring", async (request) => {
-    parseInput(KeyringQuery, request.query, "query");
+    parseRequest(request, "GET /v1/keyring");
     const keys = parts.keys;
     const [versions, current] = await Promise.all([keys.versions(), keys.currentVersion()]);
     return {

@@ -9,8 +9,7 @@ import type { PriorityClass } from "../../../config/schema.ts";
 import { UNKNOWN_DURATION_S } from "../../../scheduler/from-graph.ts";
 import type { StageRecord } from "../../store/types.ts";
 import type { HttpParts } from "../parts.ts";
-import { FairshareQuery } from "./fairshare.schemas.ts";
-import { parseInput } from "./input.ts";
+import { parseRequest } from "../openapi/request.ts";
 
 export const OTHER_TENANTS = "(other tenants)";
 
@@ -25,7 +24,7 @@ interface Row {
 
 export function registerFairshareRoutes(app: FastifyInstance, parts: HttpParts): void {
   app.get("/v1/fairshare", async (request) => {
-    parseInput(FairshareQuery, request.query, "query");
+    parseRequest(request, "GET /v1/fairshare");
     const tenant = request.identity!.tenant;
     const rows = await tenantRows(parts);
     const gpus = parts.scheduler()?.gpuCount ?? parts.devices.length;

@@ -3,8 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { scheduledMiB } from "../../service/metrics.ts";
 import { GpuHistory } from "../../service/gpu-history.ts";
 import type { HttpParts } from "../parts.ts";
-import { GpuHistoryQuery } from "./gpus.schemas.ts";
-import { parseInput } from "./input.ts";
+import { parseRequest } from "../openapi/request.ts";
 
 export function registerGpuRoutes(app: FastifyInstance, parts: HttpParts): void {
   const { loop } = parts;
@@ -52,7 +51,7 @@ export function registerGpuRoutes(app: FastifyInstance, parts: HttpParts): void 
   const sampled = history;
   // Device-level figures only (MiB, utilization): which tenant's stage used a device is not part of them.
   app.get("/v1/gpus/history", async (request) => {
-    const query = parseInput(GpuHistoryQuery, request.query, "query");
+    const { query } = parseRequest(request, "GET /v1/gpus/history");
     return sampled.read(query.minutes);
   });
 }

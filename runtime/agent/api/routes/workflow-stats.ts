@@ -6,13 +6,13 @@
 import type { FastifyInstance } from "fastify";
 import { stageStats } from "../../service/stage-stats.ts";
 import type { HttpParts } from "../parts.ts";
-import { parseInput } from "./input.ts";
-import { WorkflowStatsParams, WorkflowStatsQuery } from "./workflow-stats.schemas.ts";
+import { parseRequest } from "../openapi/request.ts";
 
 export function registerWorkflowStatsRoutes(app: FastifyInstance, parts: HttpParts): void {
   app.get("/v1/workflows/:name/stats", async (request) => {
-    const { name } = parseInput(WorkflowStatsParams, request.params, "params");
-    const { runs } = parseInput(WorkflowStatsQuery, request.query, "query");
+    const { params, query } = parseRequest(request, "GET /v1/workflows/:name/stats");
+    const name = params.name;
+    const runs = query.runs;
     // The caller's tenant only: another tenant's runs of a workflow of the same name never count.
     const times = await parts.store.stageTimes(request.identity!.tenant, name, runs);
     return { workflow: name, runs: times.length, stages: stageStats(times) };
