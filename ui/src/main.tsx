@@ -15,6 +15,12 @@ import { RunsPage } from "./pages/runs.tsx";
 import { UsagePage } from "./pages/usage.tsx";
 import { WorkflowPage } from "./pages/workflow.tsx";
 
+/** Goes to `hash`; when the address already shows it (a replaceState left no hashchange behind), re-reads it. */
+function navigate(hash: string): void {
+  if (location.hash === hash) dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = hash;
+}
+
 function useRoute(): Route {
   const [route, setRoute] = useState(() => parseRoute(location.hash));
   useEffect(() => {
@@ -65,7 +71,7 @@ function App() {
 
   const toLogin = useCallback(() => {
     setSession(null);
-    if (parseRoute(location.hash).page !== "login") location.hash = "#/login";
+    if (parseRoute(location.hash).page !== "login") navigate("#/login");
   }, []);
 
   useEffect(() => {
@@ -77,7 +83,7 @@ function App() {
       login(token)
         .then((s) => {
           setSession(s);
-          location.hash = "#/runs";
+          navigate("#/runs");
         })
         .catch((err) => {
           setError(`the link's token was refused: ${messageOf(err)}`);
@@ -99,7 +105,7 @@ function App() {
   const onLoggedIn = (s: Session) => {
     setSession(s);
     setError(null);
-    location.hash = "#/runs";
+    navigate("#/runs");
   };
   const onLogout = () => {
     logout()

@@ -8,6 +8,14 @@ interface Audit {
   readonly lastCheckpoint: Record<string, unknown> | null;
 }
 
+/** The checkpoint as the audit reader describes it ({ seq, time, covers, keyId }); other fields listed as they are. */
+function checkpointText(c: Record<string, unknown> | null): string {
+  if (!c) return "none yet";
+  const { seq, time, covers, keyId, ...rest } = c;
+  const known = [seq !== undefined ? `#${str(seq)}` : "", time ? `at ${formatTime(str(time))}` : "", covers !== undefined ? `covers ${str(covers)} entries` : "", keyId ? `signed with key ${str(keyId)}` : ""];
+  return [...known, ...Object.entries(rest).map(([k, v]) => `${k} ${str(v)}`)].filter(Boolean).join(", ");
+}
+
 const str = (v: unknown) => (v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
 
 export function AdminPage() {
@@ -23,32 +31,33 @@ export function AdminPage() {
           {v.ok ? `Chain verified: ${v.checked} entries intact.` : `Verification FAILED after ${v.checked} entries: ${v.problem ?? "unknown problem"}`}
         </p>
       ) : null}
-      {audit.data ? (
-        <p class="muted">
-          Last checkpoint:{" "}
-          {audit.data.lastCheckpoint ? Object.entries(audit.data.lastCheckpoint).map(([k, x]) => `${k} ${str(x)}`).join(" · ") : "none yet"}
-        </p>
-      ) : null}
+      {audit.data ? <p class="muted">Last checkpoint: {checkpointText(audit.data.lastCheckpoint)}</p> : null}
       <table class="grid audit">
         <thead>
           <tr>
+            <th scope="col">#</th>
             <th scope="col">Time</th>
             <th scope="col">Actor</th>
             <th scope="col">Action</th>
+            <th scope="col">Object</th>
             <th scope="col">Outcome</th>
             <th scope="col">Details</th>
           </tr>
         </thead>
         <tbody>
           {(audit.data?.entries ?? []).map((e) => {
-            const { at, time, actor, subject, action, outcome, decision, ...rest } = e;
+            // The chain hash (prev) proves order, not meaning: left out of the table.
+            const { seq, time, at, actor, action, object, outcome, data, source, tenant: _tenant, prev: _prev, ...rest } = e;
+            const details = { ...(data && typeof data === "object" ? data : {}), ...rest, ...(source ? { source } : {}) };
             return (
-              <tr data-testid="audit-entry">
-                <td>{formatTime(str(at ?? time))}</td>
-                <td>{str(actor ?? subject)}</td>
+              <tr data-testid="audit-entry" data-outcome={str(outcome)}>
+                <td>{str(seq)}</td>
+                <td>{formatTime(str(time ?? at))}</td>
+                <td>{str(actor)}</td>
                 <td class="mono">{str(action)}</td>
-                <td>{str(outcome ?? decision)}</td>
-                <td class="mono small">{JSON.stringify(rest)}</td>
+                <td class="mono">{str(object)}</td>
+                <td class={outcome === "denied" || outcome === "failed" ? "bad" : undefined}>{str(outcome)}</td>
+                <td class="mono small">{Object.keys(details).length ? JSON.stringify(details) : ""}</td>
               </tr>
             );
           })}

@@ -115,7 +115,7 @@ export function RunPage({ id, session }: { id: string; session: Session }) {
       {waiting.length > 0 ? (
         <>
           <h2>Why stages wait</h2>
-          <ul class="waits">
+          <ul class="waits scroll-box">
             {waiting.map((s) => (
               <li data-testid="wait-reason" data-stage-id={s.id}>
                 <button type="button" class="link mono" onClick={() => setSelected(s.id)}>
@@ -169,6 +169,7 @@ function defaultStage(stages: readonly StageView[]): string | null {
 
 function StageTable({ stages, selected, onSelect }: { stages: readonly StageView[]; selected: string | null; onSelect: (id: string) => void }) {
   return (
+    <div class="scroll-box">
     <table class="grid stages">
       <thead>
         <tr>
@@ -203,6 +204,7 @@ function StageTable({ stages, selected, onSelect }: { stages: readonly StageView
         ))}
       </tbody>
     </table>
+    </div>
   );
 }
 
