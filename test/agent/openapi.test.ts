@@ -7,7 +7,7 @@ import type { FastifyRequest } from "fastify";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { openApiDocument, openApiPath, pathParameterNames } from "../../runtime/agent/api/openapi/document.ts";
-import { ROUTE_SCHEMAS, routeSchemas, type RouteSchemas } from "../../runtime/agent/api/openapi/registry.ts";
+import { COMFY_SCHEMAS, ROUTE_SCHEMAS, routeSchemas, type RouteSchemas } from "../../runtime/agent/api/openapi/registry.ts";
 import { apiErrorFromZod, parseRequest } from "../../runtime/agent/api/openapi/request.ts";
 import { ROUTES } from "../../runtime/agent/api/routes.ts";
 import { PUBLIC } from "../../runtime/security/authz/index.ts";
@@ -56,6 +56,17 @@ describe("the OpenAPI document, as built", () => {
     expect(documented).toEqual(declared);
     expect(new Set(documented).size).toBe(documented.length);
     expect(documented).toContain("GET /openapi.json");
+    const ids = operations(doc).map((o) => o.op.operationId);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it("has no registry entry for a route ROUTES does not declare (a stale or misspelt key)", () => {
+    const declared = new Set(ROUTES.map((r) => `${r.method} ${r.path}`));
+    expect(Object.keys(ROUTE_SCHEMAS).filter((key) => !declared.has(key))).toEqual([]);
+    for (const key of Object.keys(COMFY_SCHEMAS)) {
+      const [method, path] = key.split(" ") as [string, string];
+      expect(declared.has(`${method} /comfyui${path}`) && declared.has(`${method} /comfyui/api${path}`), key).toBe(true);
+    }
   });
 
   it("gives every path template's parameters, public routes no security, the others bearer or session and their role", () => {

@@ -108,10 +108,16 @@ function operation(route: RouteDeclaration, entry: RouteSchemas | undefined): Js
 /** The OpenAPI 3.1 document of `routes` (default: every route of the agent). */
 export function openApiDocument(routes: readonly RouteDeclaration[] = ROUTES, version = "1"): Json {
   const paths: Record<string, Json> = {};
+  const ids = new Set<string>();
   for (const route of routes) {
     const path = openApiPath(route.path);
+    const op = operation(route, routeSchemas(route.method, route.path));
+    // Ids must be unique: `/ui` and `/ui/` spell the same words, so a later one gets a number.
+    let id = op.operationId as string;
+    for (let n = 2; ids.has(id); n++) id = `${op.operationId as string}${n}`;
+    ids.add(id);
     paths[path] ??= {};
-    paths[path][route.method.toLowerCase()] = operation(route, routeSchemas(route.method, route.path));
+    paths[path][route.method.toLowerCase()] = { ...op, operationId: id };
   }
   return {
     openapi: "3.1.0",
