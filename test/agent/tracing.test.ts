@@ -3,13 +3,16 @@
  * taking POST /v1/traces as the JSON encoding of OTLP): one trace per run whose id comes from the run id,
  * a span per stage attempt with its phases as children, TRACEPARENT in the stage process; and with no
  * endpoint configured, nothing at all, even with the OpenTelemetry environment variables pointing at it.
+ * In a cluster (a real PostgreSQL, a control plane and a worker), the worker's stage process is traced too.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ObservabilitySchema, ValidationError, parsePlatformConfig } from "../../runtime/config/index.ts";
+import { ObservabilitySchema, ValidationError, loadPlatformConfig, parsePlatformConfig } from "../../runtime/config/index.ts";
+import { LocalCluster } from "../../runtime/agent/cluster/local-cluster.ts";
+import { startLocalPostgres } from "../../runtime/agent/cluster/local-postgres.ts";
 import { createTracing, executionSpanIdOf, traceIdOfRun } from "../../runtime/agent/service/tracing.ts";
 import { client, createPlatform, removePlatform, sleep, sleepyWorkflow, startAgentProcess, waitFor, type AgentProcess, type TestPlatform } from "./service/harness.ts";
 
@@ -164,6 +167,47 @@ describe("tracing on: an OTLP/HTTP endpoint configured", () => {
       agent = undefined;
       const spans = receiver.spans.filter((s) => attr(s, "gpufabric.run.id") === submitted.body.id);
       expect(spans.map((s) => attr(s, "gpufabric.outcome"))).toEqual(["agent-stopped"]);
+    },
+    TIMEOUT
+  );
+});
+
+const postgres = await startLocalPostgres();
+const noPostgres = "unavailable" in postgres ? postgres.unavailable : undefined;
+if (!("unavailable" in postgres)) await postgres.stop();
+if (noPostgres) console.warn(`note: the cluster tracing test is skipped: ${noPostgres}`);
+
+describe.runIf(noPostgres === undefined)("tracing on in a cluster: the leader traces, the worker's stage process gets the assignment's TRACEPARENT", () => {
+  let platform: TestPlatform;
+  let cluster: LocalCluster | undefined;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+
+  beforeAll(async () => {
+    receiver = await startReceiver();
+    platform = createPlatform({
+      devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }],
+      observability: { tracing: { endpoint: `${receiver.url}/v1/traces` } },
+    });
+    cluster = await LocalCluster.start({ config: loadPlatformConfig(platform.configFile), dataDir: platform.dataDir, workers: 1, controlPlanes: 1, gpusPerWorker: 1 });
+  }, TIMEOUT);
+  afterAll(async () => {
+    await cluster?.stop();
+    receiver?.server.close();
+    if (platform) removePlatform(platform);
+  });
+
+  it(
+    "sends the attempt's spans from the control plane, under the trace the worker's stage process was given",
+    async () => {
+      const studio = client(cluster!.url, platform.tokens.studio!);
+      const submitted = await studio.post("/v1/runs", { workflow: sleepyWorkflow("traced-cluster", [{ id: "only", script: writesTraceparent("only") }]) });
+      expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
+      const run = await studio.waitForRun(submitted.body.id);
+      expect(run.status, JSON.stringify(run)).toBe("succeeded");
+      const attempt = await waitFor("the attempt's span", () => receiver.spans.find((s) => attr(s, "gpufabric.run.id") === run.id));
+      expect(attempt.traceId).toBe(traceIdOfRun(run.id));
+      const written = (await studio.get(`/v1/runs/${run.id}/artifacts/only.traceparent`)).body;
+      expect(written).toBe(`00-${traceIdOfRun(run.id)}-${executionSpanIdOf(String(attr(attempt, "gpufabric.attempt.id")))}-01`);
     },
     TIMEOUT
   );

@@ -63,7 +63,7 @@ export function createPlatform(options: {
   /** Audit checkpoints every this many entries (default 1000). */
   readonly checkpointEvery?: number;
   /** Traces and the like (default: the contract's defaults, tracing off). */
-  readonly observability?: Partial<PlatformConfig["observability"]>;
+  readonly observability?: { readonly tracing?: Partial<PlatformConfig["observability"]["tracing"]> };
 }): TestPlatform {
   const dir = mkdtempSync(join(tmpdir(), "gpufabric-agent-test-"));
   const dataDir = join(dir, "data");
