@@ -68,7 +68,7 @@ describe("GET /v1/runs/stream in cluster mode", () => {
     const reader = res.body!.getReader();
     let text = "";
     // One read in flight at a time: a read that outlives a timeout still delivers its chunk.
-    let pending: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+    let pending: ReturnType<typeof reader.read> | null = null;
     const readUntil = async (pattern: RegExp, ms: number) => {
       const deadline = Date.now() + ms;
       while (!pattern.test(text) && Date.now() < deadline) {
