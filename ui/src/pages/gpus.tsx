@@ -107,7 +107,11 @@ function VramChart({ samples, totalMiB }: { samples: readonly [number, number, n
         cursor: { y: false },
         scales: { y: { range: [0, Math.max(totalMiB, 1)] } },
         axes: [{ size: 28, font: "11px system-ui" }, { size: 44, font: "11px system-ui", values: (_u, vals) => vals.map((v) => (v >= 1024 ? `${(v / 1024).toFixed(0)}G` : `${v}M`)) }],
-        series: [{}, { label: "used MiB", stroke: "#2563eb", fill: "rgba(37,99,235,0.12)", width: 1.5 }, { label: "total MiB", stroke: "#9ca3af", dash: [4, 4], width: 1 }],
+        series: [
+          {},
+          { label: "used MiB", stroke: "#2563eb", fill: "rgba(37,99,235,0.12)", width: 1.5, points: { show: false } },
+          { label: "total MiB", stroke: "#9ca3af", dash: [4, 4], width: 1, points: { show: false } },
+        ],
       },
       data,
       box.current

@@ -34,6 +34,12 @@ export function RunPage({ id, session }: { id: string; session: Session }) {
   const refetch = useThrottled(load, 250);
   const live = run !== null && !TERMINAL_RUN.has(run.status);
   useEventStream(live ? `${path}/events` : null, [...RUN_EVENTS, ...STAGE_EVENTS, "message"], refetch);
+  // A backstop while the run goes on: an event type this page does not name, or a stream that dropped, still shows within seconds.
+  useEffect(() => {
+    if (!live) return;
+    const timer = setInterval(refetch, 5000);
+    return () => clearInterval(timer);
+  }, [live, refetch]);
 
   useEffect(() => {
     if (run && selected === null) setSelected(defaultStage(run.stages));

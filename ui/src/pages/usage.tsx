@@ -11,6 +11,10 @@ interface Usage {
 
 const DAY = 86_400_000;
 
+// Seconds, as the API and the CSV count them (a dev run's stages use a few GPU-seconds: hours would read 0.000).
+const amount = (seconds: number) => seconds.toLocaleString("en-US", { maximumFractionDigits: 1 });
+const hours = (seconds: number, unit: string) => `${(seconds / 3600).toLocaleString("en-US", { maximumFractionDigits: 4 })} ${unit}`;
+
 function isoDay(t: number): string {
   return new Date(t).toISOString().slice(0, 10);
 }
@@ -48,8 +52,8 @@ export function UsagePage() {
             <th scope="col">Tenant</th>
             <th scope="col">Workflow</th>
             <th scope="col">Stage</th>
-            <th scope="col" class="num">GPU-hours</th>
-            <th scope="col" class="num">VRAM GiB-hours</th>
+            <th scope="col" class="num">GPU-seconds</th>
+            <th scope="col" class="num">VRAM GiB-seconds</th>
             <th scope="col" class="num">Attempts</th>
           </tr>
         </thead>
@@ -59,8 +63,8 @@ export function UsagePage() {
               <td>{r.tenant}</td>
               <td>{r.workflow}</td>
               <td class="mono">{r.stage}</td>
-              <td class="num" title={`${r.gpuSeconds.toFixed(1)} GPU-seconds`}>{(r.gpuSeconds / 3600).toFixed(3)}</td>
-              <td class="num" title={`${r.vramGiBSeconds.toFixed(1)} GiB-seconds`}>{(r.vramGiBSeconds / 3600).toFixed(3)}</td>
+              <td class="num" title={hours(r.gpuSeconds, "GPU-hours")}>{amount(r.gpuSeconds)}</td>
+              <td class="num" title={hours(r.vramGiBSeconds, "GiB-hours")}>{amount(r.vramGiBSeconds)}</td>
               <td class="num">{r.attempts}</td>
             </tr>
           ))}
@@ -69,8 +73,8 @@ export function UsagePage() {
           <tfoot>
             <tr>
               <th scope="row" colSpan={3}>Total</th>
-              <td class="num">{(total.gpu / 3600).toFixed(3)}</td>
-              <td class="num">{(total.vram / 3600).toFixed(3)}</td>
+              <td class="num" title={hours(total.gpu, "GPU-hours")}>{amount(total.gpu)}</td>
+              <td class="num" title={hours(total.vram, "GiB-hours")}>{amount(total.vram)}</td>
               <td />
             </tr>
           </tfoot>
