@@ -19,7 +19,8 @@ export function RunPage({ id, session }: { id: string; session: Session }) {
   const [actionError, setActionError] = useState<string | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const now = useNow(1000);
+  // Running bars and durations grow each second; a finished run's page stays still (200 stages re-rendered every second would be wasted work).
+  const now = useNow(run !== null && !TERMINAL_RUN.has(run.status) ? 1000 : 60_000);
   const path = `/v1/runs/${encodeURIComponent(id)}`;
 
   const load = () =>
