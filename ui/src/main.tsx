@@ -47,7 +47,8 @@ function Header({ session, route, onLogout }: { session: Session; route: Route; 
         gpufabric
       </a>
       <nav aria-label="main">
-        {NAV.map((n) => (
+        {/* The admin page reads admin-only routes: other roles would only see the refusal. */}
+        {NAV.filter((n) => n.page !== "admin" || session.role === "admin").map((n) => (
           <a href={n.href} data-testid={n.testid} class={current === n.page ? "current" : undefined} aria-current={current === n.page ? "page" : undefined}>
             {n.label}
           </a>

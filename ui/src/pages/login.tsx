@@ -10,7 +10,7 @@ export function LoginPage({ onLoggedIn }: { onLoggedIn: (s: Session) => void }) 
   const submit = (e: Event) => {
     e.preventDefault();
     const t = token.trim();
-    if (!t) return setError("paste an API token (gpufabric token create, or the one `npm start` printed)");
+    if (!t) return setError("paste an API token (from gpufabric tokens create, or one that gpufabric dev printed)");
     setBusy(true);
     login(t)
       .then((s) => {
