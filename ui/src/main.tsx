@@ -64,6 +64,8 @@ function Header({ session, route, onLogout }: { session: Session; route: Route; 
   );
 }
 
+let returnTo = "#/runs";
+
 function App() {
   const route = useRoute();
   // undefined: not known yet; null: logged out.
@@ -72,7 +74,11 @@ function App() {
 
   const toLogin = useCallback(() => {
     setSession(null);
-    if (parseRoute(location.hash).page !== "login") navigate("#/login");
+    // After logging in, back to the page that asked (a shared link to a run), not always the runs list.
+    if (parseRoute(location.hash).page !== "login") {
+      returnTo = location.hash || "#/runs";
+      navigate("#/login");
+    }
   }, []);
 
   useEffect(() => {
@@ -106,7 +112,8 @@ function App() {
   const onLoggedIn = (s: Session) => {
     setSession(s);
     setError(null);
-    navigate("#/runs");
+    navigate(returnTo);
+    returnTo = "#/runs";
   };
   const onLogout = () => {
     logout()
