@@ -1,4 +1,5 @@
 /** Admin: the audit log with its verify status and last checkpoint, and the keyring's versions (never key material). */
+import { useState } from "preact/hooks";
 import { ErrorBox, Page, useApi } from "../components.tsx";
 import { formatTime } from "../lib/format.ts";
 
@@ -6,6 +7,7 @@ interface Audit {
   readonly entries: readonly Record<string, unknown>[];
   readonly verify: { ok: boolean; checked: number; problem: string | null };
   readonly lastCheckpoint: Record<string, unknown> | null;
+  readonly nextBefore?: number | null;
 }
 
 /** The checkpoint as the audit reader describes it ({ seq, time, covers, keyId }); other fields listed as they are. */
@@ -19,7 +21,11 @@ function checkpointText(c: Record<string, unknown> | null): string {
 const str = (v: unknown) => (v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
 
 export function AdminPage() {
-  const audit = useApi<Audit>("/v1/audit?limit=100", 10000);
+  // The cursors of the newer pages, so "Newer" goes back (the API pages backwards with ?before=).
+  const [befores, setBefores] = useState<(number | null)[]>([null]);
+  const before = befores[befores.length - 1] ?? null;
+  const audit = useApi<Audit>(`/v1/audit?limit=100${before === null ? "" : `&before=${before}`}`, before === null ? 10000 : undefined);
+  const nextBefore = audit.data?.nextBefore ?? null;
   const keyring = useApi<{ versions: { version: number | string; createdAt: string; retired: boolean; active: boolean }[] }>("/v1/keyring");
   const v = audit.data?.verify;
   return (
@@ -52,17 +58,25 @@ export function AdminPage() {
             return (
               <tr data-testid="audit-entry" data-outcome={str(outcome)}>
                 <td>{str(seq)}</td>
-                <td>{formatTime(str(time ?? at))}</td>
+                <td class="nowrap">{formatTime(str(time ?? at))}</td>
                 <td>{str(actor)}</td>
                 <td class="mono">{str(action)}</td>
                 <td class="mono">{str(object)}</td>
                 <td class={outcome === "denied" || outcome === "failed" ? "bad" : undefined}>{str(outcome)}</td>
-                <td class="mono small">{Object.keys(details).length ? JSON.stringify(details) : ""}</td>
+                <td class="mono small">{Object.entries(details).map(([k, x]) => `${k}=${str(x)}`).join("  ")}</td>
               </tr>
             );
           })}
         </tbody>
       </table>
+      <nav class="pager" aria-label="audit pages">
+        <button type="button" disabled={befores.length === 1} onClick={() => setBefores((b) => b.slice(0, -1))}>
+          ← Newer
+        </button>
+        <button type="button" data-testid="audit-older" disabled={nextBefore === null} onClick={() => nextBefore !== null && setBefores((b) => [...b, nextBefore])}>
+          Older →
+        </button>
+      </nav>
       <h2>Keyring</h2>
       <table class="grid">
         <thead>
