@@ -82,3 +82,63 @@ describe("dashboard assets", () => {
     expect(res.headers["content-security-policy"]).toBe(DASHBOARD_CSP);
   });
 });
+
+describe("dashboard assets after a rebuild while the agent runs", () => {
+  /** What `npm run build:ui` does: the output folder emptied, new hashed names, a new index naming them. */
+  function rebuild(root: string, hash: string) {
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(join(root, "assets"), { recursive: true });
+    writeFileSync(join(root, "assets", `index-${hash}.js`), `console.log(${JSON.stringify(hash)})`);
+    writeFileSync(join(root, "assets", `index-${hash}.css`), "body{margin:0}");
+    writeFileSync(join(root, "index.html"), `<!doctype html><script type=module src=/ui/assets/index-${hash}.js></script><link rel=stylesheet href=/ui/assets/index-${hash}.css>`);
+  }
+  const assetsOf = (html: string) => [...html.matchAll(/(?:src|href)=(\/ui\/assets\/[A-Za-z0-9._-]+)/g)].map((m) => m[1]!);
+
+  it("serves the new index and every asset it names once the build changed", async () => {
+    const root = join(dir, "ui");
+    app = Fastify();
+    app.setErrorHandler((err, _request, reply) => reply.code(err instanceof ApiError ? err.status : 500).send({ error: String(err) }));
+    registerDashboardAssets(app, root, { recheckMs: 0 });
+    await app.ready();
+    expect((await app.inject({ url: "/ui/assets/index-AbCdEf12.js" })).statusCode).toBe(200);
+
+    rebuild(root, "NeWhAsH9");
+    const index = await app.inject({ url: "/ui/" });
+    expect(index.statusCode).toBe(200);
+    const named = assetsOf(index.body);
+    expect(named).toEqual(["/ui/assets/index-NeWhAsH9.js", "/ui/assets/index-NeWhAsH9.css"]);
+    for (const url of named) expect((await app.inject({ url })).statusCode, url).toBe(200);
+    expect((await app.inject({ url: "/ui/assets/index-NeWhAsH9.js" })).body).toContain("NeWhAsH9");
+    // The old build's files are gone from the map with it; paths outside the map still never reach the disk.
+    expect((await app.inject({ url: "/ui/assets/index-AbCdEf12.js" })).statusCode).toBe(404);
+    expect((await app.inject({ url: "/ui/assets/..%2F..%2Fsecret.txt" })).statusCode).toBe(404);
+  });
+
+  it("keeps the index and the map one snapshot between looks at the build (at most one look per interval)", async () => {
+    const root = join(dir, "ui");
+    app = Fastify();
+    app.setErrorHandler((err, _request, reply) => reply.code(err instanceof ApiError ? err.status : 500).send({ error: String(err) }));
+    registerDashboardAssets(app, root, { recheckMs: 60_000 });
+    await app.ready();
+    expect((await app.inject({ url: "/ui/" })).body).toContain("index-AbCdEf12.js");
+    // A build written under a running agent: until the next look the page still names the files the map holds.
+    writeFileSync(join(root, "index.html"), "<!doctype html><script type=module src=/ui/assets/index-Half0000.js></script>");
+    const index = await app.inject({ url: "/ui/" });
+    expect(index.body).toContain("index-AbCdEf12.js");
+    for (const url of assetsOf(index.body)) expect((await app.inject({ url })).statusCode, url).toBe(200);
+  });
+
+  it("looks again while the new index names files the build has not written yet", async () => {
+    const root = join(dir, "ui");
+    app = Fastify();
+    app.setErrorHandler((err, _request, reply) => reply.code(err instanceof ApiError ? err.status : 500).send({ error: String(err) }));
+    registerDashboardAssets(app, root, { recheckMs: 0 });
+    await app.ready();
+    // The index lands before its stylesheet: the map is incomplete, so the next request looks again.
+    writeFileSync(join(root, "assets", "index-LaTe0001.js"), "1");
+    writeFileSync(join(root, "index.html"), "<!doctype html><script type=module src=/ui/assets/index-LaTe0001.js></script><link rel=stylesheet href=/ui/assets/index-LaTe0001.css>");
+    await app.inject({ url: "/ui/" });
+    writeFileSync(join(root, "assets", "index-LaTe0001.css"), "body{}");
+    expect((await app.inject({ url: "/ui/assets/index-LaTe0001.css" })).statusCode).toBe(200);
+  });
+});
