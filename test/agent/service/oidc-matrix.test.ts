@@ -10,6 +10,7 @@ import { SignJWT, UnsecuredJWT, exportJWK, exportSPKI, generateKeyPair, type Cry
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROUTES } from "../../../runtime/agent/api/routes.ts";
 import { PUBLIC, WORKER } from "../../../runtime/security/authz/index.ts";
+import { ACTIONS, isAction } from "../../../runtime/security/authz/actions.ts";
 import { client, createPlatform, sleepyWorkflow, startAgentProcess, type AgentProcess, type TestPlatform, removePlatform } from "./harness.ts";
 
 const TIMEOUT = 180_000;
@@ -98,6 +99,8 @@ describe("agent API with OIDC bearer tokens", () => {
       // ComfyUI's routes get no ComfyUI request here (an empty body, no file name, no upgrade): they must
       // pass authentication and authorization, and answer the request itself, not the caller.
       if (route.path.startsWith("/comfyui/")) expect([401, 403], `own token on ${route.method} ${route.path}: ${own}`).not.toContain(own);
+      // The token's subject is a submitter: an admin's route must refuse it with 403, after authenticating it.
+      else if (isAction(route.action) && ACTIONS[route.action].role === "admin") expect(own, `own token on ${route.method} ${route.path}`).toBe(403);
       else expect(own, `own token on ${route.method} ${route.path}`).toBeLessThan(300);
       if (route.path.includes(":runId")) expect(await call(route.method, path, rival), `rival token on ${route.method} ${route.path}`).toBe(404);
     }
