@@ -6,3 +6,4 @@ export * from "./prng.ts";
 export * from "./scheduler.ts";
 export * from "./from-graph.ts";
 export * from "./from-config.ts";
+export * from "./demand.ts";
