@@ -15,6 +15,7 @@ import type { SimPolicy } from "../../runtime/sim/policy.ts";
 import { simulate } from "../../runtime/sim/simulator.ts";
 import type { Workload } from "../../runtime/sim/workload.ts";
 import { studioMixedWorkload } from "../../runtime/sim/workloads/studio-mixed.ts";
+import { runReference } from "../../bench/scheduler-reference.ts";
 import { runSchedulerSuites } from "../../bench/scheduler-suites.ts";
 import { sharedDataDir } from "../support/shared.ts";
 import { TRACE_SCENARIOS, traceScenario } from "./decision-trace.ts";
@@ -82,6 +83,11 @@ describe("bench:scheduler --json --no-timing pinned across commits", () => {
   // The built-in suites (studio-mixed on every policy, scale on gpufabric) need no data: always checked.
   it("the built-in suites (seed 1) print the same rows, suite spreads and targets", () => {
     checkBench("builtin:1", asPrinted(runSchedulerSuites({ seed: 1, timed: false, wfinstancesDir: null, comfyuiDir: null })));
+  });
+
+  // The reference section on its random DAGs (MILP, PEFT, CPOP, min-min, max-min): always checked.
+  it("the reference section on the built-in random DAGs (seed 1) prints the same figures", async () => {
+    checkBench("reference:builtin:1", asPrinted(await runReference({ seed: 1, timed: false, wfinstancesDir: null })));
   });
 
   // The whole output, WfCommons and ComfyUI suites too, where the sample data set is beside the checkout.
