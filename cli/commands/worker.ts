@@ -6,7 +6,6 @@ import { loadPlatformConfig } from "../../runtime/config/index.ts";
 import { WorkerNode } from "../../runtime/agent/cluster/worker.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { intOption } from "./agent.ts";
-import { untilSignalled } from "../signals.ts";
 
 interface WorkerCliOptions {
   config: string;
@@ -26,8 +25,10 @@ interface WorkerCliOptions {
 
 /**
  * `gpufabric worker`: one per GPU node of a cluster. Runs the stages the leading control plane places on
- * this node's GPUs, in the sandbox; talks only to the control plane, with its own token. Serves until
- * SIGTERM or SIGINT.
+ * this node's GPUs, in the sandbox; talks only to the control plane, with its own token. SIGTERM drains it
+ * (no new stages, the running ones finish and are reported, then it exits 0: how a scale-down or a node
+ * going away ends a worker); SIGINT, or a second SIGTERM, stops it at once (its attempts end interrupted
+ * and run again elsewhere, as after SIGKILL).
  */
 export function register(program: Command): void {
   program
@@ -75,6 +76,29 @@ export function register(program: Command): void {
         configFile: resolve(options.config),
         logger,
       });
-      await untilSignalled(() => worker.stop());
+      await untilDrainedOrStopped(worker);
     });
+}
+
+/** Resolves once the worker drained (first SIGTERM) or stopped (SIGINT, or SIGTERM while draining). */
+export function untilDrainedOrStopped(worker: Pick<WorkerNode, "drain" | "stop">): Promise<void> {
+  return new Promise((done) => {
+    let draining = false;
+    const stopNow = () => {
+      process.off("SIGTERM", onTerm);
+      process.off("SIGINT", stopNow);
+      void worker.stop().then(done);
+    };
+    const onTerm = () => {
+      if (draining) return stopNow();
+      draining = true;
+      void worker.drain().then(() => {
+        process.off("SIGTERM", onTerm);
+        process.off("SIGINT", stopNow);
+        done();
+      });
+    };
+    process.on("SIGTERM", onTerm);
+    process.on("SIGINT", stopNow);
+  });
 }

@@ -223,7 +223,8 @@ export class LocalCluster {
           .map(async (m) => {
             if (m.child.exitCode !== null || m.child.signalCode !== null) return;
             const exited = new Promise((r) => m.child.once("exit", r));
-            m.child.kill("SIGTERM");
+            // A worker drains on SIGTERM (its stages run to their end): SIGINT stops it at once.
+            m.child.kill(role === "worker" ? "SIGINT" : "SIGTERM");
             const timer = setTimeout(() => m.child.kill("SIGKILL"), 10_000);
             await exited;
             clearTimeout(timer);

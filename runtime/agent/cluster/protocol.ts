@@ -10,6 +10,8 @@
  *  keys      → wrap the data key of an output or log the attempt writes; unwrap that of an input it reads.
  *  comfy-events        → live events of its ComfyUI attempts, batched, for the leader's `/comfyui/ws` clients.
  *  comfy-introspection → what its ComfyUI servers offer, on registration and on change (the leader's `/object_info`).
+ *  drain     → the worker is going away (SIGTERM: a scale-down): "draining" takes its GPUs out of placement
+ *              while its running attempts finish; "left", once it holds none, makes the leader forget it.
  *
  * A control plane that does not lead answers 421 with the leader's URL; every assignment carries the
  * leader's epoch and an attempt token, and reports with a token the leader no longer knows are refused (409).
@@ -111,6 +113,19 @@ export interface PollResponse {
   readonly assignments: readonly Assignment[];
   /** Attempts to stop: cancelled, preempted, or unknown to this leader (a former leader's). */
   readonly cancel: readonly string[];
+}
+
+/**
+ * A worker going away on purpose (SIGTERM, a scale-down). `draining`: the leader places nothing more on its
+ * GPUs at once, and the attempts it already holds run to their end and are reported as usual. `left`: it
+ * holds no attempt any more and exits; the leader forgets it now rather than after its lease.
+ */
+export const DrainRequestSchema = z.object({ workerId: id, phase: z.enum(["draining", "left"]) }).strict();
+export type DrainRequest = z.infer<typeof DrainRequestSchema>;
+
+export interface DrainResponse {
+  /** The attempts the leader still counts as this worker's (queued, sent or started). */
+  readonly attempts: number;
 }
 
 const attemptRef = { workerId: id, token: z.string().min(16).max(200) };

@@ -5,6 +5,10 @@
  * each of its attempts ends `interrupted`, so the loop places the stage again elsewhere (without counting
  * a failure).
  *
+ * A worker going away on purpose (SIGTERM, a scale-down) drains instead: its GPUs leave placement at once
+ * while the attempts it holds run to their end, and once it holds none it leaves and is forgotten; nothing
+ * ends interrupted.
+ *
  * Every attempt is handed out with the leader's epoch and a random token; reports and key requests must
  * carry that token, from the worker it was given to, while this registry (this tenure) lives.
  */
@@ -20,7 +24,7 @@ import type { AttemptOutcome, AttemptSpec, CommittedArtifact, RunningAttempt } f
 import type { GpuDevice } from "../inventory/types.ts";
 import { ApiError } from "../service/api-error.ts";
 import { artifactContextOf, logContext } from "../service/sealing.ts";
-import type { Assignment, FinishedReport, KeyRequest, PollRequest, PollResponse, RegisterRequest, RegisterResponse, StartedReport } from "./protocol.ts";
+import type { Assignment, DrainRequest, DrainResponse, FinishedReport, KeyRequest, PollRequest, PollResponse, RegisterRequest, RegisterResponse, StartedReport } from "./protocol.ts";
 
 export interface RegistryOptions {
   readonly pool: PoolConfig;
@@ -48,6 +52,8 @@ interface Session {
   readonly subject: string;
   lastSeen: number;
   alive: boolean;
+  /** Going away on purpose: nothing new is placed on its GPUs; it leaves once its attempts have ended. */
+  draining: boolean;
   /** Polls answered so far: an attempt handed out in poll n must be listed as held from poll n + 1 on. */
   polls: number;
   readonly gpus: number[];
@@ -105,7 +111,7 @@ export class WorkerRegistry {
   }
 
   /** Workers alive now, by pool node. */
-  workers(): Array<{ workerId: string; node: string; reportedNode: string; gpus: number; attempts: number; lastSeenMsAgo: number }> {
+  workers(): Array<{ workerId: string; node: string; reportedNode: string; gpus: number; attempts: number; draining: boolean; lastSeenMsAgo: number }> {
     const now = Date.now();
     return [...this.byNode.values()].map((s) => ({
       workerId: s.workerId,
@@ -113,6 +119,7 @@ export class WorkerRegistry {
       reportedNode: s.reportedNode,
       gpus: s.gpus.length,
       attempts: s.attempts.size,
+      draining: s.draining,
       lastSeenMsAgo: now - s.lastSeen,
     }));
   }
@@ -137,6 +144,7 @@ export class WorkerRegistry {
       subject,
       lastSeen: Date.now(),
       alive: true,
+      draining: false,
       polls: 0,
       gpus: [],
       queue: [],
@@ -366,6 +374,39 @@ export class WorkerRegistry {
       // finding them unknown there, stop them.
       for (const t of [...s.attempts]) this.end(t, lostOutcome("this control plane stopped leading", t.assignment));
     }
+  }
+
+  /**
+   * A worker drains (`draining`): its GPUs leave placement at once (the scheduler's setOnline(false), which
+   * leaves the stages running there to end as usual), its attempts stay its own. Or it leaves (`left`), once
+   * it holds no attempt: it is forgotten now, without waiting out its lease, and nothing ends interrupted.
+   */
+  drain(subject: string, req: DrainRequest): DrainResponse {
+    this.assertOpen();
+    const s = this.session(subject, req.workerId);
+    s.lastSeen = Date.now();
+    if (req.phase === "draining") {
+      if (!s.draining) {
+        s.draining = true;
+        for (const g of s.gpus) this.o.scheduler.setOnline(g, false);
+        this.o.logger.info({ node: s.node, reportedNode: s.reportedNode, attempts: s.attempts.size }, "worker draining: nothing new is placed on it; its running stages finish");
+        this.o.audit({ actor: s.subject, action: "cluster.worker.drain", object: `node/${s.node}`, outcome: "success", data: { reportedNode: s.reportedNode, attempts: s.attempts.size } });
+        this.o.onChange();
+      }
+      return { attempts: s.attempts.size };
+    }
+    if (s.attempts.size > 0) {
+      throw new ApiError(409, "attempts-held", `the worker still holds ${s.attempts.size} attempt(s): report them finished before leaving`, "phase");
+    }
+    s.alive = false;
+    if (this.byNode.get(s.node) === s) this.byNode.delete(s.node);
+    this.sessions.delete(s.workerId);
+    for (const g of s.gpus) this.o.scheduler.setOnline(g, false);
+    this.answer(s, []);
+    this.o.logger.info({ node: s.node, reportedNode: s.reportedNode }, "worker left after draining");
+    this.o.audit({ actor: s.subject, action: "cluster.worker.left", object: `node/${s.node}`, outcome: "success", data: { reportedNode: s.reportedNode } });
+    this.o.onChange();
+    return { attempts: 0 };
   }
 
   /** Workers that missed their lease are lost. */

@@ -30,6 +30,7 @@ export const CLUSTER_ROUTES = [
   { method: "POST", path: `${CLUSTER_PREFIX}/attempts/:attemptId/started` },
   { method: "POST", path: `${CLUSTER_PREFIX}/attempts/:attemptId/finished` },
   { method: "POST", path: `${CLUSTER_PREFIX}/keys` },
+  { method: "POST", path: `${CLUSTER_PREFIX}/drain` },
   { method: "POST", path: `${CLUSTER_PREFIX}/comfy-events` },
   { method: "POST", path: `${CLUSTER_PREFIX}/comfy-introspection` },
 ] as const;
@@ -81,6 +82,13 @@ export function registerClusterRoutes(app: FastifyInstance, cluster: ClusterHttp
     const registry = await leading(reply);
     if (registry === undefined) return reply;
     return registry.key(subject(request), body);
+  });
+
+  app.post(`${CLUSTER_PREFIX}/drain`, async (request, reply) => {
+    const body = parseRequest(request, "POST /v1/cluster/drain").body;
+    const registry = await leading(reply);
+    if (registry === undefined) return reply;
+    return registry.drain(subject(request), body);
   });
 
   const comfy = (): ClusterComfy => {

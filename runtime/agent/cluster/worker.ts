@@ -8,6 +8,12 @@
  * Its loop: register, then poll (a heartbeat that doubles as a long poll for work) for as long as it runs.
  * A leader it cannot reach, or one that no longer knows it, makes it register again, with whichever
  * control plane leads then; attempts of an earlier tenure are stopped when the new leader does not know them.
+ *
+ * Draining (SIGTERM: a scale-down, a node going away): the worker tells the leader, which places nothing more
+ * on its GPUs; the attempts it holds run to their end and are reported; then it tells the leader it leaves
+ * and exits. A stage is never cut short by a drain: the end of a stage is the only place a worker goes away.
+ * A draining worker that loses its registration (the leader changed or lost it) does not register again:
+ * that leader already counts its attempts interrupted and runs them elsewhere, so it stops them and exits.
  */
 import { readdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -25,7 +31,7 @@ import { ComfyRelay, ComfyServerPool, ComfyUiExecutor, comfyUiForInventory, type
 import { isolateStages } from "../service/isolation.ts";
 import { ArtifactSealer, chooseScratch } from "../service/sealing.ts";
 import { resolveStageCommand } from "../service/stage-command.ts";
-import { CLUSTER_PREFIX, WORKER_PROTOCOL, type Assignment, type DeviceReport, type PollResponse, type RegisterResponse } from "./protocol.ts";
+import { CLUSTER_PREFIX, WORKER_PROTOCOL, type Assignment, type DeviceReport, type DrainResponse, type PollResponse, type RegisterResponse } from "./protocol.ts";
 import { ControlPlaneClient, ControlPlaneUnreachableError } from "./worker-client.ts";
 import { ComfyForwarder } from "./comfy-forward.ts";
 
@@ -105,6 +111,10 @@ export class WorkerNode {
   private epoch = 0;
   private stopped = false;
   private polling: Promise<void> | undefined;
+  /** Set by drain(): resolves once the worker left the leader and stopped. */
+  private draining: Promise<void> | undefined;
+  /** The registration the leader heard "draining" from (a new registration tells it again). */
+  private drainTold: string | undefined;
   private vramAt = 0;
   /** This node's ComfyUI servers (config.comfyui set): their live events and what they offer. */
   comfy: { readonly relay: ComfyRelay; readonly introspection: ComfyIntrospection } | undefined;
@@ -212,6 +222,53 @@ export class WorkerNode {
     return this.held.size;
   }
 
+  get isDraining(): boolean {
+    return this.draining !== undefined;
+  }
+
+  /**
+   * Drains: tells the leader (nothing more is placed on this node's GPUs), keeps polling while the attempts
+   * it holds run to their end and are reported (an assignment placed just before the leader heard of the
+   * drain is still taken and run), then tells the leader it leaves and stops. Resolves once it stopped.
+   */
+  drain(): Promise<void> {
+    this.draining ??= this.drainLoop();
+    return this.draining;
+  }
+
+  private async drainLoop(): Promise<void> {
+    this.o.logger.info({ attempts: this.held.size }, "draining: no new stages; the running ones finish, then the worker exits");
+    let pause = 100;
+    while (!this.stopped) {
+      const workerId = this.workerId;
+      // Never registered, or the registration is gone (the loop does not register a draining worker again).
+      if (workerId === undefined) break;
+      try {
+        if (this.drainTold !== workerId) {
+          const res = await this.client.post<DrainResponse & { message?: string }>(`${CLUSTER_PREFIX}/drain`, { workerId, phase: "draining" }, 10_000);
+          if (res.status === 200) this.drainTold = workerId;
+          else if (res.status === 410) this.workerId = undefined;
+          else if (res.status !== 421) throw new Error(`drain refused (${res.status}): ${res.body?.message ?? ""}`);
+        } else if (this.held.size === 0) {
+          const res = await this.client.post<DrainResponse & { message?: string }>(`${CLUSTER_PREFIX}/drain`, { workerId, phase: "left" }, 10_000);
+          // 409: the leader still counts an attempt as this worker's (one on its way in a poll): go on polling.
+          if (res.status === 200 || res.status === 410) {
+            this.workerId = undefined;
+            this.o.logger.info({ node: this.registration?.node }, "drained: left the cluster");
+            break;
+          }
+          if (res.status !== 409 && res.status !== 421) throw new Error(`leave refused (${res.status}): ${res.body?.message ?? ""}`);
+        }
+        pause = 100;
+      } catch (err) {
+        this.o.logger.warn({ err: (err as Error).message }, "the drain could not be reported; trying again");
+        pause = Math.min(pause * 2, 2000);
+      }
+      await sleep(pause);
+    }
+    await this.stop();
+  }
+
   /** The attempt held for a ComfyUI live event: by its id, or (a preview) by its run and stage. */
   private heldAttempt(ref: { attemptId?: string; runId: string; stageId: string }): { workerId: string; attemptId: string; token: string } | undefined {
     const workerId = this.workerId;
@@ -238,6 +295,14 @@ export class WorkerNode {
     let pause = 100;
     while (!this.stopped) {
       try {
+        if (this.workerId === undefined && this.draining !== undefined) {
+          // Lost while draining: its attempts run elsewhere already. Stop them; drainLoop ends the worker.
+          for (const h of this.held.values()) {
+            h.cancelled = true;
+            h.handle?.cancel();
+          }
+          return;
+        }
         if (this.workerId === undefined) await this.register();
         else await this.poll();
         pause = 100;

@@ -10,7 +10,7 @@
  * only less precisely.
  */
 import type { z } from "zod";
-import { ComfyIntrospectionReportSchema, ComfyEventsSchema, FinishedReportSchema, KeyRequestSchema, PollRequestSchema, RegisterRequestSchema, StartedReportSchema } from "../../cluster/protocol.ts";
+import { ComfyIntrospectionReportSchema, ComfyEventsSchema, DrainRequestSchema, FinishedReportSchema, KeyRequestSchema, PollRequestSchema, RegisterRequestSchema, StartedReportSchema } from "../../cluster/protocol.ts";
 import { SubmitBodySchema } from "../../service/submission.ts";
 import * as comfy from "../comfyui/schemas.ts";
 import {
@@ -128,6 +128,7 @@ export const ROUTE_SCHEMAS = {
   "POST /v1/cluster/attempts/:attemptId/started": { summary: "A worker reports an attempt started", tags: ["cluster"], body: StartedReportSchema },
   "POST /v1/cluster/attempts/:attemptId/finished": { summary: "A worker reports an attempt finished", tags: ["cluster"], body: FinishedReportSchema },
   "POST /v1/cluster/keys": { summary: "A worker asks for a data key", tags: ["cluster"], body: KeyRequestSchema },
+  "POST /v1/cluster/drain": { summary: "A worker drains (no new stages on its GPUs) or, holding none, leaves", tags: ["cluster"], body: DrainRequestSchema, responses: { 421: { description: "this control plane does not lead" } } },
   "POST /v1/cluster/comfy-events": { summary: "A worker relays its ComfyUI servers' events", tags: ["cluster"], body: ComfyEventsSchema },
   "POST /v1/cluster/comfy-introspection": { summary: "A worker reports what its ComfyUI servers offer", tags: ["cluster"], body: ComfyIntrospectionReportSchema },
 } as const satisfies Record<string, RouteSchemas>;

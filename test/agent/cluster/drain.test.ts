@@ -1,0 +1,117 @@
+/**
+ * Draining in the leader's worker registry, with a real scheduler: a draining worker's GPUs leave placement
+ * at once while its attempt runs to its end and completes (nothing interrupted); it may leave only once it
+ * holds nothing, and is then forgotten without a lease expiry.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { PoolConfig } from "../../../runtime/config/schema.ts";
+import { Scheduler } from "../../../runtime/scheduler/scheduler.ts";
+import { inventoryFromPools } from "../../../runtime/scheduler/inventory.ts";
+import { FileKeyring } from "../../../runtime/security/crypto/index.ts";
+import type { AuditEvent } from "../../../runtime/security/audit/index.ts";
+import { WorkerRegistry } from "../../../runtime/agent/cluster/registry.ts";
+import { DrainRequestSchema, type RegisterRequest } from "../../../runtime/agent/cluster/protocol.ts";
+import type { AttemptSpec } from "../../../runtime/agent/executors/types.ts";
+
+const pool: PoolConfig = {
+  name: "p",
+  gpu: { model: "H100-80GB", product: "NVIDIA-H100-80GB-HBM3", memoryMiB: 81_920 },
+  nodes: 2,
+  gpusPerNode: 2,
+  sharing: { mode: "exclusive" },
+  devices: ["n0", "n1"].flatMap((node) => [0, 1].map((index) => ({ id: `${node}-g${index}`, node, index, memoryMiB: 81_920 }))),
+  nodeSelector: {},
+  priorityClasses: { interactive: "i", batch: "b" },
+  tenantQuotas: {},
+};
+
+const join0 = (node: string): RegisterRequest => ({
+  protocol: 1,
+  node,
+  devices: [0, 1].map((index) => ({ index, uuid: null, name: "H100", memoryMiB: 81_920, simulated: true })),
+  residentModels: [],
+  isolation: { sandbox: "per-tenant", unsafe: false },
+});
+
+const spec: AttemptSpec = {
+  attemptId: "att-1",
+  runId: "run-1",
+  tenant: "studio",
+  stageId: "render",
+  number: 1,
+  stage: { id: "render", needs: [], resources: { gpus: 1, vramMiB: 1024 } } as unknown as AttemptSpec["stage"],
+  gpus: [{ id: "n1-g0", uuid: null, simulated: true }],
+  inputs: [],
+};
+
+describe("draining a worker", () => {
+  let dir: string;
+  let scheduler: Scheduler;
+  let registry: WorkerRegistry;
+  let audit: AuditEvent[];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "gpufabric-drain-"));
+    scheduler = new Scheduler({ gpus: inventoryFromPools([pool]) });
+    audit = [];
+    registry = new WorkerRegistry({
+      pool,
+      scheduler,
+      epoch: 3,
+      leaseMs: 1000,
+      sharedDir: join(dir, "shared"),
+      keys: FileKeyring.create(join(dir, "keyring")),
+      logger: pino({ level: "silent" }),
+      audit: (e) => audit.push(e),
+      onChange: () => undefined,
+    });
+  });
+  afterEach(() => {
+    registry.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("takes its GPUs out of placement at once, lets its attempt complete, and forgets it when it leaves", async () => {
+    const a = registry.register("worker-a", join0("n1"));
+    registry.register("worker-b", join0("n0"));
+    const started = registry.assign(spec);
+    const { assignments } = await registry.poll("worker-a", { workerId: a.workerId, running: [], waitMs: 2000 });
+    const token = assignments[0]!.token;
+    registry.started("worker-a", "att-1", { workerId: a.workerId, token, pid: 7, workspace: null });
+    const handle = await started;
+
+    expect(registry.drain("worker-a", { workerId: a.workerId, phase: "draining" })).toEqual({ attempts: 1 });
+    // n1's GPUs (2, 3) take nothing new; n0's stay in service.
+    expect([0, 1, 2, 3].map((i) => scheduler.isOnline(i))).toEqual([true, true, false, false]);
+    expect(registry.workers().find((w) => w.node === "n1")).toMatchObject({ draining: true, attempts: 1 });
+    // Saying it twice changes nothing.
+    expect(registry.drain("worker-a", { workerId: a.workerId, phase: "draining" })).toEqual({ attempts: 1 });
+    expect(audit.filter((e) => e.action === "cluster.worker.drain")).toHaveLength(1);
+
+    // It may not leave while the leader counts an attempt as its own.
+    expect(() => registry.drain("worker-a", { workerId: a.workerId, phase: "left" })).toThrow(/still holds 1 attempt/);
+    // A draining worker still heartbeats and reports: the attempt completes.
+    await registry.poll("worker-a", { workerId: a.workerId, running: ["att-1"], waitMs: 0 });
+    registry.finished("worker-a", "att-1", { workerId: a.workerId, token, outcome: { exitCode: 0, signal: null, reason: "completed", message: "ok", simulated: true }, artifacts: [] });
+    expect((await handle.done).reason).toBe("completed");
+
+    expect(registry.drain("worker-a", { workerId: a.workerId, phase: "left" })).toEqual({ attempts: 0 });
+    expect(registry.workers().map((w) => w.node)).toEqual(["n0"]);
+    expect(() => registry.poll("worker-a", { workerId: a.workerId, running: [], waitMs: 0 })).toThrow(/register again/);
+    // Forgotten, not lost: no lease expiry follows, and its node is free for the next worker.
+    registry.sweep(Date.now() + 500);
+    expect(audit.some((e) => e.action === "cluster.worker.lost")).toBe(false);
+    expect(audit.filter((e) => e.action === "cluster.worker.left")).toHaveLength(1);
+    expect(registry.register("worker-c", join0("fresh")).node).toBe("n1");
+    expect([2, 3].map((i) => scheduler.isOnline(i))).toEqual([true, true]);
+  });
+
+  it("refuses a drain from a worker it does not know, and a phase it does not define", () => {
+    expect(() => registry.drain("worker-a", { workerId: "nobody", phase: "draining" })).toThrow(/register again/);
+    expect(DrainRequestSchema.safeParse({ workerId: "w", phase: "gone" }).success).toBe(false);
+  });
+});
