@@ -1,6 +1,6 @@
 /** The run page's timeline geometry: phases → segments, attempts → bars on their GPUs' lanes, the axis. */
 import { describe, expect, it } from "vitest";
-import { axisTicks, phaseSpans, timelineModel, type AttemptInput, type Phases } from "../../ui/src/lib/timeline.ts";
+import { axisTicks, NO_GPU_LANE, phaseSpans, timelineModel, type AttemptInput, type Phases } from "../../ui/src/lib/timeline.ts";
 
 const T0 = Date.parse("2026-01-01T00:00:00.000Z");
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -74,6 +74,13 @@ describe("timelineModel", () => {
 
   it("titles a bar with its stage, attempt, status and phase durations", () => {
     expect(model.lanes[1]!.bars[0]!.title).toBe("render attempt 1 (failed)\nqueue wait: 2.0 s\nmodel load: 3.0 s\nexecution: 4.0 s\nsealing: 1.0 s");
+  });
+
+  it("puts attempts that held no GPU on a lane of their own, after the GPUs", () => {
+    const cpu = attempt("sheet", 1, [], { queuedAt: at(40), placedAt: at(40), runningAt: at(41), sealingAt: at(44), finishedAt: at(45) });
+    const withCpu = timelineModel([...attempts, cpu], T0 + 100_000);
+    expect(withCpu.lanes.map((l) => l.gpu)).toEqual(["gpu-0", "gpu-1", "gpu-10", NO_GPU_LANE]);
+    expect(withCpu.lanes[3]!.bars.map((b) => `${b.stageId}#${b.attempt}`)).toEqual(["sheet#1"]);
   });
 
   it("is empty before any attempt was placed", () => {

@@ -99,9 +99,12 @@ export function phaseSpans(phases: Phases, now: number): Span[] {
   return spans;
 }
 
+/** The lane of attempts that held no GPU: not a GPU id (ids are names without parentheses), sorted after the GPUs. */
+export const NO_GPU_LANE = "(no GPU)";
+
 /** Every attempt's bar on each GPU it used, lanes sorted by GPU id, bars by start; the axis spans them all. */
 export function timelineModel(attempts: readonly AttemptInput[], now: number, gpuNodes: ReadonlyMap<string, string> = new Map()): TimelineModel {
-  const perAttempt = attempts.map((a) => ({ a, spans: phaseSpans(a.phases, now) })).filter((x) => x.spans.length > 0 && x.a.gpus.length > 0);
+  const perAttempt = attempts.map((a) => ({ a, spans: phaseSpans(a.phases, now) })).filter((x) => x.spans.length > 0 && (x.a.gpus.length > 0 || x.a.phases.placedAt != null));
   let start = Infinity, end = -Infinity;
   for (const { spans } of perAttempt) {
     start = Math.min(start, spans[0]!.start);
@@ -128,7 +131,8 @@ export function timelineModel(attempts: readonly AttemptInput[], now: number, gp
       ...(a.peakVramMiB != null ? [`peak VRAM ${a.peakVramMiB} MiB`] : []),
       ...(a.reason ? [a.reason] : []),
     ].join("\n");
-    for (const gpu of a.gpus) {
+    // A stage that holds no GPU (a CPU step such as assembling a contact sheet) still gets its bar, on a lane of its own.
+    for (const gpu of a.gpus.length > 0 ? a.gpus : [NO_GPU_LANE]) {
       if (!lanes.has(gpu)) lanes.set(gpu, []);
       if (!nodes.has(gpu)) nodes.set(gpu, a.node ?? gpuNodes.get(gpu) ?? null);
       lanes.get(gpu)!.push({
@@ -148,7 +152,7 @@ export function timelineModel(attempts: readonly AttemptInput[], now: number, gp
     start,
     end,
     lanes: [...lanes.entries()]
-      .sort(([x], [y]) => x.localeCompare(y, undefined, { numeric: true }))
+      .sort(([x], [y]) => (x === NO_GPU_LANE ? 1 : 0) - (y === NO_GPU_LANE ? 1 : 0) || x.localeCompare(y, undefined, { numeric: true }))
       .map(([gpu, bars]) => ({ gpu, node: nodes.get(gpu) ?? null, bars: bars.sort((x, y) => x.start - y.start) })),
     ticks: axisTicks(start, end),
   };
