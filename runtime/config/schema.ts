@@ -286,6 +286,56 @@ export const IsolationSchema = z
 export type IsolationConfig = z.infer<typeof IsolationSchema>;
 
 /**
+ * What turns the pool's desired number of workers into workers. `kubernetes`: the control plane sets the
+ * replicas of the workers' workload through its scale subresource (the constructs synthesize a Role that
+ * allows exactly that). `none`: the number is only published (gpufabric_pool_desired_workers and
+ * GET /v1/pools/:pool/demand), for an autoscaler of the operator's own such as KEDA.
+ */
+export const ElasticityProviderSchema = z.discriminatedUnion("type", [
+  z
+    .object({
+      type: z.literal("kubernetes"),
+      /** Namespace of the workers' workload (the deployment's). */
+      namespace: dnsLabel,
+      /** The workers' workload kind: the constructs synthesize a StatefulSet. */
+      kind: z.enum(["StatefulSet", "Deployment"], { message: "must be 'StatefulSet' (what the constructs synthesize for workers) or 'Deployment'" }).default("StatefulSet"),
+      /** Name of the workload, e.g. `<deployment>-worker`. */
+      name: dnsLabel,
+      /** Where the control plane's pod has its service account token and the cluster's CA (ca.crt). */
+      serviceAccountDir: z.string().startsWith("/", "must be an absolute path").default("/var/run/secrets/kubernetes.io/serviceaccount"),
+    })
+    .strict(),
+  z.object({ type: z.literal("none") }).strict(),
+]);
+export type ElasticityProvider = z.infer<typeof ElasticityProviderSchema>;
+
+/**
+ * Elastic workers (cluster mode): the leading control plane computes, every `intervalSeconds`, how many
+ * workers the queued work needs (runtime/scheduler/demand.ts) and asks the provider for them. Off by default.
+ */
+export const ElasticitySchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** Workers kept however idle the pool is; 0 lets the pool scale to zero. */
+    minWorkers: z.number().int().min(0, "must be 0 or more (0: the pool may scale to zero)").default(0),
+    /** Workers asked for at most. Null: one per node of the pool (the most that can register). */
+    maxWorkers: z.number().int().min(1, "must be 1 or more: a pool that may never have a worker runs nothing").nullable().default(null),
+    /** Seconds of continuous surplus before a worker is let go: a burst right after a lull finds its workers still up. */
+    scaleDownCooldownSeconds: z.number().int().min(0).max(86_400, "must be at most 86400 (a day)").default(300),
+    /**
+     * Seconds a batch stage waits for a GPU freed by running work before it asks for a new worker;
+     * interactive stages ask at once (runtime/scheduler/demand.ts).
+     */
+    batchScaleUpDelaySeconds: z.number().min(0).max(3600, "must be at most 3600 (an hour)").default(30),
+    /** How often the demand is computed, in seconds. */
+    intervalSeconds: z.number().min(0.2).max(300).default(5),
+    provider: ElasticityProviderSchema.default({ type: "none" }),
+  })
+  .strict()
+  .refine((e) => e.maxWorkers === null || e.minWorkers <= e.maxWorkers, { message: "minWorkers must not be above maxWorkers: lower minWorkers or raise maxWorkers", path: ["minWorkers"] });
+export type ElasticityConfig = z.infer<typeof ElasticitySchema>;
+
+/**
  * Cluster mode: control planes (the agent with a PostgreSQL store) and a worker on every GPU node. Null: one
  * agent on one node with its embedded store (the default). The database URL is not part of the config: it
  * holds a password, so it comes from a Secret as GPUFABRIC_DATABASE_URL.
@@ -311,6 +361,8 @@ export const ClusterSchema = z
     databaseSslMode: z.enum(["verify-full", "verify-ca", "require", "disable"]).default("verify-full"),
     /** Hash files of the workers' tokens (one file named `workers`, a line per worker), mounted from a Secret. */
     workerTokens: z.object({ mountPath: z.string().startsWith("/", "must be an absolute path").default("/var/run/gpufabric/worker-tokens") }).strict().default({ mountPath: "/var/run/gpufabric/worker-tokens" }),
+    /** Elastic workers for the deployment's pool (the one pool a cluster schedules). @default off */
+    elasticity: ElasticitySchema.default(() => ElasticitySchema.parse({})),
   })
   .strict();
 export type ClusterConfig = z.infer<typeof ClusterSchema>;
@@ -523,6 +575,14 @@ export const PlatformConfigSchema = z
     config.workflows.forEach((wf, i) =>
       wf.tenants.forEach((t, j) => check(tenants.has(t), ["workflows", i, "tenants", j], `unknown tenant '${t}': declare it under tenants`)),
     );
+    const elastic = config.cluster?.elasticity;
+    const deployed = config.pools.find((p) => p.name === config.deployment.pool);
+    if (elastic && deployed && elastic.maxWorkers !== null && elastic.maxWorkers > deployed.nodes) {
+      check(false, ["cluster", "elasticity", "maxWorkers"], `${elastic.maxWorkers} workers for the ${deployed.nodes} node(s) of pool '${deployed.name}': each worker serves a node of the pool; use at most ${deployed.nodes}, or declare more nodes`);
+    }
+    if (elastic && deployed && elastic.minWorkers > deployed.nodes) {
+      check(false, ["cluster", "elasticity", "minWorkers"], `${elastic.minWorkers} workers for the ${deployed.nodes} node(s) of pool '${deployed.name}': use at most ${deployed.nodes}`);
+    }
     config.pools.forEach((pool, i) =>
       Object.keys(pool.tenantQuotas).forEach((t) =>
         check(tenants.has(t), ["pools", i, "tenantQuotas", t], `quota for unknown tenant '${t}': declare it under tenants`),

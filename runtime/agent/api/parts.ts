@@ -6,6 +6,7 @@ import type { Authenticator, Identity } from "../../security/identity/index.ts";
 import type { Authorizer } from "../../security/authz/index.ts";
 import type { KeyProvider } from "../../security/crypto/index.ts";
 import type { ClusterHttp } from "../cluster/routes.ts";
+import type { PoolDemandSnapshot } from "../cluster/elastic/controller.ts";
 import type { ComfyIntrospection, ComfyRelay } from "../executors/comfyui/contract.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { Store } from "../store/types.ts";
@@ -71,4 +72,6 @@ export interface HttpParts {
   readonly comfy?: { readonly relay?: ComfyRelay; readonly introspection?: ComfyIntrospection };
   /** Cluster mode: the workers' routes and their authentication. */
   readonly cluster?: ClusterHttp;
+  /** Cluster mode: the deployment pool's demand, while this control plane leads with elasticity on. */
+  readonly demand?: () => PoolDemandSnapshot | undefined;
 }

@@ -21,6 +21,8 @@ export const ROUTES: readonly RouteDeclaration[] = [
   { method: "GET", path: "/v1/gpus", action: "gpus:read" },
   { method: "GET", path: "/v1/gpus/history", action: "gpus:read" },
   { method: "GET", path: "/v1/fairshare", action: "gpus:read" },
+  // The pool's demand for workers (cluster.elasticity): counts for everyone, the caller's own stages by name.
+  { method: "GET", path: "/v1/pools/:pool/demand", action: "gpus:read" },
   { method: "GET", path: "/v1/workflows/:name/stats", action: "runs:read" },
   { method: "GET", path: "/v1/audit", action: "admin:audit-read" },
   { method: "GET", path: "/v1/keyring", action: "admin:keyring-read" },

@@ -29,6 +29,7 @@ import { registerArtifactRoutes } from "./routes/artifacts.ts";
 import { registerCatalogRoutes } from "./routes/catalog.ts";
 import { registerGpuRoutes } from "./routes/gpus.ts";
 import { registerFairshareRoutes } from "./routes/fairshare.ts";
+import { registerPoolRoutes } from "./routes/pools.ts";
 import { registerWorkflowStatsRoutes } from "./routes/workflow-stats.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
 import { registerUsageRoutes } from "./routes/usage.ts";
@@ -105,6 +106,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   registerCatalogRoutes(app, parts);
   registerGpuRoutes(app, parts);
   registerFairshareRoutes(app, parts);
+  registerPoolRoutes(app, parts);
   registerWorkflowStatsRoutes(app, parts);
   registerAdminRoutes(app, parts);
   registerUsageRoutes(app, parts);

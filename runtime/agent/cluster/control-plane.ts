@@ -35,6 +35,9 @@ import type { RunQueue } from "../service/run-queue.ts";
 import { ClusterComfy } from "./comfy-leader.ts";
 import type { ClusterHttp } from "./routes.ts";
 import { poolDevices, WorkerRegistry } from "./registry.ts";
+import { controlPlaneSources, DemandController, type PoolDemandSnapshot } from "./elastic/controller.ts";
+import { KubernetesScaler } from "./elastic/kubernetes-scaler.ts";
+import type { WorkerScaler } from "./elastic/scaler.ts";
 
 export const SCHEDULER_LEASE = "scheduler";
 /** The pseudo-tenant of the workers' token file (`<workerTokens.mountPath>/workers`). */
@@ -55,6 +58,8 @@ export interface ControlPlaneOptions {
   readonly devices?: GpuDevice[];
   /** Called when a tenure begins and ends (e.g. to start and stop the key rotation follower). */
   readonly onTenure?: (leading: boolean) => Promise<void> | void;
+  /** Sets the number of workers when cluster.elasticity is on (the local scaler of `gpufabric dev`); default: the config's provider. */
+  readonly scaler?: WorkerScaler;
 }
 
 interface Tenure {
@@ -63,6 +68,8 @@ interface Tenure {
   readonly registry: WorkerRegistry;
   readonly loop: AgentLoop;
   readonly intake: NodeJS.Timeout;
+  /** The pool's demand controller (cluster.elasticity on). */
+  readonly demand: DemandController | undefined;
 }
 
 /** An executor whose attempts run on the worker serving their GPUs' node. */
@@ -100,6 +107,7 @@ export class ControlPlane {
   private wakeups: { close(): Promise<void> } | undefined;
   private closed = false;
   private holder = "";
+  private readonly scaler: WorkerScaler | undefined;
 
   constructor(private readonly o: ControlPlaneOptions) {
     const cluster = o.config.cluster!;
@@ -118,6 +126,7 @@ export class ControlPlane {
       if (!event.ok) o.logger.error({ err: event.error }, "worker token files could not be reloaded; the previous ones stay in force");
     });
     this.queue = this.makeQueue();
+    this.scaler = o.scaler ?? scalerOf(o.config);
     this.comfy = o.config.comfyui === null ? undefined : new ClusterComfy(() => this.tenure?.registry, o.logger);
     this.http = {
       ...(this.comfy && { comfy: this.comfy }),
@@ -144,6 +153,11 @@ export class ControlPlane {
 
   registry(): WorkerRegistry | undefined {
     return this.tenure?.registry;
+  }
+
+  /** The pool's demand as last computed while leading with elasticity on; undefined otherwise. */
+  demand(): PoolDemandSnapshot | undefined {
+    return this.tenure?.demand?.snapshot();
   }
 
   /** Starts contending for the lease, as `advertiseUrl` (where workers reach this replica). */
@@ -209,7 +223,19 @@ export class ControlPlane {
     const recovered = await loop.start(this.o.graphOf);
     const intake = setInterval(() => this.sync(), 1000);
     intake.unref();
-    this.tenure = { epoch, scheduler, registry, loop, intake };
+    const elasticity = config.cluster!.elasticity;
+    const demand = elasticity.enabled
+      ? new DemandController({
+          pool,
+          elasticity,
+          headroomMiB: config.scheduler.headroomMiB,
+          sources: controlPlaneSources({ registry, loop, scheduler, tenants: config.tenants.map((t) => t.name) }),
+          ...(this.scaler && { scaler: this.scaler }),
+          logger,
+        })
+      : undefined;
+    this.tenure = { epoch, scheduler, registry, loop, intake, demand };
+    demand?.start();
     // A run accepted by another replica is named in its notification: taken up at once. The poll every
     // second stays the truth (a notification may be lost) and sees cancellations made elsewhere.
     this.wakeups ??= store.listen((what, payload) => {
@@ -227,6 +253,8 @@ export class ControlPlane {
     if (t === undefined || t.epoch !== epoch) return;
     this.tenure = undefined;
     clearInterval(t.intake);
+    // The next leader computes the demand afresh; the workers stay as they are meanwhile.
+    await t.demand?.stop();
     // Every attempt handed out ends here, unrecorded: the next leader closes them as interrupted.
     t.registry.close();
     await t.loop.stop();
@@ -335,4 +363,12 @@ export class ControlPlane {
       stageSpec: (runId: string, stageId: string): Stage | undefined => loop()?.stageSpec(runId, stageId),
     };
   }
+}
+
+/** The scaler cluster.elasticity's provider names (none for `none`, or with elasticity off). */
+function scalerOf(config: PlatformConfig): WorkerScaler | undefined {
+  const e = config.cluster!.elasticity;
+  if (!e.enabled || e.provider.type !== "kubernetes") return undefined;
+  const p = e.provider;
+  return new KubernetesScaler({ pool: config.deployment.pool, namespace: p.namespace, kind: p.kind, name: p.name, serviceAccountDir: p.serviceAccountDir });
 }

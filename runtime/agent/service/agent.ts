@@ -275,6 +275,10 @@ async function launchAgent(input: AgentOptions, claims: Array<{ release(): void 
     devices: inventory.devices,
     loop: () => loop ?? controlPlane?.queue,
     workflows: config.workflows.map((w) => w.name),
+    pools: () => {
+      const demand = controlPlane?.demand();
+      return demand === undefined ? [] : [demand];
+    },
     // DCGM-named gauges read the GPUs where this process reads nvidia-smi itself (not a runner's or simulated ones).
     ...(inventory.source === "nvidia-smi" && inventory.nvidiaSmi !== undefined && { measure: () => measureWithNvidiaSmi(inventory.nvidiaSmi!) }),
   });
@@ -396,7 +400,7 @@ async function launchAgent(input: AgentOptions, claims: Array<{ release(): void 
     inventorySource: inventory.source,
     gpuHistory,
     submission: { config, workflows, gpus: inventoryFromPools([scheduledPool]), headroomMiB: scheduler?.settings.headroomMiB ?? headroomMiB, costModel },
-    ...(controlPlane && { cluster: controlPlane.http, eventPollMs: 1000 }),
+    ...(controlPlane && { cluster: controlPlane.http, eventPollMs: 1000, demand: () => controlPlane!.demand() }),
     ...(comfy && { comfy }),
     metrics,
     authenticator,

@@ -1,5 +1,6 @@
 /** What the agent loop is built from, and what it keeps of each run and each stage it runs. */
 import type { Logger } from "pino";
+import type { PriorityClass } from "../../config/schema.ts";
 import type { CostModel, Stage, WorkflowGraph } from "../../graph/index.ts";
 import type { Scheduler } from "../../scheduler/index.ts";
 import type { Executor, RunningAttempt } from "../executors/index.ts";
@@ -121,6 +122,8 @@ export interface LoopOptions {
 export interface ActiveRun {
   readonly id: string;
   readonly tenant: string;
+  /** The run's priority class as submitted (the demand controller scales for interactive work first). */
+  readonly priority?: PriorityClass;
   readonly workflow?: string;
   readonly graph: WorkflowGraph | undefined;
   readonly stages: ReadonlyMap<string, Stage>;

@@ -176,7 +176,7 @@ export class AgentLoop {
       void this.o.store.cancelRun(run.tenant, run.id).catch(() => undefined);
       return;
     }
-    this.active.set(run.id, { id: run.id, tenant: run.tenant, workflow: run.workflow, graph, stages: new Map(stages.map((s) => [s.id, s])) });
+    this.active.set(run.id, { id: run.id, tenant: run.tenant, priority: run.priority, workflow: run.workflow, graph, stages: new Map(stages.map((s) => [s.id, s])) });
     for (const s of scheduled) if (s.needs.length === 0) this.readySince.set(key(run.id, s.id), nowMs);
     this.wake();
   }

@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { Scheduler } from "../../scheduler/index.ts";
 import type { GpuDevice } from "../inventory/types.ts";
 import type { Store } from "../store/types.ts";
+import type { PoolDemandSnapshot } from "../cluster/elastic/controller.ts";
 import type { MeasuredUse } from "./gpu-history.ts";
 import type { AttemptUsage, LoopObserver } from "./loop-types.ts";
 import type { RunQueue } from "./run-queue.ts";
@@ -40,6 +41,8 @@ export class AgentMetrics implements LoopObserver {
     readonly workflows?: readonly string[];
     /** Reads the real devices' memory in use and utilization (nvidia-smi); absent where this process does not read them. */
     readonly measure?: () => Promise<MeasuredUse>;
+    /** The pools' demand, on the leading control plane with elasticity on (nothing elsewhere: no series). */
+    readonly pools?: () => readonly PoolDemandSnapshot[];
   }) {
     const registers = [this.registry];
     this.declaredWorkflows = new Set(parts.workflows ?? []);
@@ -140,6 +143,7 @@ export class AgentMetrics implements LoopObserver {
       registers,
     });
     registerDcgmGauges(registers, parts.devices, parts.measure);
+    registerPoolGauges(registers, parts.pools ?? (() => []));
     new Gauge({
       name: "gpufabric_tenant_gpus_held",
       help: "GPUs each tenant's running stages hold",
@@ -196,6 +200,28 @@ export class AgentMetrics implements LoopObserver {
       })
       .join("\n");
   }
+}
+
+/**
+ * The demand controller's numbers per pool: what KEDA or an operator's own autoscaler reads, and what the
+ * built-in scaler asks for. Only the leader computes them; a follower exports no series, so
+ * `max(gpufabric_pool_desired_workers{pool="…"})` over the replicas is the leader's number.
+ */
+function registerPoolGauges(registers: Registry[], pools: () => readonly PoolDemandSnapshot[]): void {
+  const gauge = (name: string, help: string, value: (p: PoolDemandSnapshot) => number) =>
+    new Gauge<"pool">({
+      name,
+      help,
+      labelNames: ["pool"],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of pools()) this.set({ pool: p.pool }, value(p));
+      },
+    });
+  gauge("gpufabric_pool_desired_workers", "Workers (GPU nodes) the pool's queued work needs now, within its min and max", (p) => p.desired);
+  gauge("gpufabric_pool_current_workers", "Workers of the pool up or starting, not draining", (p) => p.current);
+  gauge("gpufabric_pool_ready_workers", "Workers of the pool registered with the control plane and not draining", (p) => p.ready);
 }
 
 /** MiB the running stages hold on each device, from their declared VRAM. */

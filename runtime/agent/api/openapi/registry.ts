@@ -30,6 +30,7 @@ import {
 import { ResubmitAccepted, RunListQuery, RunListResponse, RunStreamQuery } from "../routes/run-list.schemas.ts";
 import { GpuHistoryQuery, GpuHistoryResponse, GpusResponse } from "../routes/gpus.schemas.ts";
 import { FairshareQuery, FairshareResponse } from "../routes/fairshare.schemas.ts";
+import { PoolDemandParams, PoolDemandQuery, PoolDemandResponse } from "../routes/pools.schemas.ts";
 import { WorkflowStatsParams, WorkflowStatsQuery, WorkflowStatsResponse } from "../routes/workflow-stats.schemas.ts";
 import { AuditQuery, AuditResponse, KeyringQuery, KeyringResponse } from "../routes/admin.schemas.ts";
 import { UsageQuery, UsageResponse } from "../routes/usage.schemas.ts";
@@ -106,6 +107,14 @@ export const ROUTE_SCHEMAS = {
   "GET /v1/gpus": { summary: "The GPUs: memory, use, resident models and the stages they run", tags: ["gpus"], response: GpusResponse },
   "GET /v1/gpus/history": { summary: "Each GPU's VRAM use and utilization over the last minutes (24 h at most)", tags: ["gpus"], query: GpuHistoryQuery, response: GpuHistoryResponse },
   "GET /v1/fairshare": { summary: "Fair share: the tenant's weight, share, quota and queued GPU-seconds, other tenants summed", tags: ["gpus"], query: FairshareQuery, response: FairshareResponse },
+  "GET /v1/pools/:pool/demand": {
+    summary: "The workers (GPU nodes) the pool's queued work needs now, and why (cluster mode with elasticity, the leader)",
+    tags: ["gpus"],
+    params: PoolDemandParams,
+    query: PoolDemandQuery,
+    response: PoolDemandResponse,
+    responses: { 404: { description: "no such pool, or no elasticity for it" }, 503: { description: "this control plane does not lead: ask the leader" } },
+  },
   "GET /v1/workflows/:name/stats": {
     summary: "A workflow's stage duration percentiles over its last finished runs, with regressions flagged",
     tags: ["catalog"],
