@@ -3,7 +3,7 @@
  * that link in a real browser (Debian's Chromium) shows the example runs, each with its timeline once it ran.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
@@ -93,7 +93,12 @@ describe("npm start's dashboard", () => {
         };
         const expected = run.attempts.reduce((n, a) => n + Math.max(1, a.gpus.length), 0);
         expect(await page.locator("[data-testid=timeline-bar]").count(), `timeline bars of ${run.workflow}`).toBe(expected);
-        await screenshot(page, `dev-run-${run.workflow}`);
+        const shot = await screenshot(page, `dev-run-${run.workflow}`);
+        // The README shows the contact sheet's run; it changes on purpose only.
+        if (run.workflow === "contact-sheet" && process.env.GPUFABRIC_UPDATE_SCREENSHOTS === "1") {
+          mkdirSync(join(REPO_ROOT, "docs", "screenshots"), { recursive: true });
+          copyFileSync(shot, join(REPO_ROOT, "docs", "screenshots", "example-run.png"));
+        }
       }
       expect(await watch.cspViolations()).toEqual([]);
     } finally {
