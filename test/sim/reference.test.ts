@@ -168,6 +168,19 @@ function bruteForceOptimum(p: RefProblem): number {
 }
 
 describe("bench:scheduler's reference section", () => {
+  it("under --no-timing prints no figure of a solve the clock stopped (those depend on the machine), and with timing prints the best so far", async () => {
+    const hidden = await runReference({ seed: 1, timed: false, wfinstancesDir: null, randomInstances: 3, timeLimitS: 1e-6 });
+    const stopped = hidden.instances.filter((r) => r.milp?.status === "time-limit");
+    expect(stopped.length).toBeGreaterThan(0);
+    for (const r of stopped) expect(r.milp).toEqual({ status: "time-limit", optimal_s: null, bound_s: null, best_s: null, nodes: null });
+    const shown = await runReference({ seed: 1, timed: true, wfinstancesDir: null, randomInstances: 3, timeLimitS: 1e-6 });
+    expect(shown.instances.some((x) => x.milp?.status === "time-limit")).toBe(true);
+    for (const r of shown.instances.filter((x) => x.milp?.status === "time-limit")) {
+      expect(r.milp!.bound_s).toBeLessThanOrEqual(r.milp!.best_s!);
+      expect(r.milp!.best_s).toBeLessThanOrEqual(Math.min(...Object.values(r.heuristics_s)));
+    }
+  });
+
   it("judges gpufabric against the proven optimum on every random DAG and against every heuristic, with true medians", async () => {
     const report = await runReference({ seed: 1, timed: false, wfinstancesDir: null, randomInstances: 7 });
     expect(report.instances).toHaveLength(7);
