@@ -5,6 +5,7 @@ import type { Device, PoolConfig, PriorityClass } from "../runtime/config/schema
 import { FabricStack } from "./fabric-stack.ts";
 import { GpuOperatorConfig, RESERVED_OPERATOR_CONFIG } from "./gpu-operator-config.ts";
 import { GpuModel, MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES } from "./gpu-model.ts";
+import { GPU_LABELS, GPU_RESOURCE, GPU_TAINT, gpuNodeLabels, isGpuNodePool, migProfilesBySize, type GpuNodePool } from "./gpu-node-pool.ts";
 import { GpuSharing } from "./gpu-sharing.ts";
 import { Tenant } from "./tenant.ts";
 import { PropIssues, checkedProps } from "./validation.ts";
@@ -32,13 +33,31 @@ export interface GpuPoolProps {
    * @default the construct id, lower-cased
    */
   readonly name?: string;
-  readonly model: GpuModel;
-  /** GPU nodes in the pool. */
-  readonly nodes: number;
-  readonly gpusPerNode: number;
+  /**
+   * A cloud node pool that creates this pool's nodes (EksGpuNodePool from gpufabric/aws, GkeGpuNodePool
+   * from gpufabric/gcp, AksGpuNodePool from gpufabric/azure). The pool takes its model, GPUs per node,
+   * sharing, name and node count from it; any of those given here as well must agree with it.
+   * @default none: the pool selects existing nodes by their labels (on-prem, or nodes made elsewhere)
+   */
+  readonly nodePool?: GpuNodePool;
+  /**
+   * The GPU model of the pool's nodes.
+   * @default the node pool's (required without a nodePool)
+   */
+  readonly model?: GpuModel;
+  /**
+   * GPU nodes in the pool (with an elastic node pool: the most it grows to).
+   * @default the node pool's maxNodes (required without a nodePool)
+   */
+  readonly nodes?: number;
+  /**
+   * GPUs per node.
+   * @default the node pool's instance type's GPU count (required without a nodePool)
+   */
+  readonly gpusPerNode?: number;
   /**
    * How GPUs are shared between workloads.
-   * @default GpuSharing.exclusive()
+   * @default the node pool's sharing, or GpuSharing.exclusive()
    */
   readonly sharing?: GpuSharing;
   /**
@@ -63,15 +82,7 @@ export interface GpuPoolProps {
   readonly priorities?: PoolPriorities;
 }
 
-/** GPU Feature Discovery / GPU Operator node labels the pool selects on. */
-export const GPU_LABELS = {
-  product: "nvidia.com/gpu.product",
-  devicePluginConfig: "nvidia.com/device-plugin.config",
-  migConfig: "nvidia.com/mig.config",
-} as const;
-
-/** Extended resource and taint the NVIDIA device plugin and GPU node pools use. */
-export const GPU_RESOURCE = "nvidia.com/gpu";
+export { GPU_LABELS, GPU_RESOURCE };
 
 /** Highest value a user PriorityClass may have (above it are system classes). */
 const MAX_USER_PRIORITY = 1_000_000_000;
@@ -99,23 +110,28 @@ export class GpuPool extends Construct {
   /** Tolerations for the `nvidia.com/gpu` NoSchedule taint GPU nodes carry. */
   readonly tolerations: readonly Toleration[];
   readonly priorities: Required<PoolPriorities>;
+  /** The cloud node pool that creates the pool's nodes, when one was given. */
+  readonly nodePool: GpuNodePool | undefined;
 
   constructor(scope: Construct, id: string, props: GpuPoolProps) {
     super(scope, id);
-    const { stack, name, model, sharing, operatorNamespace, priorities } = checkedProps(this, () => {
+    const { stack, name, model, sharing, operatorNamespace, priorities, nodes, gpusPerNode } = checkedProps(this, () => {
       const stack = FabricStack.of(this);
-      const name = props?.name ?? id.toLowerCase();
+      const nodePool = props?.nodePool;
+      const name = props?.name ?? (isGpuNodePool(nodePool) ? nodePool.poolName : id.toLowerCase());
       const issues = new PropIssues(`GpuPool '${name}'`);
+      const { model, nodes, gpusPerNode, sharing } = isGpuNodePool(nodePool) ? fromNodePool(issues, props, name, nodePool) : { ...props, sharing: props?.sharing ?? GpuSharing.exclusive() };
+      if (nodePool !== undefined && !isGpuNodePool(nodePool)) {
+        issues.add("nodePool", "is not a GPU node pool: pass an EksGpuNodePool (gpufabric/aws), GkeGpuNodePool (gpufabric/gcp) or AksGpuNodePool (gpufabric/azure)");
+      }
       // Derived object names (`<name>-interactive`, `<name>-gpu-quota`) are also label values: at most 63; 49 keeps room.
       issues.dnsLabel(props?.name === undefined ? "name (defaults to the id, lower-cased)" : "name", name, 63 - "-device-plugin".length);
       if (name === RESERVED_OPERATOR_CONFIG) {
         issues.add("name", `'${name}' is the GPU Operator's mig-parted config key '${RESERVED_OPERATOR_CONFIG}' (MIG off): give each GpuPool a unique name (and not '${RESERVED_OPERATOR_CONFIG}')`);
       }
-      const model = props?.model;
       if (!(model instanceof GpuModel)) issues.add("model", "is required: pass a GpuModel such as GpuModel.H100_80GB, or GpuModel.custom({...})");
-      issues.positiveInt("nodes", props?.nodes);
-      issues.positiveInt("gpusPerNode", props?.gpusPerNode);
-      const sharing = props?.sharing ?? GpuSharing.exclusive();
+      issues.positiveInt("nodes", nodes);
+      issues.positiveInt("gpusPerNode", gpusPerNode);
       if (!(sharing instanceof GpuSharing)) issues.add("sharing", "is not a GpuSharing: use GpuSharing.exclusive(), GpuSharing.mig({...}) or GpuSharing.timeSlicing(n)");
       else if (model instanceof GpuModel) checkSharingFitsModel(issues, sharing, model);
       const operatorNamespace = props?.operatorNamespace ?? "gpu-operator";
@@ -134,19 +150,22 @@ export class GpuPool extends Construct {
       checkTenantQuotas(issues, this, props?.tenantQuotas ?? []);
       issues.throwIfAny();
       stack.claimName("pool", name, this);
-      return { stack, name, model, sharing, operatorNamespace, priorities };
+      return { stack, name, model: model!, sharing, operatorNamespace, priorities, nodes: nodes!, gpusPerNode: gpusPerNode! };
     });
 
     this.name = name;
     this.model = model;
     this.sharing = sharing;
-    this.nodes = props.nodes;
-    this.gpusPerNode = props.gpusPerNode;
+    this.nodes = nodes;
+    this.gpusPerNode = gpusPerNode;
+    this.nodePool = props.nodePool;
     this.operatorNamespace = operatorNamespace;
     this.tenantQuotas = [...(props.tenantQuotas ?? [])];
     this.priorities = priorities;
-    this.nodeSelector = Object.freeze({ ...props.nodeSelector, ...this.gpuNodeLabels() });
-    this.tolerations = Object.freeze([{ key: GPU_RESOURCE, operator: "Exists", effect: "NoSchedule" } as const]);
+    this.nodeSelector = Object.freeze({ ...props.nodeSelector, ...this.nodePool?.extraLabels, ...gpuNodeLabels(this.name, this.model, this.sharing) });
+    // A node pool's nodes may carry more taints than the GPU one (AKS taints spot nodes): tolerate each.
+    const taintKeys = [...new Set((this.nodePool?.taints ?? [GPU_TAINT]).map((t) => t.key))];
+    this.tolerations = Object.freeze(taintKeys.map((key) => ({ key, operator: "Exists", effect: "NoSchedule" }) as const));
 
     this.declarePriorityClasses(stack);
     this.declareSharingConfig(stack);
@@ -169,13 +188,13 @@ export class GpuPool extends Construct {
   /** Every extended resource the pool's devices are offered as, largest device first. */
   get gpuResourceNames(): readonly string[] {
     if (this.migStrategy !== "mixed") return [GPU_RESOURCE];
-    return this.migProfilesBySize().map((p) => `nvidia.com/mig-${p}`);
+    return migProfilesBySize(this.model, this.sharing).map((p) => `nvidia.com/mig-${p}`);
   }
 
   /** Memory of the largest device a workload can be scheduled onto, in MiB (a MIG instance's under MIG). */
   get deviceMemoryMiB(): number {
     if (this.sharing.mode !== "mig") return this.model.memoryMiB;
-    return this.model.migProfiles.get(this.migProfilesBySize()[0]!)!.memoryMiB;
+    return this.model.migProfiles.get(migProfilesBySize(this.model, this.sharing)[0]!)!.memoryMiB;
   }
 
   /** Schedulable devices per physical GPU: MIG instances, time-slice replicas, or 1. */
@@ -207,7 +226,7 @@ export class GpuPool extends Construct {
 
   private devices(): Device[] {
     const devices: Device[] = [];
-    const migLayout = this.migProfilesBySize().flatMap((profile) =>
+    const migLayout = migProfilesBySize(this.model, this.sharing).flatMap((profile) =>
       Array.from({ length: this.sharing.migProfiles[profile]! }, () => ({ profile, memoryMiB: this.model.migProfiles.get(profile)!.memoryMiB })),
     );
     for (let n = 0; n < this.nodes; n++) {
@@ -222,33 +241,6 @@ export class GpuPool extends Construct {
       }
     }
     return devices;
-  }
-
-  /** The MIG profiles in use, largest memory first (ties: more compute first). */
-  private migProfilesBySize(): string[] {
-    return Object.keys(this.sharing.migProfiles).sort((a, b) => {
-      const pa = this.model.migProfiles.get(a)!;
-      const pb = this.model.migProfiles.get(b)!;
-      return pb.memoryMiB - pa.memoryMiB || pb.computeSlices - pa.computeSlices || a.localeCompare(b);
-    });
-  }
-
-  /**
-   * Labels GPU Feature Discovery and the GPU Operator put on this pool's nodes. GFD appends `-SHARED`
-   * to the product label under time-slicing and `-MIG-<profile>` under the single MIG strategy, so the
-   * selector uses the value the nodes really carry.
-   */
-  private gpuNodeLabels(): Record<string, string> {
-    switch (this.sharing.mode) {
-      case "exclusive":
-        return { [GPU_LABELS.product]: this.model.product };
-      case "time-slicing":
-        return { [GPU_LABELS.product]: `${this.model.product}-SHARED`, [GPU_LABELS.devicePluginConfig]: this.name };
-      case "mig": {
-        const product = this.migStrategy === "single" ? `${this.model.product}-MIG-${Object.keys(this.sharing.migProfiles)[0]}` : this.model.product;
-        return { [GPU_LABELS.product]: product, [GPU_LABELS.devicePluginConfig]: this.name, [GPU_LABELS.migConfig]: this.name };
-      }
-    }
   }
 
   private declarePriorityClasses(stack: FabricStack): void {
@@ -372,4 +364,42 @@ function checkTenantQuotas(issues: PropIssues, pool: GpuPool, quotas: readonly T
     }
     byNamespace.set(tenant.segment.namespace, tenant.name);
   });
+}
+
+/**
+ * The pool's model, GPUs per node, sharing and node count from its node pool; a value also given on the
+ * pool must agree, since the nodes are what the node pool makes of them.
+ */
+function fromNodePool(
+  issues: PropIssues,
+  props: GpuPoolProps,
+  name: string,
+  nodePool: GpuNodePool,
+): { model: GpuModel; nodes: number; gpusPerNode: number; sharing: GpuSharing } {
+  const from = `node pool '${nodePool.node.path}' (${nodePool.instanceType})`;
+  if (props.model !== undefined && props.model !== nodePool.model) {
+    issues.add(
+      "model",
+      `is ${props.model} but ${from} has ${nodePool.model} GPUs: leave model out to take the node pool's, or give the node pool an instance type with ${props.model} GPUs`,
+    );
+  }
+  if (props.gpusPerNode !== undefined && props.gpusPerNode !== nodePool.gpusPerNode) {
+    issues.add("gpusPerNode", `is ${props.gpusPerNode} but ${from} has ${nodePool.gpusPerNode} GPU(s) per node: leave gpusPerNode out, or pick an instance type with ${props.gpusPerNode}`);
+  }
+  if (props.sharing !== undefined && JSON.stringify(props.sharing.toConfig()) !== JSON.stringify(nodePool.sharing.toConfig())) {
+    issues.add(
+      "sharing",
+      `is ${JSON.stringify(props.sharing.toConfig())} but ${from} is set up for ${JSON.stringify(nodePool.sharing.toConfig())}: leave sharing out, or give the node pool the same sharing`,
+    );
+  }
+  if (name !== nodePool.poolName) {
+    issues.add(
+      "name",
+      `is '${name}' but ${from} labels its nodes for pool '${nodePool.poolName}': leave name out to take the node pool's, or set the node pool's pool: '${name}'`,
+    );
+  }
+  if (props.nodes !== undefined && props.nodes > nodePool.maxNodes) {
+    issues.add("nodes", `is ${props.nodes} but ${from} grows to at most ${nodePool.maxNodes} node(s): leave nodes out, or raise the node pool's maxNodes`);
+  }
+  return { model: nodePool.model, nodes: props.nodes ?? nodePool.maxNodes, gpusPerNode: nodePool.gpusPerNode, sharing: nodePool.sharing };
 }

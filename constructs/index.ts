@@ -4,6 +4,7 @@ export * from "./gpu-sharing.ts";
 export * from "./tenant.ts";
 export * from "./network-segment.ts";
 export * from "./gpu-operator-config.ts";
+export * from "./gpu-node-pool.ts";
 export * from "./gpu-pool.ts";
 export * from "./storage-tier.ts";
 export * from "./runtime-rules.ts";
