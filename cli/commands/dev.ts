@@ -23,6 +23,8 @@ interface DevOptions {
   timeScale: string;
   unsafeSharedIdentity?: boolean;
   workers?: string;
+  maxWorkers?: string;
+  scaleDownCooldown?: string;
   controlPlanes?: string;
   gpusPerWorker?: string;
   database?: string;
@@ -67,7 +69,9 @@ export function register(program: Command): void {
     .option("--app <command>", "command that runs the cdktf app (default: the app in ./cdktf.json)")
     .option("--time-scale <x>", "multiplies the estimated durations of simulated stages", "0.2")
     .option("--unsafe-shared-identity", "run stages without the sandbox, as your own user (only where bubblewrap cannot run; logged and audited)")
-    .option("--workers <n>", "a local cluster: N worker processes, each a node with its own simulated GPUs (the pool's GPUs per node)")
+    .option("--workers <n>", "a local cluster: N worker processes, each a node with its own simulated GPUs (the pool's GPUs per node); 'auto': as many as the queue needs, from zero")
+    .option("--max-workers <n>", "with --workers auto: the most workers started at once (default 4)")
+    .option("--scale-down-cooldown <s>", "with --workers auto: seconds of idle surplus before workers drain and exit (default 30)")
     .option("--control-planes <n>", "with --workers: control-plane processes (one leads)", "2")
     .option("--gpus-per-worker <n>", "with --workers: simulated GPUs of each worker's node", "2")
     .addOption(new Option("--database <url>", "with --workers: the cluster's PostgreSQL (default: a throwaway local server)").env("GPUFABRIC_DATABASE_URL"))
