@@ -1,5 +1,6 @@
 import type { AutoscalingGroupTagA as AutoscalingGroupTagClass } from "@cdktf/provider-aws/lib/autoscaling-group-tag/index.js";
 import type { EksNodeGroup as EksNodeGroupClass } from "@cdktf/provider-aws/lib/eks-node-group/index.js";
+import type { ITerraformDependable } from "cdktf";
 import type { Construct } from "constructs";
 import { gpuNodeResources } from "../gpu-node-pool.ts";
 import { PropIssues } from "../validation.ts";
@@ -47,6 +48,11 @@ export interface EksGpuNodePoolProps extends GpuNodePoolProps {
    * @default {}
    */
   readonly tags?: Readonly<Record<string, string>>;
+  /**
+   * Resources the node group waits for, such as the attachments of its role's policies (nodes without them cannot join).
+   * @default []
+   */
+  readonly dependsOn?: ITerraformDependable[];
 }
 
 /**
@@ -81,6 +87,7 @@ export class EksGpuNodePool extends CloudGpuNodePool {
       tags: { ...props.tags, ...this.nodeTemplateTags },
       // The autoscaler owns the desired size once the group exists; a later deploy must not reset it.
       lifecycle: { ignoreChanges: ["scaling_config[0].desired_size"] },
+      ...(props.dependsOn?.length ? { dependsOn: [...props.dependsOn] } : {}),
     });
     // EKS copies neither labels nor the group's tags onto its Auto Scaling group, which is where
     // cluster-autoscaler looks for node-template tags: tag the group EKS made.
