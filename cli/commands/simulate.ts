@@ -5,6 +5,7 @@ import { POLICY_NAMES, createPolicy, isPolicyName } from "../../runtime/sim/poli
 import { simulate, type ResultRow } from "../../runtime/sim/simulator.ts";
 import { SUITE_WORKLOADS, loadWorkload } from "../../runtime/sim/workload-files.ts";
 import { CliError, EXIT } from "../errors.ts";
+import { runElasticSimulation } from "./simulate-elastic.ts";
 
 interface SimulateOptions {
   workload: string;
@@ -13,6 +14,12 @@ interface SimulateOptions {
   runs?: string;
   seed: string;
   json?: boolean;
+  elastic?: boolean;
+  workers?: string;
+  workerShape?: string;
+  provisionDelay?: string;
+  cooldown?: string;
+  price?: string;
 }
 
 /** Runs with more arrivals than this show a progress bar (on a terminal). */
@@ -36,7 +43,20 @@ export function register(program: Command): void {
     .option("--runs <n>", "runs of a single workflow file to submit")
     .option("--seed <n>", "seed for arrivals and duration noise", "1")
     .option("--json", "print the result as JSON")
+    .option("--elastic", "an elastic pool (workers come and go with demand) beside fixed pools sized for the peak and the average: GPU-hours, cost, interactive p99, queue time (suite workload studio-bursty)")
+    .option("--workers <min-max>", "with --elastic: workers of the elastic pool, e.g. 2-8")
+    .option("--worker-shape <spec>", "with --elastic: one worker's GPUs as GPUSxMODEL-GiB, e.g. 4xL40S-48")
+    .option("--provision-delay <s>", "with --elastic: seconds from asking for a worker to its GPUs taking stages")
+    .option("--cooldown <s>", "with --elastic: seconds of continuous surplus before idle workers are drained")
+    .option("--price <n>", "with --elastic: price per GPU-hour")
     .action((options: SimulateOptions) => {
+      if (options.elastic) {
+        if (options.pool !== undefined || options.policy !== "gpufabric") throw new CliError("--elastic sizes its pool with --workers and --worker-shape and runs the gpufabric policy: drop --pool and --policy", EXIT.usage);
+        const elasticRuns = positiveInt(options.runs, "--runs", 1);
+        const { runs: _runs, seed: _seed, ...flags } = options;
+        runElasticSimulation({ ...flags, seed: positiveInt(options.seed, "--seed", 0)!, ...(elasticRuns !== undefined ? { runs: elasticRuns } : {}) });
+        return;
+      }
       if (!isPolicyName(options.policy)) throw new CliError(`unknown policy '${options.policy}': use one of ${POLICY_NAMES.join(", ")}`, EXIT.usage);
       const seed = positiveInt(options.seed, "--seed", 0)!;
       const runs = positiveInt(options.runs, "--runs", 1);

@@ -11,3 +11,5 @@ export * from "./workloads/studio-mixed.ts";
 export * from "./workloads/scale.ts";
 export * from "./workloads/comfyui.ts";
 export * from "./comfyui-modes.ts";
+export * from "./elastic.ts";
+export * from "./workloads/studio-bursty.ts";
