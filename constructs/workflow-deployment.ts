@@ -22,6 +22,7 @@ import { ClusterNetwork } from "./cluster/network.ts";
 import { resolveCluster, type ClusterProps, type ClusterSecretNames, type ResolvedCluster } from "./cluster/props.ts";
 import { ClusterVolumes } from "./cluster/volumes.ts";
 import { Workers } from "./cluster/workers.ts";
+import { WorkerScaleRbac } from "./cluster/elasticity.ts";
 import type { GpuPool } from "./gpu-pool.ts";
 import type { NetworkSegment } from "./network-segment.ts";
 import type { StorageTier } from "./storage-tier.ts";
@@ -33,6 +34,7 @@ export { AGENT_PATHS, DEFAULT_AGENT_IMAGE } from "./agent/paths.ts";
 export type { OidcSettings } from "./agent/platform-config.ts";
 export type { ComfyUiModelsVolumeProps, ComfyUiProps, ComfyUiServerProps } from "./agent/comfyui.ts";
 export type { ClusterDatabaseProps, ClusterProps, ClusterSecretNames, ClusterWorkerProps } from "./cluster/props.ts";
+export type { ClusterElasticityProps } from "./cluster/elasticity.ts";
 
 /** The workers' role: their own app name, so that nothing takes them for the agent (they hold none of its Secrets). */
 const WORKER_ROLE: AgentRole = { app: "gpufabric-worker", component: "worker" };
@@ -185,7 +187,7 @@ export class WorkflowDeployment extends Construct {
     const gpus = props.gpus ?? props.pool.gpusPerNode;
     this.allowedSegments = uniqueSegments([props.segment, ...(props.allowedSegments ?? props.tenants.map((t) => t.segment))]);
     checkedProps(this, () => validateProps(this.name, props, gpus));
-    this.cluster = props.cluster ? resolveCluster(props.cluster, props.pool, props.tier) : undefined;
+    this.cluster = props.cluster ? resolveCluster(props.cluster, props.pool, props.tier, { namespace: props.segment.namespace, name: `${this.name}-worker` }) : undefined;
     const podGpus = this.cluster ? props.pool.gpusPerNode : gpus;
     this.comfyUiGpus = props.comfyui?.image !== undefined ? (props.comfyui.gpus ?? podGpus) : 0;
 
@@ -317,6 +319,9 @@ export class WorkflowDeployment extends Construct {
       comfyUiContainers: this.comfyUiServers(volumes.modelCache),
     });
     new ClusterNetwork(this, { controlPlane: meta, workers: workerMeta, cluster });
+    if (cluster.config.elasticity.enabled && cluster.config.elasticity.provider.type === "kubernetes") {
+      new WorkerScaleRbac(this, { meta, serviceAccountName: rbac.serviceAccount.metadata.name, workloadName: workers.name });
+    }
     return { controlPlane, workers };
   }
 

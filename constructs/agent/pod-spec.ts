@@ -26,6 +26,8 @@ export interface PodSpecProps {
   readonly affinity?: DeploymentV1SpecTemplateSpecAffinity;
   /** How the pods spread over nodes and zones. @default none */
   readonly topologySpreadConstraints?: readonly DeploymentV1SpecTemplateSpecTopologySpreadConstraint[];
+  /** Mount the service account's token: only for a pod that calls the Kubernetes API (an elastic cluster's control planes). @default false */
+  readonly kubernetesApiAccess?: boolean;
 }
 
 export class PodSpec {
@@ -55,7 +57,7 @@ export class PodSpec {
     return {
       serviceAccountName: p.serviceAccountName,
       // The Kubernetes API credentials stay out of the pod: a container that is broken into cannot use them.
-      automountServiceAccountToken: false,
+      automountServiceAccountToken: p.kubernetesApiAccess === true,
       enableServiceLinks: false,
       ...(p.priorityClassName !== undefined ? { priorityClassName: p.priorityClassName } : {}),
       ...(p.nodeSelector !== undefined ? { nodeSelector: { ...p.nodeSelector } } : {}),

@@ -44,6 +44,8 @@ export class ControlPlane {
     const pod = new PodSpec({
       serviceAccountName: props.serviceAccountName,
       uid: AGENT_UID,
+      // The scaler calls the API server with the service account's token; its Role allows only the workers' scale.
+      kubernetesApiAccess: cluster.config.elasticity.enabled && cluster.config.elasticity.provider.type === "kubernetes",
       terminationGracePeriodSeconds: 60,
       // A node loss takes at most one replica: spread hard over nodes (a one-node cluster still runs them all),
       // softly over zones.

@@ -55,7 +55,7 @@ export class ClusterNetwork {
       spec: {
         podSelector: { matchLabels: cp },
         policyTypes: ["Egress"],
-        egress: [{ ...databasePeers(database), ports: [{ protocol: "TCP", port: String(database.port) }] }, dns],
+        egress: [{ ...databasePeers(database), ports: [{ protocol: "TCP", port: String(database.port) }] }, dns, ...apiServerEgress(props.cluster)],
       },
     });
 
@@ -69,6 +69,18 @@ export class ClusterNetwork {
       },
     });
   }
+}
+
+/**
+ * The Kubernetes API server, for the elastic scaler (provider kubernetes): its CIDR when given, else any
+ * address on the ports API servers listen on (443 behind the `kubernetes` Service, 6443 on the endpoints
+ * that NetworkPolicies see after the Service's translation).
+ */
+function apiServerEgress(cluster: ResolvedCluster): Array<{ to?: NetworkPolicyV1SpecEgressTo[]; ports: Array<{ protocol: string; port: string }> }> {
+  const e = cluster.config.elasticity;
+  if (!e.enabled || e.provider.type !== "kubernetes") return [];
+  const cidr = cluster.elasticity?.apiServerCidr;
+  return [{ ...(cidr !== undefined && { to: [{ ipBlock: { cidr } }] }), ports: [{ protocol: "TCP", port: "443" }, { protocol: "TCP", port: "6443" }] }];
 }
 
 /** Where the database is: a CIDR, a namespace (and its pods), or, when neither is given, any address (the port still limits it). */

@@ -9,6 +9,7 @@ import { checkCidr } from "../cidr.ts";
 import type { GpuPool } from "../gpu-pool.ts";
 import type { StorageTier } from "../storage-tier.ts";
 import type { PropIssues } from "../validation.ts";
+import { elasticityConfig, validateElasticity, type ClusterElasticityProps } from "./elasticity.ts";
 
 export type DatabaseSslMode = ClusterConfig["databaseSslMode"];
 const SSL_MODES: readonly DatabaseSslMode[] = ClusterSchema.shape.databaseSslMode.removeDefault().options;
@@ -77,6 +78,11 @@ export interface ClusterProps {
   readonly leaderLeaseMs?: number;
   /** How long a worker stays placed on without a heartbeat, in ms. @default runtime/config's ClusterSchema (10000) */
   readonly workerLeaseMs?: number;
+  /**
+   * Elastic workers: the control plane scales the worker StatefulSet to what the queue needs (see
+   * ./elasticity.ts). @default none: workers.replicas workers, always
+   */
+  readonly elasticity?: ClusterElasticityProps;
 }
 
 /** The cluster option with every default applied. */
@@ -85,6 +91,8 @@ export interface ResolvedCluster {
   readonly workerKind: "statefulset" | "daemonset";
   /** Undefined for a DaemonSet: the nodes decide. */
   readonly workerReplicas: number | undefined;
+  /** The elasticity option as given (undefined: off). */
+  readonly elasticity: ClusterElasticityProps | undefined;
   readonly modelCacheSize: string;
   readonly sharedTier: StorageTier;
   readonly sharedStorageSize: string;
@@ -102,7 +110,8 @@ export interface ClusterSecretNames {
   readonly workerTokenHashes: string;
 }
 
-export function resolveCluster(cluster: ClusterProps, pool: GpuPool, tier: StorageTier): ResolvedCluster {
+/** `workload`: the worker StatefulSet's namespace and name, which elasticity's provider names. */
+export function resolveCluster(cluster: ClusterProps, pool: GpuPool, tier: StorageTier, workload: { namespace: string; name: string }): ResolvedCluster {
   const workerKind = cluster.workers?.kind ?? "statefulset";
   const database = cluster.database;
   // The runtime's defaults, once: whatever is not given here is what `gpufabric agent` would assume.
@@ -111,7 +120,10 @@ export function resolveCluster(cluster: ClusterProps, pool: GpuPool, tier: Stora
     databaseSslMode: database.sslMode ?? "verify-full",
     ...(cluster.leaderLeaseMs !== undefined ? { leaderLeaseMs: cluster.leaderLeaseMs } : {}),
     ...(cluster.workerLeaseMs !== undefined ? { workerLeaseMs: cluster.workerLeaseMs } : {}),
+    elasticity: elasticityConfig(cluster.elasticity, workload),
   });
+  // Elastic: the StatefulSet starts at minWorkers (0: from zero, the first run brings the first GPU node up).
+  const elasticStart = cluster.elasticity === undefined ? undefined : config.elasticity.minWorkers;
   return {
     database: {
       secretName: database.secretName,
@@ -123,7 +135,8 @@ export function resolveCluster(cluster: ClusterProps, pool: GpuPool, tier: Stora
       ...(database.podLabels !== undefined ? { podLabels: database.podLabels } : {}),
     },
     workerKind,
-    workerReplicas: workerKind === "daemonset" ? undefined : (cluster.workers?.replicas ?? pool.nodes),
+    workerReplicas: workerKind === "daemonset" ? undefined : (cluster.workers?.replicas ?? elasticStart ?? pool.nodes),
+    elasticity: cluster.elasticity,
     modelCacheSize: cluster.workers?.modelCacheSize ?? "100Gi",
     sharedTier: cluster.sharedTier ?? tier,
     sharedStorageSize: cluster.sharedStorageSize ?? "100Gi",
@@ -148,6 +161,7 @@ export function validateCluster(issues: PropIssues, name: string, cluster: Clust
     issues.add("cluster.controlPlaneReplicas", `${replicas} is more than 15: every replica holds a database connection pool and one schedules; 2 or 3 survive a node loss`);
   }
   validateWorkers(issues, cluster.workers ?? {}, context.pool);
+  if (cluster.elasticity !== undefined) validateElasticity(issues, cluster.elasticity, { pool: context.pool, workerKind: cluster.workers?.kind, replicas: cluster.workers?.replicas });
   const shared = cluster.sharedTier ?? context.tier;
   if (!shared.accessModes.includes("ReadWriteMany")) {
     issues.add(

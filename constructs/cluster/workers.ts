@@ -100,6 +100,9 @@ export class Workers {
           template: template as unknown as StatefulSetTemplate,
         },
         waitForRollout: false,
+        // Elastic: the control plane's scaler (or KEDA) owns the replica count from the first apply on;
+        // Terraform sets it once and never puts it back.
+        ...(cluster.elasticity !== undefined && { lifecycle: { ignoreChanges: ["spec[0].replicas"] } }),
       });
     } else {
       this.headlessService = undefined;
