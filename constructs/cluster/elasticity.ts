@@ -41,7 +41,16 @@ export interface ClusterElasticityProps {
    * label. @default any address, on ports 443 and 6443 only
    */
   readonly apiServerCidr?: string;
+  /**
+   * How long a worker told to go (a scale-down's SIGTERM) may take to finish its running stages before the
+   * kubelet kills it: the worker pods' terminationGracePeriodSeconds. Give the longest stage's time, so a
+   * scale-down never interrupts a stage. @default 3600
+   */
+  readonly drainGraceSeconds?: number;
 }
+
+/** The worker pods' grace period under elasticity, when drainGraceSeconds is not given. */
+export const DEFAULT_DRAIN_GRACE_SECONDS = 3600;
 
 /** The platform config's `cluster.elasticity` for the worker StatefulSet `workload` (`{ namespace, name }`). */
 export function elasticityConfig(e: ClusterElasticityProps | undefined, workload: { namespace: string; name: string }): ElasticityConfig {
@@ -83,6 +92,9 @@ export function validateElasticity(issues: PropIssues, e: ClusterElasticityProps
   }
   if (e.provider !== undefined && e.provider !== "kubernetes" && e.provider !== "none") {
     issues.add("cluster.elasticity.provider", `${JSON.stringify(e.provider)} is not "kubernetes" (the control plane sets the replicas) or "none" (KEDA reads gpufabric_pool_desired_workers)`);
+  }
+  if (e.drainGraceSeconds !== undefined && issues.positiveInt("cluster.elasticity.drainGraceSeconds", e.drainGraceSeconds) && e.drainGraceSeconds > 86_400) {
+    issues.add("cluster.elasticity.drainGraceSeconds", `${e.drainGraceSeconds} is more than a day (86400): a stage that long should checkpoint and run as several stages`);
   }
   if (e.apiServerCidr !== undefined && e.provider === "none") issues.add("cluster.elasticity.apiServerCidr", 'applies only to provider "kubernetes": with "none" the control planes never call the API server; drop it');
 }

@@ -24,6 +24,7 @@ import type { GpuPool } from "../gpu-pool.ts";
 import { HOSTNAME_TOPOLOGY } from "./control-plane.ts";
 import type { ResolvedCluster } from "./props.ts";
 import type { ClusterVolumes } from "./volumes.ts";
+import { DEFAULT_DRAIN_GRACE_SECONDS } from "./elasticity.ts";
 
 /** Where a worker finds the token Secret; the file it reads is named after its pod (or, in a DaemonSet, its node). */
 export const WORKER_TOKEN_DIR = "/var/run/gpufabric/worker-token";
@@ -72,7 +73,8 @@ export class Workers {
       priorityClassName: props.pool.priorityClassName("interactive"),
       nodeSelector: props.pool.nodeSelector,
       tolerations: props.pool.tolerations,
-      terminationGracePeriodSeconds: 60,
+      // Elastic: a scale-down's SIGTERM drains the worker, whose running stages finish before it exits.
+      terminationGracePeriodSeconds: cluster.elasticity === undefined ? 60 : (cluster.elasticity.drainGraceSeconds ?? DEFAULT_DRAIN_GRACE_SECONDS),
       // One worker per node: two would each ask for all of the node's GPUs. A DaemonSet is one per node by nature.
       ...(statefulSet
         ? { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: HOSTNAME_TOPOLOGY, labelSelector: [{ matchLabels: selector }] }] } } }

@@ -71,6 +71,10 @@ describe("WorkflowDeployment with cluster.elasticity", () => {
     expect(workers.spec.replicas).toBe("0");
     expect(workers.lifecycle).toEqual({ ignore_changes: ["spec[0].replicas"] });
     expect(build({ elasticity: { minWorkers: 2 } }).find("kubernetes_stateful_set_v1", "batch-worker").config.spec.replicas).toBe("2");
+    // A scale-down's SIGTERM drains a worker: its stages get the grace period to finish, not the usual 60 s.
+    expect(podOf(workers).termination_grace_period_seconds).toBe(3600);
+    expect(podOf(build({ elasticity: { drainGraceSeconds: 7200 } }).find("kubernetes_stateful_set_v1", "batch-worker").config).termination_grace_period_seconds).toBe(7200);
+    expect(podOf(build({}).find("kubernetes_stateful_set_v1", "batch-worker").config).termination_grace_period_seconds).toBe(60);
   });
 
   it("writes the elasticity the control plane reads, naming the StatefulSet it scales", () => {
@@ -117,6 +121,7 @@ describe("WorkflowDeployment with cluster.elasticity", () => {
     expect(attempt({ elasticity: {}, workers: { kind: "daemonset" } })).toThrow(/cluster\.elasticity: needs workers of kind "statefulset"/);
     expect(attempt({ elasticity: { maxWorkers: 2 }, workers: { replicas: 3 } })).toThrow(/cluster\.workers\.replicas: 3 is outside elasticity's 0 to 2 workers/);
     expect(attempt({ elasticity: { scaleDownCooldownSeconds: 100_000 } })).toThrow(/cluster\.elasticity\.scaleDownCooldownSeconds: 100000: must be at most 86400/);
+    expect(attempt({ elasticity: { drainGraceSeconds: 0 } })).toThrow(/cluster\.elasticity\.drainGraceSeconds/);
     expect(attempt({ elasticity: { provider: "keda" as never } })).toThrow(/cluster\.elasticity\.provider: "keda" is not "kubernetes"/);
   });
 });
