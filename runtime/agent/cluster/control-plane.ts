@@ -253,11 +253,13 @@ export class ControlPlane {
     if (t === undefined || t.epoch !== epoch) return;
     this.tenure = undefined;
     clearInterval(t.intake);
-    // The next leader computes the demand afresh; the workers stay as they are meanwhile.
-    await t.demand?.stop();
+    // No new demand computation from now on (the next leader computes afresh; the workers stay as they are
+    // meanwhile); one in flight, with its scale request, is waited for below, not before the loop stops.
+    const demandStopped = t.demand?.stop();
     // Every attempt handed out ends here, unrecorded: the next leader closes them as interrupted.
     t.registry.close();
     await t.loop.stop();
+    await demandStopped;
     this.o.store.fenceBy(undefined);
     await this.o.onTenure?.(false);
     this.o.logger.warn({ epoch, reason }, "no longer leading");

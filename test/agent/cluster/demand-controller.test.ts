@@ -133,6 +133,24 @@ describe("DemandController", () => {
     expect(scaler.calls).toEqual([1]);
   });
 
+  it("asks nothing of the scaler once stopped (a deposed leader's computation in flight)", async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const scaler = new FakeScaler(0);
+    scaler.current = async () => {
+      await gate;
+      return 0;
+    };
+    const { controller, state } = setup({ scaler });
+    state.waiting = [stage("a")];
+    const inFlight = controller.tick();
+    const stopped = controller.stop();
+    release();
+    await stopped;
+    expect((await inFlight).desired).toBe(1);
+    expect(scaler.calls).toEqual([]);
+  });
+
   it("reads a worker's shape from the pool: its node's devices, less the headroom", () => {
     expect(poolShape(pool(2, 4, 81_920), 1024)).toEqual({ gpusPerWorker: 4, vramMiBPerGpu: 80_896 });
   });
