@@ -11,6 +11,8 @@
  * gpufabric on a target's figure are named (`beaten_by`).
  * The `reference` section (bench/scheduler-reference.ts) judges gpufabric's makespan on workflow DAGs
  * against an exact MILP where it is small enough and against PEFT, CPOP, min-min and max-min.
+ * The `elastic` section (bench/scheduler-elastic.ts) runs an elastic pool against fixed pools sized for the
+ * peak and for the average on the bursty studio workload.
  * The WfCommons and ComfyUI workloads read the sample data set beside the checkout and are skipped,
  * with a note on stderr, when it is absent.
  */
@@ -18,6 +20,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { ResultRow } from "../runtime/sim/simulator.ts";
 import { machineInfo, relativeDecisionRate } from "./scheduler-cost.ts";
+import { formatElastic, runElasticComparison } from "./scheduler-elastic.ts";
 import { formatReference, runReference } from "./scheduler-reference.ts";
 import { runSchedulerSuites } from "./scheduler-suites.ts";
 
@@ -60,6 +63,10 @@ const reference = await runReference({
   },
 });
 
+// Elastic pools on the bursty studio workload (bench/scheduler-elastic.ts): elastic against fixed pools sized
+// for the peak and the average, several seeded days; simulator clock only, so --no-timing leaves it as is.
+const elastic = runElasticComparison({ seed });
+
 // The scheduler's cost beside the machine it ran on: decisions/s is the machine's figure; divided by a
 // frozen reference loop timed around each pass in this process it says little about the machine.
 // Instructions per decision (callgrind) come from `npm run bench:scheduler-cost`, which takes minutes.
@@ -73,7 +80,7 @@ const cost = {
 };
 
 if (json) {
-  process.stdout.write(`${JSON.stringify({ ...report, reference, cost }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ ...report, reference, elastic, cost }, null, 2)}\n`);
 } else {
   const cols = ["workload", "policy", "makespan_s", "lower_bound_s", "best_known_s", "interactive_p50_s", "interactive_p99_s", "batch_makespan_s", "oom_events", "model_loads", "gpu_busy_pct", "jain_fairness", "decisions_per_s"] as const;
   const short = (r: ResultRow) => cols.map((c) => (r[c] === null ? "-" : String(r[c])));
@@ -92,6 +99,7 @@ if (json) {
   }
   if (report.scale_cold_decisions_per_s !== null) process.stdout.write(`  (scale: first, cold pass ${report.scale_cold_decisions_per_s} decisions/s; measured passes ${report.scale_passes_decisions_per_s!.join(", ")})\n`);
   process.stdout.write(`\n${formatReference(reference)}`);
+  process.stdout.write(`\n${formatElastic(elastic)}`);
   if (cost.relative) {
     const m = cost.relative.machine;
     process.stdout.write(`\nScheduler cost on scale: ${cost.scale_decisions_per_s} decisions/s on ${m.cpu_model} (${m.cores} cores, Node ${m.node}, load ${m.load_1m}); ${cost.relative.decisions_per_1k_reference_ops} decisions per 1,000 reference-loop heap operations (median of ${cost.relative.passes.length} passes: ${cost.relative.passes.map((p) => p.ratio).join(", ")}). Instructions per decision: npm run bench:scheduler-cost.\n`);

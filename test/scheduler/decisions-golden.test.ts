@@ -15,6 +15,7 @@ import type { SimPolicy } from "../../runtime/sim/policy.ts";
 import { simulate } from "../../runtime/sim/simulator.ts";
 import type { Workload } from "../../runtime/sim/workload.ts";
 import { studioMixedWorkload } from "../../runtime/sim/workloads/studio-mixed.ts";
+import { runElasticComparison } from "../../bench/scheduler-elastic.ts";
 import { runReference } from "../../bench/scheduler-reference.ts";
 import { runSchedulerSuites } from "../../bench/scheduler-suites.ts";
 import { sharedDataDir } from "../support/shared.ts";
@@ -88,6 +89,11 @@ describe("bench:scheduler --json --no-timing pinned across commits", () => {
   // The reference section on its random DAGs (MILP, PEFT, CPOP, min-min, max-min): always checked.
   it("the reference section on the built-in random DAGs (seed 1) prints the same figures", async () => {
     checkBench("reference:builtin:1", asPrinted(await runReference({ seed: 1, timed: false, wfinstancesDir: null })));
+  });
+
+  // The elastic section (elastic vs fixed-for-peak vs fixed-for-average on studio-bursty): always checked.
+  it("the elastic section (seed 1) prints the same figures and verdicts", () => {
+    checkBench("elastic:1", asPrinted(runElasticComparison({ seed: 1 })));
   });
 
   // The whole output, WfCommons and ComfyUI suites too, where the sample data set is beside the checkout.

@@ -121,3 +121,12 @@ describe("gpufabric simulate --elastic", () => {
     expect(pool.stderr).toContain("drop --pool");
   });
 });
+
+describe("bench:scheduler's elastic section", () => {
+  it("meets its targets on studio-bursty (seeds 1-5): ≥ 40% fewer GPU-hours than fixed-for-peak, p99 within 1.5× of it, far below fixed-for-average", async () => {
+    const { runElasticComparison } = await import("../../bench/scheduler-elastic.ts");
+    const c = runElasticComparison({ seed: 1 });
+    expect(c.rows.map((r) => r.pool)).toEqual(["elastic", "fixed-peak", "fixed-average"]);
+    for (const t of c.targets) expect(t.met, `${t.target}: ${t.detail}`).toBe(true);
+  });
+});
