@@ -207,6 +207,8 @@ async function liveUpdate(browser: Browser, agent: AgentProcess, token: string, 
 }
 
 async function main() {
+  // The machine as the bench found it: the figures are wall-clock times, which a busy machine stretches.
+  const loadAtStart = loadavg().map((v) => round(v, 2));
   await ensureUiBuilt();
   const platform = createPlatform({ devices: GPUS.map((id) => ({ id, node: "n0", memoryMiB: 24_576 })) });
   let agent: AgentProcess | undefined;
@@ -256,7 +258,7 @@ async function main() {
     const result = {
       bench: "dashboard",
       // The load average says how much else the machine was doing: the figures are wall-clock times.
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", node: process.version, chromium: browser.version(), loadAverage1m: round(loadavg()[0]!, 2) },
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", node: process.version, chromium: browser.version(), loadAverageAtStart: { "1m": loadAtStart[0], "5m": loadAtStart[1], "15m": loadAtStart[2] }, loadAverage1m: round(loadavg()[0]!, 2) },
       storedRuns: runs,
       bigRunStages: BIG_STAGES,
       storeFillSeconds: round(filled.seconds, 2),

@@ -1,19 +1,33 @@
 /** The dashboard's shell: session, header with navigation, and the hash router. */
-import "uplot/dist/uPlot.min.css";
 import "./styles.css";
 import { render } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { currentSession, login, logout, messageOf, setUnauthorizedHandler, type Session } from "./api.ts";
 import { ErrorBox } from "./components.tsx";
 import { parseRoute, tokenFromHash, type Route } from "./lib/route.ts";
-import { AdminPage } from "./pages/admin.tsx";
-import { FairSharePage } from "./pages/fairshare.tsx";
-import { GpusPage } from "./pages/gpus.tsx";
+import { lazyPage } from "./lazy.tsx";
+import { prefetchJson, runDetailPath, runsListPath } from "./lib/prefetch.ts";
 import { LoginPage } from "./pages/login.tsx";
-import { RunPage } from "./pages/run.tsx";
 import { RunsPage } from "./pages/runs.tsx";
-import { UsagePage } from "./pages/usage.tsx";
-import { WorkflowPage } from "./pages/workflow.tsx";
+
+// Every page but the runs list (and the login form) is its own chunk, loaded when first shown.
+const RunPage = lazyPage(() => import("./pages/run.tsx").then((m) => m.RunPage));
+const GpusPage = lazyPage(() => import("./pages/gpus.tsx").then((m) => m.GpusPage));
+const FairSharePage = lazyPage(() => import("./pages/fairshare.tsx").then((m) => m.FairSharePage));
+const WorkflowPage = lazyPage(() => import("./pages/workflow.tsx").then((m) => m.WorkflowPage));
+const AdminPage = lazyPage(() => import("./pages/admin.tsx").then((m) => m.AdminPage));
+const UsagePage = lazyPage(() => import("./pages/usage.tsx").then((m) => m.UsagePage));
+
+/**
+ * What the page the address names needs first, started at boot beside the session check rather than
+ * after it: its code chunk, and for the runs list and a run their first read.
+ */
+function bootReads(route: Route): void {
+  const chunk = { run: RunPage, gpus: GpusPage, fairshare: FairSharePage, workflow: WorkflowPage, admin: AdminPage, usage: UsagePage }[route.page as string];
+  chunk?.preload().catch(() => undefined);
+  if (route.page === "runs") prefetchJson(runsListPath({ status: "", workflow: "", priority: "" }, null));
+  if (route.page === "run") prefetchJson(runDetailPath(route.id));
+}
 
 /** Goes to `hash`; when the address already shows it (a replaceState left no hashchange behind), re-reads it. */
 function navigate(hash: string): void {
@@ -98,7 +112,7 @@ function App() {
         });
       return;
     }
-    currentSession()
+    (bootSession ?? currentSession())
       .then((s) => {
         setSession(s);
         if (s === null) toLogin();
@@ -163,4 +177,8 @@ function pageOf(route: Route, session: Session) {
   }
 }
 
+// Who is logged in, asked at boot (not after the first render) unless the address carries a token to log in with.
+const bootSession: Promise<Session | null> | null = tokenFromHash(location.hash) === null ? currentSession() : null;
+bootSession?.catch(() => undefined);
+bootReads(parseRoute(location.hash));
 render(<App />, document.getElementById("app")!);

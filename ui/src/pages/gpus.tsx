@@ -1,5 +1,7 @@
 /** GPUs by node: each device's VRAM used against total over time (uPlot), resident models, what it runs. */
 import uPlot from "uplot";
+// uPlot's stylesheet travels with the page that draws charts (its chunk), not with every page.
+import "uplot/dist/uPlot.min.css";
 import { useEffect, useRef } from "preact/hooks";
 import { ErrorBox, Page, SimulatedBadge, useApi } from "../components.tsx";
 import { formatMiB } from "../lib/format.ts";

@@ -1,4 +1,5 @@
 /** One lane per GPU; a bar per attempt per GPU, cut into queue / load / execute / seal segments, over a time axis. */
+import { useMemo } from "preact/hooks";
 import { timelineModel, type AttemptInput } from "../lib/timeline.ts";
 import { formatTime } from "../lib/format.ts";
 
@@ -10,7 +11,8 @@ const PHASES = [
 ] as const;
 
 export function RunTimeline({ attempts, now, onSelect }: { attempts: readonly AttemptInput[]; now: number; onSelect: (stageId: string) => void }) {
-  const model = timelineModel(attempts, now);
+  // Recomputed when the attempts or the clock change, not on every render of the page (a stage picked, a log read).
+  const model = useMemo(() => timelineModel(attempts, now), [attempts, now]);
   return (
     <div class="timeline" data-testid="timeline">
       <ul class="legend" aria-label="phases">

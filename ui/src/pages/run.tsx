@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, getJson, messageOf, postJson, type Session } from "../api.ts";
 import { ErrorBox, Page, SimulatedBadge, StatusBadge, useEventStream, useNow, useThrottled } from "../components.tsx";
 import { formatBytes, formatDuration, formatMiB, formatTime } from "../lib/format.ts";
+import { getJsonPrefetched, runDetailPath } from "../lib/prefetch.ts";
 import { runHref, workflowHref } from "../lib/route.ts";
 import { RunDag } from "./run-dag.tsx";
 import { RunTimeline } from "./run-timeline.tsx";
@@ -21,12 +22,15 @@ export function RunPage({ id, session }: { id: string; session: Session }) {
   const [busy, setBusy] = useState(false);
   // Running bars and durations grow each second; a finished run's page stays still (200 stages re-rendered every second would be wasted work).
   const now = useNow(run !== null && !TERMINAL_RUN.has(run.status) ? 1000 : 60_000);
-  const path = `/v1/runs/${encodeURIComponent(id)}`;
+  const path = runDetailPath(id);
 
   const load = () =>
-    getJson<RunDetail>(path)
+    getJsonPrefetched<RunDetail>(path)
       .then((r) => {
         setRun(r);
+        // The first stage shown is chosen with the run (one render): an effect choosing it after the run was
+        // drawn would draw the whole page (200 DAG nodes, bars and rows) a second time.
+        setSelected((current) => current ?? defaultStage(r.stages));
         setError(null);
       })
       .catch((err) => setError(messageOf(err)));
@@ -42,9 +46,6 @@ export function RunPage({ id, session }: { id: string; session: Session }) {
     return () => clearInterval(timer);
   }, [live, refetch]);
 
-  useEffect(() => {
-    if (run && selected === null) setSelected(defaultStage(run.stages));
-  }, [run, selected]);
 
   if (run === null) return <Page title={`Run ${id}`}>{error ? <ErrorBox error={error} /> : <p class="loading">Loading…</p>}</Page>;
 

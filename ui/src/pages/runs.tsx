@@ -1,12 +1,13 @@
 /** The runs list: filters, server-side paging (one page in the DOM), live through /v1/runs/stream. */
 import { useEffect, useState } from "preact/hooks";
-import { getJson, messageOf } from "../api.ts";
+import { messageOf } from "../api.ts";
 import { ErrorBox, Page, StatusBadge, useEventStream, useNow } from "../components.tsx";
 import { formatAgo, formatTime, queryString } from "../lib/format.ts";
+import { getJsonPrefetched, RUNS_PAGE_SIZE, runsListPath } from "../lib/prefetch.ts";
 import { runHref, workflowHref } from "../lib/route.ts";
 import { applyRunEvent, type RunFilters, type RunSummary } from "../lib/runs.ts";
 
-const PAGE_SIZE = 50;
+const PAGE_SIZE = RUNS_PAGE_SIZE;
 const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 const PRIORITIES = ["interactive", "batch"];
 
@@ -25,7 +26,7 @@ export function RunsPage() {
   useEffect(() => {
     let stale = false;
     setLoading(true);
-    getJson<{ runs: RunSummary[]; nextCursor: string | null }>(`/v1/runs${queryString({ ...filters, limit: PAGE_SIZE, cursor })}`)
+    getJsonPrefetched<{ runs: RunSummary[]; nextCursor: string | null }>(runsListPath({ ...filters }, cursor))
       .then((page) => {
         if (stale) return;
         setRows(page.runs);
