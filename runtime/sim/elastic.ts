@@ -10,7 +10,7 @@
  * Deterministic for a seed: stage durations are drawn per run at arrival from a seeded generator.
  */
 import { buildDag, type Dag } from "../scheduler/dag.ts";
-import { computeDemand, type DemandState, type DemandWorker, type PendingStage } from "../scheduler/demand.ts";
+import { computeDemand, type DemandPool, type DemandState, type DemandWorker, type PendingStage } from "../scheduler/demand.ts";
 import { Heap } from "../scheduler/heap.ts";
 import { parsePoolSpec } from "../scheduler/inventory.ts";
 import { deriveSeed, seededRandom } from "../scheduler/prng.ts";
@@ -139,225 +139,251 @@ export function fixedPool(pool: ElasticPoolSpec, workers: number): ElasticPoolSp
 
 export function simulateElastic(workload: ElasticWorkload, pool: ElasticPoolSpec, options: { readonly seed: number; readonly label?: string }): ElasticResult {
   validateElasticPool(pool);
-  const random = seededRandom(deriveSeed(options.seed, `durations:${workload.name}`));
-  const gpuSpecs = parsePoolSpec(`${pool.maxWorkers}x${pool.gpusPerWorker}x${pool.model}-${pool.memoryGiB}`);
-  const scheduler = new Scheduler({ gpus: gpuSpecs, tenants: workload.tenants, settings: workload.settings ?? {} });
-  const gpuWorker = new Int32Array(gpuSpecs.length);
-  const workers: SimWorker[] = Array.from({ length: pool.maxWorkers }, (_, k) => {
-    const gpus = Array.from({ length: pool.gpusPerWorker }, (_, j) => k * pool.gpusPerWorker + j);
-    for (const g of gpus) gpuWorker[g] = k;
-    return { id: gpuSpecs[k * pool.gpusPerWorker]!.node, gpus, phase: "off" as WorkerPhase, busy: 0, idleSince: null, generation: 0 };
-  });
-  const demandPool = {
-    gpusPerWorker: pool.gpusPerWorker,
-    vramMiBPerGpu: gpuSpecs[0]!.memoryMiB - (workload.settings?.headroomMiB ?? 0),
-    minWorkers: pool.minWorkers,
-    maxWorkers: pool.maxWorkers,
-    scaleDownCooldownS: pool.cooldownS,
-    ...(pool.batchScaleUpDelayS !== undefined ? { batchScaleUpDelayS: pool.batchScaleUpDelayS } : {}),
-  };
-  const evaluateEvery = pool.evaluateEveryS ?? 10;
+  const sim = new ElasticSim(workload, pool, options.seed);
+  const billed = sim.run();
+  return sim.result(billed, options.label ?? (pool.minWorkers === pool.maxWorkers ? `fixed-${pool.maxWorkers}` : `elastic-${pool.minWorkers}-${pool.maxWorkers}`));
+}
 
-  const events = new Heap<SimEvent>((a, b) => a.time < b.time || (a.time === b.time && a.seq < b.seq));
-  let seq = 0;
-  const push = (time: number, kind: number, ref: number, gen = 0) => events.push({ time, seq: seq++, kind, ref, gen });
-  workload.arrivals.forEach((a, i) => push(a.at, ARRIVAL, i));
+const key = (runId: string, stageId: string) => `${runId}\0${stageId}`;
+const mean = (v: readonly number[]) => (v.length === 0 ? null : v.reduce((a, b) => a + b, 0) / v.length);
 
-  let now = 0;
-  let gpuSeconds = 0;
-  let paidGpus = 0;
-  let lastQuiet = 0;
-  let peakWorkers = 0;
-  let scaleUps = 0;
-  let drains = 0;
-  let completed = 0;
-  let batchMakespan: number | null = null;
-  let demandState: DemandState = { surplusSinceS: null };
-  let evaluatePending = false;
-  const runs = new Map<string, RunTrack>();
-  // Ready GPU stages not placed yet, by "runId\0stageId".
-  const ready = new Map<string, { run: RunTrack; index: number }>();
-  const interactiveLatency: number[] = [];
-  const interactiveQueue: number[] = [];
-  const batchQueue: number[] = [];
-  const timeline: ElasticTimelinePoint[] = [];
-  const interactiveRuns: { id: string; at: number; latencyS: number }[] = [];
+/** One simulation's state: the event loop, the scheduler on every GPU the pool may have, and the workers. */
+class ElasticSim {
+  private readonly random: () => number;
+  private readonly gpuSpecs: ReturnType<typeof parsePoolSpec>;
+  private readonly scheduler: Scheduler;
+  private readonly gpuWorker: Int32Array;
+  private readonly workers: SimWorker[];
+  private readonly demandPool: DemandPool;
+  private readonly events = new Heap<SimEvent>((a, b) => a.time < b.time || (a.time === b.time && a.seq < b.seq));
+  private seq = 0;
+  private now = 0;
+  private gpuSeconds = 0;
+  private paidGpus = 0;
+  private lastQuiet = 0;
+  private peakWorkers = 0;
+  private scaleUps = 0;
+  private drains = 0;
+  private completed = 0;
+  private batchMakespan: number | null = null;
+  private demandState: DemandState = { surplusSinceS: null };
+  private readonly runs = new Map<string, RunTrack>();
+  /** Ready GPU stages not placed yet, by key(runId, stageId). */
+  private readonly ready = new Map<string, { run: RunTrack; index: number }>();
+  private readonly finishing: { run: RunTrack; index: number; gpus: readonly number[] }[] = [];
+  private readonly interactiveLatency: number[] = [];
+  private readonly interactiveQueue: number[] = [];
+  private readonly batchQueue: number[] = [];
+  private readonly timeline: ElasticTimelinePoint[] = [];
+  private readonly interactiveRuns: { id: string; at: number; latencyS: number }[] = [];
 
-  // Minimum workers are up from the start: a fixed pool is all up, an elastic one keeps its warm floor.
-  for (const [k, w] of workers.entries()) {
-    if (k < pool.minWorkers) {
-      w.phase = "up";
-      w.idleSince = 0;
-      paidGpus += pool.gpusPerWorker;
-    } else for (const g of w.gpus) scheduler.setOnline(g, false);
+  constructor(
+    private readonly workload: ElasticWorkload,
+    private readonly pool: ElasticPoolSpec,
+    seed: number
+  ) {
+    this.random = seededRandom(deriveSeed(seed, `durations:${workload.name}`));
+    // The scheduler knows every GPU the pool may ever have; those of workers not up are out of service.
+    this.gpuSpecs = parsePoolSpec(`${pool.maxWorkers}x${pool.gpusPerWorker}x${pool.model}-${pool.memoryGiB}`);
+    this.scheduler = new Scheduler({ gpus: this.gpuSpecs, tenants: workload.tenants, settings: workload.settings ?? {} });
+    this.gpuWorker = new Int32Array(this.gpuSpecs.length);
+    this.workers = Array.from({ length: pool.maxWorkers }, (_, k) => {
+      const gpus = Array.from({ length: pool.gpusPerWorker }, (_, j) => k * pool.gpusPerWorker + j);
+      for (const g of gpus) this.gpuWorker[g] = k;
+      return { id: this.gpuSpecs[k * pool.gpusPerWorker]!.node, gpus, phase: "off" as WorkerPhase, busy: 0, idleSince: null, generation: 0 };
+    });
+    this.demandPool = {
+      gpusPerWorker: pool.gpusPerWorker,
+      vramMiBPerGpu: this.gpuSpecs[0]!.memoryMiB - (workload.settings?.headroomMiB ?? 0),
+      minWorkers: pool.minWorkers,
+      maxWorkers: pool.maxWorkers,
+      scaleDownCooldownS: pool.cooldownS,
+      ...(pool.batchScaleUpDelayS !== undefined ? { batchScaleUpDelayS: pool.batchScaleUpDelayS } : {}),
+    };
+    workload.arrivals.forEach((a, i) => this.push(a.at, ARRIVAL, i));
+    // Minimum workers are up from the start: a fixed pool is all up, an elastic one keeps its warm floor.
+    for (const [k, w] of this.workers.entries()) {
+      if (k < pool.minWorkers) {
+        w.phase = "up";
+        w.idleSince = 0;
+        this.paidGpus += pool.gpusPerWorker;
+      } else for (const g of w.gpus) this.scheduler.setOnline(g, false);
+    }
   }
 
-  const advance = (to: number) => {
-    if (to > now) gpuSeconds += paidGpus * (to - now);
-    now = to;
-  };
-  const key = (runId: string, stageId: string) => `${runId}\0${stageId}`;
-  const markReady = (run: RunTrack, index: number) => {
-    run.readyAt[index] = now;
-    if (run.spec.stages[index]!.gpus > 0) ready.set(key(run.spec.id, run.spec.stages[index]!.id), { run, index });
-  };
+  /** Runs every event; returns the seconds the pool is paid for (the horizon, or until it went quiet after it). */
+  run(): number {
+    const evaluateEvery = this.pool.evaluateEveryS ?? 10;
+    let evaluatePending = false;
+    while (this.events.size > 0) {
+      const t = this.events.peek()!.time;
+      this.advance(t);
+      while (this.events.size > 0 && this.events.peek()!.time === t) {
+        const e = this.events.pop()!;
+        if (e.kind === ARRIVAL) this.arrive(e.ref);
+        else if (e.kind === FINISH) this.finish(e.ref);
+        else if (e.kind === NODE_UP) this.nodeUp(e.ref, e.gen);
+        else evaluatePending = false;
+      }
+      this.place();
+      const busy = this.evaluate();
+      // Freshly up workers take stages at once; then the controller looks again on its period while anything can change.
+      this.place();
+      if (busy && !evaluatePending) {
+        this.push(this.now + evaluateEvery, EVALUATE, 0);
+        evaluatePending = true;
+      }
+      if (!busy) this.lastQuiet = this.now;
+    }
+    const billed = Math.max(this.workload.horizonS, this.lastQuiet);
+    this.advance(billed);
+    return billed;
+  }
 
-  const arrive = (i: number) => {
-    const { run } = workload.arrivals[i]!;
-    const result = scheduler.submit(run, now);
+  result(billed: number, label: string): ElasticResult {
+    const gpuHours = this.gpuSeconds / 3600;
+    const row: ElasticRow = {
+      workload: this.workload.name,
+      pool: label,
+      min_workers: this.pool.minWorkers,
+      max_workers: this.pool.maxWorkers,
+      gpu_hours: round(gpuHours, 2),
+      cost: round(gpuHours * this.pool.pricePerGpuHour, 2),
+      interactive_p50_s: round(percentile(this.interactiveLatency, 50)),
+      interactive_p99_s: round(percentile(this.interactiveLatency, 99)),
+      interactive_queue_p99_s: round(percentile(this.interactiveQueue, 99)),
+      interactive_queue_mean_s: round(mean(this.interactiveQueue)),
+      batch_queue_mean_s: round(mean(this.batchQueue)),
+      batch_makespan_s: round(this.batchMakespan),
+      runs_completed: this.completed,
+      runs_submitted: this.workload.arrivals.length,
+      peak_workers: this.peakWorkers,
+      scale_ups: this.scaleUps,
+      drains: this.drains,
+      stages_interrupted: 0,
+      billed_s: round(billed),
+    };
+    return { row, timeline: this.timeline, interactiveRuns: this.interactiveRuns, interactiveQueueS: this.interactiveQueue };
+  }
+
+  private push(time: number, kind: number, ref: number, gen = 0): void {
+    this.events.push({ time, seq: this.seq++, kind, ref, gen });
+  }
+
+  private advance(to: number): void {
+    if (to > this.now) this.gpuSeconds += this.paidGpus * (to - this.now);
+    this.now = to;
+  }
+
+  private markReady(run: RunTrack, index: number): void {
+    run.readyAt[index] = this.now;
+    if (run.spec.stages[index]!.gpus > 0) this.ready.set(key(run.spec.id, run.spec.stages[index]!.id), { run, index });
+  }
+
+  private arrive(i: number): void {
+    const { run } = this.workload.arrivals[i]!;
+    const result = this.scheduler.submit(run, this.now);
     if (!result.accepted) throw new Error(`elastic simulation: run ${run.id} rejected: ${result.field}: ${result.message}`);
     const dag = buildDag(run.stages) as Dag;
-    const actual = Float64Array.from(run.stages, (s) => s.durationS * (1 + workload.noise * (2 * random() - 1)));
-    const track: RunTrack = { spec: run, at: now, dag, byId: new Map(run.stages.map((s, k) => [s.id, k])), actual, pending: Int32Array.from(dag.parents, (p) => p.length), readyAt: new Float64Array(run.stages.length), remaining: run.stages.length };
-    runs.set(run.id, track);
+    const actual = Float64Array.from(run.stages, (s) => s.durationS * (1 + this.workload.noise * (2 * this.random() - 1)));
+    const track: RunTrack = { spec: run, at: this.now, dag, byId: new Map(run.stages.map((s, k) => [s.id, k])), actual, pending: Int32Array.from(dag.parents, (p) => p.length), readyAt: new Float64Array(run.stages.length), remaining: run.stages.length };
+    this.runs.set(run.id, track);
     track.pending.forEach((p, k) => {
-      if (p === 0) markReady(track, k);
+      if (p === 0) this.markReady(track, k);
     });
-  };
+  }
 
-  const finish = (ref: number) => {
-    const entry = finishing[ref]!;
-    const { run, index, gpus } = entry;
-    const stage = run.spec.stages[index]!;
+  private finish(ref: number): void {
+    const { run, index, gpus } = this.finishing[ref]!;
+    const now = this.now;
     for (const g of gpus) {
-      const w = workers[gpuWorker[g]!]!;
+      const w = this.workers[this.gpuWorker[g]!]!;
       if (--w.busy === 0) w.idleSince = now;
     }
-    scheduler.finished(run.spec.id, stage.id, now, "succeeded");
+    this.scheduler.finished(run.spec.id, run.spec.stages[index]!.id, now, "succeeded");
     run.remaining--;
-    for (const c of run.dag.children[index]!) if (--run.pending[c]! === 0) markReady(run, c);
-    if (run.remaining === 0) {
-      runs.delete(run.spec.id);
-      completed++;
-      if (run.spec.priority === "interactive") {
-        interactiveLatency.push(now - run.at);
-        interactiveRuns.push({ id: run.spec.id, at: run.at, latencyS: round(now - run.at)! });
-      }
-      else batchMakespan = now;
-    }
-  };
-  const finishing: { run: RunTrack; index: number; gpus: readonly number[] }[] = [];
+    for (const c of run.dag.children[index]!) if (--run.pending[c]! === 0) this.markReady(run, c);
+    if (run.remaining > 0) return;
+    this.runs.delete(run.spec.id);
+    this.completed++;
+    if (run.spec.priority === "interactive") {
+      this.interactiveLatency.push(now - run.at);
+      this.interactiveRuns.push({ id: run.spec.id, at: run.at, latencyS: round(now - run.at)! });
+    } else this.batchMakespan = now;
+  }
 
-  const place = () => {
-    for (const d of scheduler.schedule(now)) {
+  private place(): void {
+    for (const d of this.scheduler.schedule(this.now)) {
       if (d.kind !== "placed") continue;
-      const run = runs.get(d.runId)!;
+      const run = this.runs.get(d.runId)!;
       const index = run.byId.get(d.stageId)!;
-      const stage = run.spec.stages[index]!;
-      ready.delete(key(d.runId, d.stageId));
-      const waited = now - run.readyAt[index]!;
-      if (stage.gpus > 0) (run.spec.priority === "interactive" ? interactiveQueue : batchQueue).push(waited);
+      this.ready.delete(key(d.runId, d.stageId));
+      if (run.spec.stages[index]!.gpus > 0) (run.spec.priority === "interactive" ? this.interactiveQueue : this.batchQueue).push(this.now - run.readyAt[index]!);
       for (const g of d.gpus) {
-        const w = workers[gpuWorker[g]!]!;
+        const w = this.workers[this.gpuWorker[g]!]!;
         if (w.phase !== "up") throw new Error(`elastic simulation: stage placed on ${w.id}, which is ${w.phase}`);
         if (w.busy++ === 0) w.idleSince = null;
       }
       const load = d.reason.residentModel ? 0 : d.reason.modelLoadS;
-      const entry = { run, index, gpus: d.gpus };
-      finishing.push(entry);
-      push(now + load + run.actual[index]!, FINISH, finishing.length - 1);
+      this.finishing.push({ run, index, gpus: d.gpus });
+      this.push(this.now + load + run.actual[index]!, FINISH, this.finishing.length - 1);
     }
-  };
+  }
 
-  const evaluate = () => {
+  /** The demand controller's look: computeDemand on the workers and the waiting stages, then drain and scale up. Returns whether anything can still change. */
+  private evaluate(): boolean {
+    const { pool, workers } = this;
     const demandWorkers: DemandWorker[] = [];
     for (const w of workers) {
       if (w.phase === "off") continue;
       demandWorkers.push({ id: w.id, gpusBusy: w.busy, gpusFree: pool.gpusPerWorker - w.busy, draining: false, starting: w.phase === "starting", idleSinceS: w.phase === "up" ? w.idleSince : null });
     }
     const pending: PendingStage[] = [];
-    for (const { run, index } of ready.values()) {
+    for (const { run, index } of this.ready.values()) {
       const s = run.spec.stages[index]!;
       pending.push({ id: key(run.spec.id, s.id), gpus: s.gpus, vramMiB: s.vramMiB, priority: run.spec.priority, readySinceS: run.readyAt[index]! });
     }
-    const result = computeDemand({ pool: demandPool, workers: demandWorkers, pending, nowS: now, state: demandState });
-    demandState = result.state;
-    for (const id of result.drain) {
-      const w = workers.find((x) => x.id === id)!;
-      // Idle by computeDemand's contract; a busy one here would be a stage interrupted by a scale-down.
-      if (w.busy > 0) throw new Error(`elastic simulation: demand drained ${id}, which runs a stage`);
-      for (const g of w.gpus) {
-        scheduler.setOnline(g, false);
-        scheduler.forgetResidentExcept(gpuSpecs[g]!.id, []);
-      }
-      w.phase = "off";
-      w.idleSince = null;
-      w.generation++;
-      paidGpus -= pool.gpusPerWorker;
-      drains++;
-    }
+    const result = computeDemand({ pool: this.demandPool, workers: demandWorkers, pending, nowS: this.now, state: this.demandState });
+    this.demandState = result.state;
+    for (const id of result.drain) this.drain(workers.find((x) => x.id === id)!);
     let live = demandWorkers.length - result.drain.length;
     for (const w of workers) {
       if (live >= result.desired) break;
       if (w.phase !== "off") continue;
       w.phase = "starting";
-      paidGpus += pool.gpusPerWorker;
-      push(now + pool.provisionDelayS, NODE_UP, workers.indexOf(w), w.generation);
+      this.paidGpus += pool.gpusPerWorker;
+      this.push(this.now + pool.provisionDelayS, NODE_UP, workers.indexOf(w), w.generation);
       live++;
-      scaleUps++;
+      this.scaleUps++;
     }
     const up = workers.filter((w) => w.phase === "up").length;
     const starting = workers.filter((w) => w.phase === "starting").length;
-    peakWorkers = Math.max(peakWorkers, up + starting);
-    const last = timeline[timeline.length - 1];
-    if (last === undefined || last.desired !== result.desired || last.up !== up || last.starting !== starting) timeline.push({ at: round(now)!, desired: result.desired, up, starting });
-    return up + starting > pool.minWorkers || runs.size > 0;
-  };
+    this.peakWorkers = Math.max(this.peakWorkers, up + starting);
+    const last = this.timeline[this.timeline.length - 1];
+    if (last === undefined || last.desired !== result.desired || last.up !== up || last.starting !== starting) this.timeline.push({ at: round(this.now)!, desired: result.desired, up, starting });
+    return up + starting > pool.minWorkers || this.runs.size > 0;
+  }
 
-  const nodeUp = (k: number, gen: number) => {
-    const w = workers[k]!;
+  /** An idle worker drains at once: it takes no stage from now on, and its node (with its resident models) goes. */
+  private drain(w: SimWorker): void {
+    // Idle by computeDemand's contract; a busy one here would be a stage interrupted by a scale-down.
+    if (w.busy > 0) throw new Error(`elastic simulation: demand drained ${w.id}, which runs a stage`);
+    for (const g of w.gpus) {
+      this.scheduler.setOnline(g, false);
+      this.scheduler.forgetResidentExcept(this.gpuSpecs[g]!.id, []);
+    }
+    w.phase = "off";
+    w.idleSince = null;
+    w.generation++;
+    this.paidGpus -= this.pool.gpusPerWorker;
+    this.drains++;
+  }
+
+  private nodeUp(k: number, gen: number): void {
+    const w = this.workers[k]!;
     if (w.generation !== gen || w.phase !== "starting") return;
     w.phase = "up";
-    w.idleSince = now;
-    for (const g of w.gpus) scheduler.setOnline(g, true);
-  };
-
-  while (events.size > 0) {
-    const t = events.peek()!.time;
-    advance(t);
-    let tick = false;
-    while (events.size > 0 && events.peek()!.time === t) {
-      const e = events.pop()!;
-      if (e.kind === ARRIVAL) arrive(e.ref);
-      else if (e.kind === FINISH) finish(e.ref);
-      else if (e.kind === NODE_UP) nodeUp(e.ref, e.gen);
-      else tick = true;
-    }
-    if (tick) evaluatePending = false;
-    place();
-    const busy = evaluate();
-    // Freshly up workers take stages at once; then the controller looks again on its period while anything can change.
-    place();
-    if (busy && !evaluatePending) {
-      push(now + evaluateEvery, EVALUATE, 0);
-      evaluatePending = true;
-    }
-    if (!busy) lastQuiet = now;
+    w.idleSince = this.now;
+    for (const g of w.gpus) this.scheduler.setOnline(g, true);
   }
-  const billed = Math.max(workload.horizonS, lastQuiet);
-  advance(billed);
-  const gpuHours = gpuSeconds / 3600;
-  const mean = (v: readonly number[]) => (v.length === 0 ? null : v.reduce((a, b) => a + b, 0) / v.length);
-  const row: ElasticRow = {
-    workload: workload.name,
-    pool: options.label ?? (pool.minWorkers === pool.maxWorkers ? `fixed-${pool.maxWorkers}` : `elastic-${pool.minWorkers}-${pool.maxWorkers}`),
-    min_workers: pool.minWorkers,
-    max_workers: pool.maxWorkers,
-    gpu_hours: round(gpuHours, 2),
-    cost: round(gpuHours * pool.pricePerGpuHour, 2),
-    interactive_p50_s: round(percentile(interactiveLatency, 50)),
-    interactive_p99_s: round(percentile(interactiveLatency, 99)),
-    interactive_queue_p99_s: round(percentile(interactiveQueue, 99)),
-    interactive_queue_mean_s: round(mean(interactiveQueue)),
-    batch_queue_mean_s: round(mean(batchQueue)),
-    batch_makespan_s: round(batchMakespan),
-    runs_completed: completed,
-    runs_submitted: workload.arrivals.length,
-    peak_workers: peakWorkers,
-    scale_ups: scaleUps,
-    drains,
-    stages_interrupted: 0,
-    billed_s: round(billed),
-  };
-  return { row, timeline, interactiveRuns, interactiveQueueS: interactiveQueue };
 }
