@@ -13,7 +13,7 @@
  * skipped: synthesizing loads no native addon (the agent's SQLite binding is built only where the agent runs).
  */
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -132,6 +132,40 @@ describe("the packed package in a fresh platform repo", { timeout: TIMEOUT }, ()
     } finally {
       await store.close();
     }
+  });
+
+  it("loads gpufabric/aws only with its optional peer @cdktf/provider-aws: without it, an error naming the install; with it, an EKS node group for a GpuPool", () => {
+    const esm = join(repo, "esm");
+    const script = join(esm, "aws.mjs");
+    writeFileSync(
+      script,
+      [
+        'import { App, TerraformStack } from "cdktf";',
+        'import { FabricStack, GpuPool } from "gpufabric";',
+        'import { EksGpuNodePool } from "gpufabric/aws";',
+        // Loaded after gpufabric/aws has run, so that without the provider its own error is the one thrown.
+        'const { AwsProvider } = await import("@cdktf/provider-aws/lib/provider/index.js");',
+        "const app = new App();",
+        'const aws = new TerraformStack(app, "aws");',
+        'new AwsProvider(aws, "aws", { region: "eu-central-1" });',
+        'const nodes = new EksGpuNodePool(aws, "train", { clusterName: "c", nodeRoleArn: "arn:aws:iam::1:role/n", subnetIds: ["s"], instanceTypes: ["g6.xlarge"], maxNodes: 2 });',
+        'const pool = new GpuPool(new FabricStack(app, "consumer"), "pool", { nodePool: nodes });',
+        "app.synth();",
+        "console.log(JSON.stringify({ model: pool.model.name, selector: pool.nodeSelector }));",
+      ].join("\n"),
+    );
+    // The consumer installed no provider: the entry point says which package and version to install.
+    const { GPUFABRIC_FROM_SOURCE: _suite, ...inherited } = process.env;
+    const missing = spawnSync(process.execPath, [script], { cwd: esm, encoding: "utf8", env: { ...inherited, CDKTF_OUTDIR: join(dir, "out-aws") } });
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain("gpufabric/aws needs the optional peer dependency @cdktf/provider-aws, which is not installed: run npm install @cdktf/provider-aws@'~20.1.0'");
+    // This repo's copy of the provider, linked in rather than installed (it is hundreds of MB); --preserve-symlinks
+    // makes it resolve cdktf from the consumer's node_modules, as an installed copy would.
+    symlinkSync(join(REPO_ROOT, "node_modules", "@cdktf", "provider-aws"), join(repo, "node_modules", "@cdktf", "provider-aws"), "dir");
+    const loaded = run(process.execPath, ["--preserve-symlinks", script], esm, { CDKTF_OUTDIR: join(dir, "out-aws") });
+    expect(JSON.parse(loaded.stdout)).toEqual({ model: "L4-24GB", selector: { "nvidia.com/gpu.product": "NVIDIA-L4" } });
+    const tf = JSON.parse(readFileSync(join(dir, "out-aws", "stacks", "aws", "cdk.tf.json"), "utf8")) as { resource: Record<string, Record<string, { ami_type?: string }>> };
+    expect(Object.values(tf.resource.aws_eks_node_group!)[0]!.ami_type).toBe("AL2023_x86_64_NVIDIA");
   });
 
   it("runs the installed CLI from its build", () => {
