@@ -36,14 +36,14 @@ export async function devCluster(
   const auto = options.workers === "auto";
   const workers = auto ? 0 : intOption("--workers", options.workers!);
   const maxWorkers = auto ? intOption("--max-workers", options.maxWorkers ?? "4") : undefined;
-  const cooldownS = Number(options.scaleDownCooldown ?? "30");
+  const cooldownS = intOption("--scale-down-cooldown", options.scaleDownCooldown ?? "30");
   const controlPlanes = intOption("--control-planes", options.controlPlanes ?? "2");
   if (!auto && (workers < 1 || workers > 64)) throw new CliError(`--workers must be 'auto' or from 1 to 64 (got ${workers})`, EXIT.usage);
   if (maxWorkers !== undefined && (maxWorkers < 1 || maxWorkers > 64)) throw new CliError(`--max-workers must be from 1 to 64 (got ${maxWorkers})`, EXIT.usage);
   if (!auto && (options.maxWorkers !== undefined || options.scaleDownCooldown !== undefined)) {
     throw new CliError("--max-workers and --scale-down-cooldown go with --workers auto: pass --workers auto, or drop them", EXIT.usage);
   }
-  if (!(cooldownS >= 0 && cooldownS <= 86_400)) throw new CliError(`--scale-down-cooldown must be a number of seconds from 0 to 86400 (got '${options.scaleDownCooldown}')`, EXIT.usage);
+  if (cooldownS < 0 || cooldownS > 86_400) throw new CliError(`--scale-down-cooldown must be whole seconds from 0 to 86400 (got ${cooldownS})`, EXIT.usage);
   const gpusPerWorker = intOption("--gpus-per-worker", options.gpusPerWorker ?? "2");
   if (gpusPerWorker < 1 || gpusPerWorker > 64) throw new CliError(`--gpus-per-worker must be from 1 to 64 (got ${gpusPerWorker})`, EXIT.usage);
   if (controlPlanes < 1 || controlPlanes > 9) throw new CliError(`--control-planes must be from 1 to 9 (got ${controlPlanes})`, EXIT.usage);
@@ -56,7 +56,7 @@ export async function devCluster(
     config: local.config,
     dataDir,
     workers,
-    ...(maxWorkers !== undefined && { maxWorkers }),
+    ...(maxWorkers !== undefined && { maxWorkers, scaleDownCooldownS: cooldownS }),
     controlPlanes,
     gpusPerWorker,
     ...(options.database !== undefined && { database: options.database }),
@@ -64,7 +64,7 @@ export async function devCluster(
     ...(options.unsafeSharedIdentity === true && { unsafeSharedIdentity: true }),
   });
   const clusterFile = cluster.writeClusterFile();
-  const elastic = maxWorkers === undefined ? undefined : startElastic(cluster, maxWorkers, cooldownS, Object.values(local.tokens), dataDir, say);
+  const elastic = maxWorkers === undefined ? undefined : startElastic(cluster, maxWorkers, Object.values(local.tokens)[0]!, dataDir, say);
   const stopAll = async () => {
     await elastic?.stop();
     await cluster.stop();
@@ -120,8 +120,8 @@ export async function devCluster(
   await new Promise(() => undefined);
 }
 
-/** The local scaler and what drives it; says each change of the worker count. */
-function startElastic(cluster: LocalCluster, maxWorkers: number, cooldownS: number, tokens: string[], dataDir: string, say: (line: string) => void) {
+/** The local scaler and the follower of the leader's demand that drives it; says each change of the worker count. */
+function startElastic(cluster: LocalCluster, maxWorkers: number, token: string, dataDir: string, say: (line: string) => void) {
   const pool = cluster.config.pools.find((p) => p.name === cluster.config.deployment.pool)!;
   const nodeOf = (slot: number) => `${pool.name}-n${slot}`;
   const logger = pino({ level: "info", base: { service: "gpufabric-dev-scaler" } }, pino.destination({ dest: join(dataDir, "logs", "scaler.log"), mkdir: true, sync: false }));
@@ -130,15 +130,9 @@ function startElastic(cluster: LocalCluster, maxWorkers: number, cooldownS: numb
   autoscaler = new LocalAutoscaler({
     scaler,
     pool: pool.name,
-    gpusPerWorker: pool.gpusPerNode,
-    vramMiBPerGpu: pool.devices[0]?.memoryMiB ?? pool.gpu.memoryMiB,
-    minWorkers: 0,
-    maxWorkers,
-    scaleDownCooldownS: cooldownS,
-    intervalMs: 1000,
+    intervalMs: 500,
     leaderUrl: async () => (await cluster.leader().catch(() => undefined))?.url,
-    tokens,
-    nodeOf,
+    token,
     logger,
   });
   autoscaler.start();
@@ -150,7 +144,7 @@ function startElastic(cluster: LocalCluster, maxWorkers: number, cooldownS: numb
     const starting = states.filter((x) => x === "starting").length;
     const draining = states.filter((x) => x === "draining").length;
     peak = Math.max(peak, up + starting);
-    const line = `  workers: ${up} up, ${starting} starting, ${draining} draining (desired ${autoscaler?.last?.desired ?? 0}, max ${maxWorkers})`;
+    const line = `  workers: ${up} up, ${starting} starting, ${draining} draining (desired ${autoscaler?.last?.desiredWorkers ?? 0}, max ${maxWorkers})`;
     if (line !== said) say((said = line));
   }, 250);
   return {

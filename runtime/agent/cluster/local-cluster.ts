@@ -35,6 +35,11 @@ export interface LocalClusterOptions {
    * start now; startWorker and stopWorker (the local scaler) bring the others up and down.
    */
   readonly maxWorkers?: number;
+  /**
+   * With `maxWorkers`: seconds of idle surplus before the leader's demand controller lets workers go
+   * (cluster.elasticity.scaleDownCooldownSeconds; default 30).
+   */
+  readonly scaleDownCooldownS?: number;
   readonly controlPlanes: number;
   /** An existing PostgreSQL; default: a throwaway local server. */
   readonly database?: string;
@@ -84,7 +89,7 @@ interface Member {
 /** The config of a local cluster: the deployment's pool reshaped to `workers` nodes, leases, local paths. */
 export function clusterPlatform(
   config: PlatformConfig,
-  o: Pick<LocalClusterOptions, "dataDir" | "workers" | "maxWorkers" | "controlPlanes" | "gpusPerWorker" | "workerLeaseMs" | "leaderLeaseMs">
+  o: Pick<LocalClusterOptions, "dataDir" | "workers" | "maxWorkers" | "scaleDownCooldownS" | "controlPlanes" | "gpusPerWorker" | "workerLeaseMs" | "leaderLeaseMs">
 ): PlatformConfig {
   const pool = config.pools.find((p) => p.name === config.deployment.pool)!;
   const perNode = o.gpusPerWorker ?? pool.gpusPerNode;
@@ -106,6 +111,19 @@ export function clusterPlatform(
         // A server on this machine, reached over its unix socket.
         databaseSslMode: "disable",
         workerTokens: { mountPath: join(o.dataDir, "worker-tokens") },
+        // Elastic: the leader's demand controller publishes the count (provider none) and the local scaler
+        // of `gpufabric dev` follows it, as KEDA would; a local stage asks for a worker at once.
+        ...(o.maxWorkers !== undefined && {
+          elasticity: {
+            enabled: true,
+            minWorkers: 0,
+            maxWorkers: o.maxWorkers,
+            scaleDownCooldownSeconds: o.scaleDownCooldownS ?? 30,
+            batchScaleUpDelaySeconds: 0,
+            intervalSeconds: 0.5,
+            provider: { type: "none" },
+          },
+        }),
       },
     },
     "local cluster config"

@@ -1,10 +1,11 @@
 /**
  * Elasticity live on one machine, as `gpufabric dev --workers auto` runs it: a real PostgreSQL, a control
- * plane and worker processes started and stopped by the local scaler as the demand function asks. From
+ * plane whose demand controller publishes the pool's desired workers (cluster.elasticity, provider none),
+ * and worker processes started and stopped by the local scaler following that number. From
  * zero workers a burst of runs brings workers up (as many as the demand, never above the max), every run
  * succeeds with one attempt per stage (no stage interrupted by a scale-down), the workers drain back to zero
- * after the cooldown, and a second, smaller burst brings up only what it needs. A worker sent SIGTERM while
- * its stage runs drains: the stage completes there and the worker exits 0.
+ * after the cooldown, and a second, smaller burst brings up only what it needs. A busy worker sent SIGTERM
+ * by a scale-down drains: its stage completes there and the worker exits 0.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
@@ -40,6 +41,7 @@ describe.runIf(unavailable === undefined)("elastic workers on one machine", () =
       dataDir: platform.dataDir,
       workers: 0,
       maxWorkers: MAX,
+      scaleDownCooldownS: COOLDOWN_S,
       controlPlanes: 1,
       gpusPerWorker: 1,
       workerLeaseMs: 3000,
@@ -51,15 +53,9 @@ describe.runIf(unavailable === undefined)("elastic workers on one machine", () =
     autoscaler = new LocalAutoscaler({
       scaler: (scaler = new LocalScaler({ launcher: cluster, pool: pool.name, nodeOf, busy: (node) => autoscaler.busy(node), logger })),
       pool: pool.name,
-      gpusPerWorker: 1,
-      vramMiBPerGpu: pool.devices[0]!.memoryMiB,
-      minWorkers: 0,
-      maxWorkers: MAX,
-      scaleDownCooldownS: COOLDOWN_S,
       intervalMs: 300,
       leaderUrl: async () => (await cluster.leader())?.url,
-      tokens: Object.values(platform.tokens),
-      nodeOf,
+      token: platform.tokens.studio!,
       logger,
     });
     autoscaler.start();
@@ -125,7 +121,7 @@ describe.runIf(unavailable === undefined)("elastic workers on one machine", () =
   );
 
   it(
-    "drains a worker sent SIGTERM while its stage runs: the stage completes there, the worker exits 0",
+    "drains a busy worker sent SIGTERM by a scale-down: its stage completes there, the worker exits 0",
     async () => {
       const res = await api().post("/v1/runs", { workflow: sleepyWorkflow(`drain-${Date.now()}`, [{ id: "render", ms: 3000 }]) });
       const id = res.body.id as string;
@@ -136,11 +132,14 @@ describe.runIf(unavailable === undefined)("elastic workers on one machine", () =
       const node = running.stages[0].node as string;
       const slot = Number(/-n(\d+)$/.exec(node)![1]);
       const before = scaler.history.length;
-      cluster.signal(`worker-${slot}`, "SIGTERM");
+      // A scale-down that finds only a busy worker (the leader itself never asks for one): the scaler
+      // sends it SIGTERM, and it drains.
+      await scaler.scaleTo(cluster.config.deployment.pool, 0);
+      expect(scaler.history.slice(before).find((h) => h.what === "stop")?.slot).toBe(slot);
       const run = await api().waitForRun(id, undefined, 60_000);
       expect(run.status).toBe("succeeded");
       expect(run.stages[0].node).toBe(node);
-      expect((run.attempts as Array<{ number: number; status: string }>).map((a) => [a.number, a.status])).toEqual([[1, "succeeded"]]);
+      expect((run.attempts as Array<{ number: number; status: string }>).map((a) => [a.number, a.status]), JSON.stringify(run.attempts)).toEqual([[1, "succeeded"]]);
       const exit = await waitFor("the drained worker to exit", () => scaler.history.slice(before).find((h) => h.what === "exit" && h.slot === slot));
       expect(exit.code).toBe(0);
     },

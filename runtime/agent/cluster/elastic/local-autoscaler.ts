@@ -1,56 +1,52 @@
 /**
- * What drives the local scaler in `gpufabric dev --workers auto`: every `intervalMs` it reads the leader's
- * queue and GPUs through the API (with each tenant's token: a tenant sees only its own runs), turns the
- * stages that wait for a GPU in service (the scheduler's `no-fit` and `gang` reasons) into demand, asks the
- * pure demand function (runtime/scheduler/demand.ts: the one the simulator's elastic pools and the control
- * plane's demand controller run) how many workers the pool needs, and scales the local workers to it.
+ * What drives the local scaler in `gpufabric dev --workers auto`. The leading control plane's demand
+ * controller decides (cluster.elasticity with provider `none`: runtime/scheduler/demand.ts over the
+ * scheduler's waiting stages and the registry's workers, the computation the simulator's elastic pools
+ * run) and publishes the count at GET /v1/pools/:pool/demand; every `intervalMs` this follower reads it and
+ * scales the local worker processes to it, as KEDA follows the same number on Kubernetes.
  *
- * The dev process owns the worker processes (as Kubernetes owns a workload's pods), so it is the one that
- * follows the demand here; the cooldown, min and max are the demand function's.
+ * The dev process owns the worker processes (as Kubernetes owns a workload's pods), which is why the
+ * follower runs here rather than in the control plane. It also reads which nodes run a stage
+ * (GET /v1/gpus), so that a scale-down stops idle workers before busy ones.
  */
 import type { Logger } from "pino";
-import { computeDemand, type DemandResult, type DemandState, type DemandWorker, type PendingStage } from "../../../scheduler/demand.ts";
 import type { LocalScaler } from "./local-scaler.ts";
 
 export interface LocalAutoscalerOptions {
   readonly scaler: LocalScaler;
   readonly pool: string;
-  readonly gpusPerWorker: number;
-  readonly vramMiBPerGpu: number;
-  readonly minWorkers: number;
-  readonly maxWorkers: number;
-  readonly scaleDownCooldownS: number;
   readonly intervalMs?: number;
   /** The leading control plane's URL now (undefined while none leads). */
   readonly leaderUrl: () => Promise<string | undefined>;
-  /** A token of each tenant: the queue is read tenant by tenant. */
-  readonly tokens: readonly string[];
-  /** The node each slot's worker serves. */
-  readonly nodeOf: (slot: number) => string;
+  /** A token allowed gpus:read (any tenant's: the count and the GPUs' use are not a tenant's secret). */
+  readonly token: string;
   readonly logger: Logger;
 }
 
-interface QueueBody {
-  readonly waiting: ReadonlyArray<{ runId: string; stageId: string; wait: { code: string; needMiB?: number; gpus?: number } }>;
+/** What the follower uses of GET /v1/pools/:pool/demand. */
+export interface DemandAnswer {
+  readonly desiredWorkers: number;
+  readonly currentWorkers: number;
+  readonly readyWorkers: number;
+  readonly drainingWorkers: number;
+  readonly maxWorkers: number;
+  readonly reasons: readonly string[];
 }
+
 interface GpusBody {
   readonly gpus: ReadonlyArray<{ node: string; running: readonly unknown[] }>;
 }
 
 export class LocalAutoscaler {
   private timer: NodeJS.Timeout | undefined;
-  private state: DemandState | undefined;
-  private readonly readySince = new Map<string, number>();
-  private readonly idleSince = new Map<string, number>();
   private busyNodes = new Map<string, number>();
   private ticking: Promise<void> | undefined;
-  private readonly started = Date.now();
-  /** The last decision (for the CLI's output and the tests). */
-  last: DemandResult | undefined;
+  /** The leader's last answer (for the CLI's output and the tests). */
+  last: DemandAnswer | undefined;
 
   constructor(private readonly o: LocalAutoscalerOptions) {}
 
-  /** GPUs busy on a node, from the last read of the leader's GPUs (the local scaler's idle preference). */
+  /** Whether a node's GPUs ran a stage at the last read (the local scaler's idle preference). */
   busy(node: string): boolean {
     return (this.busyNodes.get(node) ?? 0) > 0;
   }
@@ -60,7 +56,7 @@ export class LocalAutoscaler {
     const loop = () => {
       this.ticking = this.tick()
         .then(() => undefined)
-        .catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, "the demand could not be read; trying again"))
+        .catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, "the leader's demand could not be read; trying again"))
         .finally(() => {
           if (this.timer !== undefined) this.timer = setTimeout(loop, every);
         });
@@ -75,73 +71,32 @@ export class LocalAutoscaler {
     await this.ticking;
   }
 
-  /** One round: read, decide, scale. */
-  async tick(): Promise<DemandResult | undefined> {
+  /** One round: read the leader's count and the GPUs' use, scale to the count. */
+  async tick(): Promise<DemandAnswer | undefined> {
     const url = await this.o.leaderUrl();
     if (url === undefined) return undefined;
-    const nowMs = Date.now();
-    const nowS = (nowMs - this.started) / 1000;
-    const [queues, gpus] = await Promise.all([Promise.all(this.o.tokens.map((t) => get<QueueBody>(url, "/v1/queue", t))), get<GpusBody>(url, "/v1/gpus", this.o.tokens[0]!)]);
+    const [demand, gpus] = await Promise.all([
+      get<DemandAnswer>(url, `/v1/pools/${encodeURIComponent(this.o.pool)}/demand`, this.o.token),
+      get<GpusBody>(url, "/v1/gpus", this.o.token),
+    ]);
+    // 503: the leader has not computed yet (it just took the lead): the next round reads it.
+    if (demand === undefined || gpus === undefined) return undefined;
     const busy = new Map<string, number>();
     for (const g of gpus.gpus) if (g.running.length > 0) busy.set(g.node, (busy.get(g.node) ?? 0) + 1);
     this.busyNodes = busy;
-    const pending: PendingStage[] = [];
-    const seen = new Set<string>();
-    for (const q of queues) {
-      for (const w of q.waiting) {
-        // Only a stage waiting for a GPU in service is demand (not one waiting for its inputs or its quota).
-        if (w.wait.code !== "no-fit" && w.wait.code !== "gang") continue;
-        const id = `${w.runId}/${w.stageId}`;
-        seen.add(id);
-        if (!this.readySince.has(id)) this.readySince.set(id, nowS);
-        pending.push({ id, gpus: w.wait.code === "gang" ? (w.wait.gpus ?? 1) : 1, vramMiB: Math.min(w.wait.needMiB ?? 0, this.o.vramMiBPerGpu), priority: "interactive", readySinceS: this.readySince.get(id)! });
-      }
-    }
-    for (const id of [...this.readySince.keys()]) if (!seen.has(id)) this.readySince.delete(id);
-    const workers: DemandWorker[] = [];
-    this.o.scaler.states().forEach((state, slot) => {
-      if (state === "free") return;
-      const node = this.o.nodeOf(slot);
-      const gpusBusy = Math.min(busy.get(node) ?? 0, this.o.gpusPerWorker);
-      if (gpusBusy > 0 || state !== "up") this.idleSince.delete(node);
-      else if (!this.idleSince.has(node)) this.idleSince.set(node, nowS);
-      workers.push({
-        id: node,
-        gpusBusy,
-        gpusFree: state === "draining" ? 0 : this.o.gpusPerWorker - gpusBusy,
-        draining: state === "draining",
-        starting: state === "starting",
-        idleSinceS: gpusBusy > 0 || state !== "up" ? null : this.idleSince.get(node)!,
-      });
-    });
-    const result = computeDemand({
-      pool: {
-        gpusPerWorker: this.o.gpusPerWorker,
-        vramMiBPerGpu: this.o.vramMiBPerGpu,
-        minWorkers: this.o.minWorkers,
-        maxWorkers: this.o.maxWorkers,
-        scaleDownCooldownS: this.o.scaleDownCooldownS,
-        // Local stages are the examples and tests: batch asks for a worker as soon as interactive does.
-        batchScaleUpDelayS: 0,
-      },
-      workers,
-      pending,
-      nowS,
-      ...(this.state !== undefined && { state: this.state }),
-    });
-    this.state = result.state;
-    this.last = result;
+    this.last = demand;
     const current = await this.o.scaler.current(this.o.pool);
-    if (result.desired !== current) {
-      this.o.logger.info({ desired: result.desired, current, pending: pending.length, reasons: result.reasons }, "scaling the local workers");
-      await this.o.scaler.scaleTo(this.o.pool, result.desired);
+    if (demand.desiredWorkers !== current) {
+      this.o.logger.info({ desired: demand.desiredWorkers, current, reasons: demand.reasons }, "scaling the local workers to the leader's demand");
+      await this.o.scaler.scaleTo(this.o.pool, demand.desiredWorkers);
     }
-    return result;
+    return demand;
   }
 }
 
-async function get<T>(base: string, path: string, token: string): Promise<T> {
+async function get<T>(base: string, path: string, token: string): Promise<T | undefined> {
   const res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
-  if (!res.ok) throw new Error(`GET ${path} answered ${res.status}`);
+  if (res.status === 503) return undefined;
+  if (!res.ok) throw new Error(`GET ${path} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
   return (await res.json()) as T;
 }
