@@ -20,11 +20,19 @@ export function loadProviderModule<T>(pkg: keyof typeof PROVIDER_PACKAGES, path:
   try {
     return require(`${pkg}/${path}`) as T;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    const missing = code === "MODULE_NOT_FOUND" && String((err as Error).message).includes(pkg);
-    if (!missing) throw err;
-    throw new Error(`${entryPoint} needs the optional peer dependency ${pkg}, which is not installed: run npm install ${pkg}@'${PROVIDER_PACKAGES[pkg]}'`, {
-      cause: err,
-    });
+    if ((err as { code?: string }).code !== "MODULE_NOT_FOUND") throw err;
+    const range = PROVIDER_PACKAGES[pkg];
+    const installed = installedVersion(pkg);
+    // An installed provider without the module is another major version, whose resources moved or were renamed.
+    const problem = installed === undefined ? "which is not installed" : `but the installed ${installed} has no ${path}`;
+    throw new Error(`${entryPoint} needs the optional peer dependency ${pkg}@'${range}', ${problem}: run npm install ${pkg}@'${range}'`, { cause: err });
+  }
+}
+
+function installedVersion(pkg: string): string | undefined {
+  try {
+    return (require(`${pkg}/package.json`) as { version: string }).version;
+  } catch {
+    return undefined;
   }
 }

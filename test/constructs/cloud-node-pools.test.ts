@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { EksGpuNodePool, type EksGpuNodePoolProps } from "../../constructs/aws/index.ts";
 import { AksGpuNodePool, type AksGpuNodePoolProps } from "../../constructs/azure/index.ts";
 import { GkeGpuNodePool, type GkeGpuNodePoolProps } from "../../constructs/gcp/index.ts";
+import { loadProviderModule } from "../../constructs/cloud/load-provider.ts";
 import { FabricStack, GpuModel, GpuPool, GpuSharing } from "../../constructs/index.ts";
 import { ValidationError } from "../../runtime/config/errors.ts";
 
@@ -258,5 +259,17 @@ describe("AksGpuNodePool", () => {
       expect.stringMatching(/^sharing: is time-slicing, which an AKS node pool does not configure/),
       expect.stringMatching(/^nodePoolName: "Too-Long-Name-1" is not an AKS node pool name/),
     ]);
+  });
+});
+
+describe("loading a provider module", () => {
+  it("names the wanted version when the installed provider lacks the module (another major version) instead of calling it missing", () => {
+    expect(() => loadProviderModule("@cdktf/provider-aws", "lib/no-such-resource/index.js", "gpufabric/aws")).toThrow(
+      /^gpufabric\/aws needs the optional peer dependency @cdktf\/provider-aws@'~20\.1\.0', but the installed 20\.1\.\d+ has no lib\/no-such-resource\/index\.js: run npm install @cdktf\/provider-aws@'~20\.1\.0'$/,
+    );
+    // The module the node pool builds on is the provider's own class, loaded once.
+    const { EksNodeGroup } = loadProviderModule<{ EksNodeGroup: new (...args: never[]) => unknown }>("@cdktf/provider-aws", "lib/eks-node-group/index.js", "gpufabric/aws");
+    const nodes = new EksGpuNodePool(new TerraformStack(Testing.app(), "aws"), "x", eksProps());
+    expect(nodes.nodeGroup).toBeInstanceOf(EksNodeGroup);
   });
 });

@@ -158,7 +158,7 @@ describe("the packed package in a fresh platform repo", { timeout: TIMEOUT }, ()
     const { GPUFABRIC_FROM_SOURCE: _suite, ...inherited } = process.env;
     const missing = spawnSync(process.execPath, [script], { cwd: esm, encoding: "utf8", env: { ...inherited, CDKTF_OUTDIR: join(dir, "out-aws") } });
     expect(missing.status).not.toBe(0);
-    expect(missing.stderr).toContain("gpufabric/aws needs the optional peer dependency @cdktf/provider-aws, which is not installed: run npm install @cdktf/provider-aws@'~20.1.0'");
+    expect(missing.stderr).toContain("gpufabric/aws needs the optional peer dependency @cdktf/provider-aws@'~20.1.0', which is not installed: run npm install @cdktf/provider-aws@'~20.1.0'");
     // This repo's copy of the provider, linked in rather than installed (it is hundreds of MB); --preserve-symlinks
     // makes it resolve cdktf from the consumer's node_modules, as an installed copy would.
     symlinkSync(join(REPO_ROOT, "node_modules", "@cdktf", "provider-aws"), join(repo, "node_modules", "@cdktf", "provider-aws"), "dir");
