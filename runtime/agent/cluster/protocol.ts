@@ -142,7 +142,8 @@ export const FinishedReportSchema = z
       .object({
         exitCode: z.number().int().nullable(),
         signal: z.string().max(32).nullable(),
-        reason: z.enum(["completed", "exit-code", "signal", "timeout", "cancelled", "setup-failed"]),
+        /** `interrupted`: the worker itself stopped (SIGINT, a second SIGTERM): rerun elsewhere, not a failure. */
+        reason: z.enum(["completed", "exit-code", "signal", "timeout", "cancelled", "interrupted", "setup-failed"]),
         message: z.string().max(4000),
         peakVramMiB: z.number().int().min(0).optional(),
         simulated: z.boolean(),

@@ -64,6 +64,8 @@ interface Held {
   readonly assignment: Assignment;
   handle: RunningAttempt | null;
   cancelled: boolean;
+  /** Stopped because the worker stops (not at the leader's word): reported interrupted, as a lost node's are. */
+  byStop?: boolean;
 }
 
 /** A KeyProvider that asks the leader to wrap and unwrap, for one attempt's objects only. */
@@ -282,6 +284,7 @@ export class WorkerNode {
     this.stopped = true;
     for (const h of this.held.values()) {
       h.cancelled = true;
+      h.byStop = true;
       h.handle?.cancel();
     }
     await this.polling?.catch(() => undefined);
@@ -437,7 +440,8 @@ export class WorkerNode {
       outcome: {
         exitCode: o.exitCode,
         signal: o.signal,
-        reason: o.reason === "interrupted" ? "cancelled" : o.reason,
+        // Stopped by the worker's own stop: interrupted (run again elsewhere, no failure counted); at the leader's word: cancelled.
+        reason: held.byStop === true && (o.reason === "interrupted" || o.reason === "cancelled") ? "interrupted" : o.reason === "interrupted" ? "cancelled" : o.reason,
         message: o.message.slice(0, 4000),
         ...(o.peakVramMiB !== undefined && { peakVramMiB: o.peakVramMiB }),
         simulated: o.simulated,

@@ -5,7 +5,9 @@
  * zero workers a burst of runs brings workers up (as many as the demand, never above the max), every run
  * succeeds with one attempt per stage (no stage interrupted by a scale-down), the workers drain back to zero
  * after the cooldown, and a second, smaller burst brings up only what it needs. A busy worker sent SIGTERM
- * by a scale-down drains: its stage completes there and the worker exits 0.
+ * by a scale-down drains: its stage completes there and the worker exits 0; a second SIGTERM stops it at
+ * once, its attempt ends interrupted (no failure counted) and the stage runs again on a worker the demand
+ * brings up.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
@@ -142,6 +144,30 @@ describe.runIf(unavailable === undefined)("elastic workers on one machine", () =
       expect((run.attempts as Array<{ number: number; status: string }>).map((a) => [a.number, a.status]), JSON.stringify(run.attempts)).toEqual([[1, "succeeded"]]);
       const exit = await waitFor("the drained worker to exit", () => scaler.history.slice(before).find((h) => h.what === "exit" && h.slot === slot));
       expect(exit.code).toBe(0);
+    },
+    TIMEOUT
+  );
+
+  it(
+    "stops a draining worker at once on a second SIGTERM: its stage runs again on a worker the demand brings up",
+    async () => {
+      const res = await api().post("/v1/runs", { workflow: sleepyWorkflow(`twice-${Date.now()}`, [{ id: "render", ms: 4000 }]) });
+      const id = res.body.id as string;
+      const running = await waitFor("the stage to run", async () => {
+        const r = (await api().get(`/v1/runs/${id}`)).body;
+        return r.stages?.[0]?.status === "running" ? r : undefined;
+      });
+      const slot = Number(/-n(\d+)$/.exec(running.stages[0].node as string)![1]);
+      await scaler.scaleTo(cluster.config.deployment.pool, 0);
+      await new Promise((r) => setTimeout(r, 300));
+      cluster.signal(`worker-${slot}`, "SIGTERM");
+      const run = await api().waitForRun(id, undefined, 60_000);
+      expect(run.status).toBe("succeeded");
+      const attempts = run.attempts as Array<{ number: number; status: string }>;
+      expect(attempts.map((a) => a.number)).toEqual([1, 2]);
+      // Interrupted, as after a lost node: not a failure, rerun at once.
+      expect(attempts[0]!.status).toBe("interrupted");
+      expect(attempts[1]!.status).toBe("succeeded");
     },
     TIMEOUT
   );
