@@ -74,9 +74,9 @@ export const AZURE_VM_SIZES: Readonly<Record<string, InstanceGpus>> = Object.fre
 });
 
 const CLOUD_WORDS = {
-  aws: { thing: "EC2 instance type", example: "p5.48xlarge" },
-  gcp: { thing: "GKE machine type", example: "a3-highgpu-8g" },
-  azure: { thing: "Azure VM size", example: "Standard_ND96isr_H100_v5" },
+  aws: { thing: "an EC2 instance type" },
+  gcp: { thing: "a GKE machine type" },
+  azure: { thing: "an Azure VM size" },
 } as const;
 
 /**
@@ -86,7 +86,7 @@ const CLOUD_WORDS = {
 export function unknownInstanceType(cloud: keyof typeof CLOUD_WORDS, type: string, known: readonly string[], declare: string): string {
   const { thing } = CLOUD_WORDS[cloud];
   return (
-    `'${type}' is not a ${thing} gpufabric knows the GPUs of: declare them with ${declare} ` +
+    `'${type}' is not ${thing} gpufabric knows the GPUs of: declare them with ${declare} ` +
     `(GpuModel.custom({...}) for a model gpufabric does not know), or use one of ${known.join(", ")}`
   );
 }

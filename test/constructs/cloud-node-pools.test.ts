@@ -99,7 +99,7 @@ describe("EksGpuNodePool", () => {
   it("refuses an instance type it does not know, naming the gpu prop that declares one, and takes the declaration", () => {
     const aws = new TerraformStack(Testing.app(), "aws");
     const refused = messages(() => new EksGpuNodePool(aws, "new", eksProps({ instanceTypes: ["g7.xlarge"] })));
-    expect(refused).toEqual([expect.stringMatching(/^instanceTypes\[0\]: 'g7\.xlarge' is not a EC2 instance type gpufabric knows the GPUs of: declare them with gpu: \{ model: .*g5\.xlarge/)]);
+    expect(refused).toEqual([expect.stringMatching(/^instanceTypes\[0\]: 'g7\.xlarge' is not an EC2 instance type gpufabric knows the GPUs of: declare them with gpu: \{ model: .*g5\.xlarge/)]);
     expect(aws.node.tryFindChild("new")).toBeUndefined();
     const declared = new EksGpuNodePool(aws, "new", eksProps({ instanceTypes: ["g7.xlarge"], gpu: { model: GpuModel.L4_24GB, count: 1 } }));
     expect([declared.model, declared.gpusPerNode]).toEqual([GpuModel.L4_24GB, 1]);
@@ -253,11 +253,14 @@ describe("AksGpuNodePool", () => {
     expect([pool.gpusPerNode, pool.devicesPerGpu, pool.gpuResourceName]).toEqual([8, 2, "nvidia.com/gpu"]);
   });
 
-  it("refuses time-slicing (an AKS pool does not configure it) and a node pool name AKS rejects", () => {
+  it("refuses time-slicing (an AKS pool does not configure it), a node pool name AKS rejects and a VM size without its GPUs", () => {
     const azure = new TerraformStack(Testing.app(), "azure");
     expect(messages(() => new AksGpuNodePool(azure, "x", aksProps({ sharing: GpuSharing.timeSlicing(2), nodePoolName: "Too-Long-Name-1" })))).toEqual([
       expect.stringMatching(/^sharing: is time-slicing, which an AKS node pool does not configure/),
       expect.stringMatching(/^nodePoolName: "Too-Long-Name-1" is not an AKS node pool name/),
+    ]);
+    expect(messages(() => new AksGpuNodePool(azure, "y", aksProps({ vmSize: "Standard_NC4as_T4_v3" })))).toEqual([
+      expect.stringMatching(/^vmSize: 'Standard_NC4as_T4_v3' is not an Azure VM size gpufabric knows the GPUs of: declare them with gpu: \{ model: .*Standard_NC24ads_A100_v4/),
     ]);
   });
 });
