@@ -119,7 +119,11 @@ export function register(program: Command): void {
       for (const [tenant, token] of Object.entries(local.tokens)) say(`    ${tenant}: ${token}`);
       const first = Object.entries(local.tokens)[0];
       // With --once the agent exits after the examples: a hint to call it would lead nowhere.
-      if (first && !options.once) say(`  try: curl -H "Authorization: Bearer $TOKEN" ${agent.url}/v1/gpus   (TOKEN: the ${first[0]} token above)`);
+      if (first && !options.once) {
+        say(`  try: curl -H "Authorization: Bearer $TOKEN" ${agent.url}/v1/gpus   (TOKEN: the ${first[0]} token above)`);
+        // The token rides in the fragment, which the browser never sends: the page trades it for a session cookie and drops it from the address bar.
+        say(`  dashboard: ${agent.url}/ui/   (paste a token above, or open ${agent.url}/ui/#token=${first[1]} as ${first[0]})`);
+      }
 
       let runs: RunProgress[];
       try {
