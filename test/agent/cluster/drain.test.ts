@@ -3,77 +3,26 @@
  * at once while its attempt runs to its end and completes (nothing interrupted); it may leave only once it
  * holds nothing, and is then forgotten without a lease expiry.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { PoolConfig } from "../../../runtime/config/schema.ts";
-import { Scheduler } from "../../../runtime/scheduler/scheduler.ts";
-import { inventoryFromPools } from "../../../runtime/scheduler/inventory.ts";
-import { FileKeyring } from "../../../runtime/security/crypto/index.ts";
+import type { Scheduler } from "../../../runtime/scheduler/scheduler.ts";
 import type { AuditEvent } from "../../../runtime/security/audit/index.ts";
-import { WorkerRegistry } from "../../../runtime/agent/cluster/registry.ts";
-import { DrainRequestSchema, type RegisterRequest } from "../../../runtime/agent/cluster/protocol.ts";
-import type { AttemptSpec } from "../../../runtime/agent/executors/types.ts";
+import type { WorkerRegistry } from "../../../runtime/agent/cluster/registry.ts";
+import { DrainRequestSchema } from "../../../runtime/agent/cluster/protocol.ts";
+import { attemptSpec, openRegistry, registerRequest as join0, type RegistryHarness } from "./registry-fixture.ts";
 
-const pool: PoolConfig = {
-  name: "p",
-  gpu: { model: "H100-80GB", product: "NVIDIA-H100-80GB-HBM3", memoryMiB: 81_920 },
-  nodes: 2,
-  gpusPerNode: 2,
-  sharing: { mode: "exclusive" },
-  devices: ["n0", "n1"].flatMap((node) => [0, 1].map((index) => ({ id: `${node}-g${index}`, node, index, memoryMiB: 81_920 }))),
-  nodeSelector: {},
-  priorityClasses: { interactive: "i", batch: "b" },
-  tenantQuotas: {},
-};
-
-const join0 = (node: string): RegisterRequest => ({
-  protocol: 1,
-  node,
-  devices: [0, 1].map((index) => ({ index, uuid: null, name: "H100", memoryMiB: 81_920, simulated: true })),
-  residentModels: [],
-  isolation: { sandbox: "per-tenant", unsafe: false },
-});
-
-const spec: AttemptSpec = {
-  attemptId: "att-1",
-  runId: "run-1",
-  tenant: "studio",
-  stageId: "render",
-  number: 1,
-  stage: { id: "render", needs: [], resources: { gpus: 1, vramMiB: 1024 } } as unknown as AttemptSpec["stage"],
-  gpus: [{ id: "n1-g0", uuid: null, simulated: true }],
-  inputs: [],
-};
+const spec = attemptSpec();
 
 describe("draining a worker", () => {
-  let dir: string;
+  let harness: RegistryHarness;
   let scheduler: Scheduler;
   let registry: WorkerRegistry;
   let audit: AuditEvent[];
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "gpufabric-drain-"));
-    scheduler = new Scheduler({ gpus: inventoryFromPools([pool]) });
-    audit = [];
-    registry = new WorkerRegistry({
-      pool,
-      scheduler,
-      epoch: 3,
-      leaseMs: 1000,
-      sharedDir: join(dir, "shared"),
-      keys: FileKeyring.create(join(dir, "keyring")),
-      logger: pino({ level: "silent" }),
-      audit: (e) => audit.push(e),
-      onChange: () => undefined,
-    });
+    harness = openRegistry({ prefix: "gpufabric-drain-", epoch: 3 });
+    ({ scheduler, registry, audit } = harness);
   });
-  afterEach(() => {
-    registry.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => harness.close());
 
   it("takes its GPUs out of placement at once, lets its attempt complete, and forgets it when it leaves", async () => {
     const a = registry.register("worker-a", join0("n1"));

@@ -2,20 +2,14 @@
  * ComfyUI stages in cluster mode: an assignment carries the prompt's nodes to the worker, and the
  * worker's report carries back the models its ComfyUI server holds, for the leader's scheduler.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { PoolConfig } from "../../../runtime/config/schema.ts";
 import { parseWorkflow } from "../../../runtime/graph/index.ts";
-import { Scheduler } from "../../../runtime/scheduler/scheduler.ts";
-import { inventoryFromPools } from "../../../runtime/scheduler/inventory.ts";
-import { FileKeyring } from "../../../runtime/security/crypto/index.ts";
-import { WorkerRegistry } from "../../../runtime/agent/cluster/registry.ts";
+import type { WorkerRegistry } from "../../../runtime/agent/cluster/registry.ts";
 import { FinishedReportSchema } from "../../../runtime/agent/cluster/protocol.ts";
 import type { AttemptSpec } from "../../../runtime/agent/executors/types.ts";
 import { twoSegmentPrompt } from "../comfyui/fixtures.ts";
+import { openRegistry, type RegistryHarness } from "./registry-fixture.ts";
 
 const pool: PoolConfig = {
   name: "p",
@@ -30,27 +24,14 @@ const pool: PoolConfig = {
 };
 
 describe("the worker registry with ComfyUI stages", () => {
-  let dir: string;
+  let harness: RegistryHarness;
   let registry: WorkerRegistry;
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "gpufabric-registry-comfy-"));
-    registry = new WorkerRegistry({
-      pool,
-      scheduler: new Scheduler({ gpus: inventoryFromPools([pool]) }),
-      epoch: 1,
-      leaseMs: 1000,
-      sharedDir: join(dir, "shared"),
-      keys: FileKeyring.create(join(dir, "keyring")),
-      logger: pino({ level: "silent" }),
-      audit: () => undefined,
-      onChange: () => undefined,
-    });
+    harness = openRegistry({ prefix: "gpufabric-registry-comfy-", pool, epoch: 1 });
+    registry = harness.registry;
   });
-  afterEach(() => {
-    registry.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => harness.close());
 
   it("hands the worker the prompt's nodes and returns the models its server holds", async () => {
     const nodes = parseWorkflow(twoSegmentPrompt()).comfyNodes!;

@@ -3,84 +3,28 @@
  * poll, reports fenced by the attempt token, key requests limited to an attempt's own objects, and the
  * loss of a worker.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { PoolConfig } from "../../../runtime/config/schema.ts";
-import { Scheduler } from "../../../runtime/scheduler/scheduler.ts";
-import { inventoryFromPools } from "../../../runtime/scheduler/inventory.ts";
-import { FileKeyring, wrapAad } from "../../../runtime/security/crypto/index.ts";
+import type { Scheduler } from "../../../runtime/scheduler/scheduler.ts";
+import { wrapAad, type FileKeyring } from "../../../runtime/security/crypto/index.ts";
 import type { AuditEvent } from "../../../runtime/security/audit/index.ts";
-import { WorkerRegistry } from "../../../runtime/agent/cluster/registry.ts";
-import type { RegisterRequest } from "../../../runtime/agent/cluster/protocol.ts";
-import type { AttemptSpec } from "../../../runtime/agent/executors/types.ts";
+import type { WorkerRegistry } from "../../../runtime/agent/cluster/registry.ts";
 import { ApiError } from "../../../runtime/agent/service/api-error.ts";
-
-const pool: PoolConfig = {
-  name: "p",
-  gpu: { model: "H100-80GB", product: "NVIDIA-H100-80GB-HBM3", memoryMiB: 81_920 },
-  nodes: 2,
-  gpusPerNode: 2,
-  sharing: { mode: "exclusive" },
-  devices: ["n0", "n1"].flatMap((node) => [0, 1].map((index) => ({ id: `${node}-g${index}`, node, index, memoryMiB: 81_920 }))),
-  nodeSelector: {},
-  priorityClasses: { interactive: "i", batch: "b" },
-  tenantQuotas: {},
-};
-
-const join0 = (node: string, extra: Partial<RegisterRequest> = {}): RegisterRequest => ({
-  protocol: 1,
-  node,
-  devices: [0, 1].map((index) => ({ index, uuid: null, name: "H100", memoryMiB: 81_920, simulated: true })),
-  residentModels: [],
-  isolation: { sandbox: "per-tenant", unsafe: false },
-  ...extra,
-});
-
-const spec = (over: Partial<AttemptSpec> = {}): AttemptSpec => ({
-  attemptId: "att-1",
-  runId: "run-1",
-  tenant: "studio",
-  stageId: "render",
-  number: 1,
-  stage: { id: "render", needs: [], resources: { gpus: 1, vramMiB: 1024 } } as unknown as AttemptSpec["stage"],
-  gpus: [{ id: "n1-g0", uuid: null, simulated: true }],
-  inputs: [],
-  ...over,
-});
+import { attemptSpec as spec, openRegistry, registerRequest as join0, type RegistryHarness } from "./registry-fixture.ts";
 
 describe("the worker registry", () => {
+  let harness: RegistryHarness;
   let dir: string;
   let keys: FileKeyring;
   let scheduler: Scheduler;
   let registry: WorkerRegistry;
   let audit: AuditEvent[];
-  let changes: number;
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "gpufabric-registry-"));
-    keys = FileKeyring.create(join(dir, "keyring"));
-    scheduler = new Scheduler({ gpus: inventoryFromPools([pool]) });
-    audit = [];
-    changes = 0;
-    registry = new WorkerRegistry({
-      pool,
-      scheduler,
-      epoch: 7,
-      leaseMs: 1000,
-      sharedDir: join(dir, "shared"),
-      keys,
-      logger: pino({ level: "silent" }),
-      audit: (e) => audit.push(e),
-      onChange: () => changes++,
-    });
+    harness = openRegistry({ prefix: "gpufabric-registry-", epoch: 7 });
+    ({ dir, keys, scheduler, registry, audit } = harness);
   });
-  afterEach(() => {
-    registry.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => harness.close());
 
   it("keeps every GPU out of service until a worker serves its node, binding a worker to the node of its name", () => {
     for (let i = 0; i < 4; i++) expect(scheduler.isOnline(i)).toBe(false);
@@ -91,7 +35,7 @@ describe("the worker registry", () => {
     expect(registry.register("worker-b", join0("k8s-node-xyz")).node).toBe("n0");
     expect(() => registry.register("worker-c", join0("other"))).toThrow(/every node of pool 'p' already has a worker/);
     expect(audit.filter((e) => e.action === "cluster.worker.join")).toHaveLength(2);
-    expect(changes).toBe(2);
+    expect(harness.changes()).toBe(2);
   });
 
   it("hands an attempt out on the worker's waiting poll, and resolves it from the worker's reports", async () => {
