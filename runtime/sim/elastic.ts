@@ -9,14 +9,12 @@
  *
  * Deterministic for a seed: stage durations are drawn per run at arrival from a seeded generator.
  */
-import { buildDag, type Dag } from "../scheduler/dag.ts";
 import { computeDemand, type DemandPool, type DemandState, type DemandWorker, type PendingStage } from "../scheduler/demand.ts";
-import { Heap } from "../scheduler/heap.ts";
 import { parsePoolSpec } from "../scheduler/inventory.ts";
 import { deriveSeed, seededRandom } from "../scheduler/prng.ts";
 import { Scheduler } from "../scheduler/scheduler.ts";
-import type { RunSpec } from "../scheduler/types.ts";
 import { percentile, round } from "./metrics.ts";
+import { eventQueue, trackRun, type RunTrack as BaseRunTrack } from "./run-track.ts";
 import type { Workload } from "./workload.ts";
 
 export interface ElasticPoolSpec {
@@ -96,15 +94,9 @@ interface SimWorker {
   generation: number;
 }
 
-interface RunTrack {
-  readonly spec: RunSpec;
-  readonly at: number;
-  readonly dag: Dag;
-  readonly byId: Map<string, number>;
-  readonly actual: Float64Array;
-  readonly pending: Int32Array;
+interface RunTrack extends BaseRunTrack {
+  /** When each stage became ready (all its parents done), for its queueing time. */
   readonly readyAt: Float64Array;
-  remaining: number;
 }
 
 const ARRIVAL = 0;
@@ -155,7 +147,7 @@ class ElasticSim {
   private readonly gpuWorker: Int32Array;
   private readonly workers: SimWorker[];
   private readonly demandPool: DemandPool;
-  private readonly events = new Heap<SimEvent>((a, b) => a.time < b.time || (a.time === b.time && a.seq < b.seq));
+  private readonly events = eventQueue<SimEvent>();
   private seq = 0;
   private now = 0;
   private gpuSeconds = 0;
@@ -284,9 +276,7 @@ class ElasticSim {
     const { run } = this.workload.arrivals[i]!;
     const result = this.scheduler.submit(run, this.now);
     if (!result.accepted) throw new Error(`elastic simulation: run ${run.id} rejected: ${result.field}: ${result.message}`);
-    const dag = buildDag(run.stages) as Dag;
-    const actual = Float64Array.from(run.stages, (s) => s.durationS * (1 + this.workload.noise * (2 * this.random() - 1)));
-    const track: RunTrack = { spec: run, at: this.now, dag, byId: new Map(run.stages.map((s, k) => [s.id, k])), actual, pending: Int32Array.from(dag.parents, (p) => p.length), readyAt: new Float64Array(run.stages.length), remaining: run.stages.length };
+    const track: RunTrack = { ...trackRun(run, this.now, this.workload.noise, this.random), readyAt: new Float64Array(run.stages.length) };
     this.runs.set(run.id, track);
     track.pending.forEach((p, k) => {
       if (p === 0) this.markReady(track, k);

@@ -5,12 +5,12 @@
  * of GPU memory and resident models: a policy that overcommits VRAM gets OOM failures, and a model
  * not resident on a GPU costs its load time.
  */
-import { buildDag, criticalPath, type Dag } from "../scheduler/dag.ts";
-import { Heap } from "../scheduler/heap.ts";
+import { criticalPath } from "../scheduler/dag.ts";
 import { deriveSeed, seededRandom } from "../scheduler/prng.ts";
-import type { RunSpec, StageSpec } from "../scheduler/types.ts";
+import type { StageSpec } from "../scheduler/types.ts";
 import { jainIndex, percentile, round } from "./metrics.ts";
 import type { SimPolicy } from "./policy.ts";
+import { eventQueue, trackRun, type RunTrack } from "./run-track.ts";
 import type { Workload } from "./workload.ts";
 
 /** Seconds until an out-of-memory failure is noticed and the attempt ends. */
@@ -58,16 +58,6 @@ export interface SimResult {
   readonly details: SimDetails;
 }
 
-interface RunTrack {
-  readonly spec: RunSpec;
-  readonly at: number;
-  readonly dag: Dag;
-  readonly byId: Map<string, number>;
-  readonly actual: Float64Array;
-  readonly pending: Int32Array;
-  remaining: number;
-}
-
 interface Attempt {
   readonly run: RunTrack;
   readonly index: number;
@@ -111,7 +101,7 @@ export function simulate(workload: Workload, policy: SimPolicy, options: SimOpti
   const saturatedGpuSeconds = new Float64Array(tenantNames.length);
   let saturatedSeconds = 0;
 
-  const events = new Heap<SimEvent>((a, b) => a.time < b.time || (a.time === b.time && a.seq < b.seq));
+  const events = eventQueue<SimEvent>();
   let seq = 0;
   workload.arrivals.forEach((a, i) => events.push({ time: a.at, seq: seq++, kind: ARRIVAL, ref: i }));
   const attempts: Attempt[] = [];
@@ -167,9 +157,8 @@ export function simulate(workload: Workload, policy: SimPolicy, options: SimOpti
       rejections.push({ runId: run.id, field: result.field, message: result.message });
       return;
     }
-    const dag = buildDag(run.stages) as Dag;
-    const actual = Float64Array.from(run.stages, (s) => s.durationS * (1 + workload.noise * (2 * random() - 1)));
-    const track: RunTrack = { spec: run, at: now, dag, byId: new Map(run.stages.map((s, k) => [s.id, k])), actual, pending: Int32Array.from(dag.parents, (p) => p.length), remaining: run.stages.length };
+    const track = trackRun(run, now, workload.noise, random);
+    const { dag, actual } = track;
     runs.set(run.id, track);
     const t = tenantOf(track);
     track.pending.forEach((p, k) => {
