@@ -175,7 +175,17 @@ function defaultStage(stages: readonly StageView[]): string | null {
   return (stages.find((s) => s.status === "running") ?? stages.findLast((s) => s.status === "failed") ?? stages[0])?.id ?? null;
 }
 
+/** Rows a stage table draws with the rest of the page; the others follow once that has been painted. */
+const FIRST_STAGE_ROWS = 40;
+
 function StageTable({ stages, selected, onSelect }: { stages: readonly StageView[]; selected: string | null; onSelect: (id: string) => void }) {
+  // The table sits below the DAG and the timeline: for a run of 200 stages its rows are half the page's
+  // elements, so they are drawn after the first paint (an effect runs after it) rather than delaying the graph.
+  const [allRows, setAllRows] = useState(stages.length <= FIRST_STAGE_ROWS);
+  useEffect(() => {
+    if (!allRows) setAllRows(true);
+  }, [allRows]);
+  const rows = allRows ? stages : stages.slice(0, FIRST_STAGE_ROWS);
   return (
     <div class="scroll-box">
     <table class="grid stages">
@@ -192,7 +202,7 @@ function StageTable({ stages, selected, onSelect }: { stages: readonly StageView
         </tr>
       </thead>
       <tbody>
-        {stages.map((s) => (
+        {rows.map((s) => (
           <tr class={`clickable${selected === s.id ? " selected" : ""}`} onClick={() => onSelect(s.id)} data-stage-id={s.id}>
             <td class="mono">
               <button type="button" class="link mono" aria-pressed={selected === s.id} onClick={() => onSelect(s.id)}>
