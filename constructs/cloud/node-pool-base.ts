@@ -45,16 +45,8 @@ export interface GpuNodePoolProps {
   readonly labels?: Readonly<Record<string, string>>;
 }
 
-export interface ResolvedNodePool {
-  readonly poolName: string;
-  readonly model: GpuModel;
-  readonly gpusPerNode: number;
-  readonly sharing: GpuSharing;
-  readonly minNodes: number;
-  readonly maxNodes: number;
-  readonly spot: boolean;
-  readonly extraLabels: Readonly<Record<string, string>>;
-}
+/** The shared props checked and defaulted: the GpuNodePool fields they decide. */
+export type ResolvedNodePool = Pick<GpuNodePool, "poolName" | "model" | "gpusPerNode" | "sharing" | "minNodes" | "maxNodes" | "spot" | "extraLabels">;
 
 /** Checks the shared props, adding each problem to `issues`; `catalogGpus` is the instance type's catalog entry. */
 export function resolveNodePoolProps(issues: PropIssues, id: string, props: GpuNodePoolProps, catalogGpus: InstanceGpus | undefined, unknownType: () => string | undefined, typeField: string): ResolvedNodePool {
