@@ -5,29 +5,11 @@
 import { expect, it } from "vitest";
 import type { AttemptRecord, NewRun, Store } from "../../runtime/agent/store/index.ts";
 import { stage } from "./fixtures/runs.ts";
+import { runAttempt, sleep, workflowRun } from "./fixtures/store-attempts.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function pairRun(tenant: string, workflow: string): NewRun {
-  return {
-    tenant,
-    workflow,
-    format: "native",
-    priority: "batch",
-    document: { apiVersion: "gpufabric.dev/v1", kind: "Workflow", metadata: { name: workflow } },
-    inputs: {},
-    stages: [stage("render"), stage("encode", ["render"])],
-  };
-}
-
-async function attempt(s: Store, runId: string, stageId: string, holdMs: number, fail = false): Promise<AttemptRecord> {
-  const a = await s.markPlaced({ runId, stageId, gpus: ["g0"], explanation: null });
-  await s.markRunning(a.id, { pid: 1, workspace: "/ws" });
-  await sleep(holdMs);
-  if (fail) return s.markFailed(a.id, { reason: "exit 1", exitCode: 1, retry: false });
-  await s.markSealing(a.id, { exitCode: 0 });
-  return s.markSucceeded(a.id, { exitCode: 0, artifacts: [] });
-}
+const pairRun = (tenant: string, workflow: string): NewRun => workflowRun(tenant, workflow, [stage("render"), stage("encode", ["render"])]);
+const attempt = (s: Store, runId: string, stageId: string, holdMs: number, fail = false): Promise<AttemptRecord> =>
+  runAttempt(s, runId, stageId, ["g0"], holdMs, fail ? "failed, final" : "succeeded");
 
 const took = (a: AttemptRecord) => (new Date(a.finishedAt!).getTime() - new Date(a.startedAt!).getTime()) / 1000;
 

@@ -5,32 +5,13 @@
 import { expect, it } from "vitest";
 import type { AttemptRecord, NewRun, Store } from "../../runtime/agent/store/index.ts";
 import { stage } from "./fixtures/runs.ts";
+import { runAttempt, sleep, workflowRun } from "./fixtures/store-attempts.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ms = (iso: string | null) => new Date(iso!).getTime();
 const HOUR = 3_600_000;
 
-function twoStageRun(tenant: string, workflow: string): NewRun {
-  return {
-    tenant,
-    workflow,
-    format: "native",
-    priority: "batch",
-    document: { apiVersion: "gpufabric.dev/v1", kind: "Workflow", metadata: { name: workflow } },
-    inputs: {},
-    stages: [stage("render", [], { resources: { gpus: 2, vramMiB: 2048 } }), stage("encode", ["render"], { resources: { gpus: 1, vramMiB: 512 } })],
-  };
-}
-
-/** Places, starts and finishes a stage's attempt, holding it for `holdMs`. */
-async function runAttempt(s: Store, runId: string, stageId: string, gpus: string[], holdMs: number, fail = false): Promise<AttemptRecord> {
-  const a = await s.markPlaced({ runId, stageId, gpus, explanation: null });
-  await s.markRunning(a.id, { pid: 1, workspace: "/ws" });
-  await sleep(holdMs);
-  if (fail) return s.markFailed(a.id, { reason: "exit 1", exitCode: 1, retry: true });
-  await s.markSealing(a.id, { exitCode: 0 });
-  return s.markSucceeded(a.id, { exitCode: 0, peakVramMiB: 100, artifacts: [] });
-}
+const twoStageRun = (tenant: string, workflow: string): NewRun =>
+  workflowRun(tenant, workflow, [stage("render", [], { resources: { gpus: 2, vramMiB: 2048 } }), stage("encode", ["render"], { resources: { gpus: 1, vramMiB: 512 } })]);
 
 const seconds = (a: AttemptRecord, from = -Infinity, to = Infinity) => Math.max(0, (Math.min(ms(a.finishedAt), to) - Math.max(ms(a.startedAt), from)) / 1000);
 
@@ -39,7 +20,7 @@ export function usageContractCases(store: () => Store): void {
     const s = store();
     const { run } = await s.createRun(twoStageRun("studio", "poster"));
     const { run: other } = await s.createRun(twoStageRun("research", "poster"));
-    const failed = await runAttempt(s, run.id, "render", ["g0", "g1"], 20, true);
+    const failed = await runAttempt(s, run.id, "render", ["g0", "g1"], 20, "failed, retry");
     const render = await runAttempt(s, run.id, "render", ["g0", "g1"], 30);
     const encode = await runAttempt(s, run.id, "encode", ["g0"], 20);
     await runAttempt(s, other.id, "render", ["g2", "g3"], 10);
