@@ -16,18 +16,21 @@ import { CliError, EXIT } from "../errors.ts";
 import { intOption } from "./agent.ts";
 import { followRuns, submitExamples, type RunProgress } from "./dev.ts";
 
+/** `gpufabric dev`'s options as commander parses them (strings), the ones a local cluster reads; dev.ts's options extend them. */
+export interface DevClusterOptions {
+  workers?: string;
+  maxWorkers?: string;
+  scaleDownCooldown?: string;
+  controlPlanes?: string;
+  gpusPerWorker?: string;
+  database?: string;
+  once?: boolean;
+  json?: boolean;
+  unsafeSharedIdentity?: boolean;
+}
+
 export async function devCluster(
-  options: {
-    workers?: string;
-    maxWorkers?: string;
-    scaleDownCooldown?: string;
-    controlPlanes?: string;
-    gpusPerWorker?: string;
-    database?: string;
-    once?: boolean;
-    json?: boolean;
-    unsafeSharedIdentity?: boolean;
-  },
+  options: DevClusterOptions,
   local: LocalPlatform,
   dataDir: string,
   timeScale: number,

@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
 import type { PlatformConfig } from "../../runtime/config/schema.ts";
-import { devCluster } from "./dev-cluster.ts";
+import { devCluster, type DevClusterOptions } from "./dev-cluster.ts";
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -14,20 +14,11 @@ import { intOption, stoppedLine } from "./agent.ts";
 import { untilSignalled } from "../signals.ts";
 import { appFromCdktfJson } from "./synth.ts";
 
-interface DevOptions {
-  once?: boolean;
-  json?: boolean;
+interface DevOptions extends DevClusterOptions {
   dataDir: string;
   port: string;
   app?: string;
   timeScale: string;
-  unsafeSharedIdentity?: boolean;
-  workers?: string;
-  maxWorkers?: string;
-  scaleDownCooldown?: string;
-  controlPlanes?: string;
-  gpusPerWorker?: string;
-  database?: string;
 }
 
 interface RunProgress {
