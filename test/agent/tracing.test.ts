@@ -57,6 +57,22 @@ async function startReceiver(): Promise<{ url: string; server: Server; requests:
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, requests, spans, services };
 }
 
+type Receiver = Awaited<ReturnType<typeof startReceiver>>;
+
+/** A receiver, then a platform of one 24 GiB GPU (`deviceId` on n0) with the tracing config `tracing` makes of the receiver's URL (none: tracing off). */
+async function receiverAndPlatform(deviceId: string, tracing?: (receiverUrl: string) => Record<string, unknown>): Promise<{ receiver: Receiver; platform: TestPlatform }> {
+  const receiver = await startReceiver();
+  const devices = [{ id: deviceId, node: "n0", memoryMiB: 24_576 }];
+  return { receiver, platform: createPlatform(tracing === undefined ? { devices } : { devices, observability: { tracing: tracing(receiver.url) } }) };
+}
+
+/** A describe's afterAll: stops what it started, closes its receiver and removes its platform, as far as its beforeAll got. */
+async function stopAll(running: { stop(): Promise<void> } | undefined, receiver: Receiver | undefined, platform: TestPlatform | undefined): Promise<void> {
+  await running?.stop();
+  receiver?.server.close();
+  if (platform) removePlatform(platform);
+}
+
 const attr = (span: OtlpSpan, key: string): unknown => {
   const v = span.attributes.find((a) => a.key === key)?.value;
   if (v === undefined) return undefined;
@@ -72,21 +88,13 @@ const writesTraceparent = (id: string) => `require("fs").writeFileSync(process.e
 describe("tracing on: an OTLP/HTTP endpoint configured", () => {
   let platform: TestPlatform;
   let agent: AgentProcess | undefined;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Receiver;
 
   beforeAll(async () => {
-    receiver = await startReceiver();
-    platform = createPlatform({
-      devices: [{ id: "local-g0", node: "n0", memoryMiB: 24_576 }],
-      observability: { tracing: { endpoint: `${receiver.url}/v1/traces`, headers: { "x-collector-key": SECRET }, serviceName: "gpufabric-test", sampleRatio: 1 } },
-    });
+    ({ receiver, platform } = await receiverAndPlatform("local-g0", (url) => ({ endpoint: `${url}/v1/traces`, headers: { "x-collector-key": SECRET }, serviceName: "gpufabric-test", sampleRatio: 1 })));
     agent = await startAgentProcess(platform);
   }, TIMEOUT);
-  afterAll(async () => {
-    await agent?.stop();
-    receiver?.server.close();
-    if (platform) removePlatform(platform);
-  });
+  afterAll(() => stopAll(agent, receiver, platform));
 
   it(
     "sends one trace per run: a span per attempt (two for a retried stage) with queue wait, placement, model load, execution and sealing inside it, and TRACEPARENT under its execution span",
@@ -181,21 +189,13 @@ if (noPostgres) console.warn(`note: the cluster tracing test is skipped: ${noPos
 describe.runIf(noPostgres === undefined)("tracing on in a cluster: the leader traces, the worker's stage process gets the assignment's TRACEPARENT", () => {
   let platform: TestPlatform;
   let cluster: LocalCluster | undefined;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Receiver;
 
   beforeAll(async () => {
-    receiver = await startReceiver();
-    platform = createPlatform({
-      devices: [{ id: "g0", node: "n0", memoryMiB: 24_576 }],
-      observability: { tracing: { endpoint: `${receiver.url}/v1/traces` } },
-    });
+    ({ receiver, platform } = await receiverAndPlatform("g0", (url) => ({ endpoint: `${url}/v1/traces` })));
     cluster = await LocalCluster.start({ config: loadPlatformConfig(platform.configFile), dataDir: platform.dataDir, workers: 1, controlPlanes: 1, gpusPerWorker: 1 });
   }, TIMEOUT);
-  afterAll(async () => {
-    await cluster?.stop();
-    receiver?.server.close();
-    if (platform) removePlatform(platform);
-  });
+  afterAll(() => stopAll(cluster, receiver, platform));
 
   it(
     "sends the attempt's spans from the control plane, under the trace the worker's stage process was given",
@@ -217,21 +217,18 @@ describe.runIf(noPostgres === undefined)("tracing on in a cluster: the leader tr
 describe("tracing off: no endpoint configured", () => {
   let platform: TestPlatform;
   let agent: AgentProcess | undefined;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Receiver;
   const saved = { all: process.env.OTEL_EXPORTER_OTLP_ENDPOINT, traces: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT };
 
   beforeAll(async () => {
-    receiver = await startReceiver();
+    ({ receiver, platform } = await receiverAndPlatform("local-g0"));
     // Were an exporter created anyway, these would send it to the receiver.
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url;
     process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = `${receiver.url}/v1/traces`;
-    platform = createPlatform({ devices: [{ id: "local-g0", node: "n0", memoryMiB: 24_576 }] });
     agent = await startAgentProcess(platform);
   }, TIMEOUT);
   afterAll(async () => {
-    await agent?.stop();
-    receiver?.server.close();
-    if (platform) removePlatform(platform);
+    await stopAll(agent, receiver, platform);
     for (const [name, value] of [["OTEL_EXPORTER_OTLP_ENDPOINT", saved.all], ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", saved.traces]] as const) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
