@@ -47,19 +47,10 @@ export class AgentMetrics implements LoopObserver {
     const registers = [this.registry];
     this.declaredWorkflows = new Set(parts.workflows ?? []);
     collectDefaultMetrics({ register: this.registry, prefix: "gpufabric_agent_" });
-    this.submitted = new Counter({ name: "gpufabric_runs_submitted_total", help: "Runs accepted, per tenant", labelNames: ["tenant"], registers });
-    this.refused = new Counter({
-      name: "gpufabric_runs_refused_total",
-      help: "Submissions refused (invalid, refused by a rule, fitting no GPU), per tenant",
-      labelNames: ["tenant", "reason"],
-      registers,
-    });
-    this.runsFinished = new Counter({
-      name: "gpufabric_runs_finished_total",
-      help: "Runs that ended, per tenant and status",
-      labelNames: ["tenant", "status"],
-      registers,
-    });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Counter<L>({ name, help, labelNames, registers });
+    this.submitted = counter("gpufabric_runs_submitted_total", "Runs accepted, per tenant", ["tenant"]);
+    this.refused = counter("gpufabric_runs_refused_total", "Submissions refused (invalid, refused by a rule, fitting no GPU), per tenant", ["tenant", "reason"]);
+    this.runsFinished = counter("gpufabric_runs_finished_total", "Runs that ended, per tenant and status", ["tenant", "status"]);
     this.stageSeconds = new Histogram({
       name: "gpufabric_stage_duration_seconds",
       help: "Wall time of stage attempts from process start to end, per tenant and outcome",
@@ -130,18 +121,16 @@ export class AgentMetrics implements LoopObserver {
     });
     // Per tenant and workflow only: a stage label would make one series per ComfyUI node id of every
     // graph ever submitted (unbounded); per-stage figures are the usage API's (GET /v1/usage).
-    this.gpuSeconds = new Counter({
-      name: "gpufabric_gpu_seconds_total",
-      help: "GPU-seconds of ended stage attempts (GPUs held x seconds from process start to end), per tenant and workflow",
-      labelNames: ["tenant", "workflow"],
-      registers,
-    });
-    this.vramGiBSeconds = new Counter({
-      name: "gpufabric_vram_gib_seconds_total",
-      help: "VRAM-GiB-seconds of ended stage attempts (GPUs x VRAM reserved per GPU in GiB x seconds), per tenant and workflow",
-      labelNames: ["tenant", "workflow"],
-      registers,
-    });
+    this.gpuSeconds = counter(
+      "gpufabric_gpu_seconds_total",
+      "GPU-seconds of ended stage attempts (GPUs held x seconds from process start to end), per tenant and workflow",
+      ["tenant", "workflow"]
+    );
+    this.vramGiBSeconds = counter(
+      "gpufabric_vram_gib_seconds_total",
+      "VRAM-GiB-seconds of ended stage attempts (GPUs x VRAM reserved per GPU in GiB x seconds), per tenant and workflow",
+      ["tenant", "workflow"]
+    );
     registerDcgmGauges(registers, parts.devices, parts.measure);
     registerPoolGauges(registers, parts.pools ?? (() => []));
     new Gauge({
