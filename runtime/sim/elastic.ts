@@ -14,7 +14,7 @@ import { parsePoolSpec } from "../scheduler/inventory.ts";
 import { deriveSeed, seededRandom } from "../scheduler/prng.ts";
 import { Scheduler } from "../scheduler/scheduler.ts";
 import { percentile, round } from "./metrics.ts";
-import { eventQueue, trackRun, type RunTrack as BaseRunTrack } from "./run-track.ts";
+import { ARRIVAL, eventQueue, FINISH, trackRun, type RunTrack as BaseRunTrack, type SimEvent } from "./run-track.ts";
 import type { Workload } from "./workload.ts";
 
 export interface ElasticPoolSpec {
@@ -99,16 +99,11 @@ interface RunTrack extends BaseRunTrack {
   readonly readyAt: Float64Array;
 }
 
-const ARRIVAL = 0;
-const FINISH = 1;
 const NODE_UP = 2;
 const EVALUATE = 3;
 
-interface SimEvent {
-  readonly time: number;
-  readonly seq: number;
-  readonly kind: number;
-  readonly ref: number;
+interface ElasticEvent extends SimEvent {
+  /** NODE_UP: the worker's generation when it was asked for (a stale one is ignored). */
   readonly gen: number;
 }
 
@@ -147,7 +142,7 @@ class ElasticSim {
   private readonly gpuWorker: Int32Array;
   private readonly workers: SimWorker[];
   private readonly demandPool: DemandPool;
-  private readonly events = eventQueue<SimEvent>();
+  private readonly events = eventQueue<ElasticEvent>();
   private seq = 0;
   private now = 0;
   private gpuSeconds = 0;

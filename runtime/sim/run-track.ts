@@ -30,6 +30,19 @@ export function trackRun(run: RunSpec, at: number, noise: number, random: () => 
   return { spec: run, at, dag, byId: new Map(run.stages.map((s, k) => [s.id, k])), actual, pending: Int32Array.from(dag.parents, (p) => p.length), remaining: run.stages.length };
 }
 
+/** The event kinds both simulators have; the elastic one numbers its own from 2. */
+export const ARRIVAL = 0;
+export const FINISH = 1;
+
+/** An event: `ref` is an index into what `kind` concerns (the workload's arrivals, the attempts started). */
+export interface SimEvent {
+  readonly time: number;
+  /** Order of pushing, which breaks ties in time. */
+  readonly seq: number;
+  readonly kind: number;
+  readonly ref: number;
+}
+
 /** Events at the same time run in the order they were pushed (`seq`), so a simulation is deterministic. */
 export function eventQueue<E extends { readonly time: number; readonly seq: number }>(): Heap<E> {
   return new Heap<E>((a, b) => a.time < b.time || (a.time === b.time && a.seq < b.seq));

@@ -10,7 +10,7 @@ import { deriveSeed, seededRandom } from "../scheduler/prng.ts";
 import type { StageSpec } from "../scheduler/types.ts";
 import { jainIndex, percentile, round } from "./metrics.ts";
 import type { SimPolicy } from "./policy.ts";
-import { eventQueue, trackRun, type RunTrack } from "./run-track.ts";
+import { ARRIVAL, eventQueue, FINISH, trackRun, type RunTrack, type SimEvent } from "./run-track.ts";
 import type { Workload } from "./workload.ts";
 
 /** Seconds until an out-of-memory failure is noticed and the attempt ends. */
@@ -79,16 +79,6 @@ interface SimGpu {
   idleMiB: number;
   readonly resident: Map<string, SimModel>;
   busy: number;
-}
-
-const ARRIVAL = 0;
-const FINISH = 1;
-
-interface SimEvent {
-  readonly time: number;
-  readonly seq: number;
-  readonly kind: number;
-  readonly ref: number;
 }
 
 export function simulate(workload: Workload, policy: SimPolicy, options: SimOptions): SimResult {
