@@ -1,45 +1,17 @@
 /** WorkflowDeployment's cluster.elasticity: the scaler's one Role, the workers' replicas left to it, the config it reads. */
-import { Testing } from "cdktf";
 import { describe, expect, it } from "vitest";
-import { FabricStack, GpuModel, GpuPool, NetworkSegment, StorageTier, Tenant, Workflow, WorkflowDeployment, type ClusterProps } from "../../constructs/index.ts";
-import { CONFIG_MAP_KEY, parsePlatformConfig, type PlatformConfig } from "../../runtime/config/index.ts";
-import { synth, type Json } from "../support/synth.ts";
+import { WorkflowDeployment, type ClusterProps } from "../../constructs/index.ts";
+import { synth } from "../support/synth.ts";
+import { configOf as configNamed, platform, podOf } from "./cluster-deployment-fixture.ts";
 
-type Props = ConstructorParameters<typeof WorkflowDeployment>[2];
-
-function platform() {
-  const app = Testing.app();
-  const stack = new FabricStack(app, "test", { platformName: "test", region: "eu-central" });
-  const batch = new NetworkSegment(stack, "BatchSegment", { name: "batch" });
-  const alpha = new Tenant(stack, "Alpha", { name: "alpha", segment: batch });
-  const pool = new GpuPool(stack, "Pool", { name: "h100", model: GpuModel.H100_80GB, nodes: 4, gpusPerNode: 8 });
-  const tier = new StorageTier(stack, "Shared", { name: "shared", tierClass: "warm", provisioner: "rook-ceph.cephfs.csi.ceph.com", encryption: { parameters: { encrypted: "true" } }, accessModes: ["ReadWriteMany"] });
-  const workflow = Workflow.native({
-    apiVersion: "gpufabric.dev/v1",
-    kind: "Workflow",
-    metadata: { name: "render" },
-    spec: { stages: [{ id: "render", resources: { gpus: 1, vram: "8Gi" }, run: { command: ["node", "render.mjs"] } }] },
-  });
-  const props = (cluster: Partial<ClusterProps> = {}): Props => ({
-    name: "batch",
-    pool,
-    tier,
-    segment: batch,
-    tenants: [alpha],
-    workflows: [workflow],
-    cluster: { database: { secretName: "batch-database" }, ...cluster },
-  });
-  return { stack, props };
-}
-
+/** The pool has 4 nodes: elasticity may ask for up to 4 workers (the limit test names it). */
 function build(cluster: Partial<ClusterProps>) {
-  const p = platform();
-  new WorkflowDeployment(p.stack, "Batch", p.props(cluster));
+  const p = platform({ nodes: 4 });
+  new WorkflowDeployment(p.stack, "Batch", p.props({}, cluster));
   return synth(p.stack);
 }
 
-const configOf = (r: ReturnType<typeof synth>): PlatformConfig => parsePlatformConfig(JSON.parse(r.find("kubernetes_config_map_v1", "batch-config").config.data[CONFIG_MAP_KEY]));
-const podOf = (workload: Json) => workload.spec.template.spec;
+const configOf = (r: ReturnType<typeof synth>) => configNamed(r, "batch");
 
 describe("WorkflowDeployment with cluster.elasticity", () => {
   it("lets the control planes' ServiceAccount get, patch and update the worker StatefulSet's scale, and nothing else", () => {
