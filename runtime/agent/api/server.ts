@@ -19,6 +19,7 @@ import { StoreUnavailableError } from "../store/errors.ts";
 import { ApiError } from "../service/api-error.ts";
 import type { SubmissionContext } from "../service/submission.ts";
 import { SubmissionThread } from "../service/submission-thread.ts";
+import { endStreamsOnClose } from "../service/open-streams.ts";
 import { checkBrowserHeaders, checkSingleCredential, installJsonParser } from "../service/request-checks.ts";
 import type { HttpParts } from "./parts.ts";
 import { agentRouteTable } from "./routes.ts";
@@ -94,6 +95,7 @@ export async function buildHttpApi(parts: HttpParts): Promise<FastifyInstance> {
   });
 
   installErrorHandlers(app, parts);
+  endStreamsOnClose(app);
   const sessionKeys = lazySessionKeys(parts);
   installAuthentication(app, parts, routes, clientCa !== undefined, sessionKeys);
   installAudit(app, parts);

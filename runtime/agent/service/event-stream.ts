@@ -1,4 +1,5 @@
 /** Server-sent events of a run: `GET /v1/runs/{id}/events`, resumable after an event id. */
+import { holdStream } from "./open-streams.ts";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Store } from "../store/types.ts";
 import { TERMINAL_RUN_STATUSES } from "../store/types.ts";
@@ -36,8 +37,10 @@ export function streamEvents(request: FastifyRequest, reply: FastifyReply, store
     loop.changes.off("run", onChange);
     clearInterval(heartbeat);
     if (poll) clearInterval(poll);
+    released();
     raw.end();
   };
+  const released = holdStream(request, close);
   const runIsOver = async (): Promise<boolean> => {
     const detail = await store.getRun(tenant, runId);
     return detail === undefined || TERMINAL_RUN_STATUSES.includes(detail.run.status);

@@ -4,6 +4,7 @@
  * of the tenant's runs changes). The stream hears of changes made here from the loop at once, and of
  * changes made by another control plane of a cluster by reading the store every `eventPollMs`.
  */
+import { holdStream } from "../../service/open-streams.ts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ListedRun, RunListOptions } from "../../store/types.ts";
 import { NO_STAGES } from "../../store/run-list.ts";
@@ -133,8 +134,10 @@ export function streamRunList(request: FastifyRequest, reply: FastifyReply, part
     loop.changes.off("run", onChange);
     clearInterval(keepalive);
     if (poll) clearInterval(poll);
+    released();
     raw.end();
   };
+  const released = holdStream(request, close);
   const keepalive = setInterval(() => {
     if (!closed) raw.write(": keepalive\n\n");
   }, KEEPALIVE_MS);
